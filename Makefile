@@ -1,0 +1,44 @@
+# make demo : create/update .venv, then run the main job end to end on generated data.
+# make test : create/update .venv with everything the tests need, then run the whole suite.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+
+# PyTorch pins that install from the local wheel cache on the development machines.
+ifeq ($(shell uname -m),aarch64)
+TORCH_PINS ?= torch==2.9.1 torchvision==0.24.1
+else
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+endif
+
+REPORT := build/test-report.xml
+
+.PHONY: demo test venv clean
+
+$(VENV)/.created:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	touch $@
+
+$(VENV)/.train: $(VENV)/.created pyproject.toml
+	$(PIP) install --quiet $(TORCH_PINS)
+	$(PIP) install --quiet -e '.[train]'
+	touch $@
+
+$(VENV)/.test: $(VENV)/.train pyproject.toml
+	$(PIP) install --quiet -e '.[train,test]'
+	touch $@
+
+venv: $(VENV)/.test
+
+demo: $(VENV)/.train
+	$(PY) -m stop_train.demo --preset tiny
+	$(PY) -m stop_train.demo --preset tiny --mode official
+
+test: $(VENV)/.test
+	@mkdir -p build
+	$(PY) -m pytest --junitxml=$(REPORT) $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) build

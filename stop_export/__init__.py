@@ -1,0 +1,1 @@
+"""STOP export (ONNX, TensorRT) and inference runtimes. Works without PyTorch for the runtime parts."""

@@ -1,0 +1,1 @@
+"""STOP desktop recognizer (PySide6)."""

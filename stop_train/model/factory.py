@@ -1,0 +1,77 @@
+"""Create STOP models from presets, and save/load them as a folder (model.safetensors + config.json)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..config import ModelConfig, apply_overrides, load_config
+from .backbone import load_clip_weights, resolve_pretrained
+from .stop import STOP
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+
+
+def create_model(
+    preset_or_path: str | Path | ModelConfig = "stop-b32",
+    pretrained: str | None = None,
+    precision: str = "fp32",
+    device: str | torch.device = "cpu",
+    **overrides: Any,
+) -> STOP:
+    """Build a STOP model.
+
+    preset_or_path: a preset name (`list_presets()`), a JSON config file or a `ModelConfig`.
+    pretrained: CLIP weights for the backbone: an open_clip tag of `cfg.clip_model` (e.g. 'openai'), a
+        local checkpoint file, or None / 'none' for random weights. The STOP parts start from their init.
+    overrides: config fields, e.g. `frames=12`, `mode='official'`, `vision={'image_size': 288}` or
+        `**{'vision.image_size': 288}`; unknown keys raise ValueError listing the valid ones.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    cfg = preset_or_path if isinstance(preset_or_path, ModelConfig) else load_config(preset_or_path)
+    cfg = apply_overrides(cfg, overrides)
+    path = None
+    if pretrained not in (None, "none"):
+        path, quick_gelu = resolve_pretrained(cfg, pretrained)
+        if quick_gelu != cfg.quick_gelu:
+            log.info("weights %s use %sQuickGELU: setting quick_gelu=%s", pretrained, "" if quick_gelu else "no ", quick_gelu)
+            cfg = dataclasses.replace(cfg, quick_gelu=quick_gelu)
+    model = STOP(cfg)
+    if path is not None:
+        load_clip_weights(model.clip, path)
+    return model.to(device=device, dtype=PRECISIONS[precision])
+
+
+def save_model(model: STOP, folder: str | Path) -> Path:
+    """Write `folder/model.safetensors` and `folder/config.json` (each via a temp file and rename)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / (WEIGHTS_FILE + ".tmp")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    tmp.replace(folder / WEIGHTS_FILE)
+    tmp = folder / (CONFIG_FILE + ".tmp")
+    tmp.write_text(json.dumps(model.cfg.to_dict(), indent=2) + "\n", encoding="utf-8")
+    tmp.replace(folder / CONFIG_FILE)
+    return folder
+
+
+def load_model(folder: str | Path, device: str | torch.device = "cpu", **overrides: Any) -> STOP:
+    """Load a model folder written by `save_model` or by the converter."""
+    folder = Path(folder)
+    for name in (WEIGHTS_FILE, CONFIG_FILE):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{folder} has no {name}: not a STOP model folder")
+    cfg = ModelConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8")))
+    model = STOP(apply_overrides(cfg, overrides))
+    model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+    return model.to(device)

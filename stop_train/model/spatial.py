@@ -1,0 +1,83 @@
+"""Intra-frame spatial prompting (pixel space, before patchify) and the spatial mask."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from .layers import pointwise_conv3d
+
+# Prompter sizes of the published code (architecture hyper-parameters, not data sizes).
+PROMPTER_CHANNELS = (9, 9, 16)
+PROMPTER_MLP_HIDDEN = 16
+PROMPTER_KERNEL = (3, 11, 11)
+SCORE_KERNEL = (5, 11, 11)
+
+
+def _same_padding(kernel: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple((k - 1) // 2 for k in kernel)
+
+
+class SpatialPrompter(nn.Module):
+    """P^s (Conv3d stack + per-pixel MLP) and the top-k spatial mask.
+
+    `mask_layout='lattice'` reproduces the published pooling (cells are pixels with equal (h mod g, w mod g),
+    bug B1) and, like the published code, gives the score network no gradient (B2). `mask_layout='patch'`
+    pools real ViT patches; with `trainable_mask` the hard top-k mask is made differentiable with a
+    straight-through estimator (forward: the hard mask; backward: d sigmoid(score - threshold)).
+    """
+
+    def __init__(self, cfg: ModelConfig, trainable_mask: bool):
+        super().__init__()
+        c1, c2, c3 = PROMPTER_CHANNELS
+        k, pad = PROMPTER_KERNEL, _same_padding(PROMPTER_KERNEL)
+        self.conv = nn.Sequential(
+            nn.Conv3d(3, c1, k, padding=pad),
+            nn.Conv3d(c1, c1, k, padding=pad),
+            nn.PReLU(),
+            nn.Conv3d(c1, c2, k, padding=pad),
+            nn.PReLU(),
+            nn.Conv3d(c2, c3, k, padding=pad),
+        )
+        self.mlp = nn.Sequential(nn.Linear(c3, PROMPTER_MLP_HIDDEN), nn.PReLU(), nn.Linear(PROMPTER_MLP_HIDDEN, 3))
+        self.dropout = nn.Dropout(cfg.spatial_dropout)
+        self.score_net = nn.Conv3d(3, 1, SCORE_KERNEL, padding=_same_padding(SCORE_KERNEL))
+        self.patch_size = cfg.vision.patch_size
+        self.grid = cfg.vision.grid
+        self.topk = cfg.spatial_topk
+        self.scale = cfg.spatial_scale
+        self.layout = cfg.mask_layout
+        self.trainable_mask = trainable_mask
+
+    def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """video (B, T, 3, H, W), CLIP-normalised -> prompted video (same shape), mask (B, T, g, g) bool."""
+        x = video.transpose(1, 2)  # (B, 3, T, H, W)
+        p = self.dropout(self.conv(x))  # (B, C, T, H, W)
+        p = pointwise_conv3d(p, self.mlp[0])  # the per-pixel MLP as 1x1x1 convolutions: no permutes
+        p = pointwise_conv3d(self.mlp[1](p), self.mlp[2])  # (B, 3, T, H, W)
+        p = self.dropout(self.dropout(p)).transpose(1, 2)  # published applies this dropout twice
+        cells, pixels = self.mask(x)
+        return video + p * self.scale + p * pixels.unsqueeze(2) * self.scale, cells
+
+    def mask(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, 3, T, H, W) -> cells (B, T, g, g) bool, pixel mask (B, T, H, W) float."""
+        b, _, t, h, w = x.shape
+        g, p = self.grid, self.patch_size
+        score = self.score_net(x).squeeze(1)  # (B, T, H, W)
+        if self.layout == "lattice":
+            cell_score = score.reshape(b, t, p, g, p, g).mean(dim=(2, 4))
+        else:
+            cell_score = score.reshape(b, t, g, p, g, p).mean(dim=(3, 5))
+        flat = cell_score.flatten(2)  # (B, T, g*g)
+        threshold = flat.topk(self.topk + 1, dim=-1).values[..., self.topk:]  # (k+1)-th largest
+        cells = flat > threshold  # exactly k cells per frame (ties aside), as the published code
+        soft = cells.to(x.dtype)
+        if self.trainable_mask and torch.is_grad_enabled():
+            sig = torch.sigmoid(flat - threshold.detach())
+            soft = soft + (sig - sig.detach())  # value unchanged, gradient of the sigmoid
+        soft = soft.view(b, t, g, g)
+        if self.layout == "lattice":  # pixel (y, x) <- cell (y mod g, x mod g)
+            pixels = soft[:, :, None, :, None, :].expand(b, t, p, g, p, g)
+        else:  # pixel (y, x) <- cell (y // p, x // p)
+            pixels = soft[:, :, :, None, :, None].expand(b, t, g, p, g, p)
+        return cells.view(b, t, g, g), pixels.reshape(b, t, h, w)
