@@ -1,0 +1,95 @@
+"""Packaging: Python 3.10 compatibility, torch-free imports, entry points, what the wheel ships."""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = ["stop_train", "stop_export", "stop_gui", "tests", "benchmarks", ".ci"]
+BIN = Path(sys.executable).parent
+
+
+def python_files():
+    return sorted(p for d in SOURCES if (ROOT / d).is_dir() for p in (ROOT / d).rglob("*.py"))
+
+
+def test_sources_parse_as_python_310():
+    files = python_files()
+    assert len(files) > 10
+    for path in files:
+        ast.parse(path.read_text(encoding="utf-8"), filename=str(path), feature_version=(3, 10))
+
+
+def test_no_stdlib_api_newer_than_310():
+    # `long` is excluded: vermin mistakes torch's Tensor.long() for Python 2's builtin
+    cmd = [str(BIN / "vermin"), "-t=3.10-", "--violations", "--no-tips", "--exclude", "long", "-q"]
+    result = subprocess.run(cmd + [str(ROOT / d) for d in SOURCES if (ROOT / d).is_dir()], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("module", ["stop_train", "stop_train.config", "stop_train.labels", "stop_train.tolerances",
+                                    "stop_train.video", "stop_export", "stop_gui"])
+def test_light_modules_import_without_torch(module):
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None  # any import of torch now fails\n"
+        f"import {module}\n"
+        "import stop_train.config as c\n"
+        "assert c.load_config('stop-b32').frames == 8\n"
+        "assert 'open_clip' not in sys.modules\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("script", ["stop-export", "stop-recognize", "stop-gui", "stop-train"])
+def test_unbuilt_entry_points_say_so_and_exit_2(script):
+    result = subprocess.run([str(BIN / script)], capture_output=True, text=True)
+    assert result.returncode == 2
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    assert len(lines) == 1 and "not built yet" in lines[0]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    (path,) = out.glob("stop_toolkit-*.whl")
+    return path
+
+
+def test_wheel_ships_presets_and_labels_and_no_torch_dependency(wheel):
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        metadata = next(zf.read(n).decode() for n in names if n.endswith(".dist-info/METADATA"))
+    for preset in ["stop-b32", "stop-b16", "stop-l14", "stop-official-b32", "tiny"]:
+        assert f"stop_train/models/presets/{preset}.json" in names
+    for labels in ["ucf101", "hmdb51", "kinetics400", "ssv2"]:
+        assert f"stop_train/models/labels/{labels}.txt" in names
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    base = [r for r in requires if "extra ==" not in r]
+    assert base and not any("torch" in r for r in base), base
+    assert any("torch" in r and "extra == " in r and "train" in r for r in requires)
+    assert "Requires-Python: >=3.10" in metadata
+
+
+def test_installed_layout_finds_its_own_presets(wheel, tmp_path):
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extractall(tmp_path)
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import stop_train.config as c, stop_train.labels as l\n"
+        "print(c.presets_dir()); print(l.labels_dir()); print(len(l.load_labels('ucf101')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                            env={"PYTHONPATH": str(tmp_path), "PATH": ""})
+    assert result.returncode == 0, result.stderr
+    presets, labels, count = result.stdout.split()
+    assert Path(presets) == tmp_path / "stop_train" / "models" / "presets"
+    assert Path(labels) == tmp_path / "stop_train" / "models" / "labels" and count == "101"
