@@ -19,8 +19,12 @@ class Adapter(nn.Sequential):
 
 
 def pointwise_conv3d(x: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
-    """Apply a Linear over the channel axis of (B, C, T, H, W) without permuting."""
-    return F.conv3d(x, linear.weight[:, :, None, None, None], linear.bias)
+    """Apply a Linear over the channel axis of (B, C, T, H, W) without permuting (one batched matmul:
+    several times faster than a 1x1x1 oneDNN convolution here)."""
+    b = x.shape[0]
+    w = linear.weight.expand(b, -1, -1)
+    y = torch.baddbmm(linear.bias.view(1, -1, 1).expand(b, -1, -1), w, x.flatten(2))  # (B, O, T*H*W)
+    return y.unflatten(2, x.shape[2:])
 
 
 def min_max_per_video(score: torch.Tensor) -> torch.Tensor:
@@ -29,3 +33,41 @@ def min_max_per_video(score: torch.Tensor) -> torch.Tensor:
     srange = score.amax(dim=-1, keepdim=True) - smin
     nonzero = srange > 0
     return torch.where(nonzero, (score - smin) / torch.where(nonzero, srange, torch.ones_like(srange)), torch.zeros_like(score))
+
+
+def _fft_length(n: int) -> int:
+    """The smallest 2-3-5-smooth length >= n (fast FFT sizes)."""
+    while True:
+        m = n
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        if m == 1:
+            return n
+        n += 1
+
+
+def _exporting() -> bool:
+    return torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
+
+
+class FFTConv3d(nn.Conv3d):
+    """A 'same'-padded Conv3d with few output channels, computed by FFT in eager mode on the CPU.
+
+    oneDNN runs a direct 3D convolution with a single output channel and a large kernel at ~30 GFLOP/s
+    here (the published InterConv's 9->1 layer takes ~0.2 s for T=8); the FFT gives the same result to
+    ~1e-6 relative in a tenth of the time. Export, tracing and other devices use the plain convolution.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu" or _exporting() or self.groups != 1 or self.stride != (1, 1, 1):
+            return super().forward(x)
+        dims = (2, 3, 4)
+        kernel = self.weight.shape[2:]
+        size = tuple(_fft_length(n + k - 1) for n, k in zip(x.shape[2:], kernel))
+        xf = torch.fft.rfftn(x, s=size, dim=dims)  # (B, C, ...)
+        wf = torch.fft.rfftn(self.weight.flip(dims), s=size, dim=dims)  # (O, C, ...): correlation = flipped conv
+        y = torch.fft.irfftn((xf.unsqueeze(1) * wf).sum(2), s=size, dim=dims)  # (B, O, ...)
+        crop = tuple(slice(k - 1 - p, k - 1 - p + n) for k, p, n in zip(kernel, self.padding, x.shape[2:]))
+        y = y[(slice(None), slice(None)) + crop]
+        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1, 1)

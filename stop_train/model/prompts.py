@@ -30,9 +30,10 @@ class PromptBlock(nn.Module):
             ("c_proj", nn.Linear(width * 4, width)),
         ]))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rows: slice = slice(None)) -> torch.Tensor:
+        """x (batch, rows, D) -> the outputs of `rows` only (every row is still attended to)."""
         h = self.ln_1(x)
-        x = x + self.attn(h, h, h, need_weights=False)[0]
+        x = x[:, rows] + self.attn(h[:, rows], h, h, need_weights=False)[0]
         return x + self.mlp(self.ln_2(x))
 
 
@@ -58,12 +59,22 @@ class TransformerPromptGenerator(nn.Module):
             ("c_proj", nn.Linear(d * 2, cfg.text.width)),
         ]))
 
+    def _rows(self) -> torch.Tensor:
+        rows = self.embedding.weight.shape[0]
+        return self.embedding.weight.view(rows, self.layers, self.width).transpose(0, 1)  # (layers, rows, D)
+
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         """-> text prompts (layers, n_text, Wt), local visual prompts (layers, L*T, D), frame-major."""
-        rows = self.embedding.weight.shape[0]
-        e = self.embedding.weight.view(rows, self.layers, self.width).transpose(0, 1)  # (layers, rows, D)
-        o = self.block(e)
+        o = self.block(self._rows())
         return self.text_mlp(o[:, : self.text_prompts]), o[:, self.text_prompts:]
+
+    def text(self) -> torch.Tensor:
+        """Text prompts only (the visual rows are attended to but not computed)."""
+        return self.text_mlp(self.block(self._rows(), slice(0, self.text_prompts)))
+
+    def visual(self) -> torch.Tensor:
+        """Local visual prompts only."""
+        return self.block(self._rows(), slice(self.text_prompts, None))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         key = prefix + "embedding.weight"
@@ -96,10 +107,20 @@ class LinearPromptGenerator(nn.Module):
         self.prefix_proj = nn.Linear(d, cfg.text.width)
         self.postfix_proj = nn.Linear(d, cfg.text.width) if cfg.text_postfix_prompts else None
 
+    def _prompts(self) -> torch.Tensor:
+        return self.embedding.view(self.local_prompts, self.layers, self.width).transpose(0, 1)  # (layers, L, D)
+
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
-        v = self.embedding.view(self.local_prompts, self.layers, self.width).transpose(0, 1)  # (layers, L, D)
+        """-> text prompts (layers, n_text, Wt), local visual prompts (layers, L*T, D), frame-major."""
+        return self.text(), self.visual()
+
+    def text(self) -> torch.Tensor:
+        v = self._prompts()
         text = [self.prefix_proj(v)] + ([self.postfix_proj(v)] if self.postfix_proj is not None else [])
-        return torch.cat(text, dim=1), v.repeat(1, self.frames, 1)  # visual: (layers, L*T, D), frame-major
+        return torch.cat(text, dim=1)
+
+    def visual(self) -> torch.Tensor:
+        return self._prompts().repeat(1, self.frames, 1)  # the same L prompts for every frame
 
 
 def build_prompt_generator(cfg: ModelConfig) -> nn.Module:

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from .layers import pointwise_conv3d
+from .layers import FFTConv3d, pointwise_conv3d
 
 # Prompter sizes of the published code (architecture hyper-parameters, not data sizes).
 PROMPTER_CHANNELS = (9, 9, 16)
@@ -41,7 +42,7 @@ class SpatialPrompter(nn.Module):
         )
         self.mlp = nn.Sequential(nn.Linear(c3, PROMPTER_MLP_HIDDEN), nn.PReLU(), nn.Linear(PROMPTER_MLP_HIDDEN, 3))
         self.dropout = nn.Dropout(cfg.spatial_dropout)
-        self.score_net = nn.Conv3d(3, 1, SCORE_KERNEL, padding=_same_padding(SCORE_KERNEL))
+        self.score_net = FFTConv3d(3, 1, SCORE_KERNEL, padding=_same_padding(SCORE_KERNEL))
         self.patch_size = cfg.vision.patch_size
         self.grid = cfg.vision.grid
         self.topk = cfg.spatial_topk
@@ -52,8 +53,15 @@ class SpatialPrompter(nn.Module):
     def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """video (B, T, 3, H, W), CLIP-normalised -> prompted video (same shape), mask (B, T, g, g) bool."""
         x = video.transpose(1, 2)  # (B, 3, T, H, W)
-        p = self.dropout(self.conv(x))  # (B, C, T, H, W)
-        p = pointwise_conv3d(p, self.mlp[0])  # the per-pixel MLP as 1x1x1 convolutions: no permutes
+        h = self.conv[:-1](x)
+        last, first_linear = self.conv[-1], self.mlp[0]
+        if self.training:
+            p = pointwise_conv3d(self.dropout(last(h)), first_linear)  # the per-pixel MLP without permutes
+        else:
+            # eval: the dropout between them is the identity, so conv then Linear is one convolution
+            weight = torch.einsum("oc,c...->o...", first_linear.weight, last.weight)
+            bias = first_linear.weight @ last.bias + first_linear.bias
+            p = F.conv3d(h, weight, bias, padding=last.padding)  # (B, C, T, H, W)
         p = pointwise_conv3d(self.mlp[1](p), self.mlp[2])  # (B, 3, T, H, W)
         p = self.dropout(self.dropout(p)).transpose(1, 2)  # published applies this dropout twice
         cells, pixels = self.mask(x)

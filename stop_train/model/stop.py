@@ -76,8 +76,7 @@ class STOP(nn.Module):
             raise ValueError(f"expected video (B, {cfg.frames}, 3, {size}, {size}), got {tuple(video.shape)}")
         prompted, cells = self.spatial(video)
         tokens = self.embed_frames(prompted)  # (B, T, 1+N, D)
-        _, local = self.prompts()
-        local = local.unflatten(1, (t, cfg.local_prompts))  # (layers, T, L, D)
+        local = self.prompts.visual().unflatten(1, (t, cfg.local_prompts))  # (layers, T, L, D)
         if self.dynamic:
             hidden, aux = self._visual_dynamic(tokens, local)
         else:
@@ -171,7 +170,7 @@ class STOP(nn.Module):
         cfg, clip = self.cfg, self.clip
         k, n = ids.shape
         pre = cfg.text_prefix_prompts
-        text_prompts, _ = self.prompts()  # (layers, pre+post, Wt)
+        text_prompts = self.prompts.text()  # (layers, pre+post, Wt)
         x = clip.token_embedding(ids) + clip.positional_embedding[:n].to(clip.token_embedding.weight.dtype)
 
         def with_prompts(x, i, keep):  # [start, prefix, tokens, postfix]; prompts get no position

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
-from .layers import min_max_per_video
+from .layers import FFTConv3d, min_max_per_video
 
 # Published prompter sizes (architecture hyper-parameters).
 CONV_CHANNELS = 9
@@ -30,7 +30,7 @@ class _TokenPrompter(nn.Module):
         self.conv = nn.Sequential(
             nn.Conv3d(1, CONV_CHANNELS, CONV_KERNEL, padding=pad),
             nn.PReLU(),
-            nn.Conv3d(CONV_CHANNELS, 1, CONV_KERNEL, padding=pad),
+            FFTConv3d(CONV_CHANNELS, 1, CONV_KERNEL, padding=pad),
         )
         self.mlp = nn.Sequential(nn.Linear(cfg.num_patches, MIX_HIDDEN), nn.PReLU(), nn.Linear(MIX_HIDDEN, out_tokens))
 
@@ -57,7 +57,7 @@ class OfficialTemporalPrompter(_TokenPrompter):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg, cfg.local_prompts)
-        self.score_net = nn.Conv3d(1, 1, SCORE_KERNEL, padding=_same_padding(SCORE_KERNEL))
+        self.score_net = FFTConv3d(1, 1, SCORE_KERNEL, padding=_same_padding(SCORE_KERNEL))
         self.scale = cfg.temporal_scale
 
     def forward(self, tokens: torch.Tensor, cells: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

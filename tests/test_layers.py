@@ -1,0 +1,65 @@
+"""Equivalences the fast paths rely on, and the published trainable-parameter counts."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from stop_train.config import apply_overrides, load_config
+from stop_train.model import STOP, create_model
+from stop_train.model.layers import FFTConv3d, pointwise_conv3d
+from stop_train.tolerances import BATCH_REL_ERR, relative_error
+
+
+@pytest.mark.parametrize("cin,cout,kernel,shape", [
+    (9, 1, (3, 15, 25), (2, 5, 7, 40)),  # InterConv's second layer (odd sizes, batch 2)
+    (3, 1, (5, 11, 11), (1, 4, 32, 32)),  # the spatial score network
+    (1, 2, (5, 3, 3), (1, 2, 6, 6)),  # kernel larger than the time axis
+])
+def test_fft_conv_equals_direct_conv(cin, cout, kernel, shape):
+    conv = FFTConv3d(cin, cout, kernel, padding=tuple((k - 1) // 2 for k in kernel))
+    x = torch.randn(shape[0], cin, *shape[1:], requires_grad=True)
+    direct = F.conv3d(x, conv.weight, conv.bias, padding=conv.padding)
+    fast = conv(x)
+    assert fast.shape == direct.shape and relative_error(fast, direct) < 1e-5
+    g_fast = torch.autograd.grad(fast.square().sum(), (x, conv.weight))
+    g_direct = torch.autograd.grad(direct.square().sum(), (x, conv.weight))
+    for a, b in zip(g_fast, g_direct):
+        assert relative_error(a, b) < 1e-4
+
+
+def test_pointwise_matches_linear():
+    lin = torch.nn.Linear(5, 3)
+    x = torch.randn(2, 5, 3, 4, 6)
+    expected = lin(x.movedim(1, -1)).movedim(-1, 1)
+    assert torch.allclose(pointwise_conv3d(x, lin), expected, atol=1e-6)
+
+
+def test_eval_folding_of_the_spatial_prompter_matches_training_path():
+    model = create_model("tiny", spatial_dropout=0.0)
+    video = torch.randn(2, 4, 3, 64, 64)
+    with torch.no_grad():
+        train_out, train_mask = model.spatial.train()(video)
+        eval_out, eval_mask = model.spatial.eval()(video)
+    assert torch.equal(train_mask, eval_mask)
+    assert relative_error(eval_out, train_out) < BATCH_REL_ERR
+
+
+def test_prompt_generator_parts_match_the_whole():
+    for generator in ("transformer", "linear"):
+        model = create_model("tiny", prompt_generator=generator)
+        with torch.no_grad():
+            text, visual = model.prompts()
+            assert relative_error(model.prompts.text(), text) < 1e-6
+            assert relative_error(model.prompts.visual(), visual) < 1e-6
+
+
+@pytest.mark.parametrize("generator,expected", [("transformer", 13_081_528), ("linear", 4_333_752)])
+def test_published_trainable_parameter_counts(generator, expected):
+    cfg = apply_overrides(load_config("stop-official-b32"), {"prompt_generator": generator})
+    assert cfg.frames == 12 and cfg.mode == "official"
+    with torch.device("meta"):
+        model = STOP(cfg)
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == expected
+    frozen = sum(p.numel() for n, p in model.named_parameters() if n.startswith("clip."))
+    assert frozen == 151_277_313  # the frozen CLIP ViT-B/32 (official-stop.md §1.9)
