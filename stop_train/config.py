@@ -109,6 +109,8 @@ class ModelConfig:
             raise ValueError("text.max_tokens exceeds text.context_length")
         if self.mode == "dynamic" and self.prompts_per_gap < 0:
             raise ValueError("prompts_per_gap must be >= 0")
+        if self.mode == "dynamic" and self.mask_layout != "patch":
+            raise ValueError("dynamic mode pools real ViT patches: mask_layout must be 'patch' (lattice is the published bug B1)")
         if self.mode == "dynamic" and self.text_postfix_prompts:
             raise ValueError("dynamic mode uses prefix text prompts only: set text_postfix_prompts=0")
         if self.prompt_generator == "linear" and (

@@ -1,10 +1,12 @@
 """STOP model behaviour on small configs: shapes, batch independence, edge cases, gradients, generality."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
-from stop_train.config import apply_overrides, list_presets, load_config
+from stop_train.config import apply_overrides, list_presets, load_config, presets_dir
 from stop_train.model import STOP, create_model, dead_parameters, load_model, save_model
 from stop_train.tolerances import BATCH_REL_ERR, relative_error
 
@@ -156,7 +158,10 @@ def test_video_features(mode, feature):
 def test_every_preset_builds():
     names = list_presets()
     assert {"stop-b32", "stop-b16", "stop-l14", "stop-official-b32", "tiny"} <= set(names)
+    fields = set(load_config("tiny").to_dict())
     for name in names:
+        data = json.loads((presets_dir() / f"{name}.json").read_text())
+        assert set(data) == fields, f"{name}: a preset holds exactly the ModelConfig fields"
         cfg = load_config(name)
         with torch.device("meta"):
             model = STOP(cfg)
@@ -171,6 +176,8 @@ def test_unknown_override_lists_valid_keys():
         create_model("tiny", vision={"image_sise": 64})
     with pytest.raises(ValueError, match="presets: .*tiny"):
         create_model("no-such-preset")
+    with pytest.raises(ValueError, match="mask_layout must be 'patch'"):
+        create_model("tiny", mask_layout="lattice")
     cfg = apply_overrides(load_config("tiny"), {"vision.image_size": 96, "frames": 6})
     assert (cfg.vision.image_size, cfg.frames, cfg.vision.patch_size) == (96, 6, 16)
 
