@@ -114,3 +114,16 @@ def test_fp16_inputs_compute_variation_in_fp32():
     assert tokens.dtype == torch.float16 and variation.dtype == torch.float32
     assert counts.tolist() == [[0, 4, 3]]
     assert torch.allclose(variation, frame_variation(frames.float(), 6), atol=1e-3)
+
+
+def test_opcheck_and_input_validation():
+    frames = torch.randn(2, 4, 7, 8, requires_grad=True)
+    gaps = torch.randn(2, 3, 4, 8, requires_grad=True)
+    results = torch.library.opcheck(temporal_prompt_insert, (frames, gaps, 4, 5, TOL))
+    assert set(results.values()) == {"SUCCESS"}, results
+    with pytest.raises(ValueError, match="differ in dtype"):
+        temporal_prompt_insert_reference(frames, gaps.double(), 4, 5, TOL)
+    with pytest.raises(ValueError, match="gap_prompts must be"):
+        temporal_prompt_insert_reference(frames, torch.randn(2, 3, 4, 9), 4, 5, TOL)
+    with pytest.raises(ValueError, match="num_patches"):
+        temporal_prompt_insert_reference(frames, gaps, 4, 8, TOL)

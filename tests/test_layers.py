@@ -63,3 +63,16 @@ def test_published_trainable_parameter_counts(generator, expected):
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == expected
     frozen = sum(p.numel() for n, p in model.named_parameters() if n.startswith("clip."))
     assert frozen == 151_277_313  # the frozen CLIP ViT-B/32 (official-stop.md §1.9)
+
+
+@pytest.mark.parametrize("kwargs,dtype", [
+    ({"padding": (0, 1, 1)}, torch.float32),  # not 'same'
+    ({"padding": (1, 1, 1), "dilation": (1, 1, 2)}, torch.float32),
+    ({"padding": (1, 1, 1), "padding_mode": "circular"}, torch.float32),
+    ({"padding": (1, 1, 1)}, torch.bfloat16),  # torch.fft has no bf16 on the CPU
+])
+def test_fft_conv_falls_back_where_it_does_not_apply(kwargs, dtype):
+    conv = FFTConv3d(2, 1, (3, 3, 3), **kwargs).to(dtype)
+    x = torch.randn(1, 2, 4, 9, 9, dtype=dtype)
+    assert not conv._fft_applies(x)
+    assert torch.equal(conv(x), torch.nn.Conv3d.forward(conv, x))

@@ -49,6 +49,7 @@ def test_outputs_and_overlays(mode):
 def test_batch_independence(mode):
     model = tiny(mode).eval()
     videos = random_video(model, 3)
+    videos[2] = videos[2, :1]  # a still video beside moving ones: its normalisation must stay its own
     alone, aux_alone = model.encode_video(videos[1:2], return_aux=True)
     batch, aux_batch = model.encode_video(videos, return_aux=True)
     assert relative_error(batch[1:2], alone) < BATCH_REL_ERR
@@ -111,6 +112,26 @@ def test_gradients_reach_trainable_and_only_them(mode, generator):
         assert dead == ()  # in dynamic mode the spatial score network is trained (straight-through)
 
 
+def test_straight_through_gate_carries_the_variation_gradient(monkeypatch):
+    import stop_train.model.stop as stop_module
+
+    model = tiny().train()
+    model.spatial.dropout.p = 0.0
+    video = random_video(model, 2)
+    ids = model.tokenize(["a", "b"])
+
+    def input_grad():
+        x = video.clone().requires_grad_(True)
+        model(x, ids).square().sum().backward()
+        return x.grad
+
+    gate = stop_module.straight_through_gate(torch.randn(2, 4, 9, 8, requires_grad=True), model.cfg)
+    assert torch.equal(gate.detach(), torch.ones_like(gate)) and gate.requires_grad
+    with_gate = input_grad()
+    monkeypatch.setattr(stop_module, "straight_through_gate", lambda frames, cfg: 1.0)
+    assert relative_error(input_grad(), with_gate) > 1e-4  # the variation path contributes to the gradient
+
+
 def test_unfrozen_backbone_trains():
     model = tiny(freeze_backbone=False).train()
     ids = model.tokenize(["a", "b"])
@@ -165,8 +186,17 @@ def test_every_preset_builds():
         cfg = load_config(name)
         with torch.device("meta"):
             model = STOP(cfg)
-        hidden = model.clip.visual.transformer.resblocks[0].attn.embed_dim
-        assert hidden == cfg.vision.width, name
+        v = model.clip.visual
+        assert v.positional_embedding.shape == (cfg.num_patches + 1, cfg.vision.width), name
+        assert len(v.transformer.resblocks) == cfg.vision.layers and v.proj.shape[1] == cfg.embed_dim, name
+        assert model.temporal.mlp[0].in_features == cfg.num_patches, name
+        assert model.global_prompts.shape == (1, cfg.global_prompts, cfg.vision.width), name
+        if cfg.prompt_generator == "transformer":
+            rows = cfg.text_prefix_prompts + cfg.text_postfix_prompts + cfg.local_prompts * cfg.frames
+            assert model.prompts.embedding.weight.shape == (rows, cfg.prompt_layers * cfg.vision.width), name
+        if cfg.mode == "dynamic":
+            assert model.gap_offsets.shape == (min(cfg.prompt_layers, cfg.vision.layers), cfg.prompts_per_gap,
+                                               cfg.vision.width), name
 
 
 def test_unknown_override_lists_valid_keys():

@@ -67,17 +67,21 @@ def temporal_prompt_insert_reference(
     variation_tol: float,
 ):
     """The op's definition (standard ops only). See the module docstring for shapes."""
-    b, t, f, _ = frame_tokens.shape
-    if gap_prompts.shape[1] != t - 1 or gap_prompts.shape[2] != prompts_per_gap:
-        raise ValueError(f"gap_prompts must be (B, {t - 1}, {prompts_per_gap}, D), got {tuple(gap_prompts.shape)}")
+    b, t, f, d = frame_tokens.shape
+    if gap_prompts.shape != (b, t - 1, prompts_per_gap, d):
+        raise ValueError(f"gap_prompts must be ({b}, {t - 1}, {prompts_per_gap}, {d}), got {tuple(gap_prompts.shape)}")
+    if gap_prompts.dtype != frame_tokens.dtype:
+        raise ValueError(f"frame_tokens ({frame_tokens.dtype}) and gap_prompts ({gap_prompts.dtype}) differ in dtype")
+    if not 0 < num_patches <= f:
+        raise ValueError(f"num_patches={num_patches} must lie in [1, {f}] (frame group size)")
     variation = frame_variation(frame_tokens, num_patches)
     counts = prompt_counts(normalize_variation(variation, variation_tol), prompts_per_gap)
     slots = torch.arange(prompts_per_gap, device=counts.device)
     active = slots < counts.unsqueeze(-1)  # (B, T-1, P)
     gaps = gap_prompts * active.unsqueeze(-1).to(gap_prompts.dtype)
-    tokens = interleave(frame_tokens, gaps)
+    tokens = interleave(frame_tokens, gaps).contiguous()
     frame_mask = torch.ones(b, t, f, dtype=torch.bool, device=frame_tokens.device)
-    key_mask = interleave(frame_mask, active)
+    key_mask = interleave(frame_mask, active).contiguous()
     return tokens, key_mask, variation, counts
 
 
@@ -109,6 +113,7 @@ def _setup_context(ctx, inputs, output):
     frame_tokens, _, prompts_per_gap, num_patches, _ = inputs
     _, key_mask, _, _ = output
     ctx.save_for_backward(frame_tokens, key_mask)
+    ctx.set_materialize_grads(False)  # unused outputs give None: skip the variation's backward then
     ctx.num_patches = num_patches
     ctx.prompts_per_gap = prompts_per_gap
 
@@ -116,10 +121,15 @@ def _setup_context(ctx, inputs, output):
 def _backward(ctx, grad_tokens, grad_mask, grad_variation, grad_counts):
     # tokens are a rearrangement of the inputs (inactive slots zeroed); the variation is differentiable
     frame_tokens, key_mask = ctx.saved_tensors
-    t, f = frame_tokens.shape[1], frame_tokens.shape[2]
-    grad_frames, grad_gaps = deinterleave(grad_tokens, t, f, ctx.prompts_per_gap)
-    _, active = deinterleave(key_mask.unsqueeze(-1), t, f, ctx.prompts_per_gap)
-    grad_gaps = grad_gaps * active.to(grad_gaps.dtype)
+    b, t, f, d = frame_tokens.shape
+    p = ctx.prompts_per_gap
+    if grad_tokens is None:
+        grad_frames = torch.zeros_like(frame_tokens)
+        grad_gaps = frame_tokens.new_zeros((b, t - 1, p, d))
+    else:
+        grad_frames, grad_gaps = deinterleave(grad_tokens, t, f, p)
+        _, active = deinterleave(key_mask.unsqueeze(-1), t, f, p)
+        grad_gaps = grad_gaps * active.to(grad_gaps.dtype)
     if grad_variation is not None:
         with torch.enable_grad():
             x = frame_tokens.detach().requires_grad_(True)

@@ -59,8 +59,16 @@ class FFTConv3d(nn.Conv3d):
     ~1e-6 relative in a tenth of the time. Export, tracing and other devices use the plain convolution.
     """
 
+    def _fft_applies(self, x: torch.Tensor) -> bool:
+        same = all(2 * p == k - 1 for p, k in zip(self.padding, self.kernel_size)) if isinstance(self.padding, tuple) else False
+        return (
+            x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not _exporting()
+            and same and self.groups == 1 and self.stride == (1, 1, 1) and self.dilation == (1, 1, 1)
+            and self.padding_mode == "zeros"
+        )
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu" or _exporting() or self.groups != 1 or self.stride != (1, 1, 1):
+        if not self._fft_applies(x):
             return super().forward(x)
         dims = (2, 3, 4)
         kernel = self.weight.shape[2:]

@@ -26,7 +26,20 @@ def dead_parameters(cfg: ModelConfig) -> tuple[str, ...]:
         if cfg.prompt_generator == "linear" and cfg.text_postfix_prompts:
             dead.append("prompts.postfix_proj.")  # only feeds the postfix text prompts, after EOT (B6)
         return tuple(dead)
+    if cfg.prompts_per_gap == 0:  # no gap slots: the temporal prompter feeds nothing
+        return ("temporal.", "gap_offsets")
     return ()
+
+
+def straight_through_gate(frames: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
+    """(B, T-1, 1, 1) ones whose gradient is that of the normalised variation W (DECISIONS §1.1.7).
+
+    The counts are discrete, so every gap's content is multiplied by 1 + W - stop_grad(W) (= 1 in value);
+    the loss then reaches W, and through it the frame tokens. dW/dv scales with 1 / (max v - min v): large
+    when a video's gaps barely differ (gradient clipping, on in the training recipe, bounds the step).
+    """
+    w = normalize_variation(frame_variation(frames, cfg.num_patches), cfg.variation_tol)
+    return (1.0 + (w - w.detach()))[:, :, None, None].to(frames.dtype)  # exactly 1 in value
 
 
 class STOP(nn.Module):
@@ -45,7 +58,8 @@ class STOP(nn.Module):
         if self.dynamic:
             self.temporal = DynamicTemporalPrompter(cfg)
             # per-layer offsets make the gap prompts deep: slot contents are rewritten before every layer
-            self.gap_offsets = nn.Parameter(torch.empty(cfg.prompt_layers, cfg.prompts_per_gap, d).uniform_(-bound, bound))
+            depth = min(cfg.prompt_layers, cfg.vision.layers)  # deeper rows would never be used
+            self.gap_offsets = nn.Parameter(torch.empty(depth, cfg.prompts_per_gap, d).uniform_(-bound, bound))
         else:
             self.temporal = OfficialTemporalPrompter(cfg)
             self.gap_offsets = None
@@ -118,12 +132,7 @@ class STOP(nn.Module):
         frames = torch.cat([tokens[:, :, :1], local[0].expand(b, -1, -1, -1), tokens[:, :, 1:]], dim=2)
         f = frames.shape[2]
         base = self.temporal(frames)  # (B, T-1, P, D)
-        gate = 1.0
-        if torch.is_grad_enabled():
-            # Straight-through: the counts are discrete, so every gap's content is multiplied by
-            # 1 + W - stop_grad(W) (= 1 in value); the loss then reaches the variation W through it.
-            w = normalize_variation(frame_variation(frames, cfg.num_patches), cfg.variation_tol)
-            gate = (1.0 + w - w.detach())[:, :, None, None]
+        gate = straight_through_gate(frames, cfg) if torch.is_grad_enabled() else 1.0
         body, key_mask, variation, counts = temporal_prompt_insert(
             frames, (base + self.gap_offsets[0]) * gate, p, cfg.num_patches, cfg.variation_tol
         )
