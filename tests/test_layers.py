@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from stop_train.config import apply_overrides, load_config
 from stop_train.model import STOP, create_model
-from stop_train.model.layers import FFTConv3d, pointwise_conv3d
+from stop_train.model.layers import FFTConv3d
 from stop_train.tolerances import BATCH_REL_ERR, relative_error
 
 
@@ -26,13 +26,6 @@ def test_fft_conv_equals_direct_conv(cin, cout, kernel, shape):
     g_direct = torch.autograd.grad(direct.square().sum(), (x, conv.weight))
     for a, b in zip(g_fast, g_direct):
         assert relative_error(a, b) < 1e-4
-
-
-def test_pointwise_matches_linear():
-    lin = torch.nn.Linear(5, 3)
-    x = torch.randn(2, 5, 3, 4, 6)
-    expected = lin(x.movedim(1, -1)).movedim(-1, 1)
-    assert torch.allclose(pointwise_conv3d(x, lin), expected, atol=1e-6)
 
 
 def test_eval_folding_of_the_spatial_prompter_matches_training_path():

@@ -161,7 +161,8 @@ def test_other_geometries(mode, overrides):
 @torch.no_grad()
 def test_video_features(mode, feature):
     model = tiny(mode, video_feature=feature).eval()
-    hidden, _ = model.forward_visual(random_video(model))
+    video = random_video(model)
+    hidden, _ = model.forward_visual(video)
     cfg = model.cfg
     stride = cfg.frame_tokens + (cfg.prompts_per_gap if mode == "dynamic" else 0)
     cls_positions = [cfg.global_prompts + t * stride for t in range(cfg.frames)]
@@ -174,6 +175,8 @@ def test_video_features(mode, feature):
     v = model.clip.visual
     expected = (v.ln_post(hidden[:, picks]) @ v.proj).mean(1)
     assert torch.allclose(model.video_features(hidden), expected, atol=1e-6)
+    # encode_video lets the last block compute only what the feature reads: same result
+    assert relative_error(model.encode_video(video, normalize=False), expected) < BATCH_REL_ERR
 
 
 def test_every_preset_builds():

@@ -111,9 +111,24 @@ def text_attention(block: nn.Module, h: torch.Tensor) -> torch.Tensor:
     return _project_out(block, F.scaled_dot_product_attention(q, k, v, is_causal=True))
 
 
-def run_block(block: nn.Module, x: torch.Tensor, attend, adapter: nn.Module | None, adapter_scale: float) -> torch.Tensor:
-    """x + attn(ln_1 x); then x + mlp(ln_2 x) + s * adapter(x) (the adapter reads the raw residual stream)."""
-    x = x + block.ls_1(attend(block, block.ln_1(x)))
+def global_attention(block: nn.Module, h: torch.Tensor, globals_: int, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Only the global prompts' outputs (B, G, D): they attend to every (active) token, in both layouts."""
+    d = h.shape[-1]
+    nh = _heads(block)
+    w, bias = block.attn.in_proj_weight, block.attn.in_proj_bias
+    q = F.linear(h[:, :globals_], w[:d], bias[:d]).unflatten(-1, (nh, -1)).transpose(1, 2)
+    kv = F.linear(h, w[d:], bias[d:]).unflatten(-1, (2, nh, -1)).permute(2, 0, 3, 1, 4)
+    mask = None if key_mask is None else key_mask[:, None, None]
+    return _project_out(block, F.scaled_dot_product_attention(q, kv[0], kv[1], attn_mask=mask))
+
+
+def run_block(block: nn.Module, x: torch.Tensor, attend, adapter: nn.Module | None, adapter_scale: float,
+              rows: slice = slice(None)) -> torch.Tensor:
+    """x + attn(ln_1 x); then x + mlp(ln_2 x) + s * adapter(x) (the adapter reads the raw residual stream).
+
+    With `rows`, only those tokens are updated and returned (`attend` must return their outputs only).
+    """
+    x = x[:, rows] + block.ls_1(attend(block, block.ln_1(x)))
     out = x + block.ls_2(block.mlp(block.ln_2(x)))
     if adapter is not None:
         out = out + adapter_scale * adapter(x)

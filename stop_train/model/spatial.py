@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from .layers import FFTConv3d, pointwise_conv3d
+from .layers import FFTConv3d
 
 # Prompter sizes of the published code (architecture hyper-parameters, not data sizes).
 PROMPTER_CHANNELS = (9, 9, 16)
@@ -52,18 +52,19 @@ class SpatialPrompter(nn.Module):
 
     def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """video (B, T, 3, H, W), CLIP-normalised -> prompted video (same shape), mask (B, T, g, g) bool."""
-        x = video.transpose(1, 2)  # (B, 3, T, H, W)
+        # channels-last: oneDNN runs these convolutions faster, and the per-pixel MLP then reads contiguous rows
+        x = video.transpose(1, 2).contiguous(memory_format=torch.channels_last_3d)  # (B, 3, T, H, W)
         h = self.conv[:-1](x)
         last, first_linear = self.conv[-1], self.mlp[0]
         if self.training:
-            p = pointwise_conv3d(self.dropout(last(h)), first_linear)  # the per-pixel MLP without permutes
+            p = first_linear(self.dropout(last(h)).permute(0, 2, 3, 4, 1))  # (B, T, H, W, C)
         else:
             # eval: the dropout between them is the identity, so conv then Linear is one convolution
             weight = torch.einsum("oc,c...->o...", first_linear.weight, last.weight)
             bias = first_linear.weight @ last.bias + first_linear.bias
-            p = F.conv3d(h, weight, bias, padding=last.padding)  # (B, C, T, H, W)
-        p = pointwise_conv3d(self.mlp[1](p), self.mlp[2])  # (B, 3, T, H, W)
-        p = self.dropout(self.dropout(p)).transpose(1, 2)  # published applies this dropout twice
+            p = F.conv3d(h, weight, bias, padding=last.padding).permute(0, 2, 3, 4, 1)
+        p = self.mlp[2](self.mlp[1](p))  # (B, T, H, W, 3)
+        p = self.dropout(self.dropout(p)).permute(0, 1, 4, 2, 3)  # published applies this dropout twice
         cells, pixels = self.mask(x)
         return video + p * self.scale + p * pixels.unsqueeze(2) * self.scale, cells
 

@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..config import ModelConfig
-from .attention import dynamic_attention, official_attention, run_block, text_attention
+from .attention import dynamic_attention, global_attention, official_attention, run_block, text_attention
 from .backbone import build_clip
 from .insert_op import deinterleave, frame_variation, interleave, normalize_variation, temporal_prompt_insert
 from .layers import Adapter
@@ -81,8 +81,12 @@ class STOP(nn.Module):
         x = torch.cat([cls, x], dim=1) + visual.positional_embedding.to(x.dtype)
         return visual.ln_pre(x).unflatten(0, (b, t))
 
-    def forward_visual(self, video: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """video (B, T, 3, H, W), CLIP-normalised -> hidden tokens (B, S, D) before ln_post, and overlays."""
+    def forward_visual(self, video: torch.Tensor, all_tokens: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """video (B, T, 3, H, W), CLIP-normalised -> hidden tokens (B, S, D) before ln_post, and overlays.
+
+        all_tokens=False lets the last block compute only what the video feature reads: for the global-prompt
+        features, hidden is then (B, G, D) (the global prompts), which `video_features` accepts.
+        """
         cfg = self.cfg
         b, t = video.shape[:2]
         if t != cfg.frames or video.shape[2:] != (3, cfg.vision.image_size, cfg.vision.image_size):
@@ -91,10 +95,11 @@ class STOP(nn.Module):
         prompted, cells = self.spatial(video)
         tokens = self.embed_frames(prompted)  # (B, T, 1+N, D)
         local = self.prompts.visual().unflatten(1, (t, cfg.local_prompts))  # (layers, T, L, D)
+        globals_only = not all_tokens and cfg.video_feature in ("global_prompt0", "average_global_prompt")
         if self.dynamic:
-            hidden, aux = self._visual_dynamic(tokens, local)
+            hidden, aux = self._visual_dynamic(tokens, local, globals_only)
         else:
-            hidden, aux = self._visual_official(tokens, cells, local)
+            hidden, aux = self._visual_official(tokens, cells, local, globals_only)
         aux["spatial_mask"] = cells
         return hidden, aux
 
@@ -103,12 +108,19 @@ class STOP(nn.Module):
         adapters = self.visual_adapters or [None] * len(blocks)
         return enumerate(zip(blocks, adapters))
 
-    def _run(self, block, x, attend, adapter):
+    def _run(self, block, x, attend, adapter, rows: slice = slice(None)):
         if self.grad_checkpointing and self.training:
-            return checkpoint(run_block, block, x, attend, adapter, self.cfg.adapter_scale, use_reentrant=False)
-        return run_block(block, x, attend, adapter, self.cfg.adapter_scale)
+            return checkpoint(run_block, block, x, attend, adapter, self.cfg.adapter_scale, rows, use_reentrant=False)
+        return run_block(block, x, attend, adapter, self.cfg.adapter_scale, rows)
 
-    def _visual_official(self, tokens, cells, local):
+    def _last_block(self, block, x, attend, adapter, globals_only: bool, key_mask=None):
+        """The last block; for a global-prompt feature only the G global prompts are computed."""
+        if not globals_only:
+            return self._run(block, x, attend, adapter)
+        g = self.cfg.global_prompts
+        return self._run(block, x, partial(global_attention, globals_=g, key_mask=key_mask), adapter, slice(0, g))
+
+    def _visual_official(self, tokens, cells, local, globals_only):
         cfg = self.cfg
         b, t = tokens.shape[:2]
         g, n_loc = cfg.global_prompts, cfg.local_prompts
@@ -117,15 +129,19 @@ class STOP(nn.Module):
         frames = torch.cat([tokens[:, :, :1], local[0], tokens[:, :, 1:]], dim=2)  # (B, T, F, D)
         x = torch.cat([self.global_prompts.expand(b, -1, -1), frames.flatten(1, 2)], dim=1)
         attend = partial(official_attention, globals_=g, frames=t)
+        last = cfg.vision.layers - 1
         for i, (block, adapter) in self._blocks():
             if 0 < i < cfg.prompt_layers:  # deep prompts: overwrite the local slots of every frame
                 fr = x[:, g:].unflatten(1, (t, -1))
                 fr = torch.cat([fr[:, :, :1], local[i], fr[:, :, 1 + n_loc:]], dim=2)
                 x = torch.cat([x[:, :g], fr.flatten(1, 2)], dim=1)
-            x = self._run(block, x, attend, adapter)
+            if i == last:
+                x = self._last_block(block, x, attend, adapter, globals_only)
+            else:
+                x = self._run(block, x, attend, adapter)
         return x, {"frame_weight": weight}
 
-    def _visual_dynamic(self, tokens, local):
+    def _visual_dynamic(self, tokens, local, globals_only):
         cfg = self.cfg
         b, t = tokens.shape[:2]
         g, n_loc, p = cfg.global_prompts, cfg.local_prompts, cfg.prompts_per_gap
@@ -140,13 +156,17 @@ class STOP(nn.Module):
         x = torch.cat([self.global_prompts.expand(b, -1, -1), body], dim=1)
         key_mask = torch.cat([key_mask.new_ones(b, g), key_mask], dim=1)
         attend = partial(dynamic_attention, key_mask=key_mask, globals_=g, frames=t, frame_len=f, gap_len=p)
+        last = cfg.vision.layers - 1
         for i, (block, adapter) in self._blocks():
             if 0 < i < cfg.prompt_layers:  # deep prompts: rewrite local slots and active gap slots
                 fr, _ = deinterleave(x[:, g:], t, f, p)
                 fr = torch.cat([fr[:, :, :1], local[i].expand(b, -1, -1, -1), fr[:, :, 1 + n_loc:]], dim=2)
                 gaps = (base + self.gap_offsets[i]) * gate * active
                 x = torch.cat([x[:, :g], interleave(fr, gaps)], dim=1)
-            x = self._run(block, x, attend, adapter)
+            if i == last:
+                x = self._last_block(block, x, attend, adapter, globals_only, key_mask)
+            else:
+                x = self._run(block, x, attend, adapter)
         return x, {"gap_variation": variation, "gap_prompt_count": counts}
 
     def video_features(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -168,7 +188,7 @@ class STOP(nn.Module):
 
     def encode_video(self, video: torch.Tensor, normalize: bool = True, return_aux: bool = False):
         """video (B, T, 3, H, W), CLIP-normalised -> embedding (B, E) [, overlays dict]."""
-        hidden, aux = self.forward_visual(video)
+        hidden, aux = self.forward_visual(video, all_tokens=False)
         emb = self.video_features(hidden)
         emb = F.normalize(emb, dim=-1) if normalize else emb
         return (emb, aux) if return_aux else emb
