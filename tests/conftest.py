@@ -20,3 +20,14 @@ def _seed():
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
     torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def golden() -> dict:
+    """Tensors of the published implementation (../shared/golden)."""
+    from safetensors.torch import load_file
+
+    path = SHARED / "golden" / "stop_official_T8.safetensors"
+    if not path.is_file():
+        pytest.skip(f"no ../shared: {path} not found")
+    return load_file(str(path))

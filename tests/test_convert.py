@@ -3,22 +3,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from stop_train.cli import main as stop_train_main
 from stop_train.model import load_model
 from stop_train.model.convert import convert_checkpoint, convert_state_dict, infer_config, rename_state_dict
 from stop_train.tolerances import GOLDEN_REL_ERR, relative_error
-
-
-@pytest.fixture(scope="module")
-def golden():
-    from conftest import SHARED
-
-    path = SHARED / "golden" / "stop_official_T8.safetensors"
-    if not path.is_file():
-        pytest.skip(f"no ../shared: {path} not found")
-    return load_file(str(path))
 
 
 def published_weights(golden):

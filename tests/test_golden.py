@@ -3,21 +3,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from stop_train.model.convert import convert_state_dict
 from stop_train.model.stop import STOP
 from stop_train.tolerances import GOLDEN_REL_ERR, relative_error
-
-
-@pytest.fixture(scope="module")
-def golden():
-    from conftest import SHARED
-
-    path = SHARED / "golden" / "stop_official_T8.safetensors"
-    if not path.is_file():
-        pytest.skip(f"no ../shared: {path} not found")
-    return load_file(str(path))
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,11 @@ class QuickGELU(nn.Module):
         return x * torch.sigmoid(1.702 * x)
 
 
+def same_padding(kernel: tuple[int, ...]) -> tuple[int, ...]:
+    """Padding that keeps every size of an odd kernel's input."""
+    return tuple((k - 1) // 2 for k in kernel)
+
+
 class Adapter(nn.Sequential):
     """Parallel bottleneck adapter on the raw residual stream (the published code calls it 'LoRA')."""
 

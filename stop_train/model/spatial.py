@@ -6,17 +6,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from .layers import FFTConv3d
+from .layers import FFTConv3d, same_padding
 
 # Prompter sizes of the published code (architecture hyper-parameters, not data sizes).
 PROMPTER_CHANNELS = (9, 9, 16)
 PROMPTER_MLP_HIDDEN = 16
 PROMPTER_KERNEL = (3, 11, 11)
 SCORE_KERNEL = (5, 11, 11)
-
-
-def _same_padding(kernel: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple((k - 1) // 2 for k in kernel)
 
 
 class SpatialPrompter(nn.Module):
@@ -31,7 +27,7 @@ class SpatialPrompter(nn.Module):
     def __init__(self, cfg: ModelConfig, trainable_mask: bool):
         super().__init__()
         c1, c2, c3 = PROMPTER_CHANNELS
-        k, pad = PROMPTER_KERNEL, _same_padding(PROMPTER_KERNEL)
+        k, pad = PROMPTER_KERNEL, same_padding(PROMPTER_KERNEL)
         self.conv = nn.Sequential(
             nn.Conv3d(3, c1, k, padding=pad),
             nn.Conv3d(c1, c1, k, padding=pad),
@@ -42,7 +38,7 @@ class SpatialPrompter(nn.Module):
         )
         self.mlp = nn.Sequential(nn.Linear(c3, PROMPTER_MLP_HIDDEN), nn.PReLU(), nn.Linear(PROMPTER_MLP_HIDDEN, 3))
         self.dropout = nn.Dropout(cfg.spatial_dropout)
-        self.score_net = FFTConv3d(3, 1, SCORE_KERNEL, padding=_same_padding(SCORE_KERNEL))
+        self.score_net = FFTConv3d(3, 1, SCORE_KERNEL, padding=same_padding(SCORE_KERNEL))
         self.patch_size = cfg.vision.patch_size
         self.grid = cfg.vision.grid
         self.topk = cfg.spatial_topk

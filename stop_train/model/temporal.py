@@ -5,17 +5,13 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
-from .layers import FFTConv3d, min_max_per_video
+from .layers import FFTConv3d, min_max_per_video, same_padding
 
 # Published prompter sizes (architecture hyper-parameters).
 CONV_CHANNELS = 9
 CONV_KERNEL = (3, 15, 25)  # (time, token, channel)
 MIX_HIDDEN = 16
 SCORE_KERNEL = (5, 11, 11)
-
-
-def _same_padding(kernel: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple((k - 1) // 2 for k in kernel)
 
 
 class _TokenPrompter(nn.Module):
@@ -25,7 +21,7 @@ class _TokenPrompter(nn.Module):
     def __init__(self, cfg: ModelConfig, out_tokens: int):
         super().__init__()
         d = cfg.vision.width
-        pad = _same_padding(CONV_KERNEL)
+        pad = same_padding(CONV_KERNEL)
         self.attention = nn.MultiheadAttention(d, cfg.vision.heads, batch_first=True)
         self.conv = nn.Sequential(
             nn.Conv3d(1, CONV_CHANNELS, CONV_KERNEL, padding=pad),
@@ -57,7 +53,7 @@ class OfficialTemporalPrompter(_TokenPrompter):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg, cfg.local_prompts)
-        self.score_net = FFTConv3d(1, 1, SCORE_KERNEL, padding=_same_padding(SCORE_KERNEL))
+        self.score_net = FFTConv3d(1, 1, SCORE_KERNEL, padding=same_padding(SCORE_KERNEL))
         self.scale = cfg.temporal_scale
 
     def forward(self, tokens: torch.Tensor, cells: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
