@@ -1,0 +1,65 @@
+"""Frame samplers of DECISIONS §4 (torch-free): `segments` (TSN) and `interval` (fixed time step).
+
+Every function returns frame indices (int64) in time order; clips shorter than asked are sampled with
+repetition.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SAMPLERS = ("segments", "interval")
+
+
+@dataclass(frozen=True)
+class SamplingCfg:
+    sampler: str = "segments"  # 'segments' or 'interval'
+    frames: int = 8  # T
+    frame_interval_s: float = 0.5  # interval sampler: seconds between sampled frames
+    test_clips: int = 1  # N test views along time
+    test_crops: int = 1  # M test crops (1: centre, 3: centre and both ends of the long side)
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler={self.sampler!r} is not one of {', '.join(SAMPLERS)}")
+        if self.test_crops not in (1, 3):
+            raise ValueError("test_crops must be 1 or 3")
+        if self.frames < 1 or self.test_clips < 1 or self.frame_interval_s <= 0:
+            raise ValueError("frames and test_clips must be >= 1, frame_interval_s > 0")
+
+
+def segment_indices(num_frames: int, frames: int, rng: np.random.Generator | None = None,
+                    offset: float = 0.5) -> np.ndarray:
+    """TSN: `frames` equal segments; a random position in each (training, `rng` given) or `offset` of each."""
+    edges = np.linspace(0.0, num_frames, frames + 1)
+    pos = rng.random(frames) if rng is not None else np.full(frames, offset)
+    idx = np.floor(edges[:-1] + pos * (edges[1:] - edges[:-1])).astype(np.int64)
+    return np.clip(idx, 0, num_frames - 1)
+
+
+def interval_indices(num_frames: int, fps: float, frames: int, interval_s: float,
+                     rng: np.random.Generator | None = None, start: float = 0.5) -> np.ndarray:
+    """`frames` frames `interval_s` apart; the window starts at random (training) or at fraction `start`
+    of the room left (0.5: centred). Windows longer than the clip repeat its last frame."""
+    step = interval_s * fps
+    span = (frames - 1) * step
+    room = max(0.0, num_frames - 1 - span)
+    first = (rng.random() if rng is not None else start) * room
+    idx = np.round(first + np.arange(frames) * step).astype(np.int64)
+    return np.clip(idx, 0, num_frames - 1)
+
+
+def train_indices(cfg: SamplingCfg, num_frames: int, fps: float, rng: np.random.Generator) -> np.ndarray:
+    if cfg.sampler == "segments":
+        return segment_indices(num_frames, cfg.frames, rng)
+    return interval_indices(num_frames, fps, cfg.frames, cfg.frame_interval_s, rng)
+
+
+def eval_view_indices(cfg: SamplingCfg, num_frames: int, fps: float) -> list[np.ndarray]:
+    """The N test clips: segments take offset (n + 0.5)/N in every segment; interval windows spread evenly."""
+    n = cfg.test_clips
+    if cfg.sampler == "segments":
+        return [segment_indices(num_frames, cfg.frames, offset=(i + 0.5) / n) for i in range(n)]
+    starts = [0.5] if n == 1 else [i / (n - 1) for i in range(n)]
+    return [interval_indices(num_frames, fps, cfg.frames, cfg.frame_interval_s, start=s) for s in starts]
