@@ -1,0 +1,170 @@
+"""Generic formats: one folder per class (``index_folder``) and ``<path> <label>`` lists (``index_list``)."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Mapping, Optional, Sequence, Union
+
+from ..labels import load_labels
+from .types import (
+    VIDEO_EXTENSIONS,
+    DatasetIndex,
+    DirCache,
+    VideoItem,
+    abs_root,
+    layout_error,
+    read_lines,
+    short_list,
+)
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+
+FOLDER_LAYOUT = """\
+<root>/                          <root>/
+├── <class_a>/                   ├── train/
+│   ├── clip1.mp4                │   ├── <class_a>/clip1.mp4
+│   └── ...            or        │   └── <class_b>/...
+└── <class_b>/                   ├── val/     (and/or test/)
+    └── ...                      │   └── <class_a>/...
+(all videos are 'train')         (classes = union, sorted)
+video files: """ + " ".join(VIDEO_EXTENSIONS)
+
+LIST_LAYOUT = """\
+<root>/
+├── <any>/<clip>.mp4
+└── ...
+list files (one per split): lines '<path> <label>'
+    path relative to <root>; label = class index or class name
+    (separate with a TAB when both contain spaces)"""
+
+
+def _class_dirs(folder: Path) -> list[str]:
+    return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+
+
+def _videos(folder: Path, extensions: Sequence[str]) -> list[Path]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found += [Path(dirpath) / f for f in sorted(filenames)
+                  if not f.startswith(".") and f.lower().endswith(tuple(extensions))]
+    return found
+
+
+def index_folder(
+    root: Path, flip_safe: bool = True, extensions: Sequence[str] = VIDEO_EXTENSIONS
+) -> DatasetIndex:
+    """Index one sub-folder per class; ``train/`` + ``val/``/``test/`` sub-roots become splits.
+
+    Without sub-roots every video is 'train'. Classes are the sorted union of the class
+    folders of all sub-roots, so a label means the same class in every split. Videos
+    are found recursively inside each class folder; the group is the file stem.
+    """
+    root = abs_root(root)
+    if not root.is_dir():
+        raise layout_error("folder", root, "root folder not found", FOLDER_LAYOUT)
+    if (root / "train").is_dir() and any((root / s).is_dir() for s in ("val", "test")):
+        roots = {s: root / s for s in SPLITS if (root / s).is_dir()}
+    else:
+        roots = {"train": root}
+    per_split = {s: _class_dirs(r) for s, r in roots.items()}
+    classes = sorted(set().union(*per_split.values()))
+    if not classes:
+        raise layout_error("folder", root, "no class folders found", FOLDER_LAYOUT)
+    for split, names in per_split.items():
+        if split != "train" and set(names) - set(per_split["train"]):
+            logger.warning("folder: classes in %s/ but not in train/: %s",
+                           split, short_list(sorted(set(names) - set(per_split["train"]))))
+    splits = {
+        split: [VideoItem(p, label, p.stem)
+                for label, cls in enumerate(classes) if cls in per_split[split]
+                for p in _videos(roots[split] / cls, extensions)]
+        for split in roots
+    }
+    if not any(splits.values()):
+        raise layout_error("folder", root, f"class folders hold no video files ({' '.join(extensions)})", FOLDER_LAYOUT)
+    return DatasetIndex("folder", classes, splits, flip_safe=flip_safe)
+
+
+def _split_line(line: str) -> tuple[str, str]:
+    """``(path, label)`` of a list line: TAB-separated, else ``<path> <int>``, else ``<path> <class name>``."""
+    if "\t" in line:
+        path, _, label = line.partition("\t")
+    else:
+        parts = line.rsplit(None, 1)
+        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+            path, label = parts
+        else:
+            path, _, label = line.partition(" ")
+    return path.strip(), label.strip()
+
+
+def _is_int(text: str) -> bool:
+    return text.lstrip("-").isdigit()
+
+
+def index_list(
+    root: Path,
+    lists: Mapping[str, Union[str, Path]],
+    classes: Union[Sequence[str], str, Path, None] = None,
+    flip_safe: bool = True,
+    name: str = "list",
+) -> DatasetIndex:
+    """Index ``<path> <label>`` list files, one per split (keys 'train', 'val', 'test').
+
+    Paths are relative to ``root`` (absolute paths are kept); relative list-file paths are
+    tried as given, then under ``root``. A label is a class index or a class name.
+    ``classes`` is a list, a label-file path or a label-set name (``load_labels``); when
+    omitted it is inferred: integer labels give ``class_<i>`` names, names are sorted.
+    """
+    root = abs_root(root)
+    if not root.is_dir():
+        raise layout_error(name, root, "root folder not found", LIST_LAYOUT)
+    if not lists:
+        raise layout_error(name, root, "no list files given (lists={'train': ..., 'val': ...})", LIST_LAYOUT)
+    parsed: dict[str, list[tuple[Path, int, str, str]]] = {}
+    for split, list_path in lists.items():
+        if split not in SPLITS:
+            raise ValueError(f"{name}: unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+        path = Path(os.path.expanduser(os.fspath(list_path)))
+        if not path.is_file() and not path.is_absolute():
+            path = root / path
+        if not path.is_file():
+            raise layout_error(name, root, f"{split} list {list_path} not found", LIST_LAYOUT)
+        parsed[split] = [(path, lineno, *_split_line(line)) for lineno, line in read_lines(path)]
+
+    rows = [row for split_rows in parsed.values() for row in split_rows]
+    if classes is None:
+        labels = [row[3] for row in rows]
+        if all(_is_int(lab) for lab in labels):
+            classes = [f"class_{i}" for i in range(max((int(lab) for lab in labels), default=-1) + 1)]
+        elif not any(_is_int(lab) for lab in labels):
+            classes = sorted(set(labels))
+        else:
+            raise ValueError(f"{name}: list labels mix indices and names; pass classes=")
+    elif isinstance(classes, (str, Path)):
+        classes = load_labels(classes)
+    classes = list(classes)
+    class_id = {c: i for i, c in enumerate(classes)}
+
+    cache = DirCache()
+    splits: dict[str, list[VideoItem]] = {}
+    missing: list[tuple[str, str]] = []
+    for split, split_rows in parsed.items():
+        items = splits[split] = []
+        for path, lineno, rel, label_text in split_rows:
+            if not rel or not label_text:
+                raise ValueError(f"{path}:{lineno}: expected '<path> <label>'")
+            label = int(label_text) if _is_int(label_text) else class_id.get(label_text, -1)
+            if not 0 <= label < len(classes):
+                raise ValueError(f"{path}:{lineno}: label {label_text!r} is not a class index "
+                                 f"(0..{len(classes) - 1}) or class name")
+            video = Path(os.path.normpath(root / rel))
+            if cache.exists(video):
+                items.append(VideoItem(video, label, video.stem))
+            else:
+                missing.append((rel, split))
+    return DatasetIndex(name, classes, splits, flip_safe=flip_safe, missing=missing)

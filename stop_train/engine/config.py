@@ -1,0 +1,65 @@
+"""The one visible training configuration. Every field is a `stop-train` flag (`--batch-size 8`); model
+config fields are set with `--model key=value` (e.g. `--model mode=official`)."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..labels import DEFAULT_TEMPLATE
+
+
+@dataclass
+class TrainConfig:
+    # data
+    dataset: str = "synthetic-motion"  # ucf101 | hmdb51 | kinetics400 | ssv2 | folder | list | synthetic-motion
+    data_root: str = ""  # dataset root ('' with synthetic-motion: generated under runs/.synthetic-motion)
+    fold: int = 1  # official split of UCF101 / HMDB51
+    val_fraction: float = 0.1  # grouped hold-out from train where the dataset has no validation split
+    workers: int = 2  # data-loading processes
+    probe_cache: str = ""  # JSON cache of frame counts ('' = <runs_root>/.probe-cache.json)
+    # sampling and pre-processing (DECISIONS §4)
+    sampler: str = "segments"  # segments | interval
+    frame_interval_s: float = 0.5  # interval sampler
+    test_clips: int = 1  # N test views in time
+    test_crops: int = 1  # M test crops (1 or 3)
+    augment: bool = False  # random crop position (+ flip where the dataset is flip-safe); off = published recipe
+    template: str = DEFAULT_TEMPLATE  # prompt text for labels
+    # model
+    preset: str = "stop-b32"  # model preset or JSON file
+    pretrained: str = "openai"  # CLIP weights: open_clip tag, local file, or 'none'
+    model: dict[str, Any] = field(default_factory=dict)  # ModelConfig overrides
+    # optimisation (published recipe)
+    epochs: int = 10
+    max_steps: int = 0  # stop after this many optimizer steps (0 = run all epochs)
+    batch_size: int = 32  # clips per optimizer step and process, before accumulation
+    grad_accum: int = 1  # micro-batches per optimizer step
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-6
+    weight_decay: float = 0.2
+    decay_exclude: str = "bias"  # 'bias' (published) or 'bias-norm-prompt' (deviation: also norms and prompts)
+    warmup: float = 0.1  # fraction of steps with linear warm-up, then cosine
+    grad_clip: float = 1.0
+    label_smoothing: float = 0.0
+    precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16
+    # run
+    run_dir: str = ""  # '' = runs/<dataset>-<preset>-<time>
+    resume: str = ""  # run directory to continue
+    seed: int = 0
+    save_every: int = 0  # also checkpoint every N steps (0 = at epoch ends only)
+    device: str = "auto"  # auto | cpu | cuda
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown training option(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
+        data = dict(data)
+        if "betas" in data:
+            data["betas"] = tuple(data["betas"])
+        return cls(**data)

@@ -1,0 +1,124 @@
+"""Clips for training and evaluation: probing (cached), sampling, decoding, pre-processing."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..data.types import VideoItem
+from ..video import PreprocessCfg, SamplingCfg, eval_view_indices, normalize_frames, prepare_clip, train_indices
+from ..video.decode import VideoInfo, VideoReadError, probe, read_frames
+from ..video.preprocess import crop_positions
+
+log = logging.getLogger(__name__)
+
+
+class ProbeCache:
+    """Frame counts and rates per video, kept in a JSON file keyed by path, size and mtime."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.entries: dict[str, dict] = {}
+        if path is not None and path.is_file():
+            try:
+                self.entries = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                log.warning("ignoring an unreadable probe cache %s", path)
+
+    def probe(self, video: Path) -> VideoInfo:
+        """VideoInfo of `video`; raises VideoReadError (the reason is cached too)."""
+        try:
+            st = video.stat()
+        except OSError:
+            raise VideoReadError("file not found") from None
+        key, stamp = str(video), [st.st_size, st.st_mtime_ns]
+        entry = self.entries.get(key)
+        if entry is None or entry.get("stamp") != stamp:
+            try:
+                entry = {"stamp": stamp, "info": asdict(probe(video))}
+            except VideoReadError as err:
+                entry = {"stamp": stamp, "error": str(err)}
+            self.entries[key] = entry
+        if "error" in entry:
+            raise VideoReadError(entry["error"])
+        return VideoInfo(**entry["info"])
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self.entries), encoding="utf-8")
+        tmp.replace(self.path)
+
+
+def probe_items(items: Sequence[VideoItem], cache: ProbeCache, progress=None):
+    """-> (usable items, their VideoInfo, skipped [(path, reason)])."""
+    usable, infos, skipped = [], [], []
+    for item in progress(items) if progress else items:  # I/O: one probe per video, cached
+        try:
+            infos.append(cache.probe(item.path))
+            usable.append(item)
+        except VideoReadError as err:
+            skipped.append((str(item.path), str(err)))
+    return usable, infos, skipped
+
+
+class ClipDataset(Dataset):
+    """Training clips (random sampling, optional augmentation) or evaluation views (N clips x M crops).
+
+    Randomness comes from (seed, epoch, index), so a resumed run samples exactly what the interrupted
+    one would have. A read failure returns None (dropped by `collate`) and is logged.
+    """
+
+    def __init__(self, items: Sequence[VideoItem], infos: Sequence[VideoInfo], sampling: SamplingCfg,
+                 pre: PreprocessCfg, train: bool, seed: int = 0, augment: bool = False, flip_safe: bool = True):
+        self.items, self.infos = list(items), list(infos)
+        self.sampling, self.pre, self.train = sampling, pre, train
+        self.seed, self.augment, self.flip_safe = seed, augment, flip_safe
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        item, info = self.items[i], self.infos[i]
+        try:
+            if self.train:
+                rng = np.random.default_rng([self.seed, self.epoch, i])
+                clip = read_frames(item.path, train_indices(self.sampling, info.frames, info.fps, rng), info)
+                views = [self._augment(clip, rng)]
+            else:
+                views = []
+                for indices in eval_view_indices(self.sampling, info.frames, info.fps):
+                    frames = read_frames(item.path, indices, info)
+                    views += [prepare_clip(frames, self.pre, crop) for crop in crop_positions(self.sampling.test_crops)]
+        except (VideoReadError, OSError) as err:
+            log.warning("skipping %s: %s", item.path, err)
+            return None
+        x = torch.from_numpy(normalize_frames(np.stack(views), self.pre))  # (V, T, 3, S, S)
+        return (x[0] if self.train else x), item.label, i
+
+    def _augment(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if not self.augment:
+            return prepare_clip(frames, self.pre)  # published recipe: centre crop only
+        clip = prepare_clip(frames, self.pre, crop=("start", "center", "end")[rng.integers(3)])
+        if self.flip_safe and rng.random() < 0.5:
+            clip = clip[:, :, ::-1]
+        return np.ascontiguousarray(clip)
+
+
+def collate(batch):
+    """Stack samples, dropping the ones that failed to read."""
+    batch = [b for b in batch if b is not None]
+    if not batch:
+        return None
+    x, y, idx = zip(*batch)
+    return torch.stack(x), torch.tensor(y), torch.tensor(idx)

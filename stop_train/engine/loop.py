@@ -1,0 +1,272 @@
+"""The training loop: one process or torchrun, resumable, validation-selected best checkpoint, test at the end."""
+from __future__ import annotations
+
+import contextlib
+import csv
+import logging
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from ..labels import label_texts
+from ..model import STOP, create_model
+from ..video import PreprocessCfg, SamplingCfg
+from .checkpoint import load_checkpoint, save_checkpoint, write_json
+from .config import TrainConfig
+from .data import ClipDataset, collate
+from .distributed import DistInfo, all_gather_arrays, all_reduce_mean, barrier, init_distributed, shard
+from .metrics import classification_metrics, confusion_matrix
+from .report import write_confusion_png
+from .setup import RunData, prepare_data
+
+log = logging.getLogger(__name__)
+
+CSV_FIELDS = ["epoch", "step", "train_loss", "lr", "val_top1", "val_top5", "val_mean_class_acc", "clips_per_s", "elapsed_s"]
+
+
+def resolve_device(name: str, info: DistInfo) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        return torch.device("cuda", info.local_rank)
+    return torch.device(name)
+
+
+def precision_context(precision: str, device: torch.device):
+    """-> (autocast context factory, GradScaler): fp32 on CPU; bf16 by default on GPU."""
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" else "fp32"
+    if precision == "fp32":
+        return contextlib.nullcontext, torch.amp.GradScaler(device.type, enabled=False)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    return (lambda: torch.autocast(device.type, dtype=dtype)), scaler
+
+
+def build_optimizer(model: STOP, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW; weight decay on everything but biases (published), or also norms and prompts (deviation)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        skip = "bias" in name
+        if cfg.decay_exclude == "bias-norm-prompt":
+            skip = skip or p.ndim < 2 or "prompt" in name or "gap_offsets" in name or ".ln_" in name
+        (no_decay if skip else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+
+
+def lr_factor(step: int, total: int, warmup: float) -> float:
+    """Linear warm-up over `warmup` of the steps, then cosine to zero."""
+    warm = max(1, int(total * warmup))
+    if step < warm:
+        return (step + 1) / warm
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+
+
+def epoch_batches(n: int, batch: int, seed: int, epoch: int, info: DistInfo) -> list[list[int]]:
+    """This rank's batches of an epoch: a seeded permutation, sharded across ranks."""
+    order = np.random.default_rng([seed, epoch]).permutation(n).tolist()
+    mine, _ = shard(order, info)
+    return [mine[i:i + batch] for i in range(0, len(mine), batch)]
+
+
+@torch.no_grad()
+def evaluate(model: STOP, dataset: ClipDataset, text_ids: torch.Tensor, device, autocast, info: DistInfo,
+             batch_size: int, workers: int, progress: bool = False) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    """Scores every video of `dataset` (views averaged) -> (metrics, scores (N, K), labels (N,)) on every rank."""
+    was_training = model.training
+    model.eval()
+    indices, valid = shard(list(range(len(dataset))), info)
+    batches = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
+    loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=_keep_order)
+    with autocast():
+        text = model.encode_text(text_ids.to(device))
+    k = text.shape[0]
+    scores = torch.full((len(indices), k), float("nan"), dtype=torch.float64)
+    pos = 0
+    for batch in _progress(loader, progress, "eval"):
+        for x, _, _ in batch:  # one video, its views stacked: (V, T, 3, S, S)
+            if x is not None:
+                with autocast():
+                    logits = model.get_logits(model.encode_video(x.to(device)), text)
+                scores[pos] = logits.float().softmax(-1).mean(0).cpu().double()
+            pos += 1
+    model.train(was_training)
+    labels = torch.tensor([dataset.items[i].label for i in indices])
+    keep = torch.tensor(valid)
+    scores, labels, keep = (all_gather_arrays(t.to(device), info).cpu() for t in (scores, labels, keep))
+    ok = keep & ~torch.isnan(scores).any(-1)  # padding repeats and unreadable videos are not counted
+    s, y = scores[ok].numpy(), labels[ok].numpy()
+    return classification_metrics(s, y), s, y
+
+
+def _keep_order(batch):
+    return [(None, None, None) if b is None else b for b in batch]
+
+
+def _progress(iterable, enabled: bool, desc: str, total: int | None = None):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, dynamic_ncols=True, leave=False)
+
+
+class Trainer:
+    """Holds what one run needs; `fit()` trains, `test()` evaluates the best checkpoint."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path):
+        self.cfg, self.run_dir = cfg, run_dir
+        self.dist = init_distributed("cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+        self.device = resolve_device(cfg.device, self.dist)
+        torch.manual_seed(cfg.seed + self.dist.rank)
+        random.seed(cfg.seed + self.dist.rank)
+        self.data: RunData = prepare_data(cfg, run_dir, self.dist)
+        model = create_model(cfg.preset, pretrained=None if cfg.pretrained == "none" else cfg.pretrained,
+                             frames=self.data.sampling.frames, **cfg.model)
+        self.model = model.to(self.device)
+        self.net = self.model
+        if self.dist.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.text_ids = self.model.tokenize(label_texts(self.data.classes, cfg.template))
+        self.autocast, self.scaler = precision_context(cfg.precision, self.device)
+        self.optimizer = build_optimizer(self.model, cfg)
+        n_train = len(self.data.train.items)
+        per_rank = -(-n_train // self.dist.world)
+        self.steps_per_epoch = -(-(-(-per_rank // cfg.batch_size)) // cfg.grad_accum)
+        self.total_steps = cfg.epochs * self.steps_per_epoch
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: lr_factor(s, self.total_steps, cfg.warmup))
+        self.state = {"epoch": 0, "batch_in_epoch": 0, "step": 0, "best_top1": -1.0, "best_epoch": -1}
+        self.main = self.dist.is_main
+
+    # ------------------------------------------------------------------------------ checkpoints
+    def save(self, name: str) -> None:
+        if not self.main:
+            return
+        state = {
+            **self.state,
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(), "torch_rng": torch.get_rng_state(),
+            "numpy_rng": np.random.get_state(), "python_rng": random.getstate(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "config": self.cfg.to_dict(),
+        }
+        save_checkpoint(self.run_dir / "checkpoints" / name, self.model, self.model.cfg, state)
+
+    def restore(self, folder: Path) -> None:
+        _, state = load_checkpoint(folder, self.model)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["torch_rng"])
+        np.random.set_state(state["numpy_rng"])
+        random.setstate(state["python_rng"])
+        if state.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.state = {k: state[k] for k in self.state}
+        log.info("resumed from %s at epoch %d, step %d", folder, self.state["epoch"], self.state["step"])
+
+    # ---------------------------------------------------------------------------------- training
+    def fit(self) -> None:
+        cfg = self.cfg
+        start = time.time()
+        while self.state["epoch"] < cfg.epochs:
+            epoch = self.state["epoch"]
+            loss, clips_per_s, stopped = self._train_epoch(epoch)
+            if stopped:
+                return
+            metrics, _, _ = evaluate(self.model, self.data.val, self.text_ids, self.device, self.autocast, self.dist,
+                                     cfg.batch_size, cfg.workers)
+            self.state.update(epoch=epoch + 1, batch_in_epoch=0)
+            if metrics["top1"] > self.state["best_top1"]:
+                self.state.update(best_top1=metrics["top1"], best_epoch=epoch)
+                self.save("best")
+            self.save("last")
+            self._log_epoch(epoch, loss, metrics, clips_per_s, time.time() - start)
+        barrier(self.dist)
+
+    def _train_epoch(self, epoch: int) -> tuple[float, float, bool]:
+        cfg = self.cfg
+        self.data.train.epoch = epoch
+        batches = epoch_batches(len(self.data.train), cfg.batch_size, cfg.seed, epoch, self.dist)
+        skip = self.state["batch_in_epoch"]
+        loader = DataLoader(self.data.train, batch_sampler=batches[skip:], num_workers=cfg.workers, collate_fn=collate)
+        self.net.train()
+        losses, clips, t0 = [], 0, time.time()
+        bar = _progress(loader, self.main, f"epoch {epoch + 1}/{cfg.epochs}", total=len(batches) - skip)
+        for i, batch in enumerate(bar, start=skip):
+            if batch is not None:
+                x, y, _ = batch
+                with self.autocast():
+                    logits = self.net(x.to(self.device), self.text_ids.to(self.device))
+                    loss = F.cross_entropy(logits.float(), y.to(self.device), label_smoothing=cfg.label_smoothing)
+                self.scaler.scale(loss / cfg.grad_accum).backward()
+                losses.append(loss.item())
+                clips += len(y)
+            self.state["batch_in_epoch"] = i + 1
+            if (i + 1) % cfg.grad_accum == 0 or i + 1 == len(batches):
+                self._step()
+                if self.main and hasattr(bar, "set_postfix"):
+                    bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}", clips_s=f"{clips / (time.time() - t0):.1f}")
+                if cfg.save_every and self.state["step"] % cfg.save_every == 0:
+                    self.save("last")
+                if cfg.max_steps and self.state["step"] >= cfg.max_steps:
+                    self.save("last")
+                    return float(np.mean(losses)) if losses else float("nan"), 0.0, True
+        loss = all_reduce_mean(float(np.mean(losses)) if losses else float("nan"), self.dist, self.device)
+        return loss, clips * self.dist.world / max(1e-9, time.time() - t0), False
+
+    def _step(self) -> None:
+        self.scaler.unscale_(self.optimizer)
+        if self.cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], self.cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        self.state["step"] += 1
+
+    def _log_epoch(self, epoch, loss, metrics, clips_per_s, elapsed) -> None:
+        if not self.main:
+            return
+        row = {"epoch": epoch + 1, "step": self.state["step"], "train_loss": f"{loss:.4f}",
+               "lr": f"{self.scheduler.get_last_lr()[0]:.3e}", "val_top1": f"{metrics['top1']:.4f}",
+               "val_top5": f"{metrics['top5']:.4f}", "val_mean_class_acc": f"{metrics['mean_class_acc']:.4f}",
+               "clips_per_s": f"{clips_per_s:.2f}", "elapsed_s": f"{elapsed:.1f}"}
+        path = self.run_dir / "metrics.csv"
+        new = not path.exists()
+        with open(path, "a", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+        self.data.tensorboard(epoch + 1, loss, metrics)
+        log.info("epoch %d: loss %.4f, val top-1 %.3f top-5 %.3f mean-class %.3f, %.1f clips/s", epoch + 1, loss,
+                 metrics["top1"], metrics["top5"], metrics["mean_class_acc"], clips_per_s)
+
+    # ---------------------------------------------------------------------------------- testing
+    def test(self, split: str = "test", checkpoint: str = "best") -> dict[str, float]:
+        """Evaluate a checkpoint on a split with the test views; writes <split>_metrics.json and a PNG."""
+        folder = self.run_dir / "checkpoints" / checkpoint
+        load_checkpoint(folder, self.model)
+        dataset = self.data.split(split)
+        metrics, scores, labels = evaluate(self.model, dataset, self.text_ids, self.device, self.autocast, self.dist,
+                                           max(1, self.cfg.batch_size // 2), self.cfg.workers, progress=self.main)
+        if self.main:
+            cm = confusion_matrix(labels, scores.argmax(1), len(self.data.classes)) if len(labels) else None
+            out = {**metrics, "split": split, "checkpoint": checkpoint, "test_clips": self.cfg.test_clips,
+                   "test_crops": self.cfg.test_crops, "skipped_videos": len(self.data.skipped)}
+            write_json(self.run_dir / f"{split}_metrics.json", out)
+            if cm is not None:
+                write_confusion_png(cm, self.data.classes, self.run_dir / f"confusion_{split}.png")
+        return metrics
