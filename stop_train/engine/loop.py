@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from ..labels import label_texts
-from ..model import STOP, create_model
+from ..model import STOP, create_model, dead_parameters
 from ..video import PreprocessCfg, SamplingCfg
 from .checkpoint import load_checkpoint, save_checkpoint, write_json
 from .config import TrainConfig
@@ -86,7 +86,8 @@ def evaluate(model: STOP, dataset: ClipDataset, text_ids: torch.Tensor, device, 
     model.eval()
     indices, valid = shard(list(range(len(dataset))), info)
     batches = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
-    loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=_keep_order)
+    loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=_keep_order,
+                        generator=torch.Generator())  # own generator: the global RNG stream stays untouched
     with autocast():
         text = model.encode_text(text_ids.to(device))
     k = text.shape[0]
@@ -136,14 +137,14 @@ class Trainer:
         self.net = self.model
         if self.dist.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+            dead = bool(dead_parameters(self.model.cfg))  # parameters that never get a gradient
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=dead)
         self.text_ids = self.model.tokenize(label_texts(self.data.classes, cfg.template))
         self.autocast, self.scaler = precision_context(cfg.precision, self.device)
         self.optimizer = build_optimizer(self.model, cfg)
-        n_train = len(self.data.train.items)
-        per_rank = -(-n_train // self.dist.world)
-        self.steps_per_epoch = -(-(-(-per_rank // cfg.batch_size)) // cfg.grad_accum)
-        self.total_steps = cfg.epochs * self.steps_per_epoch
+        per_rank = -(-len(self.data.train) // self.dist.world)  # ceil
+        batches = -(-per_rank // cfg.batch_size)
+        self.total_steps = cfg.epochs * -(-batches // cfg.grad_accum)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: lr_factor(s, self.total_steps, cfg.warmup))
         self.state = {"epoch": 0, "batch_in_epoch": 0, "step": 0, "best_top1": -1.0, "best_epoch": -1}
@@ -200,7 +201,10 @@ class Trainer:
         self.data.train.epoch = epoch
         batches = epoch_batches(len(self.data.train), cfg.batch_size, cfg.seed, epoch, self.dist)
         skip = self.state["batch_in_epoch"]
-        loader = DataLoader(self.data.train, batch_sampler=batches[skip:], num_workers=cfg.workers, collate_fn=collate)
+        # the loader gets its own generator: creating it must not consume the global RNG, or a resumed run's
+        # dropout masks would differ from an uninterrupted one's
+        loader = DataLoader(self.data.train, batch_sampler=batches[skip:], num_workers=cfg.workers, collate_fn=collate,
+                            generator=torch.Generator().manual_seed(cfg.seed + epoch))
         self.net.train()
         losses, clips, t0 = [], 0, time.time()
         bar = _progress(loader, self.main, f"epoch {epoch + 1}/{cfg.epochs}", total=len(batches) - skip)

@@ -54,7 +54,7 @@ def dataset_root(cfg: TrainConfig, runs_root: Path, dist: DistInfo) -> tuple[str
             raise ValueError(f"--data-root is required for --dataset {cfg.dataset}")
         return cfg.dataset, Path(cfg.data_root)
     root = Path(cfg.data_root) if cfg.data_root else runs_root / ".synthetic-motion"
-    if dist.is_main:
+    if dist.is_main and not (root / "synthetic-motion.json").is_file():  # keep a set generated earlier
         write_synthetic_motion(root)
     barrier(dist)
     return SYNTHETIC, root

@@ -1,0 +1,125 @@
+"""stop-train end to end on a small generated synthetic-motion set: resume, eval, folds, torchrun, errors."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from stop_train.cli import main
+from stop_train.data.synthetic import SyntheticSpec, write_synthetic_motion
+from stop_train.engine.loop import epoch_batches, lr_factor
+from stop_train.engine.distributed import DistInfo
+
+SPEC = SyntheticSpec(groups=6, clips_per_group=1, frames=12, width=48, height=32)
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return write_synthetic_motion(tmp_path_factory.mktemp("synthetic"), SPEC)
+
+
+def args(data_root, run_dir, *extra):
+    return ["--dataset", "synthetic-motion", "--data-root", str(data_root), "--preset", "tiny", "--pretrained", "none",
+            "--val-fraction", "0.25", "--batch-size", "4", "--workers", "0", "--epochs", "2",
+            "--probe-cache", str(run_dir.parent / "probe.json"), "--run-dir", str(run_dir), *extra]
+
+
+def checkpoint(run_dir, name="last"):
+    folder = run_dir / "checkpoints" / name
+    return load_file(str(folder / "model.safetensors")), torch.load(folder / "trainer_state.pt", weights_only=False)
+
+
+def test_resume_equals_an_uninterrupted_run(data_root, tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert main(args(data_root, straight, "--max-steps", "4")) == 0
+    assert main(args(data_root, split, "--max-steps", "2")) == 0
+    assert main(["--resume", str(split), "--max-steps", "4", "--workers", "0"]) == 0
+    w_a, s_a = checkpoint(straight)
+    w_b, s_b = checkpoint(split)
+    assert s_a["step"] == s_b["step"] == 4 and s_a["batch_in_epoch"] == s_b["batch_in_epoch"]
+    assert all(torch.equal(w_a[k], w_b[k]) for k in w_a)
+    opt_a, opt_b = s_a["optimizer"]["state"], s_b["optimizer"]["state"]
+    assert opt_a.keys() == opt_b.keys() and all(torch.equal(opt_a[k]["exp_avg"], opt_b[k]["exp_avg"]) for k in opt_a)
+    assert torch.equal(s_a["torch_rng"], s_b["torch_rng"])
+
+
+def test_full_run_writes_the_run_directory_then_eval_and_folds(data_root, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(args(data_root, run, "--test-crops", "3")) == 0
+    assert "test top-1" in capsys.readouterr().out
+    for name in ("config.json", "labels.txt", "metrics.csv", "skipped_videos.json", "test_metrics.json",
+                 "confusion_test.png", "checkpoints/best/model.safetensors", "checkpoints/last/trainer_state.pt"):
+        assert (run / name).is_file(), name
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2"] and float(rows[-1]["clips_per_s"]) > 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["sampling"]["sampler"] == "segments" and config["sampling"]["frame_interval_s"] > 0
+    test = json.loads((run / "test_metrics.json").read_text())
+    assert test["count"] == 12 and test["test_crops"] == 3 and 0 <= test["top1"] <= 1
+    assert main(["eval", str(run), "--split", "val", "--workers", "0"]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    val = json.loads((run / "val_metrics.json").read_text())
+    assert printed["top1"] == pytest.approx(val["top1"], abs=1e-4)
+    assert val["count"] == 6 and val["split"] == "val"
+    assert main(["folds", str(run), str(run)]) == 0
+    folds = json.loads(capsys.readouterr().out)
+    assert folds["top1"]["mean"] == pytest.approx(test["top1"]) and folds["top1"]["std"] == 0
+
+
+def test_bad_data_root_gives_one_message_with_the_layout(tmp_path, capsys):
+    code = main(["--dataset", "ucf101", "--data-root", str(tmp_path / "nowhere"), "--preset", "tiny",
+                 "--pretrained", "none", "--run-dir", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("stop-train train: error: ucf101: root folder not found")
+    assert "expected layout" in err and "classInd.txt" in err and "Traceback" not in err
+
+
+def test_unreadable_videos_are_skipped_and_listed(data_root, tmp_path):
+    import shutil
+
+    root = tmp_path / "damaged"
+    shutil.copytree(data_root, root)
+    victim = next((root / "UCF-101" / "MovingUp").glob("*_g05_*.avi"))
+    victim.write_bytes(b"")
+    assert main(args(root, tmp_path / "run", "--epochs", "1")) == 0
+    skipped = json.loads((tmp_path / "run" / "skipped_videos.json").read_text())
+    assert skipped == [{"path": str(victim), "reason": "zero-byte file"}]
+
+
+def test_schedule_and_batches():
+    assert lr_factor(0, 100, 0.1) == pytest.approx(0.1) and lr_factor(9, 100, 0.1) == 1.0
+    assert lr_factor(55, 100, 0.1) == pytest.approx(0.5) and lr_factor(100, 100, 0.1) == pytest.approx(0.0)
+    single = epoch_batches(10, 4, seed=1, epoch=0, info=DistInfo())
+    r0 = epoch_batches(10, 2, seed=1, epoch=0, info=DistInfo(0, 2, 0))
+    r1 = epoch_batches(10, 2, seed=1, epoch=0, info=DistInfo(1, 2, 0))
+    assert sorted(single[0]) == sorted(r0[0] + r1[0])  # the same clips make a step on 1 or 2 processes
+
+
+def test_torchrun_two_processes_match_one(data_root, tmp_path):
+    """2 CPU processes (gloo) with batch 2 each == 1 process with batch 4: same weights and metrics; rank 0 writes."""
+    common = ["--model", "spatial_dropout=0.0", "--epochs", "1", "--val-fraction", "0.25"]
+    one = tmp_path / "one"
+    assert main(args(data_root, one, *common)) == 0
+    two = tmp_path / "two"
+    cmd = [str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_port", "29517", "-m", "stop_train.cli", "train",
+           *args(data_root, two, *common)]
+    cmd[cmd.index("--batch-size") + 1] = "2"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    w1, s1 = checkpoint(one)
+    w2, s2 = checkpoint(two)
+    assert s1["step"] == s2["step"]
+    assert max((w1[k] - w2[k]).abs().max().item() for k in w1) < 1e-4
+    m1 = json.loads((one / "test_metrics.json").read_text())
+    m2 = json.loads((two / "test_metrics.json").read_text())
+    assert m1["count"] == m2["count"] == 12 and m1["top1"] == m2["top1"]
+    assert len(list(csv.DictReader(open(two / "metrics.csv")))) == 1  # written once, by rank 0
