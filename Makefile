@@ -1,4 +1,4 @@
-# make demo : create/update .venv, then run the main job end to end on generated data.
+# make demo : create/update .venv, then train and evaluate the tiny model on the generated synthetic-motion set.
 # make test : create/update .venv with everything the tests need, then run the whole suite.
 PYTHON ?= python3
 VENV   ?= .venv
@@ -32,9 +32,12 @@ $(VENV)/.test: $(VENV)/.train pyproject.toml
 
 venv: $(VENV)/.test
 
+DEMO_RUN ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
+
 demo: $(VENV)/.train
 	$(PY) -m stop_train.demo --preset tiny
-	$(PY) -m stop_train.demo --preset tiny --mode official
+	$(PY) -m stop_train.cli --dataset synthetic-motion --preset tiny --pretrained none --epochs 30 \
+		--batch-size 8 --workers 1 --decay-exclude bias-norm-prompt --run-dir $(DEMO_RUN)
 
 test: $(VENV)/.test
 	@mkdir -p build

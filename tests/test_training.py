@@ -123,3 +123,17 @@ def test_torchrun_two_processes_match_one(data_root, tmp_path):
     m2 = json.loads((two / "test_metrics.json").read_text())
     assert m1["count"] == m2["count"] == 12 and m1["top1"] == m2["top1"]
     assert len(list(csv.DictReader(open(two / "metrics.csv")))) == 1  # written once, by rank 0
+
+
+def test_shuffled_frames_are_a_permutation_of_the_clip(data_root):
+    from stop_train.data import open_dataset
+    from stop_train.engine.data import ClipDataset, ProbeCache, probe_items
+    from stop_train.video import PreprocessCfg, SamplingCfg
+
+    index = open_dataset("synthetic-motion", data_root, val_fraction=0.25)
+    items, infos, _ = probe_items(index.splits["test"][:2], ProbeCache(None))
+    sampling, pre = SamplingCfg(frames=4), PreprocessCfg(size=32)
+    plain = ClipDataset(items, infos, sampling, pre, train=False)[0][0][0]  # view 0: (T, 3, S, S)
+    shuffled = ClipDataset(items, infos, sampling, pre, train=False, shuffle_frames=True, seed=3)[0][0][0]
+    assert not torch.equal(plain, shuffled)
+    assert sorted(f.sum().item() for f in plain) == pytest.approx(sorted(f.sum().item() for f in shuffled))

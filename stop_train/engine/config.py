@@ -24,6 +24,7 @@ class TrainConfig:
     test_clips: int = 1  # N test views in time
     test_crops: int = 1  # M test crops (1 or 3)
     augment: bool = False  # random crop position (+ flip where the dataset is flip-safe); off = published recipe
+    shuffle_frames: bool = False  # diagnostic: shuffle each clip's frame order (train and test) to remove order cues
     template: str = DEFAULT_TEMPLATE  # prompt text for labels
     # model
     preset: str = "stop-b32"  # model preset or JSON file

@@ -79,10 +79,12 @@ class ClipDataset(Dataset):
     """
 
     def __init__(self, items: Sequence[VideoItem], infos: Sequence[VideoInfo], sampling: SamplingCfg,
-                 pre: PreprocessCfg, train: bool, seed: int = 0, augment: bool = False, flip_safe: bool = True):
+                 pre: PreprocessCfg, train: bool, seed: int = 0, augment: bool = False, flip_safe: bool = True,
+                 shuffle_frames: bool = False):
         self.items, self.infos = list(items), list(infos)
         self.sampling, self.pre, self.train = sampling, pre, train
         self.seed, self.augment, self.flip_safe = seed, augment, flip_safe
+        self.shuffle_frames = shuffle_frames
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -103,6 +105,9 @@ class ClipDataset(Dataset):
         except (VideoReadError, OSError) as err:
             log.warning("skipping %s: %s", item.path, err)
             return None
+        if self.shuffle_frames:  # the same permutation for every view of a clip
+            order = np.random.default_rng([self.seed, self.epoch, i, 1]).permutation(len(views[0]))
+            views = [v[order] for v in views]
         x = torch.from_numpy(normalize_frames(np.stack(views), self.pre))  # (V, T, 3, S, S)
         return (x[0] if self.train else x), item.label, i
 

@@ -79,10 +79,10 @@ def prepare_data(cfg: TrainConfig, run_dir: Path, dist: DistInfo) -> RunData:
                            test_clips=cfg.test_clips, test_crops=cfg.test_crops)
     pre = PreprocessCfg.for_model(model_cfg)
     single_view = dataclasses.replace(sampling, test_clips=1, test_crops=1)  # validation each epoch: one view
-    train = ClipDataset(*probed["train"], sampling, pre, train=True, seed=cfg.seed, augment=cfg.augment,
-                        flip_safe=flip_safe)
-    val = ClipDataset(*probed["val"], single_view, pre, train=False)
-    splits = {s: ClipDataset(*probed[s], sampling, pre, train=False) for s in probed}
+    shuffle = {"shuffle_frames": cfg.shuffle_frames, "seed": cfg.seed}
+    train = ClipDataset(*probed["train"], sampling, pre, train=True, augment=cfg.augment, flip_safe=flip_safe, **shuffle)
+    val = ClipDataset(*probed["val"], single_view, pre, train=False, **shuffle)
+    splits = {s: ClipDataset(*probed[s], sampling, pre, train=False, **shuffle) for s in probed}
     writer = None
     if dist.is_main:
         _write_run_files(cfg, run_dir, index.classes, sampling, pre, probed["train"][1], skipped, model_cfg)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import open_clip
@@ -23,7 +24,8 @@ def build_clip(cfg: ModelConfig) -> CLIP:
         context_length=t.context_length, vocab_size=t.vocab_size, width=t.width, heads=t.heads,
         layers=t.layers, mlp_ratio=t.mlp_ratio,
     )
-    return CLIP(cfg.embed_dim, vision_cfg, text_cfg, quick_gelu=cfg.quick_gelu)
+    # logit scale 100 (CLIP's trained value, frozen in the published recipe) also for random weights
+    return CLIP(cfg.embed_dim, vision_cfg, text_cfg, quick_gelu=cfg.quick_gelu, init_logit_scale=math.log(100.0))
 
 
 def resolve_pretrained(cfg: ModelConfig, pretrained: str) -> tuple[str, bool]:
