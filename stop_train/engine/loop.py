@@ -16,7 +16,6 @@ from torch.utils.data import DataLoader
 
 from ..labels import label_texts
 from ..model import STOP, create_model, dead_parameters
-from ..video import PreprocessCfg, SamplingCfg
 from .checkpoint import load_checkpoint, save_checkpoint, write_json
 from .config import TrainConfig
 from .data import ClipDataset, collate
