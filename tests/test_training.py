@@ -32,6 +32,14 @@ def args(data_root, run_dir, *extra):
             "--probe-cache", str(run_dir.parent / "probe.json"), "--run-dir", str(run_dir), *extra]
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def checkpoint(run_dir, name="last"):
     folder = run_dir / "checkpoints" / name
     return load_file(str(folder / "model.safetensors")), torch.load(folder / "trainer_state.pt", weights_only=False)
@@ -109,7 +117,7 @@ def test_torchrun_two_processes_match_one(data_root, tmp_path):
     one = tmp_path / "one"
     assert main(args(data_root, one, *common)) == 0
     two = tmp_path / "two"
-    cmd = [str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_port", "29517", "-m", "stop_train.cli", "train",
+    cmd = [str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_port", str(free_port()), "-m", "stop_train.cli", "train",
            *args(data_root, two, *common)]
     cmd[cmd.index("--batch-size") + 1] = "2"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
