@@ -163,6 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError, RuntimeError) as err:
         print(f"stop-train {command}: error: {err}", file=sys.stderr)
         return 1
+    finally:
+        if command in ("train", "eval"):
+            from .engine.distributed import finalize
+
+            finalize()
 
 
 if __name__ == "__main__":

@@ -61,3 +61,10 @@ def all_reduce_mean(value: float, info: DistInfo, device: torch.device) -> float
 def barrier(info: DistInfo) -> None:
     if info.world > 1:
         dist.barrier()
+
+
+def finalize() -> None:
+    """Leave the process group (if any) before exiting; gloo aborts the process when it is left open."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
