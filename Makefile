@@ -36,8 +36,8 @@ DEMO_RUN ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 
 demo: $(VENV)/.train
 	$(PY) -m stop_train.demo --preset tiny
-	$(PY) -m stop_train.cli --dataset synthetic-motion --preset tiny --pretrained none --epochs 30 \
-		--batch-size 8 --workers 1 --decay-exclude bias-norm-prompt --run-dir $(DEMO_RUN)
+	$(PY) -m stop_train.cli --dataset synthetic-motion --preset tiny --pretrained none --epochs 40 \
+		--batch-size 8 --lr 3e-4 --workers 1 --decay-exclude bias-norm-prompt --run-dir $(DEMO_RUN)
 
 test: $(VENV)/.test
 	@mkdir -p build

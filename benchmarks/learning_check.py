@@ -35,20 +35,23 @@ def run(name: str, root: Path, common: list[str], extra: list[str]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=3e-4)  # from scratch: 1e-3 collapses the tiny model
+    parser.add_argument("--augment", action="store_true", help="random crop positions (no flips: not flip-safe)")
     parser.add_argument("--runs-root", type=Path, default=Path("runs/learning-check"))
     parser.add_argument("--only", choices=("dynamic", "official", "shuffled"), action="append")
     args = parser.parse_args()
     torch.set_num_threads(2)
     common = ["--dataset", "synthetic-motion", "--data-root", str(args.runs_root / "data"), "--preset", "tiny",
               "--pretrained", "none", "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
-              "--workers", "1", "--augment"]
+              "--workers", "1", "--lr", str(args.lr), "--decay-exclude", "bias-norm-prompt"]
+    common += ["--augment"] if args.augment else []
     plans = {"dynamic": [], "official": OFFICIAL, "shuffled": ["--shuffle-frames"]}
     results = [run(name, args.runs_root, common, extra) for name, extra in plans.items()
                if not args.only or name in args.only]
     ceiling = 1 / len(PAIRS[0])
-    print(f"\nCPU threads: {torch.get_num_threads()}; epochs {args.epochs}, batch {args.batch_size}")
+    print(f"\nCPU threads: {torch.get_num_threads()}; epochs {args.epochs}, batch {args.batch_size}, lr {args.lr}")
     print(f"{'run':10s} {'test top-1':>10s} {'mean class':>10s} {'minutes':>8s}")
     for r in results:
         print(f"{r['run']:10s} {r['top1']:10.3f} {r['mean_class_acc']:10.3f} {r['minutes']:8.1f}")
