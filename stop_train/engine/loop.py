@@ -85,20 +85,20 @@ def evaluate(model: STOP, dataset: ClipDataset, text_ids: torch.Tensor, device, 
     model.eval()
     indices, valid = shard(list(range(len(dataset))), info)
     batches = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
-    loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=_keep_order,
+    loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=_collate_views,
                         generator=torch.Generator())  # own generator: the global RNG stream stays untouched
     with autocast():
         text = model.encode_text(text_ids.to(device))
-    k = text.shape[0]
-    scores = torch.full((len(indices), k), float("nan"), dtype=torch.float64)
+    scores = torch.full((len(indices), text.shape[0]), float("nan"), dtype=torch.float64)
     pos = 0
-    for batch in _progress(loader, progress, "eval"):
-        for x, _, _ in batch:  # one video, its views stacked: (V, T, 3, S, S)
-            if x is not None:
-                with autocast():
-                    logits = model.get_logits(model.encode_video(x.to(device)), text)
-                scores[pos] = logits.float().softmax(-1).mean(0).cpu().double()
-            pos += 1
+    for x, present in _progress(loader, progress, "eval"):
+        if x is not None:  # (B, V, T, 3, S, S): all views of the batch in one forward
+            b, v = x.shape[:2]
+            with autocast():
+                logits = model.get_logits(model.encode_video(x.flatten(0, 1).to(device)), text)
+            rows = torch.arange(pos, pos + len(present))[torch.tensor(present)]
+            scores[rows] = logits.float().softmax(-1).view(b, v, -1).mean(1).cpu().double()
+        pos += len(present)
     model.train(was_training)
     labels = torch.tensor([dataset.items[i].label for i in indices])
     keep = torch.tensor(valid)
@@ -108,8 +108,11 @@ def evaluate(model: STOP, dataset: ClipDataset, text_ids: torch.Tensor, device, 
     return classification_metrics(s, y), s, y
 
 
-def _keep_order(batch):
-    return [(None, None, None) if b is None else b for b in batch]
+def _collate_views(batch):
+    """-> (views of the readable videos stacked (B, V, ...) or None, which entries were readable)."""
+    present = [b is not None for b in batch]
+    views = [b[0] for b in batch if b is not None]
+    return (torch.stack(views) if views else None), present
 
 
 def _progress(iterable, enabled: bool, desc: str, total: int | None = None):
