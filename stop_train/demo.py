@@ -1,7 +1,7 @@
-"""`python -m stop_train.demo`: build a model, run it on a generated clip and print what it computed.
+"""`python -m stop_train.demo`: build a model with random weights, run it on a generated clip, print what it computed.
 
-Until training lands the weights are random, so the class scores are not meaningful; the run shows the
-whole forward path (spatial mask, inter-frame prompt counts, embeddings, label scoring) end to end.
+The class scores mean nothing (the weights are random); the run shows the whole forward path (spatial mask,
+inter-frame prompt counts, embeddings, label scoring) end to end. `stop-train` trains a model.
 """
 from __future__ import annotations
 
@@ -11,20 +11,11 @@ import time
 
 import numpy as np
 
-DEMO_LABELS = ["MovingLeft", "MovingRight", "MovingUp", "MovingDown", "StandingStill"]
+def demo_clip(frames: int):
+    """A generated synthetic-motion scene (MovingLeft), uint8 RGB (T, H, W, 3) at the generator's size."""
+    from .data.synthetic import SyntheticSpec, render_scene
 
-
-def moving_square_clip(frames: int, size: int, step: int = 0, seed: int = 0) -> np.ndarray:
-    """uint8 RGB (T, size, size, 3): a bright square crossing a fixed random texture, `step` px per frame."""
-    rng = np.random.default_rng(seed)
-    background = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
-    side = max(2, size // 6)
-    clip = np.repeat(background[None], frames, axis=0)
-    for t in range(frames):  # I/O-style generation, not a model hot path
-        x0 = (size // 4 + t * step) % (size - side)
-        y0 = size // 2 - side // 2
-        clip[t, y0:y0 + side, x0:x0 + side] = (255, 220, 0)
-    return clip
+    return render_scene("MovingLeft", SyntheticSpec(frames=frames), np.random.default_rng(0))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from .config import load_config
     from .model import create_model
-    from .video import PreprocessCfg, normalize_frames
+    from .data.synthetic import CLASSES
+    from .video import PreprocessCfg, normalize_frames, prepare_clip
 
     torch.manual_seed(0)
     overrides = {"mode": args.mode} if args.mode else {}
@@ -46,18 +38,18 @@ def main(argv: list[str] | None = None) -> int:
     model = create_model(args.preset, **overrides).eval()
     cfg = model.cfg
     size = cfg.vision.image_size
-    clip = moving_square_clip(cfg.frames, size, step=max(1, size // (2 * cfg.frames)))
-    video = torch.from_numpy(normalize_frames(clip, PreprocessCfg.for_model(cfg)))[None]
+    pre = PreprocessCfg.for_model(cfg)
+    video = torch.from_numpy(normalize_frames(prepare_clip(demo_clip(cfg.frames), pre), pre))[None]
 
     start = time.perf_counter()
     with torch.inference_mode():
         emb, aux = model.encode_video(video, return_aux=True)
-        probs = model.get_logits(emb, model.encode_labels(DEMO_LABELS)).softmax(dim=-1)[0]
+        probs = model.get_logits(emb, model.encode_labels(CLASSES)).softmax(dim=-1)[0]
     elapsed = time.perf_counter() - start
 
     print(f"model   : preset {args.preset}, mode {cfg.mode}, T={cfg.frames}, {size}px, ViT width {cfg.vision.width} "
-          f"x {cfg.vision.layers} layers (random weights: scores are not meaningful until training lands)")
-    print(f"clip    : generated moving square, {cfg.frames} frames of {size}x{size}")
+          f"x {cfg.vision.layers} layers (random weights: the scores mean nothing; `stop-train` trains one)")
+    print(f"clip    : generated synthetic-motion scene (MovingLeft), {cfg.frames} frames, resized and cropped to {size}x{size}")
     print(f"mask    : {int(aux['spatial_mask'][0, 0].sum())} of {cfg.num_patches} cells kept per frame")
     if cfg.mode == "dynamic":
         print(f"gaps    : variation {[round(v, 4) for v in aux['gap_variation'][0].tolist()]}, "
@@ -65,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"frames  : weights {[round(v, 3) for v in aux['frame_weight'][0].tolist()]}")
     print(f"video   : embedding {tuple(emb.shape)}, |e| = {emb.norm().item():.3f}")
-    for label, p in sorted(zip(DEMO_LABELS, probs.tolist()), key=lambda x: -x[1]):
+    for label, p in sorted(zip(CLASSES, probs.tolist()), key=lambda x: -x[1]):
         print(f"  {p:6.3f}  {label}")
     print(f"time    : {elapsed * 1000:.0f} ms on CPU")
     return 0

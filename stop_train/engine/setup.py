@@ -68,7 +68,7 @@ def prepare_data(cfg: TrainConfig, run_dir: Path, dist: DistInfo) -> RunData:
     cache = ProbeCache(Path(cfg.probe_cache) if cfg.probe_cache else run_dir.parent / ".probe-cache.json")
     probed, skipped = {}, [(path, f"listed in the {split} split but not on disk") for path, split in index.missing]
     for split, items in index.splits.items():
-        usable, infos, bad = probe_items(items, cache, None)
+        usable, infos, bad = probe_items(items, cache, _progress_bar(f"probing {split} videos") if dist.is_main else None)
         probed[split] = (usable, infos)
         skipped += bad
     if dist.is_main:
@@ -102,6 +102,14 @@ def _write_run_files(cfg, run_dir, classes, sampling, pre, train_infos, skipped,
         "preprocess": dataclasses.asdict(pre),
     })
     write_json(run_dir / "skipped_videos.json", [{"path": p, "reason": r} for p, r in skipped])
+
+
+def _progress_bar(desc: str):
+    from functools import partial
+
+    from tqdm import tqdm
+
+    return partial(tqdm, desc=desc, dynamic_ncols=True, leave=False)
 
 
 def _tensorboard(run_dir: Path):
