@@ -1,6 +1,6 @@
 """Learning check: the `tiny` preset on synthetic-motion, trained from scratch on the CPU.
 
-    .venv/bin/python benchmarks/learning_check.py [--epochs 30] [--runs-root runs/learning-check]
+    .venv/bin/python benchmarks/learning_check.py [--epochs 18] [--runs-root runs/learning-check]
 
 Three runs, one after the other: dynamic mode, official mode, and dynamic mode with every clip's frame
 order shuffled at train and test time. The classes come in time-reversed pairs with identical frame sets,
@@ -35,7 +35,7 @@ def run(name: str, root: Path, common: list[str], extra: list[str]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--epochs", type=int, default=18)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=3e-4)  # from scratch: 1e-3 collapses the tiny model
     parser.add_argument("--augment", action="store_true", help="random crop positions (no flips: not flip-safe)")

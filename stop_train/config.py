@@ -80,6 +80,9 @@ class ModelConfig:
     adapter_dim: int = 32  # hidden width of the parallel adapters ('LoRA' in the published code); 0 = off
     adapter_scale: float = 0.1  # adapter output scale
     video_feature: str = "global_prompt0"  # which tokens become the video embedding
+    # logit scale of random CLIP weights (pretrained weights bring their own, 100 for CLIP). 100 also for random
+    # weights by default; a small model trained from scratch learns faster with open_clip's 1/0.07.
+    init_logit_scale: float = 100.0
 
     def __post_init__(self) -> None:
         if isinstance(self.vision, dict):
@@ -103,6 +106,8 @@ class ModelConfig:
             raise ValueError(f"frames must be >= 2, got {self.frames}")
         if not 0 < self.spatial_topk < v.grid**2:
             raise ValueError(f"spatial_topk must lie in [1, {v.grid**2 - 1}] for a {v.grid}x{v.grid} grid")
+        if self.init_logit_scale <= 0:
+            raise ValueError(f"init_logit_scale must be > 0, got {self.init_logit_scale}")
         if self.prompt_layers < 1:
             raise ValueError("prompt_layers must be >= 1")
         if self.text.max_tokens > self.text.context_length:

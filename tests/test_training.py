@@ -145,3 +145,24 @@ def test_shuffled_frames_are_a_permutation_of_the_clip(data_root):
     shuffled = ClipDataset(items, infos, sampling, pre, train=False, shuffle_frames=True, seed=3)[0][0][0]
     assert not torch.equal(plain, shuffled)
     assert sorted(f.sum().item() for f in plain) == pytest.approx(sorted(f.sum().item() for f in shuffled))
+
+
+def test_optimizer_groups_scale_the_backbone_lr_and_the_logit_scale_init():
+    from stop_train.engine.config import TrainConfig
+    from stop_train.engine.loop import build_optimizer
+    from stop_train.model import create_model
+
+    model = create_model("tiny")
+    assert float(model.logit_scale) == pytest.approx(1 / 0.07, rel=1e-5)  # the tiny preset's init_logit_scale
+    assert float(create_model("tiny", init_logit_scale=100.0).logit_scale) == pytest.approx(100.0, rel=1e-5)
+    with pytest.raises(ValueError, match="init_logit_scale"):
+        create_model("tiny", init_logit_scale=0.0)
+    opt = build_optimizer(model, TrainConfig(lr=1e-3, backbone_lr_scale=0.1, decay_exclude="bias-norm-prompt"))
+    backbone = {id(p) for n, p in model.named_parameters() if n.startswith("clip.")}
+    seen = 0
+    for group in opt.param_groups:
+        in_backbone = {id(p) in backbone for p in group["params"]}
+        assert len(in_backbone) == 1  # a group never mixes the backbone and the STOP parts
+        assert group["lr"] == pytest.approx(1e-4 if in_backbone.pop() else 1e-3)
+        seen += len(group["params"])
+    assert seen == sum(p.requires_grad for p in model.parameters())

@@ -26,7 +26,7 @@ FOLDS = 3
 @dataclass(frozen=True)
 class SyntheticSpec:
     groups: int = 9  # UCF101-style groups gXX; a fold tests on groups // 3 of them
-    clips_per_group: int = 6  # scenes per group and class pair
+    clips_per_group: int = 9  # scenes per group and class pair
     frames: int = 24  # frames per video
     width: int = 96
     height: int = 72
@@ -52,7 +52,7 @@ def render_scene(kind: str, spec: SyntheticSpec, rng: np.random.Generator) -> np
     # low-contrast texture: a full-contrast one lets a small model memorise scenes instead of learning motion
     background = (112 + _texture(rng, h, w) // 8).astype(np.uint8)
     colour = rng.integers(0, 256, size=3).astype(np.uint8)
-    side = int(min(h, w) * rng.uniform(0.18, 0.28))
+    side = int(min(h, w) * rng.uniform(0.3, 0.42))
     progress = np.linspace(0.0, 1.0, t)
     frames = np.repeat(background[None], t, axis=0)
     cy, cx = rng.uniform(0.35, 0.65) * h, rng.uniform(0.35, 0.65) * w

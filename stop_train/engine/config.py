@@ -36,6 +36,7 @@ class TrainConfig:
     batch_size: int = 32  # clips per optimizer step and process, before accumulation
     grad_accum: int = 1  # micro-batches per optimizer step
     lr: float = 1e-3
+    backbone_lr_scale: float = 1.0  # lr multiplier for the CLIP weights (the published code's coef_lr)
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = 1e-6
     weight_decay: float = 0.2

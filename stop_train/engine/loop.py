@@ -49,17 +49,21 @@ def precision_context(precision: str, device: torch.device):
 
 
 def build_optimizer(model: STOP, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW; weight decay on everything but biases (published), or also norms and prompts (deviation)."""
-    decay, no_decay = [], []
+    """AdamW; weight decay on everything but biases (published), or also norms and prompts (deviation);
+    the CLIP weights at `backbone_lr_scale` times the learning rate (published coef_lr)."""
+    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         skip = "bias" in name
         if cfg.decay_exclude == "bias-norm-prompt":
             skip = skip or p.ndim < 2 or "prompt" in name or "gap_offsets" in name or ".ln_" in name
-        (no_decay if skip else decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+        groups.setdefault((name.startswith("clip."), skip), []).append(p)
+    return torch.optim.AdamW(
+        [{"params": params, "weight_decay": 0.0 if skip else cfg.weight_decay,
+          "lr": cfg.lr * (cfg.backbone_lr_scale if backbone else 1.0)}
+         for (backbone, skip), params in sorted(groups.items())],
+        lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
 
 
 def lr_factor(step: int, total: int, warmup: float) -> float:

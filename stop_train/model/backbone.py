@@ -24,8 +24,8 @@ def build_clip(cfg: ModelConfig) -> CLIP:
         context_length=t.context_length, vocab_size=t.vocab_size, width=t.width, heads=t.heads,
         layers=t.layers, mlp_ratio=t.mlp_ratio,
     )
-    # logit scale 100 (CLIP's trained value, frozen in the published recipe) also for random weights
-    return CLIP(cfg.embed_dim, vision_cfg, text_cfg, quick_gelu=cfg.quick_gelu, init_logit_scale=math.log(100.0))
+    return CLIP(cfg.embed_dim, vision_cfg, text_cfg, quick_gelu=cfg.quick_gelu,
+                init_logit_scale=math.log(cfg.init_logit_scale))
 
 
 def resolve_pretrained(cfg: ModelConfig, pretrained: str) -> tuple[str, bool]:
