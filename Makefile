@@ -27,7 +27,7 @@ $(VENV)/.train: $(VENV)/.created pyproject.toml
 	touch $@
 
 $(VENV)/.test: $(VENV)/.train pyproject.toml
-	$(PIP) install --quiet -e '.[train,test]'
+	$(PIP) install --quiet -e '.[train,export,runtime,test]'
 	touch $@
 
 venv: $(VENV)/.test
@@ -36,7 +36,7 @@ DEMO_RUN ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
 
 demo: $(VENV)/.train
 	$(PY) -m stop_train.demo --preset tiny
-	$(PY) -m stop_train.cli --dataset synthetic-motion --preset tiny --pretrained none --epochs 40 \
+	$(PY) -m stop_train.cli --dataset synthetic-motion --preset tiny --pretrained none --epochs 18 \
 		--batch-size 8 --lr 3e-4 --workers 1 --decay-exclude bias-norm-prompt --run-dir $(DEMO_RUN)
 
 test: $(VENV)/.test

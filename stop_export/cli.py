@@ -1,14 +1,164 @@
-"""`stop-export` and `stop-recognize` entry points (not built yet)."""
+"""`stop-export` (ONNX export, with `--check`) and `stop-recognize` (run an exported model on a video,
+a camera or a stream).
+
+    stop-export RUN_DIR | MODEL_FOLDER | PRESET [-o model.onnx] [--labels FILE|SET] [--check]
+    stop-recognize MODEL.onnx --source FILE|CAMERA_INDEX|RTSP_URL [--json] [--events out.jsonl]
+                   [--protocol live|eval] [--backend auto|cpu|cuda|openvino|tensorrt|torch]
+"""
 from __future__ import annotations
 
+import argparse
+import json
+import logging
+import shutil
 import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger("stop_export")
+TOKENIZER_FILE = "clip_bpe_simple_vocab_16e6.txt.gz"
 
 
-def main(argv: list[str] | None = None) -> int:
-    print("stop-export: not built yet (ONNX export lands with the export issue)", file=sys.stderr)
-    return 2
+def _export_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stop-export", description="Export a STOP model to ONNX.")
+    p.add_argument("source", help="run directory, model folder (model.safetensors + config.json) or preset name")
+    p.add_argument("-o", "--output", type=Path, default=None,
+                   help="ONNX file (default: RUN/export/model.onnx, FOLDER/model.onnx, or ./PRESET.onnx)")
+    p.add_argument("--labels", help="label file (one class key per line) or bundled set: ucf101, hmdb51, "
+                                    "kinetics400, ssv2 (required when the source has none)")
+    p.add_argument("--template", help="prompt template, e.g. 'a video of a person {label}.'")
+    p.add_argument("--checkpoint", default=None,
+                   help="checkpoint of a run directory (default: best, or last before any validation)")
+    p.add_argument("--no-text-encoder", action="store_true", help="skip the text encoder and tokenizer files")
+    p.add_argument("--check", action="store_true", help="compare PyTorch and ONNX Runtime on generated clips")
+    p.add_argument("--check-clips", type=int, default=6, help="clips for --check (default 6)")
+    p.add_argument("--fp16", action="store_true", help="also build an FP16 TensorRT engine")
+    p.add_argument("--engine", action="store_true", help="also build an FP32 TensorRT engine")
+    return p
+
+
+def _default_output(source: str) -> Path:
+    path = Path(source)
+    if (path / "checkpoints").is_dir():
+        return path / "export" / "model.onnx"
+    if (path / "model.safetensors").is_file():
+        return path / "model.onnx"
+    return Path(f"{path.stem}.onnx")
+
+
+def export_main(argv: list[str] | None = None) -> int:
+    args = _export_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("onnxscript", "onnx_ir", "torch.onnx"):  # the exporter's pass-by-pass chatter
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    if args.fp16 or args.engine:
+        print("stop-export: TensorRT engines are not built yet (they land with the TensorRT issue); "
+              "export to ONNX and use ONNX Runtime", file=sys.stderr)
+        return 2
+    try:
+        import torch  # noqa: F401
+        import onnx  # noqa: F401
+    except ImportError as err:
+        print(f"stop-export needs PyTorch and onnx: pip install 'stop-toolkit[train,export]' ({err})", file=sys.stderr)
+        return 2
+    from .onnx.export import ExportError, build_metadata, export_text, export_video, resolve_source
+
+    out = args.output or _default_output(args.source)
+    if out.suffix != ".onnx":
+        print(f"stop-export: the output must end in .onnx, got {out}", file=sys.stderr)
+        return 2
+    try:
+        src = resolve_source(args.source, labels=args.labels, template=args.template, checkpoint=args.checkpoint)
+    except (ExportError, FileNotFoundError, ValueError) as err:
+        print(f"stop-export: {err}", file=sys.stderr)
+        return 2
+    text_name = tok_name = ""
+    start = time.time()
+    if not args.no_text_encoder:
+        from open_clip.tokenizer import default_bpe
+
+        text_name, tok_name = out.stem + ".text.onnx", TOKENIZER_FILE
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(default_bpe(), out.parent / tok_name)
+    meta = build_metadata(src, text_encoder=text_name, tokenizer=tok_name)
+    print(f"exporting {src.description}: {meta.mode} mode, {len(src.labels)} labels, "
+          f"input (B, {meta.frames}, {meta.size}, {meta.size}, 3) uint8 -> {out}", flush=True)
+    export_video(src, out, meta)
+    if text_name:
+        print(f"exporting the text encoder -> {out.parent / text_name}", flush=True)
+        export_text(src.model, out.parent / text_name, meta)
+    print(f"done in {time.time() - start:.0f} s", flush=True)
+    if args.check:
+        return 0 if _check(src, out, args.check_clips) else 1
+    return 0
+
+
+def _check(src, path: Path, count: int) -> bool:
+    import torch
+
+    from .onnx.check import check_clips, compare
+    from .onnx.export import VideoClassifier
+    from .runtime.backends import OrtBackend
+
+    cfg = src.model.cfg
+    clips = check_clips(cfg.frames, src.preprocess.size, count)
+    with torch.no_grad():
+        text = src.model.encode_labels(src.labels, src.template)
+        module = VideoClassifier(src.model.eval(), text, src.preprocess).eval()
+        outs = module(torch.from_numpy(clips))
+    names = ("logits", "video_embedding", "spatial_mask") + (
+        ("gap_variation", "gap_prompt_count") if cfg.mode == "dynamic" else ("frame_weight",))
+    reference = {n: o.numpy() for n, o in zip(names, outs)}
+    backend = OrtBackend(path, "cpu")
+    actual = backend.run(clips)
+    report = compare(reference, actual)
+    print(f"check: PyTorch vs ONNX Runtime (CPU) on {len(clips)} generated clips, batch {len(clips)}")
+    for line in report.lines():
+        print("  " + line)
+    return report.ok
+
+
+# ------------------------------------------------------------------------------------------ recognize
+def _recognize_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stop-recognize", description="Recognise actions with an exported STOP model.")
+    p.add_argument("model", help="exported .onnx file (or a run directory / model folder with --backend torch)")
+    p.add_argument("--source", required=True, help="video file, camera index (0, 1, ...) or stream URL (rtsp://...)")
+    p.add_argument("--protocol", choices=("live", "eval"), default="live",
+                   help="live: sliding windows over time; eval: the test views of the metadata (files only)")
+    p.add_argument("--backend", default="auto", help="auto, cpu, cuda, openvino, tensorrt (ONNX Runtime) or torch")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = its default)")
+    p.add_argument("--labels", help="re-label: label file or bundled set (uses the exported text encoder)")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--predict-every", type=float, default=0.5, metavar="SECONDS", help="live: seconds between predictions")
+    p.add_argument("--frame-interval", type=float, default=None, metavar="SECONDS",
+                   help="live: seconds between sampled frames (default: the metadata's, as trained)")
+    p.add_argument("--on", type=float, default=0.6, help="event start threshold on the smoothed score")
+    p.add_argument("--off", type=float, default=0.4, help="event end threshold")
+    p.add_argument("--smoothing", type=float, default=0.5, help="EMA weight of the newest scores")
+    p.add_argument("--min-duration", type=float, default=1.0, metavar="SECONDS")
+    p.add_argument("--max-seconds", type=float, default=0.0, help="stop a live source after this long (0 = never)")
+    p.add_argument("--json", action="store_true", help="JSON lines on stdout instead of text")
+    p.add_argument("--events", type=Path, help="append events to this JSON-lines file")
+    return p
 
 
 def recognize_main(argv: list[str] | None = None) -> int:
-    print("stop-recognize: not built yet (the runtime lands with the export issue)", file=sys.stderr)
-    return 2
+    args = _recognize_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from .runtime.recognize import RecognizeError, run_recognize
+
+    try:
+        return run_recognize(args)
+    except RecognizeError as err:
+        print(f"stop-recognize: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    return export_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -31,3 +31,47 @@ def golden() -> dict:
     if not path.is_file():
         pytest.skip(f"no ../shared: {path} not found")
     return load_file(str(path))
+
+
+SYNTHETIC_LABELS = ["MovingLeft", "MovingRight", "MovingUp", "MovingDown", "GrowingBigger", "ShrinkingSmaller"]
+OFFICIAL_TINY = {"mode": "official", "mask_layout": "lattice", "text_postfix_prompts": 2}
+
+
+def export_tiny(folder: Path, mode: str) -> Path:
+    """Save the tiny preset (random weights) as a model folder and export it with the synthetic labels.
+
+    Returns the .onnx path; the model folder is `<folder>/model`, the labels `<folder>/labels.txt`.
+    """
+    import torch
+
+    from stop_export.cli import export_main
+    from stop_train.model import create_model, save_model
+
+    torch.manual_seed(0)
+    save_model(create_model("tiny", **(OFFICIAL_TINY if mode == "official" else {})), folder / "model")
+    (folder / "labels.txt").write_text("\n".join(SYNTHETIC_LABELS) + "\n")
+    out = folder / f"tiny-{mode}.onnx"
+    assert export_main([str(folder / "model"), "--labels", str(folder / "labels.txt"), "-o", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory) -> dict[str, Path]:
+    """The tiny preset exported in both modes (ONNX, text encoder and BPE file beside)."""
+    pytest.importorskip("onnx")
+    root = tmp_path_factory.mktemp("exported")
+    return {mode: export_tiny(root / mode, mode) for mode in ("dynamic", "official")}
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory) -> Path:
+    """The project's wheel, built once per session."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("wheel")
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(root)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    (path,) = out.glob("stop_toolkit-*.whl")
+    return path

@@ -1,0 +1,120 @@
+"""CPU latency of the exported classifier on every CPU backend the runtime offers, beside PyTorch eager and
+a plain open_clip ViT on the same frames, timed round-robin in one run.
+
+    .venv/bin/python benchmarks/latency_cpu.py [--preset stop-b32] [--threads 2] [--runs 10] [--workdir DIR]
+
+Random weights (no download): both modes are exported to ONNX first (cached in --workdir). Prints GFLOPs
+per part (torch's counter on the meta device), median and p90 latency, and ratios to the plain ViT.
+Target (the export issue): the fastest FP32 backend <= 1.4x the plain ViT, in each mode.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import platform
+import statistics
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from forward_cpu import measure
+from stop_export.onnx.export import ExportSource, VideoClassifier, build_metadata, export_video
+from stop_export.runtime.backends import OrtBackend, available_ort_providers
+from stop_train.config import load_config
+from stop_train.labels import load_labels
+from stop_train.model import create_model
+from stop_train.video import PreprocessCfg, SamplingCfg
+
+PARTS = {"spatial": "spatial prompter", "temporal": "temporal prompter", "clip": "ViT + text"}
+
+
+def overrides_for(cfg, mode: str) -> dict:
+    if mode == cfg.mode:
+        return {}
+    if mode == "official":
+        return {"mode": "official", "mask_layout": "lattice", "text_postfix_prompts": cfg.text_prefix_prompts}
+    return {"mode": mode, "text_postfix_prompts": 0, "mask_layout": "patch"}
+
+
+def flop_parts(module: torch.nn.Module, frames: torch.Tensor) -> dict[str, float]:
+    """GFLOPs of the video forward by top-level part (matmuls and convolutions)."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        module(frames)
+    counts = counter.get_flop_counts()
+    total = sum(counts.get("Global", {}).values()) / 1e9
+    parts = {}
+    for key, label in PARTS.items():
+        name = next((n for n in counts if n.endswith(f"model.{key}")), None)
+        parts[label] = sum(counts[name].values()) / 1e9 if name else 0.0
+    parts["rest"] = total - sum(parts.values())
+    parts["total"] = total
+    return parts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="stop-b32")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "stop-latency")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    cfg = load_config(args.preset)
+    t, size = cfg.frames, cfg.vision.image_size
+    frames = np.random.default_rng(0).integers(0, 256, (1, t, size, size, 3), dtype=np.uint8)
+    labels = load_labels("ucf101")
+    pre = PreprocessCfg.for_model(cfg)
+    print(f"device: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+          f"{args.threads} threads, fp32; ONNX Runtime providers: {', '.join(available_ort_providers())}")
+    print(f"input : {args.preset}, B=1, T={t}, {size}x{size} uint8; {args.runs} runs after {args.warmup} warm-up")
+
+    fns, flops = {}, {}
+    plain = open_clip.create_model(cfg.clip_model).visual.eval()
+    video = torch.from_numpy(frames).permute(0, 1, 4, 2, 3).float()[0] / 255.0
+    fns["plain ViT (open_clip, torch)"] = lambda: plain(video)
+    for mode in ("official", "dynamic"):
+        model = create_model(args.preset, **overrides_for(cfg, mode)).eval()
+        with torch.no_grad():
+            text = model.encode_labels(labels)
+        wrapper = VideoClassifier(model, text, pre).eval()
+        with torch.device("meta"):
+            meta_model = VideoClassifier(create_model(args.preset, **overrides_for(cfg, mode)), text.to("meta"), pre)
+        flops[mode] = flop_parts(meta_model.eval(), torch.from_numpy(frames).to("meta"))
+        path = args.workdir / f"{args.preset}-{mode}.onnx"
+        if not path.is_file():
+            print(f"exporting {mode} -> {path} ...", flush=True)
+            src = ExportSource(model, labels, "a video of a person {label}.", SamplingCfg(frames=t), pre, args.preset)
+            export_video(src, path, build_metadata(src))
+        x = torch.from_numpy(frames)
+        fns[f"STOP {mode}: PyTorch eager"] = (lambda w: lambda: w(x))(wrapper)
+        for provider in available_ort_providers():
+            if provider in ("cpu", "openvino"):
+                backend = OrtBackend(path, provider, threads=args.threads)
+                fns[f"STOP {mode}: ORT {provider}"] = (lambda b: lambda: b.run(frames))(backend)
+
+    for mode, parts in flops.items():
+        print(f"GFLOP {mode:8s}: " + ", ".join(f"{k} {v:.1f}" for k, v in parts.items()))
+    with torch.inference_mode():
+        times = measure(fns, args.runs, args.warmup)
+    base = statistics.median(times["plain ViT (open_clip, torch)"])
+    print(f"{'model / backend':34s} {'median s':>9s} {'p90 s':>7s} {'x plain':>8s}")
+    for name, ts in times.items():
+        ts = sorted(ts)
+        med = statistics.median(ts)
+        print(f"{name:34s} {med:9.3f} {ts[int(0.9 * (len(ts) - 1))]:7.3f} {med / base:8.2f}")
+    for mode in flops:
+        best = min((statistics.median(ts), n) for n, ts in times.items() if n.startswith(f"STOP {mode}"))
+        verdict = "meets" if best[0] <= 1.4 * base else "misses"
+        print(f"{mode}: fastest {best[1]} {best[0]:.3f} s = {best[0] / base:.2f}x plain; {verdict} the 1.4x target")
+
+
+if __name__ == "__main__":
+    main()

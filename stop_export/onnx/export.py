@@ -1,0 +1,212 @@
+"""Export a STOP video classifier (and its text encoder) to ONNX, as DECISIONS §3 defines the graph."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import stop_train
+from stop_train.config import ModelConfig, load_config
+from stop_train.labels import DEFAULT_TEMPLATE, load_labels
+from stop_train.model import STOP, create_model, load_model
+from stop_train.model.insert_op import OP_DOMAIN, OP_TYPE
+from stop_train.video import PreprocessCfg, SamplingCfg
+
+from ..schema import INPUT_NAME, METADATA_KEY, TEXT_INPUT, TEXT_OUTPUT, Metadata
+from .function import attach_function, translation_table
+
+log = logging.getLogger(__name__)
+
+OPSET = 18  # <= 20 for TensorRT 10.3 (JetPack 6); 18 is the exporter's native opset
+MAX_BATCH = 4096
+
+
+class ExportError(RuntimeError):
+    """A source that cannot be exported, with the reason."""
+
+
+@dataclass
+class ExportSource:
+    """What a run, checkpoint or preset gives the exporter."""
+
+    model: STOP
+    labels: list[str]
+    template: str
+    sampling: SamplingCfg
+    preprocess: PreprocessCfg
+    description: str
+
+
+def _read_labels(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def resolve_source(source: str | Path, labels: str | None = None, template: str | None = None,
+                   checkpoint: str | None = None) -> ExportSource:
+    """A run directory, a model/checkpoint folder (model.safetensors + config.json) or a preset name.
+
+    Runs bring their labels, template and sampling; the others need `labels` (a label file or a bundled
+    set name: ucf101, hmdb51, kinetics400, ssv2), which also replaces a run's labels when given.
+    A run's checkpoint defaults to `best`, or `last` when no validation has picked one yet.
+    """
+    path = Path(source)
+    run_cfg: dict[str, Any] = {}
+    run_labels: list[str] | None = None
+    if (path / "checkpoints").is_dir() and (path / "config.json").is_file():
+        run_cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        if checkpoint is None:
+            checkpoint = "best" if (path / "checkpoints" / "best").is_dir() else "last"
+            if checkpoint == "last":
+                log.warning("%s has no best checkpoint yet: exporting the last one", path)
+        folder = path / "checkpoints" / checkpoint
+        if not folder.is_dir():
+            found = sorted(p.name for p in (path / "checkpoints").iterdir() if p.is_dir())
+            raise ExportError(f"{path} has no checkpoint {checkpoint!r} (found: {', '.join(found) or 'none'})")
+        model = load_model(folder).eval()
+        run_labels = _read_labels(path / "labels.txt") if (path / "labels.txt").is_file() else None
+        description = f"run {path.resolve()} ({checkpoint})"
+    elif (path / "model.safetensors").is_file():
+        model = load_model(path).eval()
+        run_root = path.parent.parent  # a checkpoint inside a run: <run>/checkpoints/<name>
+        if (run_root / "labels.txt").is_file() and (run_root / "config.json").is_file():
+            run_cfg = json.loads((run_root / "config.json").read_text(encoding="utf-8"))
+            run_labels = _read_labels(run_root / "labels.txt")
+        description = f"model folder {path.resolve()}"
+    elif path.suffix == ".json" and path.is_file() or not path.exists():
+        try:
+            cfg = load_config(source)
+        except (FileNotFoundError, ValueError) as err:
+            raise ExportError(f"{source!r} is not a run directory, a model folder or a preset ({err})") from None
+        model = create_model(cfg).eval()
+        description = f"preset {source} (random weights)"
+    else:
+        raise ExportError(f"{path} is neither a run directory (config.json + checkpoints/) nor a model folder "
+                          "(model.safetensors + config.json)")
+    if labels:
+        classes = load_labels(labels)
+    elif run_labels:
+        classes = run_labels
+    else:
+        raise ExportError(f"{description} carries no labels: pass --labels FILE (one class per line) or a bundled "
+                          "set (ucf101, hmdb51, kinetics400, ssv2)")
+    cfg = model.cfg
+    train = run_cfg.get("train", {})
+    sampling = SamplingCfg(**run_cfg["sampling"]) if "sampling" in run_cfg else SamplingCfg(frames=cfg.frames)
+    return ExportSource(model, classes, template or train.get("template", DEFAULT_TEMPLATE), sampling,
+                        PreprocessCfg.for_model(cfg), description)
+
+
+class VideoClassifier(nn.Module):
+    """uint8 RGB frames (B, T, S, S, 3) -> the outputs of DECISIONS §3; normalisation inside the graph."""
+
+    def __init__(self, model: STOP, text_embedding: torch.Tensor, pre: PreprocessCfg):
+        super().__init__()
+        self.model = model
+        self.register_buffer("text_embedding", F.normalize(text_embedding.detach().float(), dim=-1))
+        shape = (1, 1, 3, 1, 1)
+        self.register_buffer("mean", torch.tensor(pre.mean).mul(255.0).view(shape))
+        self.register_buffer("inv_std", torch.tensor(pre.std).mul(255.0).reciprocal().view(shape))
+
+    def forward(self, frames: torch.Tensor):
+        x = (frames.permute(0, 1, 4, 2, 3).float() - self.mean) * self.inv_std
+        emb, aux = self.model.encode_video(x, return_aux=True)
+        logits = self.model.logit_scale * emb @ self.text_embedding.t()
+        if self.model.dynamic:
+            return logits, emb, aux["spatial_mask"], aux["gap_variation"], aux["gap_prompt_count"]
+        return logits, emb, aux["spatial_mask"], aux["frame_weight"]
+
+
+class TextEncoder(nn.Module):
+    """Token ids (K, n) int64 from the tokenizer -> L2-normalised label embeddings (K, E)."""
+
+    def __init__(self, model: STOP):
+        super().__init__()
+        self.model = model
+
+    def forward(self, token_ids: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_text(token_ids)
+
+
+def build_metadata(src: ExportSource, text_encoder: str = "", tokenizer: str = "") -> Metadata:
+    cfg: ModelConfig = src.model.cfg
+    pre = src.preprocess
+    return Metadata(
+        labels=list(src.labels), template=src.template, logit_scale=float(src.model.logit_scale),
+        mode=cfg.mode, frames=cfg.frames, size=pre.size,
+        preprocess={"mean": list(pre.mean), "std": list(pre.std), "resize": "short side, bicubic",
+                    "crop": "square, centre (test views: see sampling)", "input": "uint8 RGB (B, T, S, S, 3)"},
+        sampling=dataclasses.asdict(src.sampling), model=cfg.to_dict(), toolkit_version=stop_train.__version__,
+        source=src.description, text_encoder=text_encoder, tokenizer=tokenizer,
+    )
+
+
+def _export(module: nn.Module, args: tuple, path: Path, input_names, output_names, dynamic_shapes) -> onnx.ModelProto:
+    program = torch.onnx.export(
+        module, args, dynamo=True, opset_version=OPSET, input_names=input_names, output_names=output_names,
+        dynamic_shapes=dynamic_shapes, custom_translation_table=translation_table(), optimize=True, verify=False, verbose=False,
+    )
+    proto = program.model_proto
+    attach_function(proto)
+    return proto
+
+
+def export_video(src: ExportSource, path: str | Path, metadata: Metadata | None = None) -> onnx.ModelProto:
+    """Write the video classifier to `path`; returns the checked model proto."""
+    model, cfg = src.model.eval(), src.model.cfg
+    with torch.no_grad():
+        text = model.encode_labels(src.labels, src.template)
+    wrapper = VideoClassifier(model, text, src.preprocess).eval()
+    example = torch.from_numpy(np.random.default_rng(0).integers(
+        0, 256, (2, cfg.frames, src.preprocess.size, src.preprocess.size, 3), dtype=np.uint8))
+    meta = metadata or build_metadata(src)
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    with torch.no_grad():
+        proto = _export(wrapper, (example,), Path(path), [INPUT_NAME], list(meta.outputs), {"frames": {0: batch}})
+    _name_batch(proto, "batch")
+    nodes = [n for n in proto.graph.node if n.domain == OP_DOMAIN and n.op_type == OP_TYPE]
+    expected = 1 if cfg.mode == "dynamic" else 0
+    if len(nodes) != expected or (expected and not any(f.name == OP_TYPE for f in proto.functions)):
+        raise ExportError(f"the exported graph has {len(nodes)} {OP_TYPE} node(s), expected {expected}")
+    return _finish(proto, Path(path), meta)
+
+
+def export_text(model: STOP, path: str | Path, metadata: Metadata) -> onnx.ModelProto:
+    """Write the text encoder: token_ids (K, n) int64 -> text_embedding (K, E), K dynamic."""
+    ids = model.tokenize(["a video of a person jumping.", "x."])
+    k = torch.export.Dim("labels", min=1, max=MAX_BATCH)
+    with torch.no_grad():
+        proto = _export(TextEncoder(model.eval()).eval(), (ids,), Path(path), [TEXT_INPUT], [TEXT_OUTPUT],
+                        {"token_ids": {0: k}})
+    _name_batch(proto, "labels")
+    return _finish(proto, Path(path), metadata)
+
+
+def _name_batch(proto: onnx.ModelProto, name: str) -> None:
+    """Give the dynamic first dimension of every graph input and output one readable name."""
+    for value in list(proto.graph.input) + list(proto.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if dims and not dims[0].HasField("dim_value"):
+            dims[0].dim_param = name
+
+
+def _finish(proto: onnx.ModelProto, path: Path, meta: Metadata) -> onnx.ModelProto:
+    del proto.metadata_props[:]
+    proto.metadata_props.add(key=METADATA_KEY, value=meta.to_json())
+    proto.producer_name, proto.producer_version = "stop-toolkit", stop_train.__version__
+    onnx.checker.check_model(proto, full_check=True)
+    proto = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    onnx.save(proto, str(tmp))
+    tmp.replace(path)
+    log.info("wrote %s (%.1f MB)", path, path.stat().st_size / 1e6)
+    return proto

@@ -1,0 +1,139 @@
+"""Inference backends behind one call: `run(frames uint8 (B, T, S, S, 3)) -> {output name: array}`.
+
+ONNX Runtime (CPU, CUDA, OpenVINO, TensorRT execution providers, whichever are installed) needs no
+PyTorch; the PyTorch backend is optional and imports torch only when chosen.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from ..schema import INPUT_NAME, METADATA_KEY, Metadata, MetadataError
+
+log = logging.getLogger(__name__)
+
+# ONNX Runtime providers by short name, in the order `auto` prefers them
+ORT_PROVIDERS = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+
+
+class BackendError(RuntimeError):
+    """A model or backend that cannot be used, with the reason."""
+
+
+class Backend(Protocol):
+    name: str
+    metadata: Metadata
+
+    def run(self, frames: np.ndarray) -> dict[str, np.ndarray]: ...
+
+
+def _import_ort():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise BackendError("ONNX Runtime is not installed: pip install 'stop-toolkit[runtime]' "
+                           "(or [gpu] for onnxruntime-gpu, [openvino] for onnxruntime-openvino)") from None
+    return onnxruntime
+
+
+def available_ort_providers() -> list[str]:
+    """Short names of the ONNX Runtime providers this installation offers (e.g. ['cuda', 'cpu'])."""
+    try:
+        ort = _import_ort()
+    except BackendError:
+        return []
+    offered = set(ort.get_available_providers())
+    return [short for short, full in ORT_PROVIDERS.items() if full in offered]
+
+
+class OrtBackend:
+    """ONNX Runtime on one provider (`cpu`, `cuda`, `openvino`, `tensorrt`), falling back to CPU."""
+
+    def __init__(self, path: str | Path, provider: str = "cpu", threads: int = 0):
+        ort = _import_ort()
+        path = Path(path)
+        if not path.is_file():
+            raise BackendError(f"no model file at {path}")
+        if provider not in ORT_PROVIDERS:
+            raise BackendError(f"unknown provider {provider!r}; choose from {', '.join(ORT_PROVIDERS)}")
+        if provider not in available_ort_providers():
+            raise BackendError(f"ONNX Runtime here offers {', '.join(available_ort_providers())}, not {provider}")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = [ORT_PROVIDERS[provider]] + ([] if provider == "cpu" else [ORT_PROVIDERS["cpu"]])
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as err:  # ORT raises its own exception types
+            raise BackendError(f"ONNX Runtime cannot load {path}: {err}") from None
+        meta = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        self.metadata = Metadata.from_json(meta, str(path))
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        if INPUT_NAME not in inputs:
+            raise MetadataError(f"{path} has no '{INPUT_NAME}' input: not a STOP video model")
+        declared = tuple(inputs[INPUT_NAME].shape[1:])
+        if declared != self.metadata.input_shape:
+            raise MetadataError(f"{path}: the graph takes frames {declared}, its metadata says {self.metadata.input_shape}")
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        self.name = f"onnxruntime-{provider}"
+        self.path = path
+
+    def run(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+        return dict(zip(self.outputs, self.session.run(None, {INPUT_NAME: frames})))
+
+
+class TorchBackend:
+    """PyTorch eager on a run directory, model folder or preset (needs the `train` extra)."""
+
+    def __init__(self, source: str | Path, labels: str | None = None, device: str = "cpu"):
+        try:
+            import torch
+
+            from ..onnx.export import VideoClassifier, build_metadata, resolve_source
+        except ImportError as err:
+            raise BackendError(f"the PyTorch backend needs torch and the training extra ({err})") from None
+        src = resolve_source(source, labels=labels)
+        self.torch = torch
+        with torch.no_grad():
+            text = src.model.encode_labels(src.labels, src.template)
+        self.module = VideoClassifier(src.model, text, src.preprocess).to(device).eval()
+        self.device = device
+        self.metadata = build_metadata(src)
+        self.name = f"pytorch-{device}"
+
+    def run(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+        with self.torch.no_grad():
+            outs = self.module(self.torch.from_numpy(np.ascontiguousarray(frames)).to(self.device))
+        return {name: out.cpu().numpy() for name, out in zip(self.metadata.outputs, outs)}
+
+
+def open_backend(model: str | Path, backend: str = "auto", threads: int = 0, labels: str | None = None) -> Backend:
+    """`backend`: auto (best ONNX Runtime provider), cpu, cuda, openvino, tensorrt (ORT providers), or torch.
+
+    ONNX files go to ONNX Runtime; run directories, model folders and presets to PyTorch.
+    """
+    path = Path(model)
+    if backend == "torch" or not (path.suffix == ".onnx"):
+        if backend not in ("auto", "torch"):
+            raise BackendError(f"{model} is not an .onnx file: only the torch backend reads runs and checkpoints")
+        return TorchBackend(model, labels=labels)
+    if backend == "auto":
+        offered = available_ort_providers()
+        if not offered:
+            _import_ort()
+        for provider in offered:
+            try:
+                return OrtBackend(path, provider, threads)
+            except BackendError as err:
+                log.info("provider %s unavailable: %s", provider, err)
+        raise BackendError(f"no ONNX Runtime provider could load {path}")
+    return OrtBackend(path, backend, threads)

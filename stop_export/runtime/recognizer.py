@@ -1,0 +1,94 @@
+"""`Recognizer`: a backend plus what turns its outputs into labelled scores — softmax, top-k, the
+test-view protocol for files, and re-labelling through the exported text encoder (no PyTorch)."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stop_train.labels import label_texts
+from stop_train.video.preprocess import PreprocessCfg, crop_positions, prepare_clip
+from stop_train.video.sampling import SamplingCfg, eval_view_indices
+
+from ..schema import TEXT_INPUT, Metadata
+from .backends import Backend, BackendError, open_backend
+from .tokenizer import ClipTokenizer
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@dataclass
+class Prediction:
+    scores: np.ndarray  # (B, K) softmax over the labels
+    outputs: dict[str, np.ndarray]  # every graph output (logits, video_embedding, overlays)
+
+    def top(self, k: int = 5, labels: list[str] | None = None, row: int = 0) -> list[tuple[str, float]]:
+        order = np.argsort(-self.scores[row])[:k]
+        return [((labels[i] if labels else str(i)), float(self.scores[row, i])) for i in order]
+
+
+class Recognizer:
+    """Scores clips with a backend; `set_labels` re-labels an ONNX model without PyTorch."""
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self.meta: Metadata = backend.metadata
+        self.labels = list(self.meta.labels)
+        self._text: np.ndarray | None = None  # (K, E) when re-labelled
+        self.preprocess = PreprocessCfg(size=self.meta.size, mean=tuple(self.meta.preprocess["mean"]),
+                                        std=tuple(self.meta.preprocess["std"]))
+        fields = {f.name for f in dataclasses.fields(SamplingCfg)}
+        self.sampling = SamplingCfg(**{k: v for k, v in self.meta.sampling.items() if k in fields})
+
+    @classmethod
+    def open(cls, model: str | Path, backend: str = "auto", threads: int = 0, labels: str | None = None) -> "Recognizer":
+        return cls(open_backend(model, backend, threads, labels=labels))
+
+    def predict(self, frames: np.ndarray) -> Prediction:
+        """uint8 RGB (B, T, S, S, 3) (or one clip (T, S, S, 3)) -> scores over `self.labels`."""
+        frames = np.asarray(frames)
+        if frames.ndim == 4:
+            frames = frames[None]
+        if frames.dtype != np.uint8 or frames.shape[1:] != self.meta.input_shape:
+            raise ValueError(f"expected uint8 frames (B, {', '.join(map(str, self.meta.input_shape))}), "
+                             f"got {frames.dtype} {frames.shape}")
+        outputs = self.backend.run(np.ascontiguousarray(frames))
+        logits = outputs["logits"]
+        if self._text is not None:
+            logits = self.meta.logit_scale * outputs["video_embedding"] @ self._text.T
+        return Prediction(softmax(logits.astype(np.float64)), outputs)
+
+    def predict_file(self, path: str | Path) -> Prediction:
+        """The test protocol stored in the metadata: N clips x M crops of the whole file, averaged."""
+        from stop_train.video.decode import probe, read_frames
+
+        info = probe(path)
+        views = []
+        for indices in eval_view_indices(self.sampling, info.frames, info.fps):
+            frames = read_frames(path, indices, info)
+            views += [prepare_clip(frames, self.preprocess, crop) for crop in crop_positions(self.sampling.test_crops)]
+        pred = self.predict(np.stack(views))
+        mean = pred.scores.mean(axis=0, keepdims=True)
+        return Prediction(mean, pred.outputs)
+
+    def set_labels(self, labels: list[str], template: str | None = None) -> None:
+        """Score against new class keys: their prompts go through the exported text encoder."""
+        text_file, tok_file = self.meta.text_encoder, self.meta.tokenizer
+        base = Path(getattr(self.backend, "path", "")).parent
+        if not text_file or not tok_file or not (base / text_file).is_file():
+            raise BackendError("this model has no text encoder beside it: re-export with stop-export "
+                               "(it writes <name>.text.onnx and the BPE file)")
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(base / text_file), providers=["CPUExecutionProvider"])
+        ids = ClipTokenizer(base / tok_file)(label_texts(labels, template or self.meta.template),
+                                             self.meta.model["text"]["max_tokens"])
+        (emb,) = session.run(None, {TEXT_INPUT: ids})
+        self._text = emb / np.linalg.norm(emb, axis=-1, keepdims=True)
+        self.labels = list(labels)

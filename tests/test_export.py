@@ -1,0 +1,185 @@
+"""ONNX export: the graph of DECISIONS §3, the TemporalPromptInsert node and its function, PyTorch vs ONNX
+Runtime within §5, metadata, the text encoder and the torch-free tokenizer."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import TensorProto, helper
+
+from conftest import SYNTHETIC_LABELS
+from stop_export.cli import export_main
+from stop_export.onnx.check import check_clips, compare
+from stop_export.onnx.export import VideoClassifier, resolve_source
+from stop_export.onnx.function import TemporalPromptInsert
+from stop_export.runtime.backends import OrtBackend
+from stop_export.runtime.recognizer import Recognizer
+from stop_export.runtime.tokenizer import ClipTokenizer
+from stop_export.schema import DYNAMIC_OUTPUTS, METADATA_KEY, OFFICIAL_OUTPUTS, Metadata, MetadataError
+from stop_train.labels import LABEL_SETS, label_texts, load_labels
+from stop_train.model.insert_op import temporal_prompt_insert_reference
+from stop_train.tolerances import BATCH_REL_ERR, GOLDEN_REL_ERR, relative_error
+
+
+def torch_outputs(path, clips: np.ndarray) -> dict[str, np.ndarray]:
+    """The same export source, run in PyTorch."""
+    src = resolve_source(path.parent / "model", labels=str(path.parent / "labels.txt"))
+    with torch.no_grad():
+        module = VideoClassifier(src.model, src.model.encode_labels(src.labels, src.template), src.preprocess).eval()
+        outs = module(torch.from_numpy(clips))
+    names = DYNAMIC_OUTPUTS if src.model.cfg.mode == "dynamic" else OFFICIAL_OUTPUTS
+    return {n: o.numpy() for n, o in zip(names, outs)}
+
+
+@pytest.mark.parametrize("mode", ["dynamic", "official"])
+def test_graph_interface_node_and_function(exported, mode):
+    model = onnx.load(str(exported[mode]))
+    onnx.checker.check_model(model, full_check=True)
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) <= 20
+    (inp,) = model.graph.input
+    assert inp.name == "frames" and inp.type.tensor_type.elem_type == TensorProto.UINT8
+    dims = inp.type.tensor_type.shape.dim
+    assert dims[0].dim_param == "batch" and [d.dim_value for d in dims[1:]] == [4, 64, 64, 3]
+    names = [o.name for o in model.graph.output]
+    assert names == list(DYNAMIC_OUTPUTS if mode == "dynamic" else OFFICIAL_OUTPUTS)
+    custom = [n for n in model.graph.node if n.domain == "stop"]
+    if mode == "dynamic":
+        assert len(custom) == 1 and custom[0].op_type == "TemporalPromptInsert"
+        attrs = {a.name: helper.get_attribute_value(a) for a in custom[0].attribute}
+        assert attrs == {"prompts_per_gap": 2, "num_patches": 16, "variation_tol": pytest.approx(1e-4)}
+        (fn,) = [f for f in model.functions if f.name == "TemporalPromptInsert"]
+        assert fn.domain == "stop" and all(n.domain in ("", "ai.onnx") for n in fn.node)
+    else:
+        assert not custom and not model.functions
+    meta = Metadata.from_json({p.key: p.value for p in model.metadata_props}[METADATA_KEY])
+    assert meta.labels == SYNTHETIC_LABELS and meta.mode == mode and meta.frames == 4 and meta.size == 64
+    assert meta.text_encoder == f"tiny-{mode}.text.onnx" and (exported[mode].parent / meta.tokenizer).is_file()
+
+
+@pytest.mark.parametrize("mode", ["dynamic", "official"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_onnxruntime_matches_pytorch(exported, mode, batch):
+    clips = check_clips(4, 64, batch, seed=batch)
+    report = compare(torch_outputs(exported[mode], clips), OrtBackend(exported[mode]).run(clips))
+    assert report.ok, report.lines()
+    assert set(report.errors) >= {"logits", "video_embedding"}
+    assert ("gap_prompt_count" in report.mismatches) == (mode == "dynamic")
+
+
+def test_batch_independence(exported):
+    backend = OrtBackend(exported["dynamic"])
+    clips = check_clips(4, 64, 3, seed=5)
+    together = backend.run(clips)
+    for i in range(3):
+        alone = backend.run(clips[i:i + 1])
+        assert relative_error(alone["video_embedding"], together["video_embedding"][i:i + 1]) < BATCH_REL_ERR
+        assert (alone["gap_prompt_count"] == together["gap_prompt_count"][i:i + 1]).all()
+        assert (alone["spatial_mask"] == together["spatial_mask"][i:i + 1]).all()
+
+
+def _insert_model(p: int, elem: int) -> onnx.ModelProto:
+    node = helper.make_node("TemporalPromptInsert", ["x", "g"], ["tokens", "mask", "var", "count"], domain="stop",
+                            prompts_per_gap=p, num_patches=5, variation_tol=1e-4)
+    inputs = [helper.make_tensor_value_info("x", elem, ["B", "T", "F", "D"]),
+              helper.make_tensor_value_info("g", elem, ["B", "G", "P", "D"])]
+    outputs = [helper.make_tensor_value_info("tokens", elem, ["B", "S", "D"]),
+               helper.make_tensor_value_info("mask", TensorProto.BOOL, ["B", "S"]),
+               helper.make_tensor_value_info("var", TensorProto.FLOAT, ["B", "G"]),
+               helper.make_tensor_value_info("count", TensorProto.INT32, ["B", "G"])]
+    graph = helper.make_graph([node], "insert", inputs, outputs)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("stop", 1)],
+                             functions=[TemporalPromptInsert.to_function_proto()])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("p", [0, 1, 4])
+@pytest.mark.parametrize("frames", [2, 5])
+def test_function_body_equals_reference_op(dtype, p, frames):
+    elem = TensorProto.FLOAT if dtype == np.float32 else TensorProto.FLOAT16
+    model = _insert_model(p, elem)
+    onnx.checker.check_model(model, full_check=True)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(p)
+    x = rng.standard_normal((3, frames, 8, 16)).astype(dtype)
+    x[1, -1] = x[1, 0]  # a repeated frame: zero variation in one gap
+    x[2] = x[2, :1]  # a still video: every gap alike
+    g = rng.standard_normal((3, frames - 1, p, 16)).astype(dtype)
+    got = session.run(None, {"x": x, "g": g})
+    ref = temporal_prompt_insert_reference(torch.from_numpy(x), torch.from_numpy(g), p, 5, 1e-4)
+    for name, a, b in zip(("tokens", "mask", "var", "count"), got, ref):
+        b = b.numpy()
+        assert a.shape == b.shape and a.dtype == b.dtype, name
+        if name == "var":
+            assert relative_error(a, b) < GOLDEN_REL_ERR
+        else:
+            assert (a == b).all(), name
+
+
+def test_metadata_rejects_newer_schema_and_missing_fields():
+    meta = Metadata(labels=["a"], template="{label}", logit_scale=100.0, mode="dynamic", frames=8, size=224,
+                    preprocess={}, sampling={}, model={}, toolkit_version="0")
+    assert Metadata.from_json(meta.to_json()) == meta
+    newer = json.loads(meta.to_json()) | {"schema_version": 99}
+    with pytest.raises(MetadataError, match="schema 99"):
+        Metadata.from_json(json.dumps(newer))
+    with pytest.raises(MetadataError, match="lacks labels"):
+        Metadata.from_json(json.dumps({k: v for k, v in json.loads(meta.to_json()).items() if k != "labels"}))
+    with pytest.raises(MetadataError, match="no STOP metadata"):
+        Metadata.from_json(None)
+
+
+@pytest.mark.parametrize("name", LABEL_SETS)
+def test_tokenizer_matches_open_clip(name):
+    from open_clip.tokenizer import default_bpe, tokenize
+
+    ours = ClipTokenizer(default_bpe())
+    texts = label_texts(load_labels(name), "a video of a person {label}.") + ["Café &amp; naïve   TEXT!! 42"]
+    for length in (16, 32, 77):
+        assert (ours(texts, length) == tokenize(texts, context_length=length).numpy()).all()
+
+
+def test_relabel_through_text_encoder_matches_pytorch(exported):
+    rec = Recognizer.open(exported["dynamic"], backend="cpu")
+    new = ["ApplyEyeMakeup", "Biking", "jumping jacks"]
+    rec.set_labels(new)
+    clips = check_clips(4, 64, 2, seed=7)
+    got = rec.predict(clips)
+    folder = exported["dynamic"].parent
+    src = resolve_source(folder / "model", labels=str(folder / "labels.txt"))
+    with torch.no_grad():
+        text = src.model.encode_labels(new, src.template)
+        module = VideoClassifier(src.model, text, src.preprocess).eval()
+        logits = module(torch.from_numpy(clips))[0].double().softmax(-1).numpy()
+    assert rec.labels == new and relative_error(got.scores, logits) < GOLDEN_REL_ERR
+
+
+def test_export_cli_check_passes_and_missing_labels_is_one_message(tmp_path, capsys):
+    torch.manual_seed(0)
+    assert export_main(["tiny", "--labels", "ucf101", "-o", str(tmp_path / "m.onnx"), "--no-text-encoder",
+                        "--check", "--check-clips", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "PASS" in out and "relative error" in out
+    assert export_main(["tiny", "-o", str(tmp_path / "n.onnx")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--labels" in err[0]
+
+
+def test_export_of_a_training_run(tmp_path):
+    """A run directory brings its own labels, template and sampling (median interval) into the metadata."""
+    from stop_train.cli import main as stop_train
+    from stop_train.data.synthetic import SyntheticSpec, write_synthetic_motion
+
+    data = write_synthetic_motion(tmp_path / "data", SyntheticSpec(groups=3, clips_per_group=1, frames=12,
+                                                                    width=48, height=32))
+    run = tmp_path / "run"
+    assert stop_train(["--dataset", "synthetic-motion", "--data-root", str(data), "--preset", "tiny",
+                       "--pretrained", "none", "--max-steps", "1", "--batch-size", "2", "--workers", "0",
+                       "--run-dir", str(run), "--val-fraction", "0.34"]) == 0
+    assert export_main([str(run), "--no-text-encoder"]) == 0
+    meta = OrtBackend(run / "export" / "model.onnx").metadata
+    assert meta.labels == (run / "labels.txt").read_text().split()
+    assert meta.sampling["frame_interval_s"] == pytest.approx(12 / 4 / 25)  # 12 frames at 25 fps, T = 4

@@ -1,0 +1,139 @@
+"""The runtime: clip buffer, events, `stop-recognize` on a generated video and a generated 30 fps stream,
+and the runtime working from the built wheel in a fresh virtual environment without PyTorch."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stop_export.cli import recognize_main
+from stop_export.runtime.buffer import ClipBuffer
+from stop_export.runtime.events import EventCfg, EventDetector
+from stop_export.runtime.recognize import stream_windows
+from stop_export.runtime.recognizer import Recognizer
+from stop_train.data.synthetic import SyntheticSpec, render_scene, write_video
+from stop_train.video import PreprocessCfg
+
+
+def stamped(count: int, fps: float, height: int = 48, width: int = 64):
+    """Frames whose pixel value encodes their index, with timestamps i / fps."""
+    for i in range(count):
+        yield i / fps, np.full((height, width, 3), i % 256, dtype=np.uint8)
+
+
+def test_clip_buffer_samples_the_last_t_frames_at_the_interval():
+    buffer = ClipBuffer(frames=4, frame_interval_s=0.5, predict_every_s=1.0, preprocess=PreprocessCfg(size=32))
+    due = []
+    for t, frame in stamped(91, 30.0):  # 3 s at 30 fps
+        buffer.push(frame, t)
+        if buffer.due():
+            clip, end = buffer.clip()
+            assert clip.shape == (4, 32, 32, 3) and clip.dtype == np.uint8
+            due.append((round(end, 3), clip[:, 0, 0, 0].tolist()))
+    # the first clip needs 1.5 s of history; then one every second
+    assert [d[0] for d in due] == [1.5, 2.5]
+    assert due[0][1] == [0, 15, 30, 45] and due[1][1] == [30, 45, 60, 75]
+    assert len(buffer._times) <= 2 * 15 + 2 * 15 + 2  # keeps about span + one interval, not the whole stream
+
+
+def test_clip_buffer_ignores_repeated_timestamps_and_rejects_bad_settings():
+    buffer = ClipBuffer(2, 0.1, 0.1, PreprocessCfg(size=8))
+    buffer.push(np.zeros((8, 8, 3), np.uint8), 0.0)
+    buffer.push(np.full((8, 8, 3), 9, np.uint8), 0.0)
+    assert buffer.latest == 0.0 and not buffer.ready
+    with pytest.raises(ValueError):
+        ClipBuffer(2, 0.0, 1.0, PreprocessCfg(size=8))
+
+
+def test_events_hysteresis_smoothing_and_minimum_duration():
+    det = EventDetector(["a", "b"], EventCfg(smoothing=1.0, on=0.6, off=0.4, min_duration_s=1.0))
+    seq = [(0, [0.9, 0.1]), (1, [0.5, 0.5]), (2, [0.45, 0.55]), (3, [0.3, 0.7]), (3.5, [0.9, 0.1]), (4, [0.1, 0.9])]
+    done = [e for t, s in seq for e in det.update(t, np.array(s))]
+    # 'a' holds through 0.5 and 0.45 (hysteresis) and ends at 3; 'b' (3 -> 3.5) and the second 'a'
+    # (3.5 -> 4) are shorter than 1 s and dropped; 'b' starts again at 4 and is still open
+    assert [(e.label, e.start_s, e.end_s) for e in done] == [("a", 0, 3)]
+    assert [(e.label, e.start_s) for e in det.active()] == [("b", 4)]
+    closing = det.finish(5.0)
+    assert [(e.label, e.start_s, e.end_s) for e in closing] == [("b", 4, 5.0)]
+    smooth = EventDetector(["a"], EventCfg(smoothing=0.5, on=0.6, off=0.4, min_duration_s=0))
+    assert not smooth.update(0, np.array([0.0])) and not smooth.update(1, np.array([1.0]))
+    assert not smooth.active()  # EMA 0.5 < 0.6: one high score alone does not start an event
+    with pytest.raises(ValueError):
+        EventCfg(on=0.3, off=0.5)
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("video") / "left.avi"
+    write_video(path, render_scene("MovingLeft", SyntheticSpec(frames=75), np.random.default_rng(0)), fps=25)
+    return path
+
+
+def test_recognize_video_live_and_eval_json(exported, video, tmp_path, capsys):
+    events = tmp_path / "events.jsonl"
+    code = recognize_main([str(exported["dynamic"]), "--source", str(video), "--json", "--predict-every", "0.5",
+                           "--frame-interval", "0.25", "--on", "0", "--off", "0", "--min-duration", "0",
+                           "--events", str(events)])
+    assert code == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    windows = [r for r in records if r["type"] == "window"]
+    # 3 s at 25 fps (frames 0.04 s apart): the first clip needs 0.75 s of history, then one clip at the
+    # first frame 0.5 s or more after the previous one
+    assert [w["t"] for w in windows] == [0.76, 1.28, 1.8, 2.32, 2.84]
+    assert all(len(w["top"]) == 3 and w["top"][0][1] >= w["top"][1][1] for w in windows)
+    assert records[-1]["type"] == "video" and records[-1]["windows"] == 5
+    logged = [json.loads(line) for line in events.read_text().splitlines()]
+    assert logged and all(e["type"] == "event" for e in logged)
+    assert recognize_main([str(exported["official"]), "--source", str(video), "--protocol", "eval", "--json"]) == 0
+    (final,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert final["protocol"] == "eval" and abs(sum(s for _, s in final["top"]) - 1) < 0.5
+
+
+def test_recognize_stream_pushed_at_30_fps(exported):
+    rec = Recognizer.open(exported["dynamic"], backend="cpu")
+    frames = render_scene("MovingUp", SyntheticSpec(frames=90), np.random.default_rng(1))
+    buffer = ClipBuffer(rec.meta.frames, 0.2, 0.5, rec.preprocess)
+    out = list(stream_windows(rec, ((i / 30.0, f) for i, f in enumerate(frames)), buffer))
+    assert [round(t, 3) for t, _ in out] == [0.6, 1.1, 1.6, 2.1, 2.6]
+    for _, scores in out:
+        assert scores.shape == (6,) and abs(scores.sum() - 1) < 1e-6
+
+
+def test_recognize_errors_are_one_line(exported, tmp_path, capsys):
+    bad = tmp_path / "bad.avi"
+    bad.write_bytes(b"not a video")
+    for source in [str(tmp_path / "missing.avi"), str(bad)]:
+        assert recognize_main([str(exported["dynamic"]), "--source", source]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith("stop-recognize:") and "Traceback" not in "".join(err)
+    no_meta = tmp_path / "plain.onnx"
+    import onnx
+
+    model = onnx.load(str(exported["official"]))
+    del model.metadata_props[:]
+    onnx.save(model, str(no_meta))
+    assert recognize_main([str(no_meta), "--source", str(bad)]) == 2
+    assert "no STOP metadata" in capsys.readouterr().err
+
+
+def test_runtime_from_the_wheel_without_torch(wheel, exported, video, tmp_path):
+    """A fresh virtual environment with the wheel and its runtime extra only: no torch, no open_clip."""
+    env = tmp_path / "env"
+    subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
+    pip = [str(env / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    result = subprocess.run(pip + [f"{wheel}[runtime]"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    check = subprocess.run([str(env / "bin" / "python"), "-c", "import torch"], capture_output=True)
+    assert check.returncode != 0  # torch is not there
+    labels = tmp_path / "labels.txt"
+    labels.write_text("Biking\nDiving\nPushUps\n")
+    result = subprocess.run([str(env / "bin" / "stop-recognize"), str(exported["dynamic"]), "--source", str(video),
+                             "--json", "--labels", str(labels), "--frame-interval", "0.25"],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert records[-1]["type"] == "video" and {k for k, _ in records[-1]["top"]} == {"Biking", "Diving", "PushUps"}
