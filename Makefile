@@ -1,4 +1,5 @@
-# make demo : create/update .venv, then train and evaluate the tiny model on the generated synthetic-motion set.
+# make demo : create/update .venv, then train and evaluate the tiny model on the generated synthetic-motion set,
+#             export it to ONNX (checked against PyTorch) and recognise a generated video with ONNX Runtime.
 # make test : create/update .venv with everything the tests need, then run the whole suite.
 PYTHON ?= python3
 VENV   ?= .venv
@@ -26,18 +27,30 @@ $(VENV)/.train: $(VENV)/.created pyproject.toml
 	$(PIP) install --quiet -e '.[train]'
 	touch $@
 
+$(VENV)/.demo: $(VENV)/.train pyproject.toml
+	$(PIP) install --quiet -e '.[train,export,runtime]'
+	touch $@
+
 $(VENV)/.test: $(VENV)/.train pyproject.toml
 	$(PIP) install --quiet -e '.[train,export,runtime,test]'
 	touch $@
 
 venv: $(VENV)/.test
 
-DEMO_RUN ?= runs/demo-$(shell date +%Y%m%d-%H%M%S)
+ifndef DEMO_RUN
+# expanded once, so every step of the demo uses the same run
+DEMO_RUN := runs/demo-$(shell date +%Y%m%d-%H%M%S)
+endif
 
-demo: $(VENV)/.train
+DEMO_VIDEO := runs/.synthetic-motion/UCF-101/MovingLeft/v_MovingLeft_g01_c01.avi
+
+demo: $(VENV)/.demo
 	$(PY) -m stop_train.demo --preset tiny
 	$(PY) -m stop_train.cli --dataset synthetic-motion --preset tiny --pretrained none --epochs 18 \
 		--batch-size 8 --lr 3e-4 --workers 1 --decay-exclude bias-norm-prompt --run-dir $(DEMO_RUN)
+	$(VENV)/bin/stop-export $(DEMO_RUN) --check
+	$(VENV)/bin/stop-recognize $(DEMO_RUN)/export/model.onnx --source $(DEMO_VIDEO) --protocol eval
+	$(VENV)/bin/stop-recognize $(DEMO_RUN)/export/model.onnx --source $(DEMO_VIDEO) --predict-every 0.1
 
 test: $(VENV)/.test
 	@mkdir -p build

@@ -95,13 +95,14 @@ def test_gradients_reach_trainable_and_only_them(mode, generator):
     loss.backward()
     dead = dead_parameters(model.cfg)
     trainable, frozen = 0, 0
+    largest = max(p.grad.abs().max() for p in model.parameters() if p.grad is not None)
     for name, param in model.named_parameters():
         got = param.grad is not None and param.grad.abs().sum() > 0
         if not param.requires_grad:
             frozen += 1
             assert param.grad is None, f"frozen {name} got a gradient"
-        elif name.startswith(dead):
-            assert not got, f"{name} is listed as dead but received a gradient"
+        elif name.startswith(dead):  # none, or round-off of an exactly cancelling sum
+            assert not got or param.grad.abs().max() < 1e-6 * largest, f"{name} is listed as dead but received a gradient"
         else:
             trainable += 1
             assert got, f"trainable {name} received no gradient"

@@ -137,3 +137,15 @@ def test_runtime_from_the_wheel_without_torch(wheel, exported, video, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert records[-1]["type"] == "video" and {k for k, _ in records[-1]["top"]} == {"Biking", "Diving", "PushUps"}
+
+
+def test_readme_runtime_example_runs(exported, capsys):
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## Export and recognition.*?```python\n(.*?)```", text, re.S).group(1)
+    clips = np.zeros((2, 4, 64, 64, 3), np.uint8)
+    exec(compile(block.replace('"model.onnx"', repr(str(exported["dynamic"]))), "README.md", "exec"), {"clips": clips})
+    top = eval(capsys.readouterr().out)
+    assert len(top) == 3 and all(label in ("MovingLeft", "MovingRight", "MovingUp", "MovingDown", "GrowingBigger",
+                                           "ShrinkingSmaller") for label, _ in top)

@@ -117,7 +117,8 @@ class VideoClassifier(nn.Module):
         self.register_buffer("inv_std", torch.tensor(pre.std).mul(255.0).reciprocal().view(shape))
 
     def forward(self, frames: torch.Tensor):
-        x = (frames.permute(0, 1, 4, 2, 3).float() - self.mean) * self.inv_std
+        # cast first: TensorRT takes uint8 only straight into a Cast (no Transpose on uint8)
+        x = (frames.float().permute(0, 1, 4, 2, 3) - self.mean) * self.inv_std
         emb, aux = self.model.encode_video(x, return_aux=True)
         logits = self.model.logit_scale * emb @ self.text_embedding.t()
         if self.model.dynamic:

@@ -32,6 +32,7 @@ class SyntheticSpec:
     height: int = 72
     fps: int = 25
     seed: int = 0
+    version: int = 2  # of the rendering: a set written by another version is regenerated
 
 
 def _texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:

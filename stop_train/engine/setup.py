@@ -54,7 +54,9 @@ def dataset_root(cfg: TrainConfig, runs_root: Path, dist: DistInfo) -> tuple[str
             raise ValueError(f"--data-root is required for --dataset {cfg.dataset}")
         return cfg.dataset, Path(cfg.data_root)
     root = Path(cfg.data_root) if cfg.data_root else runs_root / ".synthetic-motion"
-    if dist.is_main and not (root / "synthetic-motion.json").is_file():  # keep a set generated earlier
+    # the default root follows the current generator (rewritten when its spec changed); a set the user
+    # generated under --data-root is kept as it is
+    if dist.is_main and (not cfg.data_root or not (root / "synthetic-motion.json").is_file()):
         write_synthetic_motion(root)
     barrier(dist)
     return SYNTHETIC, root

@@ -22,7 +22,10 @@ from .temporal import DynamicTemporalPrompter, OfficialTemporalPrompter
 def dead_parameters(cfg: ModelConfig) -> tuple[str, ...]:
     """Name prefixes of trainable parameters that legitimately never receive a gradient, per mode."""
     if cfg.mode == "official":
-        dead = ["spatial.score_net."]  # behind a hard comparison in the published code (B2)
+        dead = ["spatial.score_net.",  # behind a hard comparison in the published code (B2)
+                # a uniform shift of every frame's score (each frame masks the same number of cells) vanishes
+                # in the per-video min-max: the gradient is round-off only
+                "temporal.score_net.bias"]
         if cfg.prompt_generator == "linear" and cfg.text_postfix_prompts:
             dead.append("prompts.postfix_proj.")  # only feeds the postfix text prompts, after EOT (B6)
         return tuple(dead)
