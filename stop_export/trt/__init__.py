@@ -1,0 +1,1 @@
+"""TensorRT: the TemporalPromptInsert plugin (plugin/), its build, the engine builder and runtime."""
