@@ -32,8 +32,20 @@ def _export_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-text-encoder", action="store_true", help="skip the text encoder and tokenizer files")
     p.add_argument("--check", action="store_true", help="compare PyTorch and ONNX Runtime on generated clips")
     p.add_argument("--check-clips", type=int, default=6, help="clips for --check (default 6)")
-    p.add_argument("--fp16", action="store_true", help="also build an FP16 TensorRT engine")
-    p.add_argument("--engine", action="store_true", help="also build an FP32 TensorRT engine")
+    trt = p.add_argument_group("TensorRT (full TensorRT 10/11, or TensorRT for RTX from pip)")
+    trt.add_argument("--engine", action="store_true", help="also build an FP32 TensorRT engine")
+    trt.add_argument("--fp16", action="store_true", help="also build an FP16 TensorRT engine")
+    trt.add_argument("--plugin", metavar="LIB", help="libstop_tpi_plugin.so: TemporalPromptInsert runs as the plugin "
+                                                     "(default: its standard-op function body)")
+    trt.add_argument("--build-plugin", action="store_true", help="build the plugin library with CMake (then use it)")
+    trt.add_argument("--plugin-target", default="auto", choices=("auto", "jetson", "desktop", "hopper", "all"),
+                     help="CUDA architectures of the plugin build (auto: jetson on a Jetson, else desktop)")
+    trt.add_argument("--tensorrt-root", help="TensorRT install with C++ headers (default: $TENSORRT_ROOT, JetPack paths)")
+    trt.add_argument("--min-batch", type=int, default=1)
+    trt.add_argument("--opt-batch", type=int, default=1)
+    trt.add_argument("--max-batch", type=int, default=8)
+    trt.add_argument("--workspace", type=int, default=0, metavar="MB", help="builder workspace limit (0: default)")
+    trt.add_argument("--timing-cache", metavar="FILE", help="TensorRT timing cache, reused across builds")
     return p
 
 
@@ -51,10 +63,16 @@ def export_main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("onnxscript", "onnx_ir", "torch.onnx"):  # the exporter's pass-by-pass chatter
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    if args.fp16 or args.engine:
-        print("stop-export: TensorRT engines are not built yet (they land with the TensorRT issue); "
-              "export to ONNX and use ONNX Runtime", file=sys.stderr)
-        return 2
+    if args.build_plugin:
+        from .trt.plugin_build import PluginBuildError, build_plugin
+
+        out_dir = Path(args.output).parent if args.output else Path("build") / "plugin"
+        try:
+            args.plugin = str(build_plugin(out_dir / "tpi-plugin", args.plugin_target, args.tensorrt_root))
+        except PluginBuildError as err:
+            print(f"stop-export: {err}", file=sys.stderr)
+            return 2
+        print(f"plugin: {args.plugin}")
     try:
         import torch  # noqa: F401
         import onnx  # noqa: F401
@@ -88,8 +106,31 @@ def export_main(argv: list[str] | None = None) -> int:
         print(f"exporting the text encoder -> {out.parent / text_name}", flush=True)
         export_text(src.model, out.parent / text_name, meta)
     print(f"done in {time.time() - start:.0f} s", flush=True)
-    if args.check:
-        return 0 if _check(src, out, args.check_clips) else 1
+    if args.check and not _check(src, out, args.check_clips):
+        return 1
+    return _engines(args, out)
+
+
+def _engines(args, onnx_path: Path) -> int:
+    """--engine / --fp16: TensorRT engines beside the ONNX file, each with its JSON sidecar."""
+    wanted = [p for p, on in (("fp32", args.engine), ("fp16", args.fp16)) if on]
+    if not wanted:
+        return 0
+    from .trt.builder import BuildOptions, EngineError, build_engine
+
+    for precision in wanted:
+        engine = onnx_path.with_name(f"{onnx_path.stem}-{precision}.engine")
+        options = BuildOptions(fp16=precision == "fp16", plugin=args.plugin, min_batch=args.min_batch,
+                               opt_batch=args.opt_batch, max_batch=args.max_batch, workspace_mb=args.workspace,
+                               timing_cache=args.timing_cache)
+        print(f"building the {precision} TensorRT engine -> {engine}", flush=True)
+        try:
+            section = build_engine(onnx_path, engine, options)
+        except EngineError as err:
+            print(f"stop-export: {err}", file=sys.stderr)
+            return 2
+        print(f"  {section['flavour']} {section['version']}, TemporalPromptInsert: {section['implementation']}, "
+              f"{section['build_seconds']} s", flush=True)
     return 0
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ["stop_train", "stop_export", "stop_gui", "tests", "benchmarks", ".ci"]
+SOURCES = ["stop_train", "stop_export", "stop_gui", "tests", "benchmarks", "scripts", ".ci"]
 BIN = Path(sys.executable).parent
 
 
@@ -49,7 +49,7 @@ def test_light_modules_import_without_torch(module):
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("command", [["stop-gui"], ["stop-export", "tiny", "--labels", "ucf101", "--fp16"]])
+@pytest.mark.parametrize("command", [["stop-gui"]])
 def test_unbuilt_entry_points_say_so_and_exit_2(command):
     result = subprocess.run([str(BIN / command[0]), *command[1:]], capture_output=True, text=True)
     assert result.returncode == 2

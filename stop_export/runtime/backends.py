@@ -119,9 +119,14 @@ class TorchBackend:
 def open_backend(model: str | Path, backend: str = "auto", threads: int = 0, labels: str | None = None) -> Backend:
     """`backend`: auto (best ONNX Runtime provider), cpu, cuda, openvino, tensorrt (ORT providers), or torch.
 
-    ONNX files go to ONNX Runtime; run directories, model folders and presets to PyTorch.
+    ONNX files go to ONNX Runtime; `.engine` files (with their sidecar) to TensorRT; run directories, model
+    folders and presets to PyTorch.
     """
     path = Path(model)
+    if path.suffix == ".engine" or backend == "tensorrt-engine":
+        from .trt_backend import TensorRTBackend
+
+        return TensorRTBackend(path)
     if backend == "torch" or not (path.suffix == ".onnx"):
         if backend not in ("auto", "torch"):
             raise BackendError(f"{model} is not an .onnx file: only the torch backend reads runs and checkpoints")

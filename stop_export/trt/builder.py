@@ -1,0 +1,227 @@
+"""TensorRT engines from an exported ONNX file (`stop-export --engine` / `--fp16`).
+
+Detects the TensorRT at hand and takes its path:
+- TensorRT 10 (Jetson, JetPack 6): the FP16 builder flag, with LayerNorm, softmax and reductions held in
+  FP32 by layer precision constraints. Before 10.7 the ONNX parser always inlines model-local functions,
+  so with the plugin the graph is handed over without the function: the node can only become the plugin.
+- TensorRT 11 and TensorRT for RTX (strongly typed, no FP16 flag): the graph is converted to FP16 first
+  (`fp16.convert_to_fp16`, the same ops kept in FP32).
+- TensorRT for RTX has no plugin layers (its network API has no call to add one, and its parser aborts
+  after creating our plugin): its engines always use the node's function body, and say so.
+The engine is written with a JSON sidecar (DECISIONS §3): the model's metadata plus the TensorRT version,
+compute capability, precision, batch profile, and which implementation the node got.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+from onnx import helper
+
+from stop_train.model.insert_op import OP_DOMAIN, OP_TYPE
+
+from ..schema import METADATA_KEY, Metadata
+from .fp16 import KEEP_FP32, convert_to_fp16
+
+log = logging.getLogger(__name__)
+
+PLUGIN_VERSION = "1"
+SIDECAR_SUFFIX = ".json"
+
+
+class EngineError(RuntimeError):
+    """TensorRT missing, or an engine that cannot be built or loaded, with the reason."""
+
+
+@dataclass
+class TensorRT:
+    module: object
+    flavour: str  # 'tensorrt' or 'tensorrt_rtx'
+    version: tuple[int, ...]
+
+    @property
+    def strongly_typed(self) -> bool:
+        """No FP16 builder flag: TensorRT 11+ and TensorRT for RTX."""
+        return self.flavour == "tensorrt_rtx" or self.version[0] >= 11
+
+    @property
+    def supports_plugins(self) -> bool:
+        return self.flavour == "tensorrt"
+
+    @property
+    def inlines_functions(self) -> bool:
+        """Parsers before TensorRT 10.7 inline every model-local function, registered plugin or not."""
+        return self.flavour == "tensorrt" and self.version < (10, 7)
+
+    def describe(self) -> str:
+        name = "TensorRT for RTX" if self.flavour == "tensorrt_rtx" else "TensorRT"
+        return f"{name} {'.'.join(map(str, self.version))}"
+
+
+def detect_tensorrt(prefer: str | None = None) -> TensorRT:
+    """The TensorRT Python module here: full TensorRT first, then TensorRT for RTX (or `prefer`)."""
+    order = [prefer] if prefer else ["tensorrt", "tensorrt_rtx"]
+    for name in order:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        version = tuple(int(x) for x in module.__version__.split(".")[:3])
+        return TensorRT(module, name, version)
+    raise EngineError("no TensorRT Python module: on Jetson it comes with JetPack (python3-libnvinfer); on RTX "
+                      "machines pip install 'stop-toolkit[rtx]' (TensorRT for RTX) or the TensorRT wheel")
+
+
+def prepare_graph(model: onnx.ModelProto, trt: TensorRT, use_plugin: bool) -> tuple[onnx.ModelProto, str]:
+    """The graph handed to this TensorRT's parser, and which implementation the node will get."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    nodes = [n for n in model.graph.node if n.domain == OP_DOMAIN and n.op_type == OP_TYPE]
+    if not nodes:
+        return model, "none (official mode: standard ops only)"
+    for node in nodes:
+        kept = [a for a in node.attribute if a.name != "plugin_namespace"]
+        del node.attribute[:]
+        node.attribute.extend(kept)
+        if use_plugin:
+            node.attribute.append(helper.make_attribute("plugin_namespace", OP_DOMAIN))
+    if not use_plugin:
+        return model, "function body (standard ops)"
+    if trt.inlines_functions:  # the only way to reach the plugin: no function to inline
+        kept_functions = [f for f in model.functions if not (f.domain == OP_DOMAIN and f.name == OP_TYPE)]
+        del model.functions[:]
+        model.functions.extend(kept_functions)
+    return model, f"plugin {OP_TYPE} v{PLUGIN_VERSION}"
+
+
+@dataclass
+class BuildOptions:
+    fp16: bool = False
+    plugin: str | None = None  # path of libstop_tpi_plugin.so; None = function body
+    min_batch: int = 1
+    opt_batch: int = 1
+    max_batch: int = 8
+    workspace_mb: int = 0  # 0 = TensorRT's default
+    timing_cache: str | None = None  # file read before and written after the build
+
+
+def build_engine(onnx_path: str | Path, engine_path: str | Path, options: BuildOptions = BuildOptions(),
+                 trt: TensorRT | None = None) -> dict:
+    """Build and write the engine and its sidecar; returns the sidecar's `tensorrt` section."""
+    trt = trt or detect_tensorrt()
+    t = trt.module
+    onnx_path, engine_path = Path(onnx_path), Path(engine_path)
+    model = onnx.load(str(onnx_path))
+    meta = Metadata.from_json({p.key: p.value for p in model.metadata_props}.get(METADATA_KEY), str(onnx_path))
+    if not options.min_batch <= options.opt_batch <= options.max_batch:
+        raise EngineError(f"batch profile needs min <= opt <= max, got {options.min_batch}/{options.opt_batch}/{options.max_batch}")
+    use_plugin = options.plugin is not None
+    if use_plugin and not trt.supports_plugins:
+        log.warning("%s cannot add plugin layers: using the TemporalPromptInsert function body", trt.describe())
+        use_plugin = False
+    logger = t.Logger(t.Logger.WARNING)
+    if use_plugin:
+        if not Path(options.plugin).is_file():
+            raise EngineError(f"no plugin library at {options.plugin} (stop-export --build-plugin makes it)")
+        t.init_libnvinfer_plugins(logger, "")
+        if t.get_plugin_registry().load_library(str(options.plugin)) is None:
+            raise EngineError(f"TensorRT could not load the plugin library {options.plugin}")
+    prepared, implementation = prepare_graph(model, trt, use_plugin)
+    precision = "fp16" if options.fp16 else "fp32"
+    if options.fp16 and trt.strongly_typed:
+        prepared = convert_to_fp16(prepared)
+    builder = t.Builder(logger)
+    network = builder.create_network(0)
+    parser = t.OnnxParser(network, logger)
+    if not parser.parse(prepared.SerializeToString()):
+        errors = "; ".join(parser.get_error(i).desc() for i in range(parser.num_errors))
+        raise EngineError(f"{trt.describe()} cannot parse {onnx_path.name}: {errors}")
+    plugin_layers = [network.get_layer(i).name for i in range(network.num_layers)
+                     if str(network.get_layer(i).type).endswith("PLUGIN_V3")]
+    if use_plugin and not plugin_layers:
+        raise EngineError("the parser did not map TemporalPromptInsert to the plugin (no plugin layer in the network)")
+    config = builder.create_builder_config()
+    if options.fp16 and not trt.strongly_typed:
+        config.set_flag(t.BuilderFlag.FP16)
+        config.set_flag(t.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+        _keep_fp32_layers(t, network)
+    if options.workspace_mb:
+        config.set_memory_pool_limit(t.MemoryPoolType.WORKSPACE, options.workspace_mb << 20)
+    cache = _load_timing_cache(config, options.timing_cache)
+    profile = builder.create_optimization_profile()
+    inp = network.get_input(0)
+    per_video = tuple(inp.shape)[1:]
+    profile.set_shape(inp.name, (options.min_batch, *per_video), (options.opt_batch, *per_video),
+                      (options.max_batch, *per_video))
+    config.add_optimization_profile(profile)
+    start = time.time()
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise EngineError(f"{trt.describe()} failed to build the engine (see the TensorRT messages above)")
+    if cache is not None and options.timing_cache:
+        Path(options.timing_cache).write_bytes(memoryview(config.get_timing_cache().serialize()))
+    engine_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = engine_path.with_name(engine_path.name + ".tmp")
+    tmp.write_bytes(memoryview(serialized))
+    tmp.replace(engine_path)
+    section = {
+        "flavour": trt.flavour, "version": ".".join(map(str, trt.version)), "precision": precision,
+        "compute_capability": _compute_capability(), "plugin_version": PLUGIN_VERSION if use_plugin else "",
+        "implementation": implementation, "batch": [options.min_batch, options.opt_batch, options.max_batch],
+        "onnx": onnx_path.name, "build_seconds": round(time.time() - start, 1),
+    }
+    meta.tensorrt = section
+    sidecar = engine_path.with_name(engine_path.name + SIDECAR_SUFFIX)
+    sidecar.write_text(json.dumps(json.loads(meta.to_json()), indent=2) + "\n", encoding="utf-8")
+    log.info("%s: %s engine %s (%.1f MB), TemporalPromptInsert -> %s", trt.describe(), precision, engine_path,
+             engine_path.stat().st_size / 1e6, implementation)
+    return section
+
+
+def _keep_fp32_layers(t, network) -> None:
+    """TensorRT 10 with the FP16 flag: LayerNorm, softmax and reductions stay FP32."""
+    kinds = {t.LayerType.NORMALIZATION, t.LayerType.SOFTMAX, t.LayerType.REDUCE}
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        if layer.type in kinds or layer.type == t.LayerType.UNARY and "exp" in layer.name.lower():
+            layer.precision = t.float32
+            for k in range(layer.num_outputs):
+                layer.set_output_type(k, t.float32)
+
+
+def _load_timing_cache(config, path: str | None):
+    if not path:
+        return None
+    data = Path(path).read_bytes() if Path(path).is_file() else b""
+    try:
+        cache = config.create_timing_cache(data)
+        config.set_timing_cache(cache, ignore_mismatch=False)
+        return cache
+    except (AttributeError, TypeError):  # TensorRT for RTX keeps a runtime cache instead
+        log.info("this TensorRT has no timing cache API: --timing-cache ignored")
+        return None
+
+
+def _compute_capability() -> str:
+    """The GPU's compute capability, '' when none is visible (TensorRT for RTX builds on the CPU)."""
+    try:
+        from cuda.bindings import runtime as cudart  # cuda-python
+    except ImportError:
+        try:
+            import torch
+
+            return "%d.%d" % torch.cuda.get_device_capability() if torch.cuda.is_available() else ""
+        except ImportError:
+            return ""
+    err, major = cudart.cudaDeviceGetAttribute(cudart.cudaDeviceAttr.cudaDevAttrComputeCapabilityMajor, 0)
+    if err != cudart.cudaError_t.cudaSuccess:
+        return ""
+    _, minor = cudart.cudaDeviceGetAttribute(cudart.cudaDeviceAttr.cudaDevAttrComputeCapabilityMinor, 0)
+    return f"{major}.{minor}"
+
+
+__all__ = ["BuildOptions", "EngineError", "KEEP_FP32", "TensorRT", "build_engine", "detect_tensorrt", "prepare_graph"]
