@@ -155,3 +155,18 @@ def test_cuda_kernels_equal_the_reference_op_on_the_gpu(tmp_path):
             assert (count == ref[3].numpy()).all() and (mask.astype(bool) == ref[1].numpy()).all()
             assert (tokens == ref[0].numpy()).all()
             print(f"B={b} T={t} F={f} D={d} P={p} {'fp16' if half else 'fp32'}: {ms.value * 1000:.1f} us per call")
+
+
+def test_build_plugin_names_what_is_missing(tmp_path, monkeypatch):
+    from stop_export.trt.plugin_build import PluginBuildError, build_plugin
+
+    monkeypatch.delenv("TENSORRT_ROOT", raising=False)
+    if shutil.which("cmake") is None or shutil.which("nvcc") is None:
+        with pytest.raises(PluginBuildError, match="needs"):
+            build_plugin(tmp_path, "desktop", str(tmp_path / "nowhere"))
+        return
+    if (Path("/usr/include/x86_64-linux-gnu/NvInfer.h").is_file() or Path("/usr/include/NvInfer.h").is_file()
+            or Path("/usr/include/aarch64-linux-gnu/NvInfer.h").is_file()):
+        pytest.skip("no full TensorRT is what this test needs: this machine has TensorRT headers")
+    with pytest.raises(PluginBuildError, match="NvInfer.h.*TENSORRT_ROOT"):
+        build_plugin(tmp_path, "desktop", str(tmp_path / "nowhere"))

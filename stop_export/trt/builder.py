@@ -163,6 +163,7 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, options: BuildO
     if serialized is None:
         raise EngineError(f"{trt.describe()} failed to build the engine (see the TensorRT messages above)")
     if cache is not None and options.timing_cache:
+        Path(options.timing_cache).parent.mkdir(parents=True, exist_ok=True)
         Path(options.timing_cache).write_bytes(memoryview(config.get_timing_cache().serialize()))
     engine_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = engine_path.with_name(engine_path.name + ".tmp")
