@@ -32,7 +32,7 @@ $(VENV)/.demo: $(VENV)/.train pyproject.toml
 	touch $@
 
 $(VENV)/.test: $(VENV)/.train pyproject.toml
-	$(PIP) install --quiet -e '.[train,export,runtime,rtx,test]'
+	$(PIP) install --quiet -e '.[train,export,runtime,rtx,gui,test]'
 	touch $@
 
 venv: $(VENV)/.test

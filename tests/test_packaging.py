@@ -49,12 +49,6 @@ def test_light_modules_import_without_torch(module):
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("command", [["stop-gui"]])
-def test_unbuilt_entry_points_say_so_and_exit_2(command):
-    result = subprocess.run([str(BIN / command[0]), *command[1:]], capture_output=True, text=True)
-    assert result.returncode == 2
-    lines = (result.stdout + result.stderr).strip().splitlines()
-    assert len(lines) == 1 and "not built yet" in lines[0]
 
 
 def test_wheel_ships_presets_and_labels_and_no_torch_dependency(wheel):

@@ -84,6 +84,10 @@ class OrtBackend:
         if declared != self.metadata.input_shape:
             raise MetadataError(f"{path}: the graph takes frames {declared}, its metadata says {self.metadata.input_shape}")
         self.outputs = [o.name for o in self.session.get_outputs()]
+        logits = next((o for o in self.session.get_outputs() if o.name == "logits"), None)
+        if logits is not None and isinstance(logits.shape[-1], int) and logits.shape[-1] != len(self.metadata.labels):
+            raise MetadataError(f"{path}: the graph scores {logits.shape[-1]} classes but its metadata lists "
+                                f"{len(self.metadata.labels)} labels")
         self.name = f"onnxruntime-{provider}"
         self.path = path
 
