@@ -101,7 +101,7 @@ def test_rtx_with_a_plugin_falls_back_to_the_function_body_and_says_so(exported,
     assert any("cannot add plugin layers" in r.getMessage() for r in caplog.records)
 
 
-def test_export_cli_builds_engines_and_bad_profiles_are_one_message(exported, tmp_path, capsys):
+def test_export_cli_builds_engines_and_bad_profiles_are_one_message(exported, tmp_path, capsys, caplog):
     folder = exported["dynamic"].parent
     out = tmp_path / "m.onnx"
     cache = tmp_path / "cache" / "timing.bin"
@@ -109,7 +109,7 @@ def test_export_cli_builds_engines_and_bad_profiles_are_one_message(exported, tm
                         "--no-text-encoder", "--fp16", "--max-batch", "2", "--workspace", "256",
                         "--timing-cache", str(cache)]) == 0
     assert (tmp_path / "m-fp16.engine").is_file() and (tmp_path / "m-fp16.engine.json").is_file()
-    assert cache.stat().st_size > 0  # written after the build, read by the next one
+    assert any("keeps no timing cache" in r.getMessage() for r in caplog.records)  # RTX: said, not faked
     with pytest.raises(EngineError, match="min <= opt <= max"):
         build_engine(out, tmp_path / "x.engine", BuildOptions(min_batch=4, max_batch=2), detect_tensorrt("tensorrt_rtx"))
 

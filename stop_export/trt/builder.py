@@ -151,7 +151,11 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, options: BuildO
         _keep_fp32_layers(t, network)
     if options.workspace_mb:
         config.set_memory_pool_limit(t.MemoryPoolType.WORKSPACE, options.workspace_mb << 20)
-    cache = _load_timing_cache(config, options.timing_cache)
+    cache = None
+    if options.timing_cache and trt.flavour == "tensorrt_rtx":
+        log.warning("TensorRT for RTX keeps no timing cache (its timing-cache calls are no-ops): --timing-cache ignored")
+    elif options.timing_cache:
+        cache = _load_timing_cache(config, options.timing_cache)
     profile = builder.create_optimization_profile()
     inp = network.get_input(0)
     per_video = tuple(inp.shape)[1:]
@@ -194,15 +198,13 @@ def _keep_fp32_layers(t, network) -> None:
                 layer.set_output_type(k, t.float32)
 
 
-def _load_timing_cache(config, path: str | None):
-    if not path:
-        return None
+def _load_timing_cache(config, path: str):
     data = Path(path).read_bytes() if Path(path).is_file() else b""
     try:
         cache = config.create_timing_cache(data)
         config.set_timing_cache(cache, ignore_mismatch=False)
         return cache
-    except (AttributeError, TypeError):  # TensorRT for RTX keeps a runtime cache instead
+    except (AttributeError, TypeError):
         log.info("this TensorRT has no timing cache API: --timing-cache ignored")
         return None
 
