@@ -166,7 +166,8 @@ def _recognize_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", required=True, help="video file, camera index (0, 1, ...) or stream URL (rtsp://...)")
     p.add_argument("--protocol", choices=("live", "eval"), default="live",
                    help="live: sliding windows over time; eval: the test views of the metadata (files only)")
-    p.add_argument("--backend", default="auto", help="auto, cpu, cuda, openvino, tensorrt (ONNX Runtime) or torch")
+    p.add_argument("--backend", default="auto",
+                   help="auto, cpu, cuda, openvino, tensorrt (ONNX Runtime), torch or torch-bf16 (PyTorch)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = its default)")
     p.add_argument("--labels", help="re-label: label file or bundled set (uses the exported text encoder)")
     p.add_argument("--top-k", type=int, default=3)

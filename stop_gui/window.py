@@ -22,7 +22,7 @@ from stop_export.schema import MetadataError
 from .pipeline import CaptureWorker, FrameHub, InferenceWorker, Window
 from .widgets import TemporalPlot, TopK, VideoView
 
-BACKENDS = ("auto", "cpu", "cuda", "openvino", "tensorrt", "torch")
+BACKENDS = ("auto", "cpu", "cuda", "openvino", "tensorrt", "torch", "torch-bf16")
 
 
 class MainWindow(QMainWindow):

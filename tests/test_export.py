@@ -183,3 +183,17 @@ def test_export_of_a_training_run(tmp_path):
     meta = OrtBackend(run / "export" / "model.onnx").metadata
     assert meta.labels == (run / "labels.txt").read_text().split()
     assert meta.sampling["frame_interval_s"] == pytest.approx(12 / 4 / 25)  # 12 frames at 25 fps, T = 4
+
+
+def test_torch_backend_in_bf16_stays_close_to_fp32(exported):
+    from stop_export.runtime.backends import TorchBackend, open_backend
+
+    folder = exported["dynamic"].parent
+    fp32 = TorchBackend(folder / "model", labels=str(folder / "labels.txt"))
+    bf16 = open_backend(folder / "model", "torch-bf16", labels=str(folder / "labels.txt"))
+    assert bf16.name.endswith("bf16")
+    clips = check_clips(4, 64, 4, seed=9)
+    a, b = fp32.run(clips), bf16.run(clips)
+    assert b["logits"].dtype == np.float32 and b["video_embedding"].dtype == np.float32
+    cosine = (a["video_embedding"] * b["video_embedding"]).sum(-1)
+    assert cosine.min() > 0.99  # bf16 rounding only

@@ -62,10 +62,20 @@ def test_published_trainable_parameter_counts(generator, expected):
     ({"padding": (0, 1, 1)}, torch.float32),  # not 'same'
     ({"padding": (1, 1, 1), "dilation": (1, 1, 2)}, torch.float32),
     ({"padding": (1, 1, 1), "padding_mode": "circular"}, torch.float32),
-    ({"padding": (1, 1, 1)}, torch.bfloat16),  # torch.fft has no bf16 on the CPU
 ])
 def test_fft_conv_falls_back_where_it_does_not_apply(kwargs, dtype):
     conv = FFTConv3d(2, 1, (3, 3, 3), **kwargs).to(dtype)
     x = torch.randn(1, 2, 4, 9, 9, dtype=dtype)
     assert not conv._fft_applies(x)
     assert torch.equal(conv(x), torch.nn.Conv3d.forward(conv, x))
+
+
+def test_fft_conv3d_takes_bf16_and_transforms_in_fp32():
+    conv = FFTConv3d(9, 1, (3, 5, 5), padding=(1, 2, 2)).eval()
+    x = torch.randn(2, 9, 4, 16, 16)
+    with torch.no_grad():
+        exact = torch.nn.functional.conv3d(x, conv.weight, conv.bias, padding=conv.padding)
+        half = conv.to(torch.bfloat16)(x.to(torch.bfloat16))
+    assert half.dtype == torch.bfloat16
+    # torch.fft has no bf16 on the CPU: the transform runs in FP32; only bf16 rounding remains
+    assert relative_error(half.float(), exact) < 2e-2

@@ -119,11 +119,13 @@ class VideoClassifier(nn.Module):
     def forward(self, frames: torch.Tensor):
         # cast first: TensorRT takes uint8 only straight into a Cast (no Transpose on uint8)
         x = (frames.float().permute(0, 1, 4, 2, 3) - self.mean) * self.inv_std
-        emb, aux = self.model.encode_video(x, return_aux=True)
-        logits = self.model.logit_scale * emb @ self.text_embedding.t()
+        # a bf16 model (PyTorch backend) runs in bf16; the outputs are float32 in every precision
+        emb, aux = self.model.encode_video(x.to(self.model.global_prompts.dtype), return_aux=True)
+        emb = emb.float()
+        logits = self.model.logit_scale.float() * emb @ self.text_embedding.t()
         if self.model.dynamic:
-            return logits, emb, aux["spatial_mask"], aux["gap_variation"], aux["gap_prompt_count"]
-        return logits, emb, aux["spatial_mask"], aux["frame_weight"]
+            return logits, emb, aux["spatial_mask"], aux["gap_variation"].float(), aux["gap_prompt_count"]
+        return logits, emb, aux["spatial_mask"], aux["frame_weight"].float()
 
 
 class TextEncoder(nn.Module):

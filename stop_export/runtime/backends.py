@@ -98,21 +98,24 @@ class OrtBackend:
 class TorchBackend:
     """PyTorch eager on a run directory, model folder or preset (needs the `train` extra)."""
 
-    def __init__(self, source: str | Path, labels: str | None = None, device: str = "cpu"):
+    def __init__(self, source: str | Path, labels: str | None = None, device: str = "cpu", precision: str = "fp32"):
         try:
             import torch
 
             from ..onnx.export import VideoClassifier, build_metadata, resolve_source
         except ImportError as err:
             raise BackendError(f"the PyTorch backend needs torch and the training extra ({err})") from None
+        dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+        if precision not in dtypes:
+            raise BackendError(f"precision {precision!r} is not one of {', '.join(dtypes)}")
         src = resolve_source(source, labels=labels)
         self.torch = torch
         with torch.no_grad():
             text = src.model.encode_labels(src.labels, src.template)
-        self.module = VideoClassifier(src.model, text, src.preprocess).to(device).eval()
+        self.module = VideoClassifier(src.model.to(dtypes[precision]), text, src.preprocess).to(device).eval()
         self.device = device
         self.metadata = build_metadata(src)
-        self.name = f"pytorch-{device}"
+        self.name = f"pytorch-{device}" + ("-bf16" if precision == "bf16" else "")
 
     def run(self, frames: np.ndarray) -> dict[str, np.ndarray]:
         with self.torch.no_grad():
@@ -121,7 +124,8 @@ class TorchBackend:
 
 
 def open_backend(model: str | Path, backend: str = "auto", threads: int = 0, labels: str | None = None) -> Backend:
-    """`backend`: auto (best ONNX Runtime provider), cpu, cuda, openvino, tensorrt (ORT providers), or torch.
+    """`backend`: auto (best ONNX Runtime provider), cpu, cuda, openvino, tensorrt (ORT providers), torch or
+    torch-bf16 (PyTorch in bfloat16: faster on CPUs with AVX512-BF16/AMX, outputs still float32).
 
     ONNX files go to ONNX Runtime; `.engine` files (with their sidecar) to TensorRT; run directories, model
     folders and presets to PyTorch.
@@ -131,10 +135,10 @@ def open_backend(model: str | Path, backend: str = "auto", threads: int = 0, lab
         from .trt_backend import TensorRTBackend
 
         return TensorRTBackend(path)
-    if backend == "torch" or not (path.suffix == ".onnx"):
-        if backend not in ("auto", "torch"):
+    if backend in ("torch", "torch-bf16") or not (path.suffix == ".onnx"):
+        if backend not in ("auto", "torch", "torch-bf16"):
             raise BackendError(f"{model} is not an .onnx file: only the torch backend reads runs and checkpoints")
-        return TorchBackend(model, labels=labels)
+        return TorchBackend(model, labels=labels, precision="bf16" if backend == "torch-bf16" else "fp32")
     if backend == "auto":
         offered = available_ort_providers()
         if not offered:

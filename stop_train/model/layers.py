@@ -51,13 +51,14 @@ class FFTConv3d(nn.Conv3d):
 
     oneDNN runs a direct 3D convolution with a single output channel and a large kernel at ~30 GFLOP/s
     here (the published InterConv's 9->1 layer takes ~0.2 s for T=8); the FFT gives the same result to
-    ~1e-6 relative in a tenth of the time. Export, tracing and other devices use the plain convolution.
+    ~1e-6 relative in a tenth of the time (bf16/fp16 inputs are transformed in FP32). Export, tracing and
+    other devices use the plain convolution.
     """
 
     def _fft_applies(self, x: torch.Tensor) -> bool:
         same = all(2 * p == k - 1 for p, k in zip(self.padding, self.kernel_size)) if isinstance(self.padding, tuple) else False
         return (
-            x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not _exporting()
+            x.device.type == "cpu" and x.is_floating_point() and not _exporting()
             and same and self.groups == 1 and self.stride == (1, 1, 1) and self.dilation == (1, 1, 1)
             and self.padding_mode == "zeros"
         )
@@ -65,12 +66,17 @@ class FFTConv3d(nn.Conv3d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self._fft_applies(x):
             return super().forward(x)
+        dtype = x.dtype
+        if dtype in (torch.bfloat16, torch.float16):  # half types: the FFT runs in FP32 (more exact, too)
+            x = x.float()
+        weight = self.weight.to(x.dtype)
         dims = (2, 3, 4)
-        kernel = self.weight.shape[2:]
+        kernel = weight.shape[2:]
         size = tuple(_fft_length(n + k - 1) for n, k in zip(x.shape[2:], kernel))
         xf = torch.fft.rfftn(x, s=size, dim=dims)  # (B, C, ...)
-        wf = torch.fft.rfftn(self.weight.flip(dims), s=size, dim=dims)  # (O, C, ...): correlation = flipped conv
+        wf = torch.fft.rfftn(weight.flip(dims), s=size, dim=dims)  # (O, C, ...): correlation = flipped conv
         y = torch.fft.irfftn((xf.unsqueeze(1) * wf).sum(2), s=size, dim=dims)  # (B, O, ...)
         crop = tuple(slice(k - 1 - p, k - 1 - p + n) for k, p, n in zip(kernel, self.padding, x.shape[2:]))
         y = y[(slice(None), slice(None)) + crop]
-        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1, 1)
+        y = y if self.bias is None else y + self.bias.to(y.dtype).view(1, -1, 1, 1, 1)
+        return y.to(dtype)
