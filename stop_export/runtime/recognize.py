@@ -13,7 +13,7 @@ from ..schema import MetadataError
 from .backends import BackendError
 from .buffer import ClipBuffer
 from .events import EventCfg, EventDetector
-from .recognizer import Recognizer
+from .recognizer import Recognizer, top_k
 
 
 class RecognizeError(RuntimeError):
@@ -59,8 +59,8 @@ def frames_from(source: str, max_seconds: float = 0.0) -> Iterator[tuple[float, 
 class Printer:
     """Text or JSON-lines output, and the events file."""
 
-    def __init__(self, as_json: bool, events_file: Path | None, top_k: int):
-        self.as_json, self.top_k = as_json, top_k
+    def __init__(self, as_json: bool, events_file: Path | None):
+        self.as_json = as_json
         self.events = open(events_file, "a", encoding="utf-8") if events_file else None
 
     def window(self, t: float, top: list[tuple[str, float]]) -> None:
@@ -115,7 +115,7 @@ def run_recognize(args) -> int:
             rec.set_labels(load_labels(args.labels))
     except (BackendError, MetadataError, FileNotFoundError, ValueError) as err:
         raise RecognizeError(str(err)) from None
-    printer = Printer(args.json, args.events, args.top_k)
+    printer = Printer(args.json, args.events)
     try:
         if args.protocol == "eval":
             if args.source.isdigit() or "://" in args.source:
@@ -135,7 +135,7 @@ def run_recognize(args) -> int:
         for end, scores in stream_windows(rec, frames_from(args.source, args.max_seconds), buffer):
             total = scores if total is None else total + scores
             windows += 1
-            printer.window(end, _top(scores, rec.labels, args.top_k))
+            printer.window(end, top_k(scores, rec.labels, args.top_k))
             for event in events.update(end, scores):
                 printer.event(event)
         for event in events.finish(buffer.latest):
@@ -144,12 +144,8 @@ def run_recognize(args) -> int:
             need = (rec.meta.frames - 1) * interval
             raise RecognizeError(f"{args.source} ended after {buffer.latest or 0:.2f} s, before one clip ({need:.2f} s) was complete; "
                                  "try --protocol eval or a smaller --frame-interval")
-        printer.video(_top(total / windows, rec.labels, args.top_k), "live", windows)
+        printer.video(top_k(total / windows, rec.labels, args.top_k), "live", windows)
         return 0
     finally:
         printer.close()
 
-
-def _top(scores: np.ndarray, labels: list[str], k: int) -> list[tuple[str, float]]:
-    order = np.argsort(-scores)[:k]
-    return [(labels[i], float(scores[i])) for i in order]

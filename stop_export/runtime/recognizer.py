@@ -17,6 +17,12 @@ from .backends import Backend, BackendError, open_backend
 from .tokenizer import ClipTokenizer
 
 
+def top_k(scores: np.ndarray, labels: list[str], k: int) -> list[tuple[str, float]]:
+    """The k best (label, score) pairs of one score vector (K,)."""
+    order = np.argsort(-scores)[:k]
+    return [(labels[i], float(scores[i])) for i in order]
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(z)
@@ -29,8 +35,8 @@ class Prediction:
     outputs: dict[str, np.ndarray]  # every graph output (logits, video_embedding, overlays)
 
     def top(self, k: int = 5, labels: list[str] | None = None, row: int = 0) -> list[tuple[str, float]]:
-        order = np.argsort(-self.scores[row])[:k]
-        return [((labels[i] if labels else str(i)), float(self.scores[row, i])) for i in order]
+        names = labels or [str(i) for i in range(self.scores.shape[-1])]
+        return top_k(self.scores[row], names, k)
 
 
 class Recognizer:
