@@ -8,7 +8,6 @@ a camera or a stream).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shutil
 import sys
@@ -140,6 +139,7 @@ def _check(src, path: Path, count: int) -> bool:
     from .onnx.check import check_clips, compare
     from .onnx.export import VideoClassifier
     from .runtime.backends import OrtBackend
+    from .schema import DYNAMIC_OUTPUTS, OFFICIAL_OUTPUTS
 
     cfg = src.model.cfg
     clips = check_clips(cfg.frames, src.preprocess.size, count)
@@ -147,8 +147,7 @@ def _check(src, path: Path, count: int) -> bool:
         text = src.model.encode_labels(src.labels, src.template)
         module = VideoClassifier(src.model.eval(), text, src.preprocess).eval()
         outs = module(torch.from_numpy(clips))
-    names = ("logits", "video_embedding", "spatial_mask") + (
-        ("gap_variation", "gap_prompt_count") if cfg.mode == "dynamic" else ("frame_weight",))
+    names = DYNAMIC_OUTPUTS if cfg.mode == "dynamic" else OFFICIAL_OUTPUTS
     reference = {n: o.numpy() for n, o in zip(names, outs)}
     backend = OrtBackend(path, "cpu")
     actual = backend.run(clips)

@@ -42,9 +42,9 @@ def test_fp16_graph_keeps_the_interface_and_the_embedding(exported, mode):
     err = np.abs(got["logits"] - ref["logits"]).max()
     top2 = np.sort(ref["logits"], -1)[:, -2:]
     clear = (top2[:, 1] - top2[:, 0]) > TOP1_MARGIN_FACTOR * err
-    if clear.any():
-        agree = (ref["logits"].argmax(-1) == got["logits"].argmax(-1))[clear].mean()
-        assert agree >= FP16_TOP1_AGREEMENT
+    assert clear.sum() >= 8, f"only {clear.sum()} of 16 clips have a clear margin: the check would say little"
+    agree = (ref["logits"].argmax(-1) == got["logits"].argmax(-1))[clear].mean()
+    assert agree >= FP16_TOP1_AGREEMENT
     for name in ("spatial_mask", "gap_prompt_count"):
         if name in ref:  # flips allowed where margins are small; reported, and rare
             flips = float((ref[name] != got[name]).mean())

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from stop_train.labels import label_texts
-from stop_train.video.preprocess import PreprocessCfg, crop_positions, prepare_clip
-from stop_train.video.sampling import SamplingCfg, eval_view_indices
+from stop_train.video.preprocess import PreprocessCfg
+from stop_train.video.sampling import SamplingCfg
 
 from ..schema import TEXT_INPUT, Metadata
 from .backends import Backend, BackendError, open_backend
@@ -72,14 +72,10 @@ class Recognizer:
 
     def predict_file(self, path: str | Path) -> Prediction:
         """The test protocol stored in the metadata: N clips x M crops of the whole file, averaged."""
-        from stop_train.video.decode import probe, read_frames
+        from stop_train.video.decode import probe
+        from stop_train.video.views import eval_views
 
-        info = probe(path)
-        views = []
-        for indices in eval_view_indices(self.sampling, info.frames, info.fps):
-            frames = read_frames(path, indices, info)
-            views += [prepare_clip(frames, self.preprocess, crop) for crop in crop_positions(self.sampling.test_crops)]
-        pred = self.predict(np.stack(views))
+        pred = self.predict(eval_views(path, probe(path), self.sampling, self.preprocess))
         mean = pred.scores.mean(axis=0, keepdims=True)
         return Prediction(mean, pred.outputs)
 

@@ -6,7 +6,6 @@ library when it is not given, is refused with one message naming what differs.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 

@@ -13,9 +13,9 @@ import torch
 from torch.utils.data import Dataset
 
 from ..data.types import VideoItem
-from ..video import PreprocessCfg, SamplingCfg, eval_view_indices, normalize_frames, prepare_clip, train_indices
+from ..video import PreprocessCfg, SamplingCfg, normalize_frames, prepare_clip, train_indices
 from ..video.decode import VideoInfo, VideoReadError, probe, read_frames
-from ..video.preprocess import crop_positions
+from ..video.views import eval_views
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +98,7 @@ class ClipDataset(Dataset):
                 clip = read_frames(item.path, train_indices(self.sampling, info.frames, info.fps, rng), info)
                 views = [self._augment(clip, rng)]
             else:
-                views = []
-                for indices in eval_view_indices(self.sampling, info.frames, info.fps):
-                    frames = read_frames(item.path, indices, info)
-                    views += [prepare_clip(frames, self.pre, crop) for crop in crop_positions(self.sampling.test_crops)]
+                views = list(eval_views(item.path, info, self.sampling, self.pre))
         except (VideoReadError, OSError) as err:
             log.warning("skipping %s: %s", item.path, err)
             return None
