@@ -11,11 +11,11 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
 from stop_export.runtime.buffer import ClipBuffer
+from stop_train.video.decode import VideoReadError
+from stop_train.video.source import (Frame, ReconnectPolicy, SourceError, SourceLost, SourceSpec, live_frames,
+                                     open_source)
 from stop_export.runtime.recognize import RecognizeError
 from stop_export.runtime.recognizer import Recognizer
-
-RETRY_S = 2.0  # wait before reopening a lost camera or stream
-
 
 @dataclass
 class Window:
@@ -72,21 +72,23 @@ class FrameHub:
 
 
 class CaptureWorker(QObject):
-    """Reads a file, camera or stream with OpenCV at its own rate; reports loss and retries."""
+    """Reads a file, camera or stream through the frame source at its own rate (files paced by their frames'
+    times when `realtime`); a lost camera or stream is reported and reopened under `policy`."""
 
     frameReady = Signal()  # a new newest frame is in the hub (coalesced: one pending at most)
     status = Signal(str)
     finished = Signal()
-    opened = Signal(float, int)  # fps (0 = unknown), frame count (0 = live)
+    opened = Signal(float)  # length in seconds (0 = live or unknown)
 
-    def __init__(self, hub: FrameHub, source: str, loop: bool = False, realtime: bool = True):
+    def __init__(self, hub: FrameHub, source: str, loop: bool = False, realtime: bool = True,
+                 policy: ReconnectPolicy | None = None):
         super().__init__()
         self.hub, self.source, self.loop, self.realtime = hub, source, loop, realtime
+        self.policy = policy or ReconnectPolicy()
         self._stop = threading.Event()
         self._paused = threading.Event()
         self._seek: float | None = None
         self._pending = threading.Event()  # the GUI has not taken the last frame yet
-        self.is_file = not source.isdigit() and "://" not in source
 
     def stop(self) -> None:
         self._stop.set()
@@ -102,66 +104,68 @@ class CaptureWorker(QObject):
 
     @Slot()
     def run(self) -> None:
-        import cv2
-
         try:
-            while not self._stop.is_set():
-                cap = cv2.VideoCapture(int(self.source) if self.source.isdigit() else self.source)
-                if not cap.isOpened():
-                    if self.is_file:
-                        self.status.emit(f"cannot open {self.source}")
-                        return
-                    self.status.emit(f"cannot open {self.source}: retrying in {RETRY_S:.0f} s")
-                    self._stop.wait(RETRY_S)
-                    continue
-                fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
-                count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if self.is_file else 0
-                self.opened.emit(float(fps), count)
-                ended = self._read(cap, fps if fps > 0 else 25.0)
-                cap.release()
-                if self._stop.is_set() or (ended and self.is_file and not self.loop):
-                    if ended:
-                        self.status.emit("end of video")
-                    return
-                if not self.is_file:
-                    self.status.emit(f"lost {self.source}: retrying in {RETRY_S:.0f} s")
-                    self._stop.wait(RETRY_S)
+            spec = SourceSpec.parse(self.source)
+            if spec.live:
+                self._run_live(spec)
+            else:
+                self._run_file(spec)
+        except (SourceError, SourceLost, VideoReadError) as err:
+            self.status.emit(str(err))
         finally:
             self.finished.emit()
 
-    def _read(self, cap, fps: float) -> bool:
-        """Read until the end (True) or a stop; files are paced at their frame rate when `realtime`."""
-        import cv2
+    def _run_live(self, spec: SourceSpec) -> None:
+        def opened(_source) -> None:
+            self.hub.restart()
+            self.opened.emit(0.0)
 
-        self.hub.restart()
-        index, start = 0, time.monotonic()
-        offset = 0.0
+        for frame in live_frames(spec, self.policy, self.status.emit, self._stop, opened):
+            if not self._paused.is_set():
+                self._push(frame)
+
+    def _run_file(self, spec: SourceSpec) -> None:
         while not self._stop.is_set():
-            if self._paused.is_set():
+            source = open_source(spec)
+            try:
+                self.opened.emit(source.duration_s)
+                ended = self._play(source)
+            finally:
+                source.close()
+            if self._stop.is_set() or not (ended and self.loop):
+                if ended:
+                    self.status.emit("end of video")
+                return
+
+    def _play(self, source) -> bool:
+        """Push the file's frames until its end (True) or a stop (False)."""
+        self.hub.restart()
+        start = None  # monotonic time of stream time 0, for pacing
+        for frame in source.frames():
+            while self._paused.is_set() and self._seek is None and not self._stop.is_set():
                 self._stop.wait(0.02)
-                start = time.monotonic() - index / fps + offset
-                continue
-            if self._seek is not None and self.is_file:
-                cap.set(cv2.CAP_PROP_POS_MSEC, self._seek * 1000.0)
+                start = None
+            if self._stop.is_set():
+                return False
+            if self._seek is not None:
+                source.seek(self._seek)
+                self._seek = None
                 self.hub.restart()
-                index, offset, self._seek = int(self._seek * fps), 0.0, None
-                start = time.monotonic() - index / fps
-            ok, bgr = cap.read()
-            if not ok:
-                return True
-            now = time.monotonic()
-            stream_t = index / fps if self.is_file else now - start
-            if self.is_file and self.realtime:
-                delay = start + stream_t - now
+                start = None
+                continue
+            if self.realtime:
+                start = time.monotonic() - frame.t if start is None else start
+                delay = start + frame.t - time.monotonic()
                 if delay > 0:
                     self._stop.wait(delay)
-            captured = time.monotonic()
-            self.hub.push(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), stream_t, captured)
-            if not self._pending.is_set():
-                self._pending.set()
-                self.frameReady.emit()
-            index += 1
-        return False
+            self._push(frame)
+        return True
+
+    def _push(self, frame: Frame) -> None:
+        self.hub.push(frame.image, frame.t, time.monotonic())
+        if not self._pending.is_set():
+            self._pending.set()
+            self.frameReady.emit()
 
 
 class InferenceWorker(QObject):

@@ -237,10 +237,10 @@ class MainWindow(QMainWindow):
             self.capture.loop = on
 
     # ------------------------------------------------------------------------------------------ updates
-    def _on_opened(self, fps: float, count: int) -> None:
-        self.seek.setEnabled(count > 0)
-        if count > 0 and fps > 0:
-            self.seek.setRange(0, int(count / fps * 10))
+    def _on_opened(self, duration_s: float) -> None:
+        self.seek.setEnabled(duration_s > 0)
+        if duration_s > 0:
+            self.seek.setRange(0, int(duration_s * 10))
 
     def _on_frame(self) -> None:
         if self.hub is None or self.capture is None:

@@ -1,9 +1,12 @@
 """Shared fixtures. Skips are allowed only for the reasons of DECISIONS §7 (here: no ../shared)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # Qt widgets and QObjects in tests run headless
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 

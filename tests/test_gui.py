@@ -83,7 +83,7 @@ def test_failing_source_and_mismatched_model_show_messages(window, exported, qtb
     assert "scores 6 classes but its metadata lists 3 labels" in window.banner.text()
     assert window.open_model(str(exported["dynamic"]), "cpu")
     window.open_source(str(tmp_path / "missing.avi"))
-    qtbot.waitUntil(lambda: "cannot open" in window.banner.text(), timeout=10000)
+    qtbot.waitUntil(lambda: "no video file at" in window.banner.text(), timeout=10000)
 
 
 def test_relabelling_needs_the_text_encoder(window, exported, tmp_path):

@@ -1,4 +1,5 @@
-"""Decoding (PyAV and the OpenCV fallback), samplers and pre-processing, on generated videos."""
+"""Decoding, samplers and pre-processing, on generated videos (the frame source against ffmpeg is in
+test_frame_source.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +7,6 @@ import pytest
 
 from stop_train.data.synthetic import CLASSES, PAIRS, SyntheticSpec, write_synthetic_motion, write_video
 from stop_train.video import PreprocessCfg, SamplingCfg, prepare_clip, segment_indices, interval_indices, eval_view_indices
-from stop_train.video import decode
 from stop_train.video.decode import VideoReadError, probe, read_frames
 from stop_train.video.preprocess import crop_positions, crop_square
 
@@ -42,21 +42,13 @@ def test_probe_counts_frames(synth):
     assert (info.frames, info.width, info.height, info.fps) == (SPEC.frames, SPEC.width, SPEC.height, SPEC.fps)
 
 
-def test_read_any_order_repeats_and_past_the_end(synth):
+def test_read_any_order_and_repeats(synth):
     path = video(synth, "MovingLeft")
     full = read_frames(path, range(SPEC.frames))
-    got = read_frames(path, [7, 3, 3, SPEC.frames + 5])
+    got = read_frames(path, [7, 3, 3, SPEC.frames - 1])
     assert np.array_equal(got, full[[7, 3, 3, SPEC.frames - 1]])
-
-
-def test_opencv_fallback_reads_the_same_frames(synth):
-    path = video(synth, "GrowingBigger")
-    full = read_frames(path, range(SPEC.frames))
-    info = decode._probe_cv2(path, first_error=RuntimeError("test"))
-    assert info.frames == SPEC.frames
-    frames = decode._read_cv2(path, [2, 9])
-    assert sorted(frames) == [2, 9]
-    assert np.abs(frames[9].astype(int) - full[9]).max() <= 3  # same codec, another decoder build
+    with pytest.raises(ValueError, match=r"\[0, 12\)"):  # past the end: never a substituted frame
+        read_frames(path, [SPEC.frames + 5])
 
 
 def test_bad_files_give_reasons(tmp_path, synth):
@@ -75,8 +67,9 @@ def test_bad_files_give_reasons(tmp_path, synth):
     truncated.write_bytes(data[: len(data) // 2])
     info = probe(truncated)  # what is left is counted, not what the header says
     assert 0 < info.frames < SPEC.frames
-    frames = read_frames(truncated, [0, SPEC.frames - 1])  # past what is left: the last frame repeats
+    frames = read_frames(truncated, [0, info.frames - 1])  # what is left decodes
     assert frames.shape == (2, SPEC.height, SPEC.width, 3)
+    assert np.array_equal(frames[0], read_frames(video(synth, "MovingDown"), [0])[0])
 
 
 def test_write_video_roundtrip(tmp_path):
@@ -94,19 +87,28 @@ def test_segment_sampler():
         assert (np.floor(edges[:-1]) <= idx).all() and (idx < edges[1:]).all()  # one frame in each segment
     assert segment_indices(100, 4).tolist() == [12, 37, 62, 87]  # centres
     assert segment_indices(3, 6).tolist() == [0, 0, 1, 1, 2, 2]  # short clip: repetition
-    views = eval_view_indices(SamplingCfg(frames=4, test_clips=2), 40, 25.0)
+    views = eval_view_indices(SamplingCfg(frames=4, test_clips=2), np.arange(40) / 25.0)
     assert [v.tolist() for v in views] == [[2, 12, 22, 32], [7, 17, 27, 37]]  # offsets 1/4 and 3/4
 
 
 def test_interval_sampler():
-    idx = interval_indices(100, 25.0, 4, 0.2)
+    times = np.arange(100) / 25.0
+    idx = interval_indices(times, 4, 0.2)
     assert np.diff(idx).tolist() == [5, 5, 5] and idx[0] == round((99 - 15) / 2)
     rng = np.random.default_rng(1)
-    starts = {int(interval_indices(100, 25.0, 4, 0.2, rng)[0]) for _ in range(20)}
+    starts = {int(interval_indices(times, 4, 0.2, rng)[0]) for _ in range(20)}
     assert len(starts) > 5 and max(starts) <= 84
-    assert interval_indices(10, 25.0, 4, 0.5).tolist() == [0, 9, 9, 9]  # window longer than the clip
-    views = eval_view_indices(SamplingCfg(sampler="interval", frames=2, frame_interval_s=0.4, test_clips=3), 50, 25.0)
+    assert interval_indices(times[:10], 4, 0.5).tolist() == [0, 9, 9, 9]  # window longer than the clip
+    views = eval_view_indices(SamplingCfg(sampler="interval", frames=2, frame_interval_s=0.4, test_clips=3), times[:50])
     assert [v[0] for v in views] == [0, 20, 39]
+
+
+def test_interval_sampler_follows_variable_frame_rate():
+    # 20 frames at 10 fps, then 30 fps: 0.5 s apart is 5 frames in the first part and 15 in the second
+    times = np.concatenate([np.arange(20) / 10.0, 2.0 + np.arange(30) / 30.0])
+    idx = interval_indices(times, 6, 0.5, start=0.0)
+    assert np.allclose(times[idx], np.arange(6) * 0.5, atol=1e-9)
+    assert idx.tolist() == [0, 5, 10, 15, 20, 35]
 
 
 def test_crops_and_prepare():

@@ -26,6 +26,9 @@ class ClipBuffer:
         """An RGB uint8 frame (H, W, 3) at time `t` seconds (increasing)."""
         if self._times and t <= self._times[-1]:
             return  # a repeated or out-of-order timestamp: keep the first frame seen for it
+        if self._times and t - self._times[-1] > self.span + self.interval:  # a gap (a lost source): no history
+            self._times.clear()
+            self._images.clear()
         self._times.append(t)
         self._images.append(prepare_clip(frame[None], self.pre)[0])  # resize + centre crop once per frame
         horizon = t - self.span - self.interval  # one interval of slack for the nearest-frame lookup

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
+
+from stop_train.video.decode import VideoReadError
+from stop_train.video.source import ReconnectPolicy, SourceError, SourceLost, SourceSpec, live_frames, open_source
 
 from ..schema import MetadataError
 from .backends import BackendError
@@ -17,43 +19,43 @@ from .recognizer import Recognizer, top_k
 
 
 class RecognizeError(RuntimeError):
-    """A source or model that cannot be used, with the reason."""
+    """A source or model that cannot be used, with the reason; `exit_code` for the CLI."""
+
+    exit_code = 2
 
 
-def frames_from(source: str, max_seconds: float = 0.0) -> Iterator[tuple[float, np.ndarray]]:
-    """(time in seconds, RGB uint8 frame) from a video file (file time), a camera index or a stream URL
-    (wall-clock time since the first frame)."""
+class SourceGaveUp(RecognizeError):
+    """A camera or stream was lost and the reconnect policy gave up."""
+
+    exit_code = 3
+
+
+def frames_from(source: str, max_seconds: float = 0.0, policy: ReconnectPolicy | None = None,
+                notify=None) -> Iterator[tuple[float, np.ndarray]]:
+    """(time in seconds, RGB uint8 frame) from the frame source: a file (its frames' own times), or a camera or
+    stream (reopened under `policy` when lost; raises SourceGaveUp when it gives up)."""
     try:
-        import cv2
-    except ImportError:
-        raise RecognizeError("reading sources needs OpenCV: pip install opencv-python-headless") from None
-    is_camera = source.isdigit()
-    is_file = not is_camera and "://" not in source
-    if is_file and not Path(source).is_file():
-        raise RecognizeError(f"no video file at {source}")
-    cap = cv2.VideoCapture(int(source) if is_camera else source)
-    if not cap.isOpened():
-        raise RecognizeError(f"cannot open {'camera' if is_camera else 'source'} {source}")
-    fps = cap.get(cv2.CAP_PROP_FPS) if is_file else 0.0
-    if is_file and not fps > 0:
-        fps = 25.0  # no rate in the container: assume a common one
+        spec = SourceSpec.parse(source)
+        src = None if spec.live else open_source(spec)
+    except SourceError as err:
+        raise RecognizeError(str(err)) from None
     try:
-        index, start = 0, None
-        while True:
-            ok, bgr = cap.read()
-            if not ok:
-                if index == 0:
-                    raise RecognizeError(f"{source}: no frame could be decoded")
+        frames = src.frames() if src is not None else live_frames(spec, policy or ReconnectPolicy(), notify or _warn)
+        for frame in frames:
+            if max_seconds and frame.t > max_seconds:
                 return
-            now = time.monotonic()
-            start = now if start is None else start
-            t = index / fps if is_file else now - start
-            if max_seconds and t > max_seconds:
-                return
-            yield t, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            index += 1
+            yield frame.t, frame.image
+    except SourceLost as err:
+        raise SourceGaveUp(str(err)) from None
+    except VideoReadError as err:
+        raise RecognizeError(f"cannot read {source}: {err}") from None
     finally:
-        cap.release()
+        if src is not None:
+            src.close()
+
+
+def _warn(message: str) -> None:
+    print(f"stop-recognize: {message}", file=sys.stderr, flush=True)
 
 
 class Printer:
@@ -118,12 +120,12 @@ def run_recognize(args) -> int:
     printer = Printer(args.json, args.events)
     try:
         if args.protocol == "eval":
-            if args.source.isdigit() or "://" in args.source:
-                raise RecognizeError("--protocol eval needs a video file (it samples the whole video)")
-            from stop_train.video.decode import VideoReadError
-
             try:
+                if SourceSpec.parse(args.source).live:
+                    raise RecognizeError("--protocol eval needs a video file (it samples the whole video)")
                 pred = rec.predict_file(args.source)
+            except SourceError as err:
+                raise RecognizeError(str(err)) from None
             except (VideoReadError, OSError) as err:
                 raise RecognizeError(f"cannot read {args.source}: {err}") from None
             printer.video(pred.top(args.top_k, rec.labels), "eval", 1)
@@ -132,14 +134,17 @@ def run_recognize(args) -> int:
         buffer = ClipBuffer(rec.meta.frames, interval, args.predict_every, rec.preprocess)
         events = EventDetector(rec.labels, EventCfg(args.smoothing, args.on, args.off, args.min_duration))
         total, windows = None, 0
-        for end, scores in stream_windows(rec, frames_from(args.source, args.max_seconds), buffer):
-            total = scores if total is None else total + scores
-            windows += 1
-            printer.window(end, top_k(scores, rec.labels, args.top_k))
-            for event in events.update(end, scores):
+        frames = frames_from(args.source, args.max_seconds, ReconnectPolicy(args.reconnect))
+        try:
+            for end, scores in stream_windows(rec, frames, buffer):
+                total = scores if total is None else total + scores
+                windows += 1
+                printer.window(end, top_k(scores, rec.labels, args.top_k))
+                for event in events.update(end, scores):
+                    printer.event(event)
+        finally:  # events still open when the source ends, or is given up, are closed at its last frame
+            for event in events.finish(buffer.latest):
                 printer.event(event)
-        for event in events.finish(buffer.latest):
-            printer.event(event)
         if total is None:
             need = (rec.meta.frames - 1) * interval
             raise RecognizeError(f"{args.source} ended after {buffer.latest or 0:.2f} s, before one clip ({need:.2f} s) was complete; "

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
@@ -14,14 +13,15 @@ from torch.utils.data import Dataset
 
 from ..data.types import VideoItem
 from ..video import PreprocessCfg, SamplingCfg, normalize_frames, prepare_clip, train_indices
-from ..video.decode import VideoInfo, VideoReadError, probe, read_frames
+from ..video.decode import PROBE_VERSION, VideoInfo, VideoReadError, probe, read_frames
 from ..video.views import eval_views
 
 log = logging.getLogger(__name__)
 
 
 class ProbeCache:
-    """Frame counts and rates per video, kept in a JSON file keyed by path, size and mtime."""
+    """Probed videos (`VideoInfo`, or the reason a video is unusable) in a JSON file keyed by path, size and
+    mtime. Entries written by another probe version (`PROBE_VERSION`) are probed again."""
 
     def __init__(self, path: Path | None):
         self.path = path
@@ -40,15 +40,23 @@ class ProbeCache:
             raise VideoReadError("file not found") from None
         key, stamp = str(video), [st.st_size, st.st_mtime_ns]
         entry = self.entries.get(key)
-        if entry is None or entry.get("stamp") != stamp:
+        if entry is not None and entry.get("stamp") == stamp and entry.get("version") == PROBE_VERSION:
+            if "error" in entry:
+                raise VideoReadError(entry["error"])
             try:
-                entry = {"stamp": stamp, "info": asdict(probe(video))}
-            except VideoReadError as err:
-                entry = {"stamp": stamp, "error": str(err)}
-            self.entries[key] = entry
+                return VideoInfo.from_dict(entry["info"])
+            except (KeyError, TypeError, ValueError):
+                pass  # malformed: probe again
+        entry = {"stamp": stamp, "version": PROBE_VERSION}
+        try:
+            info = probe(video)
+            entry["info"] = info.to_dict()
+        except VideoReadError as err:
+            entry["error"] = str(err)
+        self.entries[key] = entry
         if "error" in entry:
             raise VideoReadError(entry["error"])
-        return VideoInfo(**entry["info"])
+        return info
 
     def save(self) -> None:
         if self.path is None:
@@ -95,7 +103,7 @@ class ClipDataset(Dataset):
         try:
             if self.train:
                 rng = np.random.default_rng([self.seed, self.epoch, i])
-                clip = read_frames(item.path, train_indices(self.sampling, info.frames, info.fps, rng), info)
+                clip = read_frames(item.path, train_indices(self.sampling, info.times(), rng), info)
                 views = [self._augment(clip, rng)]
             else:
                 views = list(eval_views(item.path, info, self.sampling, self.pre))

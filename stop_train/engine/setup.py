@@ -97,7 +97,7 @@ def _write_run_files(cfg, run_dir, classes, sampling, pre, train_infos, skipped,
     (run_dir / "labels.txt").write_text("".join(c + "\n" for c in classes), encoding="utf-8")
     interval = sampling.frame_interval_s
     if sampling.sampler == "segments" and train_infos:  # the time scale the model learned, for live use
-        interval = float(np.median([info.frames / sampling.frames / info.fps for info in train_infos]))
+        interval = float(np.median([info.duration_s / sampling.frames for info in train_infos]))
     write_json(run_dir / "config.json", {
         "train": cfg.to_dict(), "model": model_cfg.to_dict(),
         "sampling": {**dataclasses.asdict(sampling), "frame_interval_s": interval},

@@ -1,22 +1,33 @@
-"""Video decoding (torch-free): PyAV first, OpenCV as fallback.
+"""Video files as ffmpeg shows them (torch-free, PyAV): probing, frames by index, frames in order.
 
-Container metadata is not trusted: `probe` counts the video packets (PyAV) or grabs every frame
-(OpenCV) once, and `read_frames` seeks to the frames a sampler asked for instead of decoding the
-whole file. Frames come back as uint8 RGB (N, H, W, 3).
+Frame *i* of a file is the *i*-th frame of ``ffmpeg -i FILE -fps_mode passthrough -f rawvideo -pix_fmt rgb24 -``:
+every frame the decoder outputs, in presentation order (edit lists and discarded packets applied by libav, as
+in ffmpeg), turned to display orientation (`orientation.py`), as uint8 RGB. Its time is its presentation
+timestamp relative to the first frame.
+
+`probe` demuxes the packets once (no full decode) and keeps what maps an index to a real frame: the sorted
+presentation timestamps (stored per frame only where the rate is not constant) and the key frames.
+`read_frames` seeks to the key frame before each wanted frame and identifies every decoded frame by its
+timestamp; where a seek lands wrong, yields nothing or the file has no usable timestamps, it decodes forward
+from the start and counts. A frame is never substituted: an index that does not decode raises.
 """
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
+from .orientation import Orientation, OrientationError, orientation_of as _orientation_of
+
 log = logging.getLogger(__name__)
 
-DEFAULT_FPS = 25.0  # used only when a container states no usable rate
+PROBE_VERSION = 2  # bump when VideoInfo changes meaning: cached probes of older versions are redone
+DEFAULT_FPS = 25.0  # only for files whose frames carry no timestamps at all
+_JITTER = 0.02  # a rate is constant when every timestamp lies within 2 % of a frame (or 1 tick) of a line
 
 
 class VideoReadError(RuntimeError):
@@ -25,64 +36,179 @@ class VideoReadError(RuntimeError):
 
 @dataclass(frozen=True)
 class VideoInfo:
-    frames: int  # frames actually present (counted, not read from the header)
-    fps: float  # average frame rate
-    width: int
-    height: int
+    """What `probe` learns about a video file.
 
-
-def probe(path: str | os.PathLike) -> VideoInfo:
-    """Count the frames of a video and read its rate and size. Raises VideoReadError with the reason."""
-    path = Path(path)
-    _check_file(path)
-    try:
-        return _probe_av(path)
-    except VideoReadError:
-        raise
-    except Exception as err:  # noqa: BLE001 - any PyAV failure: try OpenCV before giving up
-        log.debug("PyAV could not probe %s (%s); trying OpenCV", path, err)
-        return _probe_cv2(path, first_error=err)
-
-
-def read_frames(path: str | os.PathLike, indices: Sequence[int], info: VideoInfo | None = None) -> np.ndarray:
-    """Frames `indices` (any order, repeats allowed) as uint8 RGB (len(indices), H, W, 3).
-
-    Indices past the last decodable frame repeat the last frame decoded (headers can over-count).
+    Timestamps are in units of `time_base` seconds. A constant-rate file stores only `start_pts` and
+    `step` (frame *i* at ``start_pts + i * step``); a variable-rate one stores every frame's `pts`.
+    `step == 0` and no `pts`: the file has no usable timestamps and is read by counting from the start.
     """
+
+    frames: int  # frames the file holds (counted from its packets, not read from the header)
+    fps: float  # frames per second: 1 / median frame duration
+    width: int  # display orientation
+    height: int
+    time_base: tuple[int, int] = (1, 1)  # (num, den) of the stream's time base
+    start_pts: int = 0  # timestamp of frame 0
+    step: float = 0.0  # constant-rate frame duration in time_base units (0: see pts)
+    pts: tuple[int, ...] | None = None  # every frame's timestamp, sorted, for variable-rate files
+    keyframes: tuple[int, ...] = (0,)  # frame indices of the key frames (seek targets)
+
+    @property
+    def timed(self) -> bool:
+        return self.step > 0 or self.pts is not None
+
+    def frame_pts(self) -> np.ndarray:
+        """(frames,) float64 timestamps in time_base units."""
+        if self.pts is not None:
+            return np.asarray(self.pts, dtype=np.float64)
+        step = self.step if self.step > 0 else self.time_base[1] / self.time_base[0] / self.fps
+        return self.start_pts + step * np.arange(self.frames, dtype=np.float64)
+
+    def times(self) -> np.ndarray:
+        """(frames,) seconds of each frame after frame 0."""
+        return (self.frame_pts() - self.frame_pts()[0]) * self.time_base[0] / self.time_base[1]
+
+    @property
+    def duration_s(self) -> float:
+        """Time from the first frame to the end of the last (one median frame duration after its start)."""
+        return float(self.times()[-1]) + 1.0 / self.fps
+
+    def index_of(self, pts: int | None) -> int | None:
+        """The index of the frame with timestamp `pts`, or None when no frame has it."""
+        if pts is None or not self.timed:
+            return None
+        if self.pts is None:
+            i = round((pts - self.start_pts) / self.step)
+            ok = 0 <= i < self.frames and abs(pts - self.start_pts - i * self.step) <= max(1.0, _JITTER * self.step)
+            return i if ok else None
+        i = int(np.searchsorted(self.pts, pts))
+        return i if i < self.frames and self.pts[i] == pts else None
+
+    def to_dict(self) -> dict:
+        return {"version": PROBE_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "VideoInfo":
+        """Raises ValueError for a dict written by another probe version."""
+        if d.get("version") != PROBE_VERSION:
+            raise ValueError(f"probe version {d.get('version')} is not {PROBE_VERSION}")
+        fields = {k: v for k, v in d.items() if k != "version"}
+        for key in ("time_base", "pts", "keyframes"):
+            if fields.get(key) is not None:
+                fields[key] = tuple(fields[key])
+        return cls(**fields)
+
+
+def check_file(path: str | os.PathLike) -> Path:
     path = Path(path)
-    _check_file(path)
-    wanted = np.asarray(indices, dtype=np.int64)
-    if wanted.size == 0 or wanted.min() < 0:
-        raise ValueError(f"frame indices must be non-negative and non-empty, got {list(indices)}")
-    if info is not None:
-        wanted = np.minimum(wanted, info.frames - 1)
-    try:
-        frames = _read_av(path, sorted(set(wanted.tolist())), info)
-    except VideoReadError:
-        raise
-    except Exception as err:  # noqa: BLE001
-        log.debug("PyAV could not read %s (%s); trying OpenCV", path, err)
-        frames = _read_cv2(path, sorted(set(wanted.tolist())))
-    return np.stack([frames[i] for i in _fill_missing(frames, wanted)])
-
-
-def _check_file(path: Path) -> None:
     if not path.is_file():
         raise VideoReadError("file not found")
     if path.stat().st_size == 0:
         raise VideoReadError("zero-byte file")
+    return path
 
 
-def _fill_missing(frames: dict[int, np.ndarray], wanted: np.ndarray) -> list[int]:
-    if not frames:
-        raise VideoReadError("no decodable frames")
-    have = sorted(frames)
-    # a missing index takes the last decoded frame before it (or the first one)
-    pos = np.searchsorted(have, wanted, side="right") - 1
-    return [have[max(p, 0)] for p in pos]
+def open_video(path: str | os.PathLike, **options):
+    """(container, video stream) of a file or URL; raises VideoReadError with the reason."""
+    import av
+
+    try:
+        container = av.open(str(path), **options)
+    except (av.FFmpegError, OSError, ValueError) as err:
+        raise VideoReadError(f"cannot open: {_reason(err)}") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoReadError("no video stream")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    return container, stream
 
 
-# --------------------------------------------------------------------------------------------- PyAV
+def probe(path: str | os.PathLike) -> VideoInfo:
+    """Count the frames of a video file and map each index to its timestamp, by demuxing its packets once
+    and decoding only its first frame (for the display size). Raises VideoReadError with the reason."""
+    path = check_file(path)
+    container, stream = open_video(path)
+    with container:
+        first = _first_frame(container, stream)
+    container, stream = open_video(path)
+    with container:
+        pts, keys, untimed = [], [], 0
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0 or packet.is_discard:
+                    continue
+                if packet.pts is None:
+                    untimed += 1
+                else:
+                    pts.append(packet.pts)
+                    if packet.is_keyframe:
+                        keys.append(packet.pts)
+        except Exception as err:  # noqa: BLE001 - a truncated file: keep what was demuxed, as ffmpeg does
+            log.info("%s: demuxing stopped early (%s)", path, _reason(err))
+        count = len(pts) + untimed
+        if count == 0:
+            raise VideoReadError("no frames")
+        tb = stream.time_base
+        time_base = (tb.numerator, tb.denominator) if tb else (1, 1)
+        header_fps = _rate(stream)
+    orient = orientation_of(first)
+    height, width = orient.display_shape(first.height, first.width)
+    return _timing(count, pts if untimed == 0 else [], keys, time_base, width, height, header_fps)
+
+
+def read_frames(path: str | os.PathLike, indices: Sequence[int], info: VideoInfo | None = None) -> np.ndarray:
+    """Frames `indices` (any order, repeats allowed) as uint8 RGB (len(indices), H, W, 3), display orientation.
+
+    Raises ValueError for indices outside [0, info.frames) and VideoReadError when a frame does not decode.
+    """
+    path = check_file(path)
+    wanted = np.asarray(indices, dtype=np.int64)
+    info = info or probe(path)
+    if wanted.size == 0 or wanted.min() < 0 or wanted.max() >= info.frames:
+        raise ValueError(f"frame indices must lie in [0, {info.frames}) and be non-empty, got {list(indices)}")
+    need = sorted(set(wanted.tolist()))
+    got = _read_seeking(path, need, info) if info.timed else {}
+    if len(got) < len(need):
+        if info.timed:
+            log.debug("%s: seeking did not reach frames %s; decoding from the start", path,
+                      [i for i in need if i not in got])
+        got.update(_read_counting(path, [i for i in need if i not in got]))
+    missing = [i for i in need if i not in got]
+    if missing:
+        raise VideoReadError(f"frames {missing[:5]} of {info.frames} do not decode (truncated or corrupt file)")
+    return np.stack([got[i] for i in wanted.tolist()])
+
+
+def iter_frames(container, stream) -> Iterator[tuple[int | None, np.ndarray]]:
+    """(pts, RGB uint8 frame in display orientation) for every frame the decoder outputs, in order.
+
+    Packets the decoder rejects are skipped (logged), as ffmpeg does; the decoder is flushed at the end.
+    """
+    orient = None
+    for frame in _decoded(container, stream):
+        orient = orient or orientation_of(frame)
+        yield frame.pts, orient.apply(to_rgb(frame))
+
+
+def orientation_of(frame) -> Orientation:
+    """The display Orientation of a decoded frame; raises VideoReadError for angles ffmpeg would rotate freely."""
+    try:
+        return _orientation_of(frame)
+    except OrientationError as err:
+        raise VideoReadError(str(err)) from None
+
+
+def to_rgb(frame) -> np.ndarray:
+    """A decoded frame as uint8 RGB (H, W, 3), stored orientation."""
+    return frame.to_ndarray(format="rgb24")
+
+
+# ----------------------------------------------------------------------------------------------- internals
+def _reason(err: Exception) -> str:
+    return getattr(err, "strerror", None) or str(err)
+
+
 def _rate(stream) -> float:
     for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
         if rate is not None and float(rate) > 0:
@@ -90,117 +216,133 @@ def _rate(stream) -> float:
     return DEFAULT_FPS
 
 
-def _probe_av(path: Path) -> VideoInfo:
+def _first_frame(container, stream):
+    for frame in _decoded(container, stream):
+        return frame
+    raise VideoReadError("no decodable frames")
+
+
+def _timing(count, pts, keys, time_base, width, height, header_fps) -> VideoInfo:
+    """VideoInfo from the packets' timestamps (empty `pts`: none usable)."""
+    ticks = np.sort(np.asarray(pts, dtype=np.int64))
+    if len(ticks) != count or len(np.unique(ticks)) != count:  # missing or repeated stamps: count instead
+        return VideoInfo(count, header_fps, width, height, time_base)
+    seconds = time_base[0] / time_base[1]
+    keyframes = tuple(int(i) for i in np.searchsorted(ticks, sorted(set(keys)))) or (0,)
+    if count == 1:
+        return VideoInfo(1, header_fps, width, height, time_base, int(ticks[0]), 1.0 / header_fps / seconds,
+                         None, keyframes)
+    step = (ticks[-1] - ticks[0]) / (count - 1)
+    line = ticks[0] + step * np.arange(count)
+    if np.abs(ticks - line).max() <= max(1.0, _JITTER * step):
+        fps = float(1.0 / (step * seconds))
+        return VideoInfo(count, fps, width, height, time_base, int(ticks[0]), float(step), None, keyframes)
+    fps = float(1.0 / (np.median(np.diff(ticks)) * seconds))  # variable rate: the typical frame duration
+    return VideoInfo(count, fps, width, height, time_base, int(ticks[0]), 0.0, tuple(ticks.tolist()), keyframes)
+
+
+def _decoded(container, stream):
+    """Decoded frames of `stream` from the container's current position; skips rejected packets."""
     import av
 
-    with av.open(str(path)) as container:
-        if not container.streams.video:
-            raise VideoReadError("no video stream")
-        stream = container.streams.video[0]
-        count = sum(1 for packet in container.demux(stream) if packet.size > 0)
-        if count == 0:
-            raise VideoReadError("no frames")
-        return VideoInfo(count, _rate(stream), stream.codec_context.width, stream.codec_context.height)
-
-
-def _read_av(path: Path, wanted: list[int], info: VideoInfo | None) -> dict[int, np.ndarray]:
-    import av
-
-    with av.open(str(path)) as container:
-        if not container.streams.video:
-            raise VideoReadError("no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        fps = info.fps if info else _rate(stream)
-        tb = float(stream.time_base) if stream.time_base else None
-        frames = _decode_from(container, stream, wanted, fps, tb, stream.start_time or 0)
-    if frames is None:  # timestamps unusable or the seek overshot: decode from the start, counting
-        with av.open(str(path)) as container:
-            frames = _decode_counting(container, container.streams.video[0], wanted)
-    return frames
-
-
-def _decode_from(container, stream, wanted, fps, tb, start) -> dict[int, np.ndarray] | None:
-    """Seek to the keyframe before the first wanted frame and decode up to the last; None if unusable."""
-    if tb is None:
-        return None
-    if wanted[0] > 0:
-        container.seek(int(start + wanted[0] / fps / tb), stream=stream, backward=True, any_frame=False)
-    needed, last = set(wanted), wanted[-1]
-    out: dict[int, np.ndarray] = {}
-    first_seen, frame, index = None, None, -1
-    for frame in container.decode(stream):
-        if frame.pts is None:
-            return None
-        index = int(round((frame.pts - start) * tb * fps))
-        if first_seen is None:
-            first_seen = index
-            if index > wanted[0]:
-                return None  # landed after the first wanted frame
-        if index in needed:
-            out[index] = frame.to_ndarray(format="rgb24")
-        if index >= last:
-            break
-    if frame is not None and index not in out:  # the file ended early: keep its last frame for repetition
-        out[index] = frame.to_ndarray(format="rgb24")
-    return out
-
-
-def _decode_counting(container, stream, wanted) -> dict[int, np.ndarray]:
-    needed, last = set(wanted), wanted[-1]
-    out: dict[int, np.ndarray] = {}
-    index, frame = -1, None
-    for index, frame in enumerate(container.decode(stream)):
-        if index in needed:
-            out[index] = frame.to_ndarray(format="rgb24")
-        if index >= last:
-            break
-    if frame is not None and index not in out:
-        out[index] = frame.to_ndarray(format="rgb24")
-    return out
-
-
-# ------------------------------------------------------------------------------------------- OpenCV
-def _probe_cv2(path: Path, first_error: Exception) -> VideoInfo:
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
     try:
-        if not cap.isOpened():
-            raise VideoReadError(f"cannot open ({first_error})")
-        count = 0
-        while cap.grab():
-            count += 1
-        if count == 0:
-            raise VideoReadError(f"no frames ({first_error})")
-        fps = cap.get(cv2.CAP_PROP_FPS) or DEFAULT_FPS
-        return VideoInfo(count, float(fps), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-    finally:
-        cap.release()
-
-
-def _read_cv2(path: Path, wanted: list[int]) -> dict[int, np.ndarray]:
-    import cv2
-
-    cap = cv2.VideoCapture(str(path))
+        for packet in container.demux(stream):
+            try:
+                yield from stream.decode(packet)
+            except av.InvalidDataError as err:
+                log.info("skipping a packet the decoder rejects (%s)", _reason(err))
+    except av.FFmpegError as err:  # demuxing failed (truncated file): flush what is decoded
+        log.info("demuxing stopped early (%s)", _reason(err))
     try:
-        if not cap.isOpened():
-            raise VideoReadError("cannot open")
-        if wanted[0] > 0:
-            cap.set(cv2.CAP_PROP_POS_FRAMES, wanted[0])
-        index = int(cap.get(cv2.CAP_PROP_POS_FRAMES))
-        needed, out = set(wanted), {}
-        while index <= wanted[-1] and cap.grab():
-            if index in needed or index == wanted[-1]:
-                ok, bgr = cap.retrieve()
-                if ok:
-                    out[index] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            index += 1
-        if not out and index > 0:  # ended before the first wanted frame: take the last one
-            cap.set(cv2.CAP_PROP_POS_FRAMES, index - 1)
-            ok, bgr = cap.read()
-            if ok:
-                out[index - 1] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        yield from stream.decode(None)
+    except av.FFmpegError:
+        pass
+
+
+def _read_counting(path: Path, need: list[int]) -> dict[int, np.ndarray]:
+    """Decode from the start, counting frames: the definition of frame *i*."""
+    out: dict[int, np.ndarray] = {}
+    if not need:
         return out
-    finally:
-        cap.release()
+    wanted, last = set(need), need[-1]
+    container, stream = open_video(path)
+    with container:
+        orient = None
+        for index, frame in enumerate(_decoded(container, stream)):
+            orient = orient or orientation_of(frame)
+            if index in wanted:
+                out[index] = orient.apply(to_rgb(frame))
+            if index >= last:
+                break
+    return out
+
+
+def _read_seeking(path: Path, need: list[int], info: VideoInfo) -> dict[int, np.ndarray]:
+    """Frames `need` (sorted) by seeking to the key frame before each run of them; frames are identified by
+    their timestamps. Returns what it could read (the caller decodes the rest from the start)."""
+    keyframes = np.asarray(info.keyframes)
+    ticks = info.frame_pts()
+    out: dict[int, np.ndarray] = {}
+    container, stream = open_video(path)
+    with container:
+        todo, orient = list(need), None
+        while todo:
+            key = int(keyframes[np.searchsorted(keyframes, todo[0], side="right") - 1])
+            run = _run_after_seek(container, stream, int(round(ticks[key])), info)
+            progressed = False
+            for index, frame in run:
+                if index < todo[0]:
+                    continue
+                if index > todo[0]:  # the decoder skipped a wanted frame: the seek is not trustworthy
+                    break
+                orient = orient or orientation_of(frame)
+                out[index] = orient.apply(to_rgb(frame))
+                todo.pop(0)
+                progressed = True
+                # stay on this run unless a key frame lies between here and the next wanted frame
+                if not todo or keyframes[np.searchsorted(keyframes, todo[0], side="right") - 1] > index:
+                    break
+            run.close()
+            if not progressed:
+                break
+    return out
+
+
+def _run_after_seek(container, stream, target_pts: int, info: VideoInfo):
+    """(index, decoded frame) of the frames that decode exactly as from the start after seeking to
+    `target_pts`: from the first key frame reached onward, minus the pictures shown before it (open GOPs).
+    Ends at the first frame whose timestamp is not one of the file's."""
+    import av
+
+    try:
+        container.seek(target_pts, stream=stream, backward=True, any_frame=False)
+    except av.FFmpegError as err:
+        log.debug("seek failed (%s)", _reason(err))
+        return
+    stream.codec_context.flush_buffers()
+    key_pts = None
+
+    def packets():
+        nonlocal key_pts
+        for packet in container.demux(stream):
+            if key_pts is None:
+                if packet.size == 0 or not packet.is_keyframe or packet.pts is None:
+                    continue  # landed between key frames: wait for the next one
+                key_pts = packet.pts
+            yield packet
+
+    try:
+        for packet in packets():
+            for frame in stream.decode(packet if packet.size else None):
+                if frame.pts is not None and frame.pts < key_pts:
+                    continue
+                index = info.index_of(frame.pts)
+                if index is None:
+                    return
+                yield index, frame
+    except av.FFmpegError as err:
+        log.debug("decoding after a seek failed (%s)", _reason(err))
+
+
+__all__ = ["DEFAULT_FPS", "Orientation", "PROBE_VERSION", "VideoInfo", "VideoReadError", "check_file", "iter_frames",
+           "open_video", "orientation_of", "probe", "read_frames", "to_rgb"]

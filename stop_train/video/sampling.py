@@ -38,28 +38,33 @@ def segment_indices(num_frames: int, frames: int, rng: np.random.Generator | Non
     return np.clip(idx, 0, num_frames - 1)
 
 
-def interval_indices(num_frames: int, fps: float, frames: int, interval_s: float,
+def interval_indices(times: np.ndarray, frames: int, interval_s: float,
                      rng: np.random.Generator | None = None, start: float = 0.5) -> np.ndarray:
-    """`frames` frames `interval_s` apart; the window starts at random (training) or at fraction `start`
-    of the room left (0.5: centred). Windows longer than the clip repeat its last frame."""
-    step = interval_s * fps
-    span = (frames - 1) * step
-    room = max(0.0, num_frames - 1 - span)
-    first = (rng.random() if rng is not None else start) * room
-    idx = np.round(first + np.arange(frames) * step).astype(np.int64)
-    return np.clip(idx, 0, num_frames - 1)
+    """`frames` frames `interval_s` seconds apart, by the frames' own times (`times`: seconds of each frame,
+    increasing; variable frame rate included): for each target time the nearest frame. The window starts at
+    random (training) or at fraction `start` of the room left (0.5: centred). Windows longer than the clip
+    repeat its last frame."""
+    times = np.asarray(times, dtype=np.float64)
+    span = (frames - 1) * interval_s
+    room = max(0.0, times[-1] - times[0] - span)
+    first = times[0] + (rng.random() if rng is not None else start) * room
+    targets = first + np.arange(frames) * interval_s
+    position = np.interp(targets, times, np.arange(len(times), dtype=np.float64))  # fractional frame index
+    return np.clip(np.round(position), 0, len(times) - 1).astype(np.int64)
 
 
-def train_indices(cfg: SamplingCfg, num_frames: int, fps: float, rng: np.random.Generator) -> np.ndarray:
+def train_indices(cfg: SamplingCfg, times: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One training clip of a video whose frames are at `times` (seconds)."""
     if cfg.sampler == "segments":
-        return segment_indices(num_frames, cfg.frames, rng)
-    return interval_indices(num_frames, fps, cfg.frames, cfg.frame_interval_s, rng)
+        return segment_indices(len(times), cfg.frames, rng)
+    return interval_indices(times, cfg.frames, cfg.frame_interval_s, rng)
 
 
-def eval_view_indices(cfg: SamplingCfg, num_frames: int, fps: float) -> list[np.ndarray]:
-    """The N test clips: segments take offset (n + 0.5)/N in every segment; interval windows spread evenly."""
+def eval_view_indices(cfg: SamplingCfg, times: np.ndarray) -> list[np.ndarray]:
+    """The N test clips of a video whose frames are at `times` (seconds): segments take offset (n + 0.5)/N in
+    every segment; interval windows spread evenly."""
     n = cfg.test_clips
     if cfg.sampler == "segments":
-        return [segment_indices(num_frames, cfg.frames, offset=(i + 0.5) / n) for i in range(n)]
+        return [segment_indices(len(times), cfg.frames, offset=(i + 0.5) / n) for i in range(n)]
     starts = [0.5] if n == 1 else [i / (n - 1) for i in range(n)]
-    return [interval_indices(num_frames, fps, cfg.frames, cfg.frame_interval_s, start=s) for s in starts]
+    return [interval_indices(times, cfg.frames, cfg.frame_interval_s, start=s) for s in starts]

@@ -1,0 +1,105 @@
+"""Live streams that drop: a generated MPEG-TS served over HTTP on 127.0.0.1 by a server that cuts the first
+connection short and then comes back or stays down. `stop-recognize` reports the loss, retries and exits
+non-zero when it gives up; the app's capture worker reports the loss and recovers when the stream returns."""
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from stop_train.video.source import ReconnectPolicy
+from videofiles import encode
+
+FRAMES = 90  # 3 s at 30 fps
+
+
+class StreamServer:
+    """Serves one TS file; each connection follows the next step of `plan`: 'partial' (the first half of the
+    bytes, then the connection closes), 'full', or 'down' (503). The last step repeats."""
+
+    def __init__(self, data: bytes, plan: list[str]):
+        self.data, self.plan, self.served = data, list(plan), []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's name
+                step = server.plan.pop(0) if len(server.plan) > 1 else server.plan[0]
+                server.served.append(step)
+                if step == "down":
+                    self.send_error(503, "stream down")
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "video/mp2t")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                body = server.data if step == "full" else server.data[: len(server.data) // 2]
+                try:
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/live.ts"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def ts_bytes(tmp_path_factory):
+    path = tmp_path_factory.mktemp("stream") / "live.ts"
+    encode(path, FRAMES, size=(64, 64), out_args=["-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "15", "-f", "mpegts"])
+    return path.read_bytes()
+
+
+def test_recognize_reports_the_loss_retries_and_gives_up(exported, ts_bytes, capsys):
+    from stop_export.cli import recognize_main
+
+    with StreamServer(ts_bytes, ["partial", "down"]) as server:
+        code = recognize_main([str(exported["dynamic"]), "--source", server.url, "--json", "--reconnect", "1",
+                               "--frame-interval", "0.1", "--predict-every", "0.2"])
+    out, err = capsys.readouterr()
+    assert code == 3, err
+    assert server.served == ["partial", "down"]  # one reconnect attempt, then it gave up
+    lines = err.strip().splitlines()
+    assert any(f"lost {server.url} at" in line and "retrying in 1 s" in line for line in lines), err
+    assert "gave up after 1 reconnect attempt" in lines[-1] and "Traceback" not in err
+    assert '"type": "window"' in out  # it recognised what arrived before the loss ...
+    assert '"type": "video"' not in out  # ... and does not summarise the stream as if it were complete
+
+
+def test_app_capture_shows_the_loss_and_recovers(ts_bytes, qtbot):
+    from stop_gui.pipeline import CaptureWorker
+
+    class Hub:  # counts frames between restarts (a restart = the source was reopened)
+        def __init__(self):
+            self.runs = [[]]
+
+        def push(self, frame, t, captured_at):
+            self.runs[-1].append(t)
+
+        def restart(self):
+            if self.runs[-1]:
+                self.runs.append([])
+
+    hub, messages = Hub(), []
+    with StreamServer(ts_bytes, ["partial", "full", "down"]) as server:
+        worker = CaptureWorker(hub, server.url, policy=ReconnectPolicy(attempts=1, first_delay_s=0.1))
+        worker.status.connect(messages.append)
+        worker.run()  # synchronously: ends when the policy gives up on 'down'
+    lost = [m for m in messages if m.startswith(f"lost {server.url} at") and "retrying in" in m]
+    assert len(lost) == 2, messages  # after the partial connection and after the full one
+    assert len(hub.runs) == 2 and 0 < len(hub.runs[0]) < len(hub.runs[1]) == FRAMES  # recovered: all 90 frames
+    assert all(b > a for run in hub.runs for a, b in zip(run, run[1:]))  # times increase within each run
+    assert hub.runs[1][0] > hub.runs[0][-1]  # and across the reconnect
+    assert "gave up" in messages[-1]
