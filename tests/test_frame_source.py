@@ -171,6 +171,8 @@ def test_constant_rate_files_store_no_per_frame_times(files):
         info = probe(files / name)
         assert info.pts is None and info.step > 0 and info.fps == pytest.approx(30.0, rel=1e-3), name
         assert len(info.to_dict()["keyframes"]) <= N // 4
+    all_intra = probe(files / "mjpeg.avi")
+    assert all_intra.keyframes is None and all_intra.key_indices().tolist() == list(range(N))
 
 
 def test_consumers_return_identical_frames(files, qtbot):

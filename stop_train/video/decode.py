@@ -51,7 +51,7 @@ class VideoInfo:
     start_pts: int = 0  # timestamp of frame 0
     step: float = 0.0  # constant-rate frame duration in time_base units (0: see pts)
     pts: tuple[int, ...] | None = None  # every frame's timestamp, sorted, for variable-rate files
-    keyframes: tuple[int, ...] = (0,)  # frame indices of the key frames (seek targets)
+    keyframes: tuple[int, ...] | None = (0,)  # frame indices of the key frames (None: every frame, all-intra)
 
     @property
     def timed(self) -> bool:
@@ -83,6 +83,10 @@ class VideoInfo:
             return i if ok else None
         i = int(np.searchsorted(self.pts, pts))
         return i if i < self.frames and self.pts[i] == pts else None
+
+    def key_indices(self) -> np.ndarray:
+        """Indices of the key frames (the seek targets), sorted."""
+        return np.arange(self.frames) if self.keyframes is None else np.asarray(self.keyframes, dtype=np.int64)
 
     def to_dict(self) -> dict:
         return {"version": PROBE_VERSION, **asdict(self)}
@@ -229,6 +233,8 @@ def _timing(count, pts, keys, time_base, width, height, header_fps) -> VideoInfo
         return VideoInfo(count, header_fps, width, height, time_base)
     seconds = time_base[0] / time_base[1]
     keyframes = tuple(int(i) for i in np.searchsorted(ticks, sorted(set(keys)))) or (0,)
+    if len(keyframes) == count:  # all-intra (MJPEG): no list
+        keyframes = None
     if count == 1:
         return VideoInfo(1, header_fps, width, height, time_base, int(ticks[0]), 1.0 / header_fps / seconds,
                          None, keyframes)
@@ -280,7 +286,7 @@ def _read_counting(path: Path, need: list[int]) -> dict[int, np.ndarray]:
 def _read_seeking(path: Path, need: list[int], info: VideoInfo) -> dict[int, np.ndarray]:
     """Frames `need` (sorted) by seeking to the key frame before each run of them; frames are identified by
     their timestamps. Returns what it could read (the caller decodes the rest from the start)."""
-    keyframes = np.asarray(info.keyframes)
+    keyframes = info.key_indices()
     ticks = info.frame_pts()
     out: dict[int, np.ndarray] = {}
     container, stream = open_video(path)
