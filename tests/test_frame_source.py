@@ -251,3 +251,21 @@ def test_seek_lands_on_the_first_frame_at_or_after_the_time(files):
         assert index_of(next(frames).image) == 28
     finally:
         source.close()
+
+
+def test_probe_cache_redoes_entries_of_older_probe_versions(files, tmp_path):
+    import json
+
+    from stop_train.engine.data import ProbeCache
+
+    video = files / "vfr.mp4"
+    st = video.stat()
+    stale = {"stamp": [st.st_size, st.st_mtime_ns], "info": {"frames": 99, "fps": 25.0, "width": 96, "height": 64}}
+    path = tmp_path / "probe.json"
+    path.write_text(json.dumps({str(video): stale}))  # written by the reader before the frame source
+    cache = ProbeCache(path)
+    info = cache.probe(video)
+    assert info.frames == N and info.pts is not None
+    cache.save()
+    entry = json.loads(path.read_text())[str(video)]
+    assert entry["version"] == entry["info"]["version"] and ProbeCache(path).probe(video) == info
