@@ -35,6 +35,7 @@ def legacy_reader(rev: str):
                             capture_output=True, text=True, check=True).stdout
     spec = importlib.util.spec_from_loader("legacy_decode", loader=None)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
     exec(compile(source, f"{rev}:decode.py", "exec"), module.__dict__)
     return module
 

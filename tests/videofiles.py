@@ -63,6 +63,12 @@ def encode(path: Path, frames: int, size=(96, 64), rate: str = "30", out_args=()
     return path
 
 
+def ffmpeg(*args: str) -> None:
+    """Run the ffmpeg CLI quietly; raises CalledProcessError."""
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *map(str, args)], check=True,
+                   capture_output=True)
+
+
 def remux(src: Path, dst: Path, *args: str, before_input=()) -> Path:
     subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *before_input, "-i", str(src),
                     "-c", "copy", *args, str(dst)], check=True, capture_output=True)
@@ -72,7 +78,7 @@ def remux(src: Path, dst: Path, *args: str, before_input=()) -> Path:
 def ffmpeg_frames(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """ffmpeg's frames (N, H, W, 3) RGB and their times in seconds after the first:
     `ffmpeg -i FILE -fps_mode passthrough -f rawvideo -pix_fmt rgb24 -` with showinfo for the times."""
-    cmd = [ffmpeg_exe(), "-hide_banner", "-i", str(path), "-map", "0:v:0", "-fps_mode", "passthrough",
+    cmd = [ffmpeg_exe(), "-hide_banner", "-i", str(path), "-an", "-sn", "-dn", "-fps_mode", "passthrough",
            "-vf", "showinfo", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
     run = subprocess.run(cmd, capture_output=True, check=True)
     log = run.stderr.decode(errors="replace")

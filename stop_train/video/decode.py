@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 PROBE_VERSION = 2  # bump when VideoInfo changes meaning: cached probes of older versions are redone
 DEFAULT_FPS = 25.0  # only for files whose frames carry no timestamps at all
+_DEFAULT, _ATTACHED_PIC = 0x1, 0x400  # AV_DISPOSITION_* flags
 _JITTER = 0.02  # a rate is constant when every timestamp lies within 2 % of a frame (or 1 tick) of a line
 
 
@@ -112,20 +114,44 @@ def check_file(path: str | os.PathLike) -> Path:
     return path
 
 
-def open_video(path: str | os.PathLike, **options):
-    """(container, video stream) of a file or URL; raises VideoReadError with the reason."""
+def open_video(path: str | os.PathLike, timeout_s: float | None = None):
+    """(container, video stream) of a file or URL: the stream ffmpeg's CLI would pick (`best_video_stream`).
+
+    `timeout_s` bounds opening and each read (streams). Raises VideoReadError with the reason, and
+    KeyboardInterrupt when Ctrl-C arrives while FFmpeg waits.
+    """
     import av
 
+    start = time.monotonic()
     try:
-        container = av.open(str(path), **options)
+        container = av.open(str(path), timeout=timeout_s) if timeout_s else av.open(str(path))
+    except av.ExitError:  # FFmpeg's interrupt callback: our timeout, or a signal it swallowed
+        if timeout_s and time.monotonic() - start >= timeout_s - 0.05:
+            raise VideoReadError(f"cannot open: no answer within {timeout_s:g} s") from None
+        raise KeyboardInterrupt from None
     except (av.FFmpegError, OSError, ValueError) as err:
         raise VideoReadError(f"cannot open: {_reason(err)}") from None
-    if not container.streams.video:
+    stream = best_video_stream(container)
+    if stream is None:
         container.close()
         raise VideoReadError("no video stream")
-    stream = container.streams.video[0]
     stream.thread_type = "AUTO"
     return container, stream
+
+
+def best_video_stream(container):
+    """The video stream ffmpeg's CLI maps by default (fftools `map_auto_video`): the largest picture, a
+    stream flagged default counted 5,000,000 pixels larger, attached pictures (cover art) last; the first
+    stream wins ties. None when there is no video stream."""
+    best, best_score = None, -1
+    for stream in container.streams.video:
+        flags = int(stream.disposition)
+        score = stream.codec_context.width * stream.codec_context.height + 5_000_000 * bool(flags & _DEFAULT)
+        if flags & _ATTACHED_PIC:
+            score = 1
+        if score > best_score:
+            best, best_score = stream, score
+    return best
 
 
 def probe(path: str | os.PathLike) -> VideoInfo:
@@ -137,11 +163,14 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         first = _first_frame(container, stream)
     container, stream = open_video(path)
     with container:
-        pts, keys, untimed = [], [], 0
+        pts, keys, untimed, last_dts, discontinuous = [], [], 0, None, False
         try:
             for packet in container.demux(stream):
                 if packet.size == 0 or packet.is_discard:
                     continue
+                if packet.dts is not None:  # decoding time going back: a timestamp discontinuity (joined TS)
+                    discontinuous |= last_dts is not None and packet.dts < last_dts
+                    last_dts = packet.dts
                 if packet.pts is None:
                     untimed += 1
                 else:
@@ -158,7 +187,8 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         header_fps = _rate(stream)
     orient = orientation_of(first)
     height, width = orient.display_shape(first.height, first.width)
-    return _timing(count, pts if untimed == 0 else [], keys, time_base, width, height, header_fps)
+    usable = untimed == 0 and not discontinuous  # else: read by counting, times from the rate
+    return _timing(count, pts if usable else [], keys, time_base, width, height, header_fps)
 
 
 def read_frames(path: str | os.PathLike, indices: Sequence[int], info: VideoInfo | None = None) -> np.ndarray:
@@ -189,10 +219,10 @@ def iter_frames(container, stream) -> Iterator[tuple[int | None, np.ndarray]]:
 
     Packets the decoder rejects are skipped (logged), as ffmpeg does; the decoder is flushed at the end.
     """
-    orient = None
+    orient, rgb = None, RGBConverter()
     for frame in _decoded(container, stream):
         orient = orient or orientation_of(frame)
-        yield frame.pts, orient.apply(to_rgb(frame))
+        yield frame.pts, orient.apply(rgb(frame))
 
 
 def orientation_of(frame) -> Orientation:
@@ -203,9 +233,47 @@ def orientation_of(frame) -> Orientation:
         raise VideoReadError(str(err)) from None
 
 
+class RGBConverter:
+    """Decoded frames -> uint8 RGB (H, W, 3), stored orientation, converted by libavfilter as ffmpeg's CLI
+    converts them (a `format=rgb24` filter graph: swscale with the filter graph's settings). PyAV's own
+    `reformat` differs from it on 10-bit input by up to ~120 levels; this is bit-equal to ffmpeg on every
+    pixel format tested. The graph is rebuilt when the frames' format, size or colour properties change."""
+
+    def __init__(self):
+        self._key = None
+        self._graph = None
+
+    def __call__(self, frame) -> np.ndarray:
+        key = (frame.format.name, frame.width, frame.height, int(frame.colorspace), int(frame.color_range))
+        if key != self._key:
+            self._graph, self._key = _rgb_graph(frame), key
+        self._graph.push(frame)
+        return self._graph.pull().to_ndarray()
+
+
+def _rgb_graph(frame):
+    import av
+
+    graph = av.filter.Graph()
+    args = {"video_size": f"{frame.width}x{frame.height}", "pix_fmt": str(frame.format.name),
+            "time_base": str(frame.time_base or "1/1000"), "pixel_aspect": "1/1"}
+    colour = {"colorspace": str(int(frame.colorspace)), "range": str(int(frame.color_range))}
+    try:
+        source = graph.add("buffer", **args, **colour)
+    except (av.FFmpegError, ValueError):  # an FFmpeg whose buffer source has no colour options
+        graph = av.filter.Graph()
+        source = graph.add("buffer", **args)
+    convert, sink = graph.add("format", "rgb24"), graph.add("buffersink")
+    source.link_to(convert)
+    convert.link_to(sink)
+    graph.configure()
+    return graph
+
+
 def to_rgb(frame) -> np.ndarray:
-    """A decoded frame as uint8 RGB (H, W, 3), stored orientation."""
-    return frame.to_ndarray(format="rgb24")
+    """One decoded frame as uint8 RGB (H, W, 3), stored orientation (see RGBConverter; builds a graph per
+    call: loops use one RGBConverter)."""
+    return RGBConverter()(frame)
 
 
 # ----------------------------------------------------------------------------------------------- internals
@@ -273,11 +341,11 @@ def _read_counting(path: Path, need: list[int]) -> dict[int, np.ndarray]:
     wanted, last = set(need), need[-1]
     container, stream = open_video(path)
     with container:
-        orient = None
+        orient, rgb = None, RGBConverter()
         for index, frame in enumerate(_decoded(container, stream)):
             orient = orient or orientation_of(frame)
             if index in wanted:
-                out[index] = orient.apply(to_rgb(frame))
+                out[index] = orient.apply(rgb(frame))
             if index >= last:
                 break
     return out
@@ -291,7 +359,7 @@ def _read_seeking(path: Path, need: list[int], info: VideoInfo) -> dict[int, np.
     out: dict[int, np.ndarray] = {}
     container, stream = open_video(path)
     with container:
-        todo, orient = list(need), None
+        todo, orient, rgb = list(need), None, RGBConverter()
         while todo:
             key = int(keyframes[np.searchsorted(keyframes, todo[0], side="right") - 1])
             run = _run_after_seek(container, stream, int(round(ticks[key])), info)
@@ -302,7 +370,7 @@ def _read_seeking(path: Path, need: list[int], info: VideoInfo) -> dict[int, np.
                 if index > todo[0]:  # the decoder skipped a wanted frame: the seek is not trustworthy
                     break
                 orient = orient or orientation_of(frame)
-                out[index] = orient.apply(to_rgb(frame))
+                out[index] = orient.apply(rgb(frame))
                 todo.pop(0)
                 progressed = True
                 # stay on this run unless a key frame lies between here and the next wanted frame
@@ -351,4 +419,4 @@ def _run_after_seek(container, stream, target_pts: int, info: VideoInfo):
 
 
 __all__ = ["DEFAULT_FPS", "Orientation", "PROBE_VERSION", "VideoInfo", "VideoReadError", "check_file", "iter_frames",
-           "open_video", "orientation_of", "probe", "read_frames", "to_rgb"]
+           "open_video", "orientation_of", "probe", "read_frames", "RGBConverter", "to_rgb"]

@@ -44,6 +44,48 @@ class Frame:
     image: np.ndarray  # (H, W, 3) uint8 RGB, display orientation
 
 
+class FrameClock:
+    """Seconds since the first frame from presentation timestamps, kept increasing as ffmpeg's CLI keeps them:
+    where timestamps go back (joined MPEG-TS recordings), or in formats that allow discontinuities jump ahead
+    by more than 10 s (ffmpeg's `-dts_delta_threshold`), time goes on one frame duration after the last.
+    Frames without timestamps take index / rate."""
+
+    DISCONT_FLAG = 0x200  # AVFMT_TS_DISCONT
+    JUMP_S = 10.0
+
+    def __init__(self, container, stream):
+        tb = stream.time_base
+        self.tb = float(tb) if tb else None
+        rate = stream.average_rate or stream.guessed_rate
+        self.step = 1.0 / float(rate) if rate else 1.0 / 25.0
+        self.jumps = bool(container.format.flags & self.DISCONT_FLAG)
+        self.first_pts: int | None = None
+        self.offset = 0.0  # seconds added after discontinuities
+        self.last: float | None = None
+        self.index = 0
+
+    def __call__(self, pts: int | None) -> float:
+        if pts is None or self.tb is None:
+            t = self.index * self.step
+        else:
+            self.first_pts = pts if self.first_pts is None else self.first_pts
+            t = (pts - self.first_pts) * self.tb + self.offset
+            if self.last is not None and (t <= self.last or (self.jumps and t - self.last > self.JUMP_S)):
+                self.offset += self.last + self.step - t
+                t = self.last + self.step
+        self.index += 1
+        self.last = t
+        return t
+
+    def seconds_to_pts(self, seconds: float) -> int:
+        """The timestamp of `seconds` on this clock (before any discontinuity)."""
+        return int((self.first_pts or 0) + seconds / self.tb) if self.tb else 0
+
+    def restart(self) -> None:
+        """After a seek: the next timestamp is not compared with the last one."""
+        self.last = None
+
+
 @dataclass(frozen=True)
 class SourceSpec:
     """What `--source` names: a file path, a camera (index or device path) or a stream URL."""
@@ -104,18 +146,14 @@ class FileSource:
     def __init__(self, path: str | Path):
         self.path = check_file(path)
         self._container, self._stream = open_video(self.path)
-        tb = self._stream.time_base
-        self._tb = float(tb) if tb else None
-        rate = self._stream.average_rate or self._stream.guessed_rate
-        self._fps = float(rate) if rate else 25.0
-        self._first_pts: int | None = None
+        self._clock = FrameClock(self._container, self._stream)
         self._seek_to: float | None = None
 
     @property
     def duration_s(self) -> float:
         """Length from the header (for seek bars; 0 when unknown)."""
-        if self._stream.duration and self._tb:
-            return float(self._stream.duration * self._tb)
+        if self._stream.duration and self._clock.tb:
+            return float(self._stream.duration * self._clock.tb)
         return float(self._container.duration or 0) / 1e6
 
     def seek(self, seconds: float) -> None:
@@ -123,45 +161,22 @@ class FileSource:
         self._seek_to = max(0.0, float(seconds))
 
     def frames(self) -> Iterator[Frame]:
-        index = 0
+        target = None
         while True:
-            restart = False
             for pts, image in iter_frames(self._container, self._stream):
-                t = self._time(pts, index)
-                index += 1
+                t = self._clock(pts)
                 if self._seek_to is not None:
-                    restart = True
                     break
+                if target is not None and t < target - 1e-6:
+                    continue  # decoding forward from the key frame before the seek target
                 yield Frame(t, image)
-            if not restart:
+            else:
                 return
             target, self._seek_to = self._seek_to, None
-            yield from self._after_seek(target)
-            index = 0
-            return
-
-    def _after_seek(self, target: float) -> Iterator[Frame]:
-        # seek to the key frame before `target`, then decode forward and drop what lies before it
-        first = self._first_pts or 0
-        ticks = int(first + target / self._tb) if self._tb else 0
-        self._container.seek(ticks, stream=self._stream, backward=True, any_frame=False)
-        self._stream.codec_context.flush_buffers()
-        for index, (pts, image) in enumerate(iter_frames(self._container, self._stream)):
-            t = self._time(pts, index)
-            if t < target - 1e-6:
-                continue
-            if self._seek_to is not None:
-                target, self._seek_to = self._seek_to, None
-                yield from self._after_seek(target)
-                return
-            yield Frame(t, image)
-
-    def _time(self, pts: int | None, index: int) -> float:
-        if pts is None or self._tb is None:
-            return index / self._fps
-        if self._first_pts is None:
-            self._first_pts = pts
-        return (pts - self._first_pts) * self._tb
+            self._container.seek(self._clock.seconds_to_pts(target), stream=self._stream, backward=True,
+                                 any_frame=False)
+            self._stream.codec_context.flush_buffers()
+            self._clock.restart()
 
     def close(self) -> None:
         self._container.close()
@@ -176,27 +191,19 @@ class StreamSource:
     def __init__(self, url: str, timeout_s: float = STREAM_TIMEOUT_S):
         self.url = url
         try:
-            self._container, self._stream = open_video(url, timeout=(timeout_s, timeout_s))
+            self._container, self._stream = open_video(url, timeout_s=timeout_s)
         except VideoReadError as err:
             raise SourceError(f"cannot open {url}: {str(err).removeprefix('cannot open: ')}") from None
-        tb = self._stream.time_base
-        self._tb = float(tb) if tb else None
+        self._clock = FrameClock(self._container, self._stream)
 
     def frames(self) -> Iterator[Frame]:
-        first_pts, start, last = None, None, -1.0
+        start, t = None, 0.0
         for pts, image in iter_frames(self._container, self._stream):
             now = time.monotonic()
             start = now if start is None else start
-            if pts is not None and self._tb:
-                first_pts = pts if first_pts is None else first_pts
-                t = (pts - first_pts) * self._tb
-                if t <= last:  # a timestamp discontinuity: continue from arrival time
-                    first_pts, t = None, max(last + 1e-3, now - start)
-            else:
-                t = now - start
-            last = t
+            t = self._clock(pts) if pts is not None else now - start  # arrival time without timestamps
             yield Frame(t, image)
-        raise SourceLost(f"lost {self.url} at {max(last, 0.0):.2f} s (the stream ended)", max(last, 0.0))
+        raise SourceLost(f"lost {self.url} at {t:.2f} s (the stream ended)", t)
 
     def close(self) -> None:
         self._container.close()
