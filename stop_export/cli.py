@@ -159,11 +159,23 @@ def _check(src, path: Path, count: int) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ recognize
+def _non_negative(kind):
+    def parse(text: str):
+        value = kind(text)
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def _recognize_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stop-recognize", description="Recognise actions with an exported STOP model.")
     p.add_argument("model", help="exported .onnx file (or a run directory / model folder with --backend torch)")
     p.add_argument("--source", required=True,
-                   help="video file, camera index (0, 1, ...) or device (/dev/video0), or stream URL (rtsp://, http://)")
+                   help="video file, camera index (0, 1, ...) or device (/dev/video0), or stream URL (rtsp://, http://); "
+                        "a file named like a number: ./7")
     p.add_argument("--protocol", choices=("live", "eval"), default="live",
                    help="live: sliding windows over time; eval: the test views of the metadata (files only)")
     p.add_argument("--backend", default="auto",
@@ -178,8 +190,9 @@ def _recognize_parser() -> argparse.ArgumentParser:
     p.add_argument("--off", type=float, default=0.4, help="event end threshold")
     p.add_argument("--smoothing", type=float, default=0.5, help="EMA weight of the newest scores")
     p.add_argument("--min-duration", type=float, default=1.0, metavar="SECONDS")
-    p.add_argument("--max-seconds", type=float, default=0.0, help="stop a live source after this long (0 = never)")
-    p.add_argument("--reconnect", type=int, default=None, metavar="N",
+    p.add_argument("--max-seconds", type=_non_negative(float), default=0.0,
+                   help="stop a live source after this long (0 = never)")
+    p.add_argument("--reconnect", type=_non_negative(int), default=None, metavar="N",
                    help="reopen a lost camera or stream at most N times in a row, waiting 1, 2, 4 ... 16 s "
                         "(0 = give up at once; default: retry indefinitely); giving up exits with code 3")
     p.add_argument("--json", action="store_true", help="JSON lines on stdout instead of text")

@@ -103,3 +103,47 @@ def test_app_capture_shows_the_loss_and_recovers(ts_bytes, qtbot):
     assert all(b > a for run in hub.runs for a, b in zip(run, run[1:]))  # times increase within each run
     assert hub.runs[1][0] > hub.runs[0][-1]  # and across the reconnect
     assert "gave up" in messages[-1]
+
+
+@pytest.fixture
+def silent_server():
+    """A TCP server on 127.0.0.1 that accepts connections and never answers."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    yield f"http://127.0.0.1:{server.getsockname()[1]}/live.ts"
+    server.close()
+
+
+def test_a_stream_that_never_answers_times_out_with_a_reason(silent_server):
+    import time
+
+    from stop_train.video.source import SourceError, StreamSource
+
+    start = time.monotonic()
+    with pytest.raises(SourceError, match="no answer within 1 s"):
+        StreamSource(silent_server, timeout_s=1.0)
+    assert time.monotonic() - start < 5
+
+
+def test_ctrl_c_while_a_stream_is_opening_ends_recognition(exported, silent_server):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "  # as in a terminal
+            "from stop_export.cli import recognize_main; "
+            f"sys.exit(recognize_main([{str(exported['dynamic'])!r}, '--source', {silent_server!r}]))")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4.0)  # the model is loaded and FFmpeg waits for the server (5 s timeout)
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("Ctrl-C did not end stop-recognize while FFmpeg was waiting for a stream")
+    assert proc.returncode == 130, err
+    assert "retrying" not in err and "Traceback" not in err

@@ -36,6 +36,12 @@ class ClipBuffer:
             self._times.popleft()
             self._images.popleft()
 
+    def clear(self) -> None:
+        """Forget the history (a reopened source); the `predict_every_s` clock starts again too."""
+        self._times.clear()
+        self._images.clear()
+        self._last_prediction = None
+
     @property
     def latest(self) -> float | None:
         """Time of the newest frame (None before the first)."""

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -31,27 +34,53 @@ class SourceGaveUp(RecognizeError):
 
 
 def frames_from(source: str, max_seconds: float = 0.0, policy: ReconnectPolicy | None = None,
-                notify=None) -> Iterator[tuple[float, np.ndarray]]:
+                notify=None, opened=None, stop: threading.Event | None = None) -> Iterator[tuple[float, np.ndarray]]:
     """(time in seconds, RGB uint8 frame) from the frame source: a file (its frames' own times), or a camera or
-    stream (reopened under `policy` when lost; raises SourceGaveUp when it gives up)."""
+    stream (reopened under `policy` when lost, `opened` called at each (re)opening; raises SourceGaveUp when
+    it gives up, and KeyboardInterrupt when `stop` was set, see `sigint_sets`)."""
     try:
         spec = SourceSpec.parse(source)
         src = None if spec.live else open_source(spec)
     except SourceError as err:
         raise RecognizeError(str(err)) from None
     try:
-        frames = src.frames() if src is not None else live_frames(spec, policy or ReconnectPolicy(), notify or _warn)
+        frames = src.frames() if src is not None else \
+            live_frames(spec, policy or ReconnectPolicy(), notify or _warn, stop, opened)
         for frame in frames:
             if max_seconds and frame.t > max_seconds:
                 return
             yield frame.t, frame.image
+        if stop is not None and stop.is_set():
+            raise KeyboardInterrupt
     except SourceLost as err:
+        if stop is not None and stop.is_set():
+            raise KeyboardInterrupt from None
         raise SourceGaveUp(str(err)) from None
     except VideoReadError as err:
         raise RecognizeError(f"cannot read {source}: {err}") from None
     finally:
         if src is not None:
             src.close()
+
+
+@contextmanager
+def sigint_sets(stop: threading.Event):
+    """Within: Ctrl-C sets `stop` as well as raising KeyboardInterrupt. FFmpeg's waits on a stream that does
+    not answer swallow the exception (PyAV's interrupt callback); the flag survives them."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous in (signal.SIG_IGN, None):
+        yield
+        return
+
+    def handler(signum, frame):
+        stop.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _warn(message: str) -> None:
@@ -134,17 +163,20 @@ def run_recognize(args) -> int:
         buffer = ClipBuffer(rec.meta.frames, interval, args.predict_every, rec.preprocess)
         events = EventDetector(rec.labels, EventCfg(args.smoothing, args.on, args.off, args.min_duration))
         total, windows = None, 0
-        frames = frames_from(args.source, args.max_seconds, ReconnectPolicy(args.reconnect))
-        try:
-            for end, scores in stream_windows(rec, frames, buffer):
-                total = scores if total is None else total + scores
-                windows += 1
-                printer.window(end, top_k(scores, rec.labels, args.top_k))
-                for event in events.update(end, scores):
+        stop = threading.Event()
+        frames = frames_from(args.source, args.max_seconds, ReconnectPolicy(args.reconnect),
+                             opened=lambda _source: buffer.clear(), stop=stop)  # no history across a reconnect
+        with sigint_sets(stop):
+            try:
+                for end, scores in stream_windows(rec, frames, buffer):
+                    total = scores if total is None else total + scores
+                    windows += 1
+                    printer.window(end, top_k(scores, rec.labels, args.top_k))
+                    for event in events.update(end, scores):
+                        printer.event(event)
+            finally:  # events still open when the source ends, or is given up, are closed at its last frame
+                for event in events.finish(buffer.latest):
                     printer.event(event)
-        finally:  # events still open when the source ends, or is given up, are closed at its last frame
-            for event in events.finish(buffer.latest):
-                printer.event(event)
         if total is None:
             need = (rec.meta.frames - 1) * interval
             raise RecognizeError(f"{args.source} ended after {buffer.latest or 0:.2f} s, before one clip ({need:.2f} s) was complete; "

@@ -10,11 +10,13 @@ devices through OpenCV, each frame with its own time; lost cameras and streams r
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
+from urllib.parse import unquote
 
 import numpy as np
 
@@ -102,13 +104,14 @@ class SourceSpec:
             return cls("camera", int(text))
         if text.startswith("/dev/video"):
             return cls("camera", text)
-        scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+        scheme, _, rest = text.partition("://") if "://" in text else ("", "", text)
+        scheme = scheme.lower()
         if scheme == "file":
-            text = text[len("file://"):]
+            text = unquote(rest)
         elif scheme:
             if scheme not in STREAM_SCHEMES:
                 raise SourceError(f"unsupported stream scheme {scheme}:// (use one of {', '.join(STREAM_SCHEMES)})")
-            return cls("stream", text)
+            return cls("stream", f"{scheme}://{rest}")  # FFmpeg's protocol names are lower case
         if not Path(text).is_file():
             raise SourceError(f"no video file at {text}")
         return cls("file", text)
@@ -219,10 +222,14 @@ class CameraSource:
         import cv2
 
         self.target = target
+        device = Path(target if isinstance(target, str) else f"/dev/video{target}")
+        if Path("/dev").is_dir() and sys.platform.startswith("linux") and not device.exists():
+            raise SourceError(f"cannot open camera {target}: no such device {device}")
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # OpenCV: its backend-probing warnings are noise here
         self._cap = cv2.VideoCapture(target, cv2.CAP_V4L2) if isinstance(target, str) else cv2.VideoCapture(target)
         if not self._cap.isOpened():
             self._cap.release()
-            raise SourceError(f"cannot open camera {target}")
+            raise SourceError(f"cannot open camera {target} (busy, or not a capture device)")
 
     def frames(self) -> Iterator[Frame]:
         import cv2
@@ -286,6 +293,8 @@ def live_frames(spec: SourceSpec, policy: ReconnectPolicy, notify: Callable[[str
                 problem = err if last_t is None else SourceLost(f"lost {spec} at {last_t:.2f} s", last_t)
             finally:
                 source.close()
+        if stop.is_set():
+            return
         lost_at = time.monotonic()
         attempt += 1
         delay = policy.delay(attempt)
