@@ -145,7 +145,7 @@ def best_video_stream(container):
     stream wins ties. None when there is no video stream."""
     best, best_score = None, -1
     for stream in container.streams.video:
-        flags = int(stream.disposition)
+        flags = int(getattr(stream.disposition, "value", stream.disposition))  # an IntFlag, or av<15 enum
         score = stream.codec_context.width * stream.codec_context.height + 5_000_000 * bool(flags & _DEFAULT)
         if flags & _ATTACHED_PIC:
             score = 1
