@@ -162,7 +162,7 @@ def _check(src, path: Path, count: int) -> bool:
 def _non_negative(kind):
     def parse(text: str):
         value = kind(text)
-        if value < 0:
+        if not value >= 0:  # NaN too
             raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
         return value
 

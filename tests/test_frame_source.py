@@ -256,18 +256,21 @@ def test_reconnect_policy_backs_off_to_a_cap():
     assert ReconnectPolicy(attempts=2).delay(2) == 2 and ReconnectPolicy(attempts=2).delay(3) is None
 
 
-def test_seek_lands_on_the_first_frame_at_or_after_the_time(files):
-    source = FileSource(files / "h264-bframes.mp4")
-    try:
-        frames = source.frames()
-        first = next(frames)
-        assert first.t == 0.0 and index_of(first.image) == 0
-        source.seek(0.9)  # frame 27
+@pytest.mark.parametrize("name", ["h264-bframes.mp4", "h264-bframes.ts", "vp9.webm", "browser-live.webm",
+                                  "joined-twice.ts", "vfr.mkv"])
+def test_seek_lands_on_the_first_frame_at_or_after_the_time(files, name):
+    source = FileSource(files / name)
+    times = source.info.times()
+    assert source.duration_s == pytest.approx(times[-1] + 1 / source.info.fps)  # also without a header duration
+    frames = source.frames()
+    first = next(frames)
+    assert first.t == 0.0 and index_of(first.image) == 0
+    for target in (times[27] - 1e-4, times[11] + 1e-3, times[-3]):  # ahead, back, near the end
+        source.seek(target)
         after = next(frames)
-        assert index_of(after.image) == 27 and after.t == pytest.approx(0.9, abs=1e-3)
-        assert index_of(next(frames).image) == 28
-    finally:
-        source.close()
+        want = int(np.searchsorted(times, target - 1e-6))
+        assert after.t == pytest.approx(times[want]) and index_of(after.image) == want % N, (name, target)
+    assert [index_of(f.image) for f in frames] == [(want + 1) % N, (want + 2) % N]  # then on to the end
 
 
 def test_probe_cache_redoes_entries_of_older_probe_versions(files, tmp_path):

@@ -99,6 +99,7 @@ def test_app_capture_shows_the_loss_and_recovers(ts_bytes, qtbot):
         worker.run()  # synchronously: ends when the policy gives up on 'down'
     lost = [m for m in messages if m.startswith(f"lost {server.url} at") and "retrying in" in m]
     assert len(lost) == 2, messages  # after the partial connection and after the full one
+    assert any(m.startswith(f"{server.url}: receiving again at") for m in messages), messages  # clears the banner
     assert len(hub.runs) == 2 and 0 < len(hub.runs[0]) < len(hub.runs[1]) == FRAMES  # recovered: all 90 frames
     assert all(b > a for run in hub.runs for a, b in zip(run, run[1:]))  # times increase within each run
     assert hub.runs[1][0] > hub.runs[0][-1]  # and across the reconnect

@@ -13,6 +13,7 @@ from the start and counts. A frame is never substituted: an index that does not 
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -85,6 +86,10 @@ class VideoInfo:
             return i if ok else None
         i = int(np.searchsorted(self.pts, pts))
         return i if i < self.frames and self.pts[i] == pts else None
+
+    def index_at(self, seconds: float) -> int:
+        """The first frame shown at or after `seconds` (the last frame for times past the end)."""
+        return int(min(np.searchsorted(self.times(), seconds - 1e-6, side="left"), self.frames - 1))
 
     def key_indices(self) -> np.ndarray:
         """Indices of the key frames (the seek targets), sorted."""
@@ -202,16 +207,56 @@ def read_frames(path: str | os.PathLike, indices: Sequence[int], info: VideoInfo
     if wanted.size == 0 or wanted.min() < 0 or wanted.max() >= info.frames:
         raise ValueError(f"frame indices must lie in [0, {info.frames}) and be non-empty, got {list(indices)}")
     need = sorted(set(wanted.tolist()))
-    got = _read_seeking(path, need, info) if info.timed else {}
-    if len(got) < len(need):
-        if info.timed:
-            log.debug("%s: seeking did not reach frames %s; decoding from the start", path,
-                      [i for i in need if i not in got])
-        got.update(_read_counting(path, [i for i in need if i not in got]))
+    got = _read_seeking(path, need, info) if info.timed else _read_counting(path, need)
     missing = [i for i in need if i not in got]
     if missing:
         raise VideoReadError(f"frames {missing[:5]} of {info.frames} do not decode (truncated or corrupt file)")
     return np.stack([got[i] for i in wanted.tolist()])
+
+
+def frames_starting_at(path: str | os.PathLike, info: VideoInfo, start: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, RGB uint8 frame in display orientation) for frames `start`, `start` + 1, ... to the end of the file.
+
+    From frame 0 the file is decoded in order and frames are counted (the definition of frame *i*). From a
+    later frame it seeks to the key frame before it (or the one before that, where a seek lands late, as in
+    MPEG-TS) and checks every frame's timestamp; where that fails, or the file has no usable timestamps, it
+    decodes from the start and counts. Used by players (`source.FileSource.seek`).
+    """
+    orient, rgb = None, RGBConverter()
+    for index, frame in _frames_from(path, info, start):
+        orient = orient or orientation_of(frame)
+        yield index, orient.apply(rgb(frame))
+
+
+def _frames_from(path: Path, info: VideoInfo, start: int):
+    """(index, decoded frame) for frames `start` ... end; see `frames_starting_at`."""
+    keys, ticks = info.key_indices(), info.frame_pts()
+    while 0 < start < info.frames and info.timed:
+        k = int(np.searchsorted(keys, start, side="right")) - 1
+        reached = None
+        for key in keys[max(k - 1, 0): k + 1][::-1]:
+            container, stream = open_video(path)
+            with container:
+                run = _run_after_seek(container, stream, int(round(ticks[key])), info)
+                first = next(run, None)
+                if first is None or first[0] > start:
+                    continue  # landed after the wanted frame: try the key frame before
+                for index, frame in itertools.chain([first], run):
+                    if index >= start:
+                        reached = index
+                        yield index, frame
+            break
+        if reached is None:
+            log.debug("%s: no seek reached frame %d; decoding from the start", path, start)
+            break
+        if reached + 1 >= info.frames:
+            return
+        start = reached + 1  # the run stopped at a frame it could not place: seek on from there
+    container, stream = open_video(path)
+    with container:
+        for index, frame in enumerate(_decoded(container, stream)):
+            if index >= start:
+                yield index, frame
 
 
 def iter_frames(container, stream) -> Iterator[tuple[int | None, np.ndarray]]:
@@ -352,33 +397,27 @@ def _read_counting(path: Path, need: list[int]) -> dict[int, np.ndarray]:
 
 
 def _read_seeking(path: Path, need: list[int], info: VideoInfo) -> dict[int, np.ndarray]:
-    """Frames `need` (sorted) by seeking to the key frame before each run of them; frames are identified by
-    their timestamps. Returns what it could read (the caller decodes the rest from the start)."""
-    keyframes = info.key_indices()
-    ticks = info.frame_pts()
+    """Frames `need` (sorted): for each run of them, from the key frame before its first (`_frames_from`),
+    decoding on while no key frame lies between one wanted frame and the next; only wanted frames are
+    converted to RGB."""
+    keys = info.key_indices()
     out: dict[int, np.ndarray] = {}
-    container, stream = open_video(path)
-    with container:
-        todo, orient, rgb = list(need), None, RGBConverter()
-        while todo:
-            key = int(keyframes[np.searchsorted(keyframes, todo[0], side="right") - 1])
-            run = _run_after_seek(container, stream, int(round(ticks[key])), info)
-            progressed = False
-            for index, frame in run:
-                if index < todo[0]:
-                    continue
-                if index > todo[0]:  # the decoder skipped a wanted frame: the seek is not trustworthy
-                    break
-                orient = orient or orientation_of(frame)
-                out[index] = orient.apply(rgb(frame))
-                todo.pop(0)
-                progressed = True
-                # stay on this run unless a key frame lies between here and the next wanted frame
-                if not todo or keyframes[np.searchsorted(keyframes, todo[0], side="right") - 1] > index:
-                    break
-            run.close()
-            if not progressed:
-                break
+    orient, rgb, todo = None, RGBConverter(), list(need)
+    while todo:
+        run = _frames_from(path, info, todo[0])
+        for index, frame in run:
+            if index < todo[0]:
+                continue
+            if index > todo[0]:  # cannot happen: `_frames_from` yields every frame in order
+                raise VideoReadError(f"frame {todo[0]} was skipped by the decoder")
+            orient = orient or orientation_of(frame)
+            out[index] = orient.apply(rgb(frame))
+            todo.pop(0)
+            if not todo or keys[np.searchsorted(keys, todo[0], side="right") - 1] > index:
+                break  # a key frame lies between here and the next wanted frame: seek to it
+        else:
+            break  # the file ended
+        run.close()
     return out
 
 
@@ -418,5 +457,5 @@ def _run_after_seek(container, stream, target_pts: int, info: VideoInfo):
         log.debug("decoding after a seek failed (%s)", _reason(err))
 
 
-__all__ = ["DEFAULT_FPS", "Orientation", "PROBE_VERSION", "VideoInfo", "VideoReadError", "check_file", "iter_frames",
+__all__ = ["DEFAULT_FPS", "Orientation", "frames_starting_at", "PROBE_VERSION", "VideoInfo", "VideoReadError", "check_file", "iter_frames",
            "open_video", "orientation_of", "probe", "read_frames", "RGBConverter", "to_rgb"]

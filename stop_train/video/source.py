@@ -20,7 +20,7 @@ from urllib.parse import unquote
 
 import numpy as np
 
-from .decode import VideoReadError, check_file, iter_frames, open_video
+from .decode import VideoReadError, check_file, frames_starting_at, iter_frames, open_video, probe
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +79,6 @@ class FrameClock:
         self.last = t
         return t
 
-    def seconds_to_pts(self, seconds: float) -> int:
-        """The timestamp of `seconds` on this clock (before any discontinuity)."""
-        return int((self.first_pts or 0) + seconds / self.tb) if self.tb else 0
-
-    def restart(self) -> None:
-        """After a seek: the next timestamp is not compared with the last one."""
-        self.last = None
-
 
 @dataclass(frozen=True)
 class SourceSpec:
@@ -142,47 +134,46 @@ class ReconnectPolicy:
 
 # ------------------------------------------------------------------------------------------------- sources
 class FileSource:
-    """A video file, frame by frame as ffmpeg decodes it; `seek` for players."""
+    """A video file, frame by frame as ffmpeg decodes it, each frame at its `probe` time; `seek` for players.
+    Raises VideoReadError (from `probe`) for a file that cannot be used."""
 
     live = False
 
     def __init__(self, path: str | Path):
         self.path = check_file(path)
-        self._container, self._stream = open_video(self.path)
-        self._clock = FrameClock(self._container, self._stream)
+        self.info = probe(self.path)
+        self._times = self.info.times()
         self._seek_to: float | None = None
 
     @property
     def duration_s(self) -> float:
-        """Length from the header (for seek bars; 0 when unknown)."""
-        if self._stream.duration and self._clock.tb:
-            return float(self._stream.duration * self._clock.tb)
-        return float(self._container.duration or 0) / 1e6
+        """Length in seconds, from the frames' timestamps (headers may have none, as browser recordings)."""
+        return self.info.duration_s
 
     def seek(self, seconds: float) -> None:
-        """The next frame of `frames()` is the first at or after `seconds` (takes effect at the next frame)."""
+        """The next frame of `frames()` is the first shown at or after `seconds` (takes effect at the next frame)."""
         self._seek_to = max(0.0, float(seconds))
 
     def frames(self) -> Iterator[Frame]:
-        target = None
+        start = 0
         while True:
-            for pts, image in iter_frames(self._container, self._stream):
-                t = self._clock(pts)
+            frames = frames_starting_at(self.path, self.info, start)
+            for index, image in frames:
                 if self._seek_to is not None:
                     break
-                if target is not None and t < target - 1e-6:
-                    continue  # decoding forward from the key frame before the seek target
-                yield Frame(t, image)
+                yield Frame(self._time(index), image)
             else:
                 return
-            target, self._seek_to = self._seek_to, None
-            self._container.seek(self._clock.seconds_to_pts(target), stream=self._stream, backward=True,
-                                 any_frame=False)
-            self._stream.codec_context.flush_buffers()
-            self._clock.restart()
+            frames.close()
+            start, self._seek_to = self.info.index_at(self._seek_to), None
+
+    def _time(self, index: int) -> float:
+        if index < len(self._times):
+            return float(self._times[index])
+        return float(self._times[-1]) + (index - len(self._times) + 1) / self.info.fps  # past the probed frames
 
     def close(self) -> None:
-        self._container.close()
+        pass  # frames() holds the file open only while it is iterated
 
 
 class StreamSource:
@@ -285,6 +276,8 @@ def live_frames(spec: SourceSpec, policy: ReconnectPolicy, notify: Callable[[str
                 for frame in source.frames():
                     if stop.is_set():
                         return
+                    if lost_at is not None and attempt:
+                        notify(f"{spec}: receiving again at {offset + frame.t:.2f} s")
                     attempt = 0
                     last_t = offset + frame.t
                     yield Frame(last_t, frame.image)
