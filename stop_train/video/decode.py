@@ -315,12 +315,6 @@ def _rgb_graph(frame):
     return graph
 
 
-def to_rgb(frame) -> np.ndarray:
-    """One decoded frame as uint8 RGB (H, W, 3), stored orientation (see RGBConverter; builds a graph per
-    call: loops use one RGBConverter)."""
-    return RGBConverter()(frame)
-
-
 # ----------------------------------------------------------------------------------------------- internals
 def _reason(err: Exception) -> str:
     return getattr(err, "strerror", None) or str(err)
@@ -458,4 +452,4 @@ def _run_after_seek(container, stream, target_pts: int, info: VideoInfo):
 
 
 __all__ = ["DEFAULT_FPS", "Orientation", "frames_starting_at", "PROBE_VERSION", "VideoInfo", "VideoReadError", "check_file", "iter_frames",
-           "open_video", "orientation_of", "probe", "read_frames", "RGBConverter", "to_rgb"]
+           "open_video", "orientation_of", "probe", "read_frames", "RGBConverter"]
