@@ -148,3 +148,23 @@ def test_ctrl_c_while_a_stream_is_opening_ends_recognition(exported, silent_serv
         pytest.fail("Ctrl-C did not end stop-recognize while FFmpeg was waiting for a stream")
     assert proc.returncode == 130, err
     assert "retrying" not in err and "Traceback" not in err
+
+
+def test_clip_buffer_keeps_no_history_across_a_gap_or_a_reconnect():
+    import numpy as np
+
+    from stop_export.runtime.buffer import ClipBuffer
+    from stop_train.video import PreprocessCfg
+
+    buffer = ClipBuffer(frames=4, frame_interval_s=0.1, predict_every_s=0.1, preprocess=PreprocessCfg(size=8))
+    frame = np.zeros((8, 8, 3), np.uint8)
+    for i in range(10):
+        buffer.push(frame, i / 30)
+    assert buffer.ready
+    buffer.push(frame, 5.0)  # back after a loss longer than a clip: the old frames are gone
+    assert not buffer.ready and buffer.latest == 5.0
+    for i in range(1, 10):
+        buffer.push(frame, 5.0 + i / 30)
+    assert buffer.ready
+    buffer.clear()  # what stop-recognize does when a source is reopened
+    assert not buffer.ready and buffer.latest is None and not buffer.due()
