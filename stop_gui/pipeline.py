@@ -125,17 +125,17 @@ class CaptureWorker(QObject):
                 self._push(frame)
 
     def _run_file(self, spec: SourceSpec) -> None:
-        while not self._stop.is_set():
-            source = open_source(spec)
-            try:
-                self.opened.emit(source.duration_s)
+        source = open_source(spec)  # probed once; each loop plays it from the start again
+        try:
+            self.opened.emit(source.duration_s)
+            while not self._stop.is_set():
                 ended = self._play(source)
-            finally:
-                source.close()
-            if self._stop.is_set() or not (ended and self.loop):
-                if ended:
-                    self.status.emit("end of video")
-                return
+                if self._stop.is_set() or not (ended and self.loop):
+                    if ended:
+                        self.status.emit("end of video")
+                    return
+        finally:
+            source.close()
 
     def _play(self, source) -> bool:
         """Push the file's frames until its end (True) or a stop (False)."""

@@ -7,9 +7,10 @@ timestamp relative to the first frame.
 
 `probe` demuxes the packets once (no full decode) and keeps what maps an index to a real frame: the sorted
 presentation timestamps (stored per frame only where the rate is not constant) and the key frames.
-`read_frames` seeks to the key frame before each wanted frame and identifies every decoded frame by its
-timestamp; where a seek lands wrong, yields nothing or the file has no usable timestamps, it decodes forward
-from the start and counts. A frame is never substituted: an index that does not decode raises.
+`read_frames` (clips) and `frames_starting_at` (players) seek to the key frame before a wanted frame (or the
+one before that, where MPEG-TS lands late) and identify every decoded frame by its timestamp; where a seek
+lands wrong, yields nothing or the file has no usable timestamps, they decode from the start and count. A
+frame is never substituted: an index that does not decode raises. RGB comes from libavfilter (`RGBConverter`).
 """
 from __future__ import annotations
 
@@ -69,7 +70,8 @@ class VideoInfo:
 
     def times(self) -> np.ndarray:
         """(frames,) seconds of each frame after frame 0."""
-        return (self.frame_pts() - self.frame_pts()[0]) * self.time_base[0] / self.time_base[1]
+        ticks = self.frame_pts()
+        return (ticks - ticks[0]) * self.time_base[0] / self.time_base[1]
 
     @property
     def duration_s(self) -> float:
