@@ -8,7 +8,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 MODES = ("dynamic", "official")
 PROMPT_GENERATORS = ("transformer", "linear")
@@ -156,25 +156,49 @@ def _from_dict(cls, data: dict[str, Any], what: str):
     return cls(**data)
 
 
+def flatten_overrides(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """`(key, value)` overrides -> one value per field, by dotted name.
+
+    A section given as a dict (`vision={'image_size': 288}`) becomes its dotted fields (`vision.image_size`).
+    The same field given twice with different values (`frames=12` and `frames=16`, or `vision.image_size`
+    against `vision={...}`) raises ValueError naming both; given twice with one value, it counts once.
+    """
+    flat: dict[str, Any] = {}
+    given: dict[str, str] = {}  # field -> how it was given, for the error
+
+    def put(key: str, value: Any, origin: str) -> None:
+        if isinstance(value, dict):
+            for sub, v in value.items():
+                put(f"{key}.{sub}", v, origin)
+            return
+        if key in flat and flat[key] != value:
+            raise ValueError(f"model config field {key} is given twice with different values: "
+                             f"{given[key]} and {origin}")
+        flat[key], given[key] = value, origin
+
+    for key, value in pairs:
+        put(key, value, f"{key}={json.dumps(value)}")
+    return flat
+
+
 def apply_overrides(cfg: ModelConfig, overrides: dict[str, Any]) -> ModelConfig:
     """Return a copy of `cfg` with `overrides` applied.
 
     Keys are field names; nested fields are given as `vision.image_size` or as a dict
-    (`vision={'image_size': 288}`). Unknown keys raise ValueError listing the valid ones.
+    (`vision={'image_size': 288}`). Unknown keys raise ValueError listing the valid ones, and so does one
+    field given both ways with different values (`flatten_overrides`).
     """
     data = cfg.to_dict()
-    for key, value in overrides.items():
+    for key, value in flatten_overrides(overrides.items()).items():
         parts = key.split(".")
-        if len(parts) == 1 and isinstance(value, dict) and isinstance(data.get(key), dict):
-            _check_keys(data[key], value, key)
-            data[key] = {**data[key], **value}
-            continue
         target = data
         for i, part in enumerate(parts[:-1]):
             if not isinstance(target.get(part), dict):
                 raise ValueError(f"unknown override {key!r}: {'.'.join(parts[: i + 1])} is not a section")
             target = target[part]
         _check_keys(target, {parts[-1]: value}, ".".join(parts[:-1]) or "model config")
+        if isinstance(target[parts[-1]], dict):
+            raise ValueError(f"override {key!r} names a section: give its fields ({key}.FIELD=VALUE)")
         target[parts[-1]] = value
     return ModelConfig.from_dict(data)
 
@@ -199,13 +223,32 @@ def list_presets() -> list[str]:
     return sorted(p.stem for p in presets_dir().glob("*.json"))
 
 
-def load_config(preset_or_path: str | Path) -> ModelConfig:
-    """A preset name (see `list_presets()`) or a path to a JSON file holding ModelConfig fields."""
-    path = Path(preset_or_path)
+def load_preset(preset_or_path: str | Path) -> tuple[ModelConfig, str]:
+    """A preset name (see `list_presets()`) or a JSON file -> (its ModelConfig, its default CLIP weights).
+
+    The file holds ModelConfig fields, plus optionally `pretrained` (an open_clip tag, a file, or 'none':
+    what a new run starts from unless told otherwise; 'none' when absent). A run's or a model folder's
+    `config.json` works too (its `model` section is read). Raises ValueError for an unknown preset or key.
+    """
+    path = Path(preset_or_path).expanduser()
     if not (path.suffix == ".json" and path.is_file()):
         names = list_presets()
         if str(preset_or_path) not in names:
-            raise ValueError(f"unknown preset {str(preset_or_path)!r}; presets: {', '.join(names)}")
+            hint = f"; no file {path}" if path.suffix == ".json" else ""
+            raise ValueError(f"unknown preset {str(preset_or_path)!r}{hint}; presets: {', '.join(names)}")
         path = presets_dir() / f"{preset_or_path}.json"
     with open(path, encoding="utf-8") as f:
-        return ModelConfig.from_dict(json.load(f))
+        data = json.load(f)
+    if isinstance(data.get("model"), dict) and "train" in data:  # a run's config.json
+        data = data["model"]
+    data = dict(data)
+    pretrained = str(data.pop("pretrained", "none"))
+    try:
+        return ModelConfig.from_dict(data), pretrained
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+def load_config(preset_or_path: str | Path) -> ModelConfig:
+    """A preset name (see `list_presets()`) or a path to a JSON file holding ModelConfig fields."""
+    return load_preset(preset_or_path)[0]

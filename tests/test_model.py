@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from stop_train.config import apply_overrides, list_presets, load_config, presets_dir
+from stop_train.config import apply_overrides, list_presets, load_config, load_preset, presets_dir
 from stop_train.model import STOP, create_model, dead_parameters, load_model, save_model
 from stop_train.tolerances import BATCH_REL_ERR, relative_error
 
@@ -186,8 +186,9 @@ def test_every_preset_builds():
     fields = set(load_config("tiny").to_dict())
     for name in names:
         data = json.loads((presets_dir() / f"{name}.json").read_text())
-        assert set(data) == fields, f"{name}: a preset holds exactly the ModelConfig fields"
-        cfg = load_config(name)
+        assert set(data) == fields | {"pretrained"}, f"{name}: a preset holds the ModelConfig fields and its weights"
+        cfg, weights = load_preset(name)
+        assert weights == ("none" if name == "tiny" else "openai"), name
         with torch.device("meta"):
             model = STOP(cfg)
         v = model.clip.visual

@@ -28,24 +28,36 @@ def build_clip(cfg: ModelConfig) -> CLIP:
                 init_logit_scale=math.log(cfg.init_logit_scale))
 
 
-def resolve_pretrained(cfg: ModelConfig, pretrained: str) -> tuple[str, bool]:
-    """A pretrained tag of `cfg.clip_model` (e.g. 'openai') or a local file -> (local path, wants QuickGELU).
-
-    Tags are downloaded (and cached) by open_clip; an unknown tag raises and lists the known ones.
-    """
-    if Path(pretrained).expanduser().is_file():
-        return str(Path(pretrained).expanduser()), cfg.quick_gelu
+def _pretrained_cfg(cfg: ModelConfig, pretrained: str) -> dict:
     pcfg = open_clip.get_pretrained_cfg(cfg.clip_model, pretrained)
     if not pcfg:
         tags = open_clip.list_pretrained_tags_by_model(cfg.clip_model)
         raise ValueError(
             f"{pretrained!r} is neither a file nor a pretrained tag of {cfg.clip_model}; "
-            f"tags: {', '.join(tags) or 'none'}"
+            f"tags: {', '.join(tags) or 'none'} (or 'none' for random weights)"
         )
-    path = open_clip.download_pretrained(pcfg)
+    return pcfg
+
+
+def pretrained_quick_gelu(cfg: ModelConfig, pretrained: str) -> bool:
+    """Whether the weights `pretrained` (a tag of `cfg.clip_model` or a local file) were trained with
+    QuickGELU; a local file keeps `cfg.quick_gelu`. Downloads nothing; an unknown tag raises ValueError."""
+    if Path(pretrained).expanduser().is_file():
+        return cfg.quick_gelu
+    return bool(_pretrained_cfg(cfg, pretrained).get("quick_gelu", pretrained == "openai"))
+
+
+def resolve_pretrained(cfg: ModelConfig, pretrained: str) -> str:
+    """A pretrained tag of `cfg.clip_model` (e.g. 'openai') or a local file -> local path.
+
+    Tags are downloaded (and cached) by open_clip; an unknown tag raises and lists the known ones.
+    """
+    if Path(pretrained).expanduser().is_file():
+        return str(Path(pretrained).expanduser())
+    path = open_clip.download_pretrained(_pretrained_cfg(cfg, pretrained))
     if not path:
         raise RuntimeError(f"could not fetch the {pretrained!r} weights of {cfg.clip_model}")
-    return path, bool(pcfg.get("quick_gelu", pretrained == "openai"))
+    return path
 
 
 def load_clip_weights(clip: CLIP, path: str) -> None:

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..config import ModelConfig, apply_overrides, load_config
-from .backbone import load_clip_weights, resolve_pretrained
+from .backbone import load_clip_weights, pretrained_quick_gelu, resolve_pretrained
 from .stop import STOP
 
 log = logging.getLogger(__name__)
@@ -19,6 +19,21 @@ log = logging.getLogger(__name__)
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+
+
+def resolve_config(
+    preset_or_path: str | Path | ModelConfig = "stop-b32", pretrained: str | None = None, **overrides: Any
+) -> ModelConfig:
+    """The config a model is built from: preset (or file, or config) + overrides + the activation the CLIP
+    weights `pretrained` were trained with (`quick_gelu`). Downloads nothing; errors as `create_model`."""
+    cfg = preset_or_path if isinstance(preset_or_path, ModelConfig) else load_config(preset_or_path)
+    cfg = apply_overrides(cfg, overrides)
+    if pretrained not in (None, "none"):
+        quick_gelu = pretrained_quick_gelu(cfg, pretrained)
+        if quick_gelu != cfg.quick_gelu:
+            log.info("weights %s use %sQuickGELU: setting quick_gelu=%s", pretrained, "" if quick_gelu else "no ", quick_gelu)
+            cfg = dataclasses.replace(cfg, quick_gelu=quick_gelu)
+    return cfg
 
 
 def create_model(
@@ -34,21 +49,16 @@ def create_model(
     pretrained: CLIP weights for the backbone: an open_clip tag of `cfg.clip_model` (e.g. 'openai'), a
         local checkpoint file, or None / 'none' for random weights. The STOP parts start from their init.
     overrides: config fields, e.g. `frames=12`, `mode='official'`, `vision={'image_size': 288}` or
-        `**{'vision.image_size': 288}`; unknown keys raise ValueError listing the valid ones.
+        `**{'vision.image_size': 288}`; unknown keys, and one field given both ways with different values,
+        raise ValueError.
+    The model's `cfg` is `resolve_config(preset_or_path, pretrained, **overrides)`.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
-    cfg = preset_or_path if isinstance(preset_or_path, ModelConfig) else load_config(preset_or_path)
-    cfg = apply_overrides(cfg, overrides)
-    path = None
-    if pretrained not in (None, "none"):
-        path, quick_gelu = resolve_pretrained(cfg, pretrained)
-        if quick_gelu != cfg.quick_gelu:
-            log.info("weights %s use %sQuickGELU: setting quick_gelu=%s", pretrained, "" if quick_gelu else "no ", quick_gelu)
-            cfg = dataclasses.replace(cfg, quick_gelu=quick_gelu)
+    cfg = resolve_config(preset_or_path, pretrained, **overrides)
     model = STOP(cfg)
-    if path is not None:
-        load_clip_weights(model.clip, path)
+    if pretrained not in (None, "none"):
+        load_clip_weights(model.clip, resolve_pretrained(cfg, pretrained))
     return model.to(device=device, dtype=PRECISIONS[precision])
 
 
