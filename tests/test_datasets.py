@@ -281,6 +281,38 @@ def test_ssv2_labels_json_must_follow_label_order(tmp_path):
         index_ssv2(make_ssv2(tmp_path, labels))
 
 
+def test_ssv2_reencoded_mp4_copy_is_found_by_extension(tmp_path):
+    root = make_ssv2(tmp_path)
+    shutil.rmtree(root / "20bn-something-something-v2")
+    for vid in ("78687", "42326", "1"):
+        _touch(root / "videos_mp4" / f"{vid}.mp4")
+    index = index_ssv2(root, videos="videos_mp4")
+    assert [i.path.name for i in index.splits["train"]] == ["78687.mp4", "42326.mp4"] and index.missing == []
+    assert index_ssv2(root, videos="videos_mp4", ext="webm").missing[0] == ("78687.webm", "train")
+
+
+def test_kinetics400_extensions_and_split_folders_are_found(tmp_path):
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "train.csv").write_text(
+        "label,youtube_id,time_start,time_end,split\nabseiling,aaa,1,11,train\nabseiling,bbb,2,12,train\n")
+    _touch(tmp_path / "k" / "train_256" / "abseiling" / "aaa_000001_000011.mkv")  # downloads mix containers
+    _touch(tmp_path / "k" / "train_256" / "bbb_000002_000012.webm")
+    index = index_kinetics400(tmp_path, videos="k")
+    assert [i.path.name for i in index.splits["train"]] == ["aaa_000001_000011.mkv", "bbb_000002_000012.webm"]
+
+
+def test_kinetics400_mmaction_lists_are_discovered_and_resolved_in_the_split_folders(tmp_path):
+    (tmp_path / "kinetics400_train_list_videos.txt").write_text("abseiling/aaa_000001_000011.mp4 0\nbbb_000002_000012.mp4 1\n")
+    (tmp_path / "kinetics400_val_list_videos.txt").write_text("ccc_000000_000010.mp4 0\n")
+    _touch(tmp_path / "videos_train" / "abseiling" / "aaa_000001_000011.mp4")
+    _touch(tmp_path / "videos_train" / "bbb_000002_000012.mp4")
+    _touch(tmp_path / "videos_val" / "ccc_000000_000010.mp4")
+    index = index_kinetics400(tmp_path)
+    assert [(i.path.parent.name, i.label, i.group) for i in index.splits["train"]] == [
+        ("abseiling", 0, "aaa"), ("videos_train", 1, "bbb")]
+    assert [i.group for i in index.splits["val"]] == ["ccc"] and index.missing == []
+
+
 # ---------------------------------------------------------------- folder and list formats
 
 def test_folder_with_split_subroots_uses_union_of_classes(tmp_path, caplog):
@@ -383,3 +415,17 @@ def test_split_roles_document_every_dataset():
     assert set(DATASET_SPLIT_ROLES) == set(DATASETS)
     assert all(set(roles) == {"train", "val", "test"} and all(roles.values()) for roles in DATASET_SPLIT_ROLES.values())
     assert "hold-out" in DATASET_SPLIT_ROLES["ucf101"]["val"] and "testlist" in DATASET_SPLIT_ROLES["ucf101"]["test"]
+
+
+def test_list_files_with_standard_names_are_discovered(tmp_path):
+    for rel in ("a/1.mp4", "b/2.mp4", "a/3.mp4"):
+        _touch(tmp_path / rel)
+    (tmp_path / "train.txt").write_text("a/1.mp4 open valve\nb/2.mp4 close valve\n")
+    (tmp_path / "test_list.txt").write_text("a/3.mp4 open valve\n")
+    index = index_list(tmp_path)
+    assert index.classes == ["close valve", "open valve"] and set(index.splits) == {"train", "test"}
+    (tmp_path / "train.txt").unlink()
+    with pytest.raises(DatasetLayoutError) as err:
+        index_list(tmp_path)
+    first = str(err.value).splitlines()[0]
+    assert first.startswith("list: no train list given (--train-list)") and "train.txt" in first

@@ -117,7 +117,7 @@ def open_dataset(
     accepted = inspect.signature(indexer).parameters
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise TypeError(f"{name}: unknown option(s) {', '.join(unknown)}; accepted: "
+        raise ValueError(f"{name}: unknown option(s) {', '.join(unknown)}; accepted: "
                         f"{', '.join(p for p in accepted if p != 'root')}")
 
     index = indexer(Path(root), **options)
@@ -130,6 +130,10 @@ def open_dataset(
         )
     if "val" not in index.splits and "train" in index.splits and val_fraction > 0:
         index.splits["train"], index.splits["val"] = grouped_holdout(index.splits["train"], val_fraction, seed)
+        index.val_holdout = True
+        if not index.splits["val"]:
+            logger.warning("%s: the %.0f %% hold-out came out empty (each class keeps its last group for "
+                           "training): no validation", index.name, 100 * val_fraction)
     check_classes_have_training_clips(index)
     logger.info("%s: %d classes, %s", index.name, len(index.classes),
                 ", ".join(f"{s} {len(v)}" for s, v in index.splits.items()))

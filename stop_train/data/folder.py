@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Mapping, Sequence, Union
+from typing import Callable, Mapping, Optional, Sequence, Union
 
 from ..labels import load_labels
 from .types import (
@@ -38,7 +38,10 @@ LIST_LAYOUT = """\
 └── ...
 list files (one per split): lines '<path> <label>'
     path relative to <root>; label = class index or class name
-    (separate with a TAB when both contain spaces)"""
+    (separate with a TAB when both contain spaces)
+    --train-list/--val-list/--test-list, default <root>/{train,val,test}.txt
+    (or {split}list.txt, {split}_list.txt)"""
+LIST_NAMES = ("{}.txt", "{}list.txt", "{}_list.txt")
 
 
 def _class_dirs(folder: Path) -> list[str]:
@@ -108,15 +111,20 @@ def _is_int(text: str) -> bool:
 
 def index_list(
     root: Path,
-    lists: Mapping[str, Union[str, Path]],
+    lists: Optional[Mapping[str, Union[str, Path]]] = None,
     classes: Union[Sequence[str], str, Path, None] = None,
     flip_safe: bool = True,
     name: str = "list",
+    video_dirs: Optional[Mapping[str, Sequence[Path]]] = None,
+    group: Callable[[Path], str] = lambda video: video.stem,
 ) -> DatasetIndex:
     """Index ``<path> <label>`` list files, one per split (keys 'train', 'val', 'test').
 
     Paths are relative to ``root`` (absolute paths are kept); relative list-file paths are
-    tried as given, then under ``root``. A label is a class index or a class name.
+    tried as given, then under ``root``; without ``lists``, the files ``LIST_NAMES`` in ``root`` are read
+    (train required). A video path is looked up under ``root``, then under each of ``video_dirs[split]``
+    (mmaction2-style lists name clips relative to the split's video folder). A label is a class index or
+    a class name; ``group(path)`` gives the hold-out group (default: the file stem).
     ``classes`` is a list, a label-file path or a label-set name (``load_labels``); when
     omitted it is inferred: integer labels give ``class_<i>`` names, names are sorted.
     """
@@ -124,7 +132,16 @@ def index_list(
     if not root.is_dir():
         raise layout_error(name, root, "root folder not found", LIST_LAYOUT)
     if not lists:
-        raise layout_error(name, root, "no list files given (lists={'train': ..., 'val': ...})", LIST_LAYOUT)
+        lists = {}
+        for split in SPLITS:
+            found = next((root / n.format(split) for n in LIST_NAMES if (root / n.format(split)).is_file()), None)
+            if found is not None:
+                lists[split] = found
+        if "train" not in lists:
+            tried = ", ".join(n.format("train") for n in LIST_NAMES)
+            raise layout_error(name, root, f"no train list given (--train-list) and none of {tried} in {root}",
+                               LIST_LAYOUT)
+        logger.info("%s: reading %s", name, ", ".join(str(p) for p in lists.values()))
     parsed: dict[str, list[tuple[Path, int, str, str]]] = {}
     for split, list_path in lists.items():
         if split not in SPLITS:
@@ -150,6 +167,7 @@ def index_list(
     classes = list(classes)
     class_id = {c: i for i, c in enumerate(classes)}
 
+    video_dirs = video_dirs or {}
     cache = DirCache()
     splits: dict[str, list[VideoItem]] = {}
     missing: list[tuple[str, str]] = []
@@ -162,9 +180,10 @@ def index_list(
             if not 0 <= label < len(classes):
                 raise ValueError(f"{path}:{lineno}: label {label_text!r} is not a class index "
                                  f"(0..{len(classes) - 1}) or class name")
-            video = Path(os.path.normpath(root / rel))
-            if cache.exists(video):
-                items.append(VideoItem(video, label, video.stem))
+            places = [Path(os.path.normpath(base / rel)) for base in (root, *video_dirs.get(split, ()))]
+            video = next((v for v in places if cache.exists(v)), None)
+            if video is not None:
+                items.append(VideoItem(video, label, group(video)))
             else:
                 missing.append((rel, split))
     return DatasetIndex(name, classes, splits, flip_safe=flip_safe, missing=missing)

@@ -5,16 +5,21 @@
 ``annotations`` folder (default ``root/annotations`` if it has them, else ``root``).
 Clip ``<youtube_id>_<start:06d>_<end:06d><ext>`` is looked up in
 ``<split dir>/<label>/``, ``<split dir>/<label with underscores>/`` and ``<split dir>/``
-(flat), where the split dir is the ``videos`` option entry or the first existing of
-``root/train`` or ``root/videos_train`` (val: ``val``, ``validate``, ``videos_val``).
-The group is the YouTube id. (b) lists: ``lists={'train': path, 'val': path}``, see
-:func:`stop_train.data.folder.index_list`. Label text must be a key of
-``load_labels('kinetics400')`` exactly. test.csv is not read (K400 reports on val).
+(flat), where the split dir is the first existing of ``<videos>/train``, ``train_256`` or
+``videos_train`` (val: ``val``, ``validate``, ``val_256``, ``videos_val``) and ``<videos>`` is the
+``videos`` option (default ``root``). A clip's extension is ``ext``, or when it is None the first of
+``.mp4 .mkv .webm .avi`` found (downloads mix them). The group is the YouTube id.
+(b) lists: ``lists={'train': path, 'val': path}``, see :func:`stop_train.data.folder.index_list`
+(paths relative to ``root`` or to the split's video folder, as mmaction2 writes them);
+without lists or CSVs, mmaction2's ``kinetics400_{train,val}_list_videos.txt`` in the annotation
+folder are used. Label text must be a key of ``load_labels('kinetics400')`` exactly (list labels may
+be class indices). test.csv is not read (K400 reports on val).
 """
 from __future__ import annotations
 
 import csv
 import logging
+import re
 from pathlib import Path
 from typing import Mapping, Optional, Union
 
@@ -25,7 +30,9 @@ from .types import DatasetIndex, DirCache, VideoItem, abs_root, layout_error, sh
 logger = logging.getLogger(__name__)
 
 CSV_NAMES = {"train": ("train.csv",), "val": ("validate.csv", "val.csv")}
-VIDEO_DIRS = {"train": ("train", "videos_train"), "val": ("val", "validate", "videos_val")}
+VIDEO_DIRS = {"train": ("train", "train_256", "videos_train"), "val": ("val", "validate", "val_256", "videos_val")}
+EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi")
+MMACTION_LISTS = {"train": "kinetics400_train_list_videos.txt", "val": "kinetics400_val_list_videos.txt"}
 COLUMNS = ("label", "youtube_id", "time_start", "time_end")
 
 LAYOUT = """\
@@ -33,11 +40,11 @@ LAYOUT = """\
 ├── annotations/            (or the CSVs directly in <root>)
 │   ├── train.csv           label,youtube_id,time_start,time_end,split[,is_cc]
 │   └── validate.csv        (or val.csv)
-├── train/                  (or videos_train/)
-│   ├── <youtube_id>_<start:06d>_<end:06d>.mp4          (flat)
+├── train/                  (or train_256/, videos_train/; under --video-dir if given)
+│   ├── <youtube_id>_<start:06d>_<end:06d>.mp4          (flat; or .mkv, .webm)
 │   └── abseiling/<clip>.mp4 or air_drumming/<clip>.mp4 (per class)
-└── val/                    (or validate/, videos_val/)
-or lists: index_kinetics400(root, lists={'train': 'train_list.txt', 'val': 'val_list.txt'})
+└── val/                    (or validate/, val_256/, videos_val/)
+or lists: --train-list FILE --val-list FILE (default: kinetics400_{train,val}_list_videos.txt)
           lines '<path relative to root> <label index or name>'"""
 
 
@@ -65,28 +72,42 @@ def _read_csv(path: Path, class_id: Mapping[str, int]) -> list[tuple[str, int, s
     return rows
 
 
+def _youtube_id(video: Path) -> str:
+    """The hold-out group of a clip: its YouTube id (the name without `_<start>_<end>`)."""
+    match = re.match(r"(.+)_\d{6}_\d{6}$", video.stem)
+    return match.group(1) if match else video.stem
+
+
 def index_kinetics400(
     root: Path,
     annotations: Optional[Path] = None,
     lists: Optional[Mapping[str, Union[str, Path]]] = None,
-    videos: Optional[Mapping[str, Union[str, Path]]] = None,
-    ext: str = ".mp4",
+    videos: Optional[Union[str, Path]] = None,
+    ext: Optional[str] = None,
 ) -> DatasetIndex:
     """Index Kinetics-400 'train' and 'val' from the official CSVs, or from ``lists``."""
     classes = load_labels("kinetics400")
     root = abs_root(root)
     if not root.is_dir():
         raise layout_error("kinetics400", root, "root folder not found", LAYOUT)
-    if lists:
-        index = index_list(root, lists, classes=classes, name="kinetics400")
-        return DatasetIndex("kinetics400", classes, index.splits, flip_safe=True, missing=index.missing)
-
     folders = [abs_root(annotations)] if annotations is not None else [root / "annotations", root]
     folder = next((f for f in folders if (f / "train.csv").is_file()), None)
+    if not lists and folder is None:
+        found = next((f for f in folders if (f / MMACTION_LISTS["train"]).is_file()), None)
+        if found is not None:
+            lists = {s: found / n for s, n in MMACTION_LISTS.items() if (found / n).is_file()}
+            logger.info("kinetics400: reading the lists %s", ", ".join(str(p) for p in lists.values()))
+    base = abs_root(root / videos) if videos is not None else root
+    if lists:
+        dirs = {split: [base / d for d in names] for split, names in VIDEO_DIRS.items()}
+        index = index_list(root, lists, classes=classes, name="kinetics400", video_dirs=dirs, group=_youtube_id)
+        return DatasetIndex("kinetics400", classes, index.splits, flip_safe=True, missing=index.missing)
     if folder is None:
-        raise layout_error("kinetics400", root, f"train.csv not found in {short_list(map(str, folders))}", LAYOUT)
+        raise layout_error("kinetics400", root, f"train.csv (or {MMACTION_LISTS['train']}) not found in "
+                           f"{short_list(map(str, folders))}", LAYOUT)
 
     class_id = {c: i for i, c in enumerate(classes)}
+    extensions = (ext if ext.startswith(".") else "." + ext,) if ext else EXTENSIONS
     cache = DirCache()
     splits: dict[str, list[VideoItem]] = {}
     missing: list[tuple[str, str]] = []
@@ -95,18 +116,18 @@ def index_kinetics400(
         if csv_path is None:
             logger.info("kinetics400: no %s in %s; no %s split", " or ".join(names), folder, split)
             continue
-        dirs = [abs_root(root / videos[split])] if videos and split in videos else [root / d for d in VIDEO_DIRS[split]]
+        dirs = [base / d for d in VIDEO_DIRS[split]]
         video_dir = next((d for d in dirs if d.is_dir()), None)
         if video_dir is None:
             raise layout_error("kinetics400", root, f"{split} video folder not found ({short_list(map(str, dirs))})", LAYOUT)
         items = splits[split] = []
         for stem, label, yid in _read_csv(csv_path, class_id):
-            name = stem + ext
             cls = classes[label]
-            places = (video_dir / cls / name, video_dir / cls.replace(" ", "_") / name, video_dir / name)
+            places = [d / (stem + e) for e in extensions
+                      for d in (video_dir / cls, video_dir / cls.replace(" ", "_"), video_dir)]
             video = next((p for p in places if cache.exists(p)), None)
             if video is None:
-                missing.append((name, split))
+                missing.append((stem + extensions[0], split))
             else:
                 items.append(VideoItem(video, label, yid))
     return DatasetIndex("kinetics400", classes, splits, flip_safe=True, missing=missing)

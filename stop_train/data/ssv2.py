@@ -4,7 +4,8 @@ Annotations (``something-something-v2-{labels,train,validation}.json``) are read
 ``annotations`` option, else the first of ``root``, ``root/labels``, ``root/annotations``
 holding the labels file. Class id = ``labels[template without brackets]``; the labels
 file must give every template the index it has in ``load_labels('ssv2')``. Videos are
-``<videos>/<id><ext>`` (default ``root/20bn-something-something-v2/<id>.webm``).
+``<videos>/<id><ext>`` (default ``root/20bn-something-something-v2/<id>.webm``); when ``ext`` is
+None it is found on disk (``.webm`` as released, ``.mp4`` in re-encoded copies).
 Horizontal flips are not label-safe here ("left to right" vs "right to left").
 """
 from __future__ import annotations
@@ -28,9 +29,10 @@ LAYOUT = f"""\
 ├── {PREFIX}labels.json        (also in <root>/labels/ or <root>/annotations/)
 ├── {PREFIX}train.json
 ├── {PREFIX}validation.json
-└── {VIDEOS}/
-    ├── 1.webm
+└── {VIDEOS}/                   (or --video-dir)
+    ├── 1.webm                 (or 1.mp4 in re-encoded copies; --video-ext)
     └── ..."""
+EXTENSIONS = (".webm", ".mp4")
 
 
 def _template_key(template: str) -> str:
@@ -57,7 +59,7 @@ def index_ssv2(
     root: Path,
     videos: Union[str, Path] = VIDEOS,
     annotations: Optional[Path] = None,
-    ext: str = ".webm",
+    ext: Optional[str] = None,
 ) -> DatasetIndex:
     """Index SSv2 'train' and 'validation' (as 'val'); groups are the video ids."""
     root = abs_root(root)
@@ -67,13 +69,18 @@ def index_ssv2(
     folder = next((f for f in folders if (f / (PREFIX + "labels.json")).is_file()), None)
     if folder is None:
         raise layout_error("ssv2", root, f"{PREFIX}labels.json not found in {short_list(map(str, folders))}", LAYOUT)
-    video_dir = root / videos
+    video_dir = abs_root(root / videos)
     if not video_dir.is_dir():
         raise layout_error("ssv2", root, f"video folder {video_dir} not found", LAYOUT)
+    cache = DirCache()
+    if ext:
+        ext = ext if ext.startswith(".") else "." + ext
+    else:  # the extension most of the folder's videos have
+        names = cache.names(video_dir)
+        ext = max(EXTENSIONS, key=lambda e: sum(n.endswith(e) for n in names))
 
     classes = read_ssv2_labels(folder / (PREFIX + "labels.json"))
     class_id = {t: i for i, t in enumerate(classes)}
-    cache = DirCache()
     splits: dict[str, list[VideoItem]] = {}
     missing: list[tuple[str, str]] = []
     for split, filename in SPLIT_FILES.items():

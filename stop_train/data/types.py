@@ -29,6 +29,7 @@ class DatasetIndex:
     ``splits`` holds any of ``'train'``, ``'val'``, ``'test'``; an absent key means the
     split is not available. ``missing`` lists ``(name as in the split file, split)``
     for listed videos that were not found on disk (they are not in ``splits``).
+    ``val_holdout`` says whether 'val' was held out of 'train' by ``open_dataset``.
     """
 
     name: str
@@ -36,6 +37,7 @@ class DatasetIndex:
     splits: dict[str, list[VideoItem]]
     flip_safe: bool
     missing: list[tuple[str, str]] = field(default_factory=list)
+    val_holdout: bool = False  # 'val' was held out of 'train' (it picks checkpoints; it is no test)
 
     def counts(self) -> dict[str, int]:
         """Number of videos per split."""
