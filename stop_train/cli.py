@@ -2,6 +2,7 @@
 
     stop-train [train] --dataset ucf101 --data-root /data/UCF101 [--preset stop-b32] [...]
     stop-train eval RUN_DIR [--split test] [--checkpoint best] [--test-clips N] [--test-crops M]
+    stop-train eval MODEL_DIR --dataset ucf101 --data-root /data/UCF101 [--fold 1]   # converted checkpoints
     stop-train folds RUN_DIR [RUN_DIR ...]        # mean of the folds' test metrics
     stop-train convert CHECKPOINT OUT_DIR         # published STOP checkpoint -> model folder
     torchrun --nproc_per_node 4 -m stop_train.cli train ...   # several GPUs or nodes
@@ -36,8 +37,9 @@ def _train_parser() -> argparse.ArgumentParser:
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         if f.name == "model":
             parser.add_argument(flag, action="append", default=[], metavar="KEY=VALUE",
-                                help="model config override, e.g. --model mode=official (repeatable)")
-        elif isinstance(default, bool):
+                                help="model config field, e.g. --model mode=official --model vision.image_size=288 "
+                                     "(repeatable; applied once over the preset)")
+        elif isinstance(default, bool) or default is None:  # None: a yes/no whose default depends on the data
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
         elif isinstance(default, tuple):
             parser.add_argument(flag, type=lambda s: tuple(float(v) for v in s.split(",")), default=default,
@@ -47,39 +49,79 @@ def _train_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_model_items(items: list[str]) -> dict:
+    """`--model KEY=VALUE` items -> overrides by dotted field name (values are JSON, else strings);
+    one field given twice with different values is a ValueError naming both."""
+    from .config import flatten_overrides
+
+    pairs = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--model takes KEY=VALUE, got {item!r}")
+        pairs.append((key.strip(), _parse_value(value)))
+    return flatten_overrides(pairs)
+
+
+# flags a resumed run may change: where things are and how far to go, never what is trained
+RESUME_FLAGS = ("resume", "max_steps", "workers", "device", "save_every", "probe_cache", "data_root")
+
+
 def _train(argv: list[str]) -> int:
     from .engine.config import TrainConfig
     from .engine.loop import Trainer
+    from .engine.setup import new_run_config, read_run_config
 
-    args = vars(_train_parser().parse_args(argv))
-    overrides = {}
-    for item in args.pop("model"):
-        if "=" not in item:
-            raise ValueError(f"--model takes KEY=VALUE, got {item!r}")
-        key, value = item.split("=", 1)
-        overrides[key] = _parse_value(value)
-    cfg = TrainConfig.from_dict({**args, "model": overrides})
+    parser = _train_parser()
+    args = vars(parser.parse_args(argv))
+    cfg = TrainConfig.from_dict({**args, "model": parse_model_items(args.pop("model"))})
     if cfg.resume:
         run_dir = Path(cfg.resume)
-        saved = run_dir / "config.json"
-        if not saved.is_file():
-            raise FileNotFoundError(f"{run_dir} is not a run directory (no config.json)")
-        cfg = TrainConfig.from_dict({**json.loads(saved.read_text())["train"], "resume": str(run_dir),
-                                     "max_steps": cfg.max_steps, "workers": cfg.workers})
-    else:
-        run_dir = Path(cfg.run_dir) if cfg.run_dir else RUNS_ROOT / f"{cfg.dataset}-{Path(cfg.preset).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    trainer = Trainer(cfg, run_dir)
-    if cfg.resume:
+        saved, model_cfg = read_run_config(run_dir)
+        changed = [f"--{k.replace('_', '-')}" for k, v in args.items()
+                   if k not in RESUME_FLAGS and v != parser.get_default(k)]
+        if cfg.model:
+            changed.append("--model")
+        if changed:
+            raise ValueError(f"--resume continues {run_dir} with the settings in its config.json; "
+                             f"{', '.join(changed)} would change the run (start a new run instead)")
+        cfg = dataclasses.replace(saved, **{k: getattr(cfg, k) for k in RESUME_FLAGS
+                                            if k in ("resume", "max_steps") or getattr(cfg, k) != parser.get_default(k)})
+        trainer = Trainer(cfg, model_cfg, run_dir, start="resume")
         trainer.restore(_last_checkpoint(run_dir))
+    else:
+        cfg, model_cfg = new_run_config(cfg)
+        stem = Path(cfg.preset).stem
+        run_dir = Path(cfg.run_dir) if cfg.run_dir else RUNS_ROOT / f"{cfg.dataset}-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+        trainer = Trainer(cfg, model_cfg, run_dir, start="new")
     trainer.fit()
     if cfg.max_steps and trainer.state["step"] >= cfg.max_steps:
         print(f"stopped after {trainer.state['step']} steps (--max-steps); continue with --resume {run_dir}")
         return 0
-    metrics = trainer.test("test" if "test" in trainer.data.splits else "val")
+    chosen = trainer.chosen
+    picked = (f"best val top-1 {trainer.state['best_top1']:.3f} (epoch {trainer.state['best_epoch'] + 1})"
+              if chosen == "best" else f"no validation: checkpoint 'last' (epoch {trainer.state['epoch']})")
+    split = _final_split(trainer)
+    if split is None:
+        if trainer.main:
+            print(f"run {run_dir}: {picked}; no test split, so no test ran "
+                  f"(evaluate later: stop-train eval {run_dir} --split SPLIT)")
+        return 0
+    metrics = trainer.test(split)
     if trainer.main:
-        print(f"run {run_dir}: best val top-1 {trainer.state['best_top1']:.3f} (epoch {trainer.state['best_epoch'] + 1}); "
-              f"test top-1 {metrics['top1']:.3f}, top-5 {metrics['top5']:.3f}, mean class {metrics['mean_class_acc']:.3f}")
+        print(f"run {run_dir}: {picked}; {split} top-1 {metrics['top1']:.3f}, top-5 {metrics['top5']:.3f}, "
+              f"mean class {metrics['mean_class_acc']:.3f}")
     return 0
+
+
+def _final_split(trainer) -> str | None:
+    """The split a run reports: test, else an official validation split (Kinetics-400, SSv2 report there);
+    never a hold-out of train, which chose the checkpoint."""
+    if "test" in trainer.data.splits:
+        return "test"
+    if "val" in trainer.data.splits and not trainer.data.val_holdout:
+        return "val"
+    return None
 
 
 def _last_checkpoint(run_dir: Path) -> Path:
@@ -93,26 +135,56 @@ def _last_checkpoint(run_dir: Path) -> Path:
 def _eval(argv: list[str]) -> int:
     from .engine.config import TrainConfig
     from .engine.loop import Trainer
+    from .engine.setup import DATASET_FLAGS, read_run_config
 
-    parser = argparse.ArgumentParser(prog="stop-train eval", description="Evaluate a run's checkpoint on a split.")
-    parser.add_argument("run_dir", type=Path)
+    parser = argparse.ArgumentParser(
+        prog="stop-train eval",
+        description="Evaluate a run's checkpoint, or a model folder (converted or saved checkpoint), on a split. "
+                    "A run brings its data settings; a model folder needs --dataset and --data-root.")
+    parser.add_argument("target", type=Path, help="run directory, or model folder (model.safetensors + config.json)")
     parser.add_argument("--split", choices=("train", "val", "test"), default="test")
-    parser.add_argument("--checkpoint", default="best", help="checkpoint folder name (best, last)")
-    parser.add_argument("--test-clips", type=int, default=None)
-    parser.add_argument("--test-crops", type=int, choices=(1, 3), default=None)
-    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--checkpoint", default=None,
+                        help="checkpoint of a run (best, last; default: the run's chosen one)")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="folder for <split>_metrics.json (default: the run, or the model folder)")
+    defaults = TrainConfig()
+    data_flags = ("dataset", "data_root", "fold", "val_fraction", "template", *DATASET_FLAGS,
+                  "test_clips", "test_crops", "workers", "batch_size", "device", "probe_cache")
+    for name in data_flags:
+        default = getattr(defaults, name)
+        flag = "--" + name.replace("_", "-")
+        if isinstance(default, bool) or default is None:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        else:
+            parser.add_argument(flag, type=type(default), default=None,
+                                help=f"(default: the run's, else {default!r})")
     args = parser.parse_args(argv)
-    saved = args.run_dir / "config.json"
-    if not saved.is_file():
-        raise FileNotFoundError(f"{args.run_dir} is not a run directory (no config.json)")
-    data = json.loads(saved.read_text())["train"]
-    for key in ("test_clips", "test_crops", "workers"):
-        if getattr(args, key) is not None:
-            data[key] = getattr(args, key)
-    data["pretrained"] = "none"  # the checkpoint holds every weight
-    trainer = Trainer(TrainConfig.from_dict(data), args.run_dir)
-    metrics = trainer.test(args.split, args.checkpoint)
-    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}))
+    given = {k: getattr(args, k) for k in data_flags if getattr(args, k) is not None}
+    target = args.target
+    if target.parent.name == "checkpoints" and (target.parent.parent / "config.json").is_file() and not args.checkpoint:
+        target, args.checkpoint = target.parent.parent, target.name  # a checkpoint folder inside a run
+    if (target / "config.json").is_file() and (target / "checkpoints").is_dir():  # a run
+        saved, model_cfg = read_run_config(target)
+        cfg = dataclasses.replace(saved, **given)
+        run_dir, checkpoint, out = target, args.checkpoint, args.output or target
+    elif (target / "model.safetensors").is_file() and (target / "config.json").is_file():  # a model folder
+        from .config import ModelConfig
+
+        if "dataset" not in given or ("data_root" not in given and given["dataset"] != "synthetic-motion"):
+            raise ValueError(f"{target} is a model folder: give the data with --dataset and --data-root")
+        if args.checkpoint:
+            raise ValueError("--checkpoint names a checkpoint of a run; a model folder is one checkpoint")
+        model_cfg = ModelConfig.from_dict(json.loads((target / "config.json").read_text(encoding="utf-8")))
+        cfg = TrainConfig.from_dict({**given, "pretrained": "none"})
+        run_dir, checkpoint, out = target, target, args.output or target
+    else:
+        raise FileNotFoundError(f"{target} is neither a run directory (config.json + checkpoints/) nor a model "
+                                "folder (model.safetensors + config.json)")
+    out.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(cfg, model_cfg, run_dir, start="eval", eval_split=args.split)
+    metrics = trainer.test(args.split, checkpoint, out_dir=out)
+    if trainer.main:
+        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}))
     return 0
 
 

@@ -166,3 +166,151 @@ def test_optimizer_groups_scale_the_backbone_lr_and_the_logit_scale_init():
         assert group["lr"] == pytest.approx(1e-4 if in_backbone.pop() else 1e-3)
         seen += len(group["params"])
     assert seen == sum(p.requires_grad for p in model.parameters())
+
+
+# ------------------------------------------------------------------ one model config per run (issue 11)
+
+def test_model_overrides_reach_the_model_once_and_conflicts_name_both(data_root, tmp_path, capsys):
+    from stop_train.engine.checkpoint import CONFIG
+
+    run = tmp_path / "run"
+    assert main(args(data_root, run, "--model", "frames=6", "--model", "vision.image_size=48", "--max-steps", "1")) == 0
+    config = json.loads((run / "config.json").read_text())
+    saved = json.loads((run / "checkpoints" / "last" / CONFIG).read_text())
+    assert config["model"] == saved  # one config: the run's record and the checkpoint's are the same object
+    assert saved["frames"] == config["sampling"]["frames"] == 6 and saved["vision"]["image_size"] == 48
+    assert config["preprocess"]["size"] == 48 and config["train"]["pretrained"] == "none"  # tiny's own default
+    capsys.readouterr()
+    for extra, named in ((["--model", "frames=6", "--model", "frames=8"], "frames=6 and frames=8"),
+                         (["--model", "vision.image_size=48", "--model", 'vision={"image_size": 32}'],
+                          'vision.image_size=48 and vision={"image_size": 32}')):
+        assert main(args(data_root, tmp_path / "bad", *extra)) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "given twice" in err[0] and named in err[0]
+    assert not (tmp_path / "bad").exists()  # refused before anything was written
+
+
+def test_resume_and_eval_read_the_runs_config_not_the_preset(data_root, tmp_path, capsys, monkeypatch):
+    import stop_train.config as config_module
+
+    run = tmp_path / "run"
+    assert main(args(data_root, run, "--model", "frames=6", "--max-steps", "1")) == 0
+    real = config_module.load_preset
+    monkeypatch.setattr(config_module, "load_preset", lambda *a: pytest.fail("the preset was read again"))
+    import stop_train.engine.setup as setup_module
+
+    monkeypatch.setattr(setup_module, "load_preset", config_module.load_preset)
+    assert main(["--resume", str(run), "--max-steps", "2", "--workers", "0"]) == 0
+    assert main(["eval", str(run), "--split", "test", "--workers", "0"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["count"] == 12
+    monkeypatch.setattr(config_module, "load_preset", real)
+    assert main(["--resume", str(run), "--epochs", "5"]) == 1
+    assert "--epochs would change the run" in capsys.readouterr().err
+
+
+def test_pretrained_weights_set_the_activation_before_the_config_is_written():
+    from stop_train.engine.config import TrainConfig
+    from stop_train.engine.setup import new_run_config
+
+    cfg, model_cfg = new_run_config(TrainConfig(preset="stop-b32", pretrained="laion2b_s34b_b79k"))
+    assert model_cfg.quick_gelu is False and cfg.pretrained == "laion2b_s34b_b79k"  # nothing downloaded to know
+    cfg, model_cfg = new_run_config(TrainConfig(preset="stop-b32"))
+    assert cfg.pretrained == "openai" and model_cfg.quick_gelu is True
+    with pytest.raises(ValueError, match="tags: none"):
+        new_run_config(TrainConfig(preset="tiny", pretrained="openai"))
+
+
+# ------------------------------------------------------------------ empty validation, no lost epochs
+
+def test_no_validation_keeps_last_and_still_tests(data_root, tmp_path, capsys, caplog):
+    run = tmp_path / "run"
+    code = main(args(data_root, run, "--val-fraction", "0", "--epochs", "1"))
+    out = capsys.readouterr()
+    assert code == 0 and "no validation split" in caplog.text
+    assert "no validation: checkpoint 'last'" in out.out and "test top-1" in out.out
+    assert not (run / "checkpoints" / "best").exists()
+    assert json.loads((run / "test_metrics.json").read_text())["checkpoint"] == "last"
+    row = next(csv.DictReader(open(run / "metrics.csv")))
+    assert row["val_top1"] == "" and float(row["train_loss"]) > 0
+
+
+def test_an_empty_holdout_trains_without_validation(data_root, tmp_path, caplog):
+    # 1 % of 4 training clips per class rounds to no group: the hold-out comes out empty
+    assert main(args(data_root, tmp_path / "run", "--val-fraction", "0.01", "--epochs", "1")) == 0
+    assert "hold-out came out empty" in caplog.text and "no validation split" in caplog.text
+
+
+def test_a_failing_validation_loses_no_epoch(data_root, tmp_path, monkeypatch):
+    import stop_train.engine.loop as loop
+
+    def broken(*a, **k):
+        raise RuntimeError("validation broke")
+
+    monkeypatch.setattr(loop, "evaluate", broken)
+    run = tmp_path / "run"
+    assert main(args(data_root, run, "--epochs", "1")) == 1
+    _, state = checkpoint(run, "last")
+    assert state["epoch"] == 1 and state["step"] == 5  # 18 clips, batch 4: the epoch's weights were saved before validation ran
+    assert not (run / "checkpoints" / "best").exists()
+
+
+def test_best_is_linked_from_last_and_last_keeps_the_validation_result(data_root, tmp_path):
+    run = tmp_path / "run"
+    assert main(args(data_root, run, "--epochs", "1")) == 0
+    best, last = run / "checkpoints" / "best", run / "checkpoints" / "last"
+    assert (best / "model.safetensors").read_bytes() == (last / "model.safetensors").read_bytes()
+    _, state = checkpoint(run, "last")
+    assert state["best_epoch"] == 0 and state["best_top1"] >= 0
+
+
+# ------------------------------------------------------------------ eval on model folders, flags, weight decay
+
+def test_eval_takes_a_model_folder_with_dataset_flags(data_root, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    assert main(args(data_root, run, "--max-steps", "1")) == 0
+    folder = tmp_path / "model"
+    shutil.copytree(run / "checkpoints" / "last", folder)
+    (folder / "trainer_state.pt").unlink()
+    capsys.readouterr()
+    assert main(["eval", str(folder), "--workers", "0"]) == 1
+    assert "give the data with --dataset and --data-root" in capsys.readouterr().err
+    assert main(["eval", str(folder), "--dataset", "synthetic-motion", "--data-root", str(data_root),
+                 "--workers", "0", "--probe-cache", str(tmp_path / "probe.json")]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["count"] == 12
+    assert json.loads((folder / "test_metrics.json").read_text())["split"] == "test"
+
+
+def test_dataset_flags_are_checked_against_the_dataset(data_root, tmp_path, capsys):
+    for flag in (["--train-list", "x.txt"], ["--video-ext", ".mp4"], ["--no-flip-safe"]):
+        assert main(args(data_root, tmp_path / "r", *flag)) == 1
+        err = capsys.readouterr().err
+        assert "does not apply to --dataset synthetic-motion" in err and flag[0] in err
+
+
+def test_flip_safe_and_extensions_reach_the_folder_indexer(tmp_path):
+    from stop_train.engine.config import TrainConfig
+    from stop_train.engine.setup import dataset_options
+
+    cfg = TrainConfig(dataset="folder", flip_safe=False, extensions="mp4,.MKV")
+    assert dataset_options(cfg) == {"flip_safe": False, "extensions": (".mp4", ".mkv")}
+    cfg = TrainConfig(dataset="list", train_list="a.txt", test_list="b.txt", classes="c.txt")
+    assert dataset_options(cfg) == {"lists": {"train": "a.txt", "test": "b.txt"}, "classes": "c.txt"}
+
+
+def test_weight_decay_rule_is_the_models():
+    from stop_train.engine.config import TrainConfig
+    from stop_train.engine.loop import build_optimizer
+    from stop_train.model import create_model
+
+    model = create_model("tiny")
+    for rule in ("bias", "bias-norm-prompt"):
+        no_decay = {id(p) for n, p in model.named_parameters() if n in model.no_weight_decay(rule)}
+        opt = build_optimizer(model, TrainConfig(decay_exclude=rule))
+        for group in opt.param_groups:
+            assert {id(p) in no_decay for p in group["params"]} == {group["weight_decay"] == 0.0}
+    assert model.no_weight_decay("bias") < model.no_weight_decay("bias-norm-prompt")
+    assert "global_prompts" in model.no_weight_decay("bias-norm-prompt")
+    with pytest.raises(ValueError, match="decay_exclude"):
+        model.no_weight_decay("norms")

@@ -66,7 +66,7 @@ def resolve_source(source: str | Path, labels: str | None = None, template: str 
         if checkpoint is None:
             checkpoint = "best" if (path / "checkpoints" / "best").is_dir() else "last"
             if checkpoint == "last":
-                log.warning("%s has no best checkpoint yet: exporting the last one", path)
+                log.info("%s has no best checkpoint (no validation picked one): exporting the last one", path)
         folder = path / "checkpoints" / checkpoint
         if not folder.is_dir():
             found = sorted(p.name for p in (path / "checkpoints").iterdir() if p.is_dir())

@@ -42,13 +42,41 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, model_cfg: ModelConfig
     torch.save(state, staging / (STATE + ".tmp"))
     _fsync_replace(staging / (STATE + ".tmp"), staging / STATE)
     write_json(staging / CONFIG, model_cfg.to_dict())
+    _swap(staging, folder)
+    return folder
+
+
+def _swap(staging: Path, folder: Path) -> None:
     old = folder.with_name(folder.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if folder.exists():
         folder.replace(old)
     staging.replace(folder)
     shutil.rmtree(old, ignore_errors=True)
-    return folder
+
+
+def link_checkpoint(src: Path, dst: Path) -> Path:
+    """Make `dst` a checkpoint folder with the files of `src` (hard links where the file system has them,
+    else copies), swapped in as atomically as `save_checkpoint`. Files are never rewritten in place, so the
+    two folders stay independent."""
+    src, dst = Path(src), Path(dst)
+    staging = dst.with_name(dst.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for f in src.iterdir():
+        try:
+            os.link(f, staging / f.name)
+        except OSError:
+            shutil.copy2(f, staging / f.name)
+    _swap(staging, dst)
+    return dst
+
+
+def rewrite_state(folder: Path, state: dict[str, Any]) -> None:
+    """Replace only the trainer state of a checkpoint folder (temp file, fsync, rename)."""
+    folder = Path(folder)
+    torch.save(state, folder / (STATE + ".tmp"))
+    _fsync_replace(folder / (STATE + ".tmp"), folder / STATE)
 
 
 def load_checkpoint(folder: Path, model: torch.nn.Module | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 from ..labels import DEFAULT_TEMPLATE
 
@@ -15,7 +15,17 @@ class TrainConfig:
     dataset: str = "synthetic-motion"  # ucf101 | hmdb51 | kinetics400 | ssv2 | folder | list | synthetic-motion
     data_root: str = ""  # dataset root ('' with synthetic-motion: generated under runs/.synthetic-motion)
     fold: int = 1  # official split of UCF101 / HMDB51
-    val_fraction: float = 0.1  # grouped hold-out from train where the dataset has no validation split
+    val_fraction: float = 0.1  # grouped hold-out from train where the dataset has no validation split (0 = none)
+    split_dir: str = ""  # ucf101 / hmdb51: folder of the official split files ('' = found beside the videos)
+    train_list: str = ""  # list / kinetics400: '<path> <label>' file of the train split ('' = standard names in the root)
+    val_list: str = ""  # list / kinetics400: the same for val
+    test_list: str = ""  # list: the same for test
+    classes: str = ""  # list: class names, a label file or set name ('' = inferred from the lists)
+    annotations: str = ""  # kinetics400 / ssv2: folder of the CSV / JSON annotations ('' = found under the root)
+    video_dir: str = ""  # ssv2: the video folder; kinetics400: the folder holding train/ and val/ ('' = the root)
+    video_ext: str = ""  # kinetics400 / ssv2: video file extension ('' = found on disk)
+    extensions: str = ""  # folder: comma-separated video extensions ('' = .avi,.mp4,.mkv,.webm,.mov)
+    flip_safe: Optional[bool] = None  # folder / list: horizontal flips keep every label (None = yes)
     workers: int = 2  # data-loading processes
     probe_cache: str = ""  # JSON cache of frame counts ('' = <runs_root>/.probe-cache.json)
     # sampling and pre-processing (DECISIONS §4)
@@ -27,8 +37,8 @@ class TrainConfig:
     shuffle_frames: bool = False  # diagnostic: shuffle each clip's frame order (train and test) to remove order cues
     template: str = DEFAULT_TEMPLATE  # prompt text for labels
     # model
-    preset: str = "stop-b32"  # model preset or JSON file
-    pretrained: str = "openai"  # CLIP weights: open_clip tag, local file, or 'none'
+    preset: str = "stop-b32"  # model preset or JSON file; only a new run reads it (config.json holds the result)
+    pretrained: str = ""  # CLIP weights: open_clip tag, local file, or 'none' ('' = the preset's: openai, tiny none)
     model: dict[str, Any] = field(default_factory=dict)  # ModelConfig overrides
     # optimisation (published recipe)
     epochs: int = 10

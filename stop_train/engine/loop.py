@@ -12,17 +12,19 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
+from ..config import ModelConfig
 from ..labels import label_texts
 from ..model import STOP, create_model, dead_parameters
-from .checkpoint import load_checkpoint, save_checkpoint, write_json
+from .checkpoint import WEIGHTS, link_checkpoint, load_checkpoint, rewrite_state, save_checkpoint, write_json
 from .config import TrainConfig
 from .data import ClipDataset, collate
 from .distributed import DistInfo, all_gather_arrays, all_reduce_mean, barrier, init_distributed, shard
 from .metrics import classification_metrics, confusion_matrix
 from .report import write_confusion_png
-from .setup import RunData, prepare_data
+from .setup import RunData, prepare_data, tensorboard_writer, write_run_files, write_skipped
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +51,14 @@ def precision_context(precision: str, device: torch.device):
 
 
 def build_optimizer(model: STOP, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW; weight decay on everything but biases (published), or also norms and prompts (deviation);
-    the CLIP weights at `backbone_lr_scale` times the learning rate (published coef_lr)."""
+    """AdamW; no weight decay on `model.no_weight_decay(cfg.decay_exclude)` (biases, published; or also
+    norms and prompts, a deviation); the CLIP weights at `backbone_lr_scale` times the learning rate
+    (published coef_lr)."""
+    no_decay = model.no_weight_decay(cfg.decay_exclude)
     groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
     for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        skip = "bias" in name
-        if cfg.decay_exclude == "bias-norm-prompt":
-            skip = skip or p.ndim < 2 or "prompt" in name or "gap_offsets" in name or ".ln_" in name
-        groups.setdefault((name.startswith("clip."), skip), []).append(p)
+        if p.requires_grad:
+            groups.setdefault((name.startswith("clip."), name in no_decay), []).append(p)
     return torch.optim.AdamW(
         [{"params": params, "weight_decay": 0.0 if skip else cfg.weight_decay,
           "lr": cfg.lr * (cfg.backbone_lr_scale if backbone else 1.0)}
@@ -85,6 +85,8 @@ def epoch_batches(n: int, batch: int, seed: int, epoch: int, info: DistInfo) -> 
 def evaluate(model: STOP, dataset: ClipDataset, text_ids: torch.Tensor, device, autocast, info: DistInfo,
              batch_size: int, workers: int, progress: bool = False) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
     """Scores every video of `dataset` (views averaged) -> (metrics, scores (N, K), labels (N,)) on every rank."""
+    if len(dataset) == 0:
+        raise ValueError("nothing to evaluate: the split has no videos")
     was_training = model.training
     model.eval()
     indices, valid = shard(list(range(len(dataset))), info)
@@ -128,17 +130,30 @@ def _progress(iterable, enabled: bool, desc: str, total: int | None = None):
 
 
 class Trainer:
-    """Holds what one run needs; `fit()` trains, `test()` evaluates the best checkpoint."""
+    """Holds what one run needs; `fit()` trains, `test()` evaluates the chosen checkpoint.
 
-    def __init__(self, cfg: TrainConfig, run_dir: Path):
-        self.cfg, self.run_dir = cfg, run_dir
+    `model_cfg` is the run's one ModelConfig (`setup.new_run_config` for a new run, `read_run_config` after);
+    `start` is 'new' (loads `cfg.pretrained`, writes config.json and labels.txt, once), 'resume' (weights
+    come from `restore`) or 'eval' (weights come from `test`; writes only the metrics; only `eval_split` is
+    probed).
+    """
+
+    def __init__(self, cfg: TrainConfig, model_cfg: ModelConfig, run_dir: Path, start: str = "new",
+                 eval_split: str | None = None):
+        if start not in ("new", "resume", "eval"):
+            raise ValueError(f"start must be new, resume or eval, got {start!r}")
+        self.cfg, self.model_cfg, self.run_dir = cfg, model_cfg, run_dir
         self.dist = init_distributed("cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
         self.device = resolve_device(cfg.device, self.dist)
+        self.main = self.dist.is_main
         torch.manual_seed(cfg.seed + self.dist.rank)
         random.seed(cfg.seed + self.dist.rank)
-        self.data: RunData = prepare_data(cfg, run_dir, self.dist)
-        model = create_model(cfg.preset, pretrained=None if cfg.pretrained == "none" else cfg.pretrained,
-                             frames=self.data.sampling.frames, **cfg.model)
+        self.data: RunData = prepare_data(cfg, model_cfg, run_dir.parent, self.dist, only=eval_split)
+        pretrained = cfg.pretrained if start == "new" and cfg.pretrained not in ("", "none") else None
+        model = create_model(model_cfg, pretrained=pretrained)
+        if model.cfg != model_cfg:  # the run's config was resolved for other weights: say so, never drift
+            raise ValueError(f"the weights {pretrained} need a different model config than the run's "
+                             f"(quick_gelu {model.cfg.quick_gelu} vs {model_cfg.quick_gelu})")
         self.model = model.to(self.device)
         self.net = self.model
         if self.dist.world > 1:
@@ -148,19 +163,31 @@ class Trainer:
         self.text_ids = self.model.tokenize(label_texts(self.data.classes, cfg.template))
         self.autocast, self.scaler = precision_context(cfg.precision, self.device)
         self.optimizer = build_optimizer(self.model, cfg)
-        per_rank = -(-len(self.data.train) // self.dist.world)  # ceil
+        per_rank = max(1, -(-len(self.data.train) // self.dist.world))  # ceil
         batches = -(-per_rank // cfg.batch_size)
         self.total_steps = cfg.epochs * -(-batches // cfg.grad_accum)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: lr_factor(s, self.total_steps, cfg.warmup))
         self.state = {"epoch": 0, "batch_in_epoch": 0, "step": 0, "best_top1": -1.0, "best_epoch": -1}
-        self.main = self.dist.is_main
+        if self.main and start != "eval":
+            if start == "new":
+                write_run_files(cfg, model_cfg, run_dir, self.data)
+            write_skipped(run_dir, self.data)
+            self.data.writer = tensorboard_writer(run_dir)
+
+    @property
+    def chosen(self) -> str:
+        """The checkpoint a run reports and exports: `best` by validation, `last` without validation."""
+        return "best" if (self.run_dir / "checkpoints" / "best").is_dir() else "last"
 
     # ------------------------------------------------------------------------------ checkpoints
     def save(self, name: str) -> None:
         if not self.main:
             return
-        state = {
+        save_checkpoint(self.run_dir / "checkpoints" / name, self.model, self.model.cfg, self._trainer_state())
+
+    def _trainer_state(self) -> dict:
+        return {
             **self.state,
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(), "torch_rng": torch.get_rng_state(),
@@ -168,7 +195,6 @@ class Trainer:
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             "config": self.cfg.to_dict(),
         }
-        save_checkpoint(self.run_dir / "checkpoints" / name, self.model, self.model.cfg, state)
 
     def restore(self, folder: Path) -> None:
         _, state = load_checkpoint(folder, self.model)
@@ -185,20 +211,30 @@ class Trainer:
 
     # ---------------------------------------------------------------------------------- training
     def fit(self) -> None:
+        """Train the remaining epochs. Each epoch's weights reach `checkpoints/last` before validation runs,
+        so a failure in validation loses no training; a better validation top-1 links them as `best`."""
         cfg = self.cfg
+        if self.data.val is None and self.main:
+            log.warning("no validation split (--val-fraction %s gave none): training without validation; the "
+                        "chosen checkpoint is the last epoch's (checkpoints/last)", cfg.val_fraction)
         start = time.time()
         while self.state["epoch"] < cfg.epochs:
             epoch = self.state["epoch"]
             loss, clips_per_s, stopped = self._train_epoch(epoch)
             if stopped:
                 return
-            metrics, _, _ = evaluate(self.model, self.data.val, self.text_ids, self.device, self.autocast, self.dist,
-                                     cfg.batch_size, cfg.workers)
             self.state.update(epoch=epoch + 1, batch_in_epoch=0)
-            if metrics["top1"] > self.state["best_top1"]:
-                self.state.update(best_top1=metrics["top1"], best_epoch=epoch)
-                self.save("best")
             self.save("last")
+            metrics = None
+            if self.data.val is not None:
+                metrics, _, _ = evaluate(self.model, self.data.val, self.text_ids, self.device, self.autocast,
+                                         self.dist, cfg.batch_size, cfg.workers)
+                if metrics["top1"] > self.state["best_top1"]:
+                    self.state.update(best_top1=metrics["top1"], best_epoch=epoch)
+                    if self.main:
+                        link_checkpoint(self.run_dir / "checkpoints" / "last", self.run_dir / "checkpoints" / "best")
+                if self.main:  # last's state learns the validation result (the weights are already there)
+                    rewrite_state(self.run_dir / "checkpoints" / "last", self._trainer_state())
             self._log_epoch(epoch, loss, metrics, clips_per_s, time.time() - start)
         barrier(self.dist)
 
@@ -249,9 +285,9 @@ class Trainer:
     def _log_epoch(self, epoch, loss, metrics, clips_per_s, elapsed) -> None:
         if not self.main:
             return
+        val = {f"val_{k}": f"{metrics[k]:.4f}" if metrics else "" for k in ("top1", "top5", "mean_class_acc")}
         row = {"epoch": epoch + 1, "step": self.state["step"], "train_loss": f"{loss:.4f}",
-               "lr": f"{self.scheduler.get_last_lr()[0]:.3e}", "val_top1": f"{metrics['top1']:.4f}",
-               "val_top5": f"{metrics['top5']:.4f}", "val_mean_class_acc": f"{metrics['mean_class_acc']:.4f}",
+               "lr": f"{self.scheduler.get_last_lr()[0]:.3e}", **val,
                "clips_per_s": f"{clips_per_s:.2f}", "elapsed_s": f"{elapsed:.1f}"}
         path = self.run_dir / "metrics.csv"
         new = not path.exists()
@@ -261,22 +297,31 @@ class Trainer:
                 writer.writeheader()
             writer.writerow(row)
         self.data.tensorboard(epoch + 1, loss, metrics)
-        log.info("epoch %d: loss %.4f, val top-1 %.3f top-5 %.3f mean-class %.3f, %.1f clips/s", epoch + 1, loss,
-                 metrics["top1"], metrics["top5"], metrics["mean_class_acc"], clips_per_s)
+        if metrics:
+            log.info("epoch %d: loss %.4f, val top-1 %.3f top-5 %.3f mean-class %.3f, %.1f clips/s", epoch + 1, loss,
+                     metrics["top1"], metrics["top5"], metrics["mean_class_acc"], clips_per_s)
+        else:
+            log.info("epoch %d: loss %.4f (no validation), %.1f clips/s", epoch + 1, loss, clips_per_s)
 
     # ---------------------------------------------------------------------------------- testing
-    def test(self, split: str = "test", checkpoint: str = "best") -> dict[str, float]:
-        """Evaluate a checkpoint on a split with the test views; writes <split>_metrics.json and a PNG."""
-        folder = self.run_dir / "checkpoints" / checkpoint
-        load_checkpoint(folder, self.model)
+    def test(self, split: str, checkpoint: str | Path | None = None, out_dir: Path | None = None) -> dict[str, float]:
+        """Evaluate a checkpoint (a name under `checkpoints/`, default the chosen one, or a model folder) on a
+        split with the test views; writes `<split>_metrics.json` and a confusion PNG into `out_dir` (the run)."""
+        checkpoint = checkpoint or self.chosen
+        folder = Path(checkpoint) if isinstance(checkpoint, Path) else self.run_dir / "checkpoints" / checkpoint
+        if not (folder / WEIGHTS).is_file():
+            found = sorted(p.parent.name for p in folder.parent.glob("*/" + WEIGHTS)) if folder.parent.is_dir() else []
+            raise FileNotFoundError(f"no checkpoint {folder} (found: {', '.join(found) or 'none'})")
+        self.model.load_state_dict(load_file(str(folder / WEIGHTS)))
         dataset = self.data.split(split)
         metrics, scores, labels = evaluate(self.model, dataset, self.text_ids, self.device, self.autocast, self.dist,
                                            max(1, self.cfg.batch_size // 2), self.cfg.workers, progress=self.main)
+        out_dir = out_dir or self.run_dir
         if self.main:
             cm = confusion_matrix(labels, scores.argmax(1), len(self.data.classes)) if len(labels) else None
-            out = {**metrics, "split": split, "checkpoint": checkpoint, "test_clips": self.cfg.test_clips,
+            out = {**metrics, "split": split, "checkpoint": str(checkpoint), "test_clips": self.cfg.test_clips,
                    "test_crops": self.cfg.test_crops, "skipped_videos": len(self.data.skipped)}
-            write_json(self.run_dir / f"{split}_metrics.json", out)
+            write_json(out_dir / f"{split}_metrics.json", out)
             if cm is not None:
-                write_confusion_png(cm, self.data.classes, self.run_dir / f"confusion_{split}.png")
+                write_confusion_png(cm, self.data.classes, out_dir / f"confusion_{split}.png")
         return metrics

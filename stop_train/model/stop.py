@@ -19,6 +19,9 @@ from .spatial import SpatialPrompter
 from .temporal import DynamicTemporalPrompter, OfficialTemporalPrompter
 
 
+DECAY_EXCLUDE = ("bias", "bias-norm-prompt")
+
+
 def dead_parameters(cfg: ModelConfig) -> tuple[str, ...]:
     """Name prefixes of trainable parameters that legitimately never receive a gradient, per mode."""
     if cfg.mode == "official":
@@ -248,9 +251,22 @@ class STOP(nn.Module):
         return self.get_logits(self.encode_video(video), self.encode_text(text_ids))
 
     # ----------------------------------------------------------------------------------- training aids
-    def no_weight_decay(self) -> set[str]:
-        """Parameters the published recipe excludes from weight decay (names containing 'bias')."""
-        return {name for name, _ in self.named_parameters() if "bias" in name}
+    def no_weight_decay(self, exclude: str = "bias") -> set[str]:
+        """Names of the parameters trained without weight decay.
+
+        'bias': names containing 'bias' (the published recipe); 'bias-norm-prompt' (a deviation): also every
+        parameter of fewer than 2 dimensions (norms, scales), the prompts and the gap offsets.
+        """
+        if exclude not in DECAY_EXCLUDE:
+            raise ValueError(f"decay_exclude {exclude!r} is not one of {', '.join(DECAY_EXCLUDE)}")
+        names = set()
+        for name, p in self.named_parameters():
+            skip = "bias" in name
+            if exclude == "bias-norm-prompt":
+                skip = skip or p.ndim < 2 or "prompt" in name or "gap_offsets" in name or ".ln_" in name
+            if skip:
+                names.add(name)
+        return names
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         self.grad_checkpointing = enable
