@@ -78,15 +78,15 @@ def _train(argv: list[str]) -> int:
     if cfg.resume:
         run_dir = Path(cfg.resume)
         saved, model_cfg = read_run_config(run_dir)
-        changed = [f"--{k.replace('_', '-')}" for k, v in args.items()
-                   if k not in RESUME_FLAGS and v != parser.get_default(k)]
+        given = _given_flags(parser, argv)
+        changed = [f"--{k.replace('_', '-')}" for k in args if k in given and k not in RESUME_FLAGS]
         if cfg.model:
             changed.append("--model")
         if changed:
             raise ValueError(f"--resume continues {run_dir} with the settings in its config.json; "
                              f"{', '.join(changed)} would change the run (start a new run instead)")
         cfg = dataclasses.replace(saved, **{k: getattr(cfg, k) for k in RESUME_FLAGS
-                                            if k in ("resume", "max_steps") or getattr(cfg, k) != parser.get_default(k)})
+                                            if k in ("resume", "max_steps") or k in given})
         trainer = Trainer(cfg, model_cfg, run_dir, start="resume")
         trainer.restore(_last_checkpoint(run_dir))
     else:
@@ -94,7 +94,14 @@ def _train(argv: list[str]) -> int:
         stem = Path(cfg.preset).stem
         run_dir = Path(cfg.run_dir) if cfg.run_dir else RUNS_ROOT / f"{cfg.dataset}-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
         trainer = Trainer(cfg, model_cfg, run_dir, start="new")
-    trainer.fit()
+    try:
+        trainer.fit()
+    except KeyboardInterrupt:
+        if trainer.main:
+            print(f"\ninterrupted: checkpoints/last holds epoch {trainer.state['epoch']} "
+                  f"(the epoch in progress is not saved); continue with stop-train --resume {run_dir}",
+                  file=sys.stderr)
+        return 130
     if cfg.max_steps and trainer.state["step"] >= cfg.max_steps:
         print(f"stopped after {trainer.state['step']} steps (--max-steps); continue with --resume {run_dir}")
         return 0
@@ -112,6 +119,12 @@ def _train(argv: list[str]) -> int:
         print(f"run {run_dir}: {picked}; {split} top-1 {metrics['top1']:.3f}, top-5 {metrics['top5']:.3f}, "
               f"mean class {metrics['mean_class_acc']:.3f}")
     return 0
+
+
+def _given_flags(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """Destinations of the options written on the command line (whatever their value)."""
+    words = {w.split("=", 1)[0] for w in argv if w.startswith("--")}
+    return {a.dest for a in parser._actions if words & set(a.option_strings)}
 
 
 def _final_split(trainer) -> str | None:

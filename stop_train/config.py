@@ -149,11 +149,27 @@ def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 
 
 def _from_dict(cls, data: dict[str, Any], what: str):
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ValueError(f"unknown {what} key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(names))}")
+        raise ValueError(f"unknown {what} key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(fields))}")
+    prefix = "" if what == "model config" else what + "."
+    data = {k: _typed(prefix + k, fields[k].type, v) for k, v in data.items()}
     return cls(**data)
+
+
+_TYPES = {"int": (int,), "float": (float, int), "bool": (bool,), "str": (str,)}
+
+
+def _typed(name: str, kind: str, value: Any) -> Any:
+    """`value` checked against the field's type ('int', 'float', 'bool', 'str'; sections pass through);
+    an int for a float field becomes a float. Raises ValueError naming the field."""
+    allowed = _TYPES.get(str(kind))
+    if allowed is None:
+        return value
+    if isinstance(value, bool) and kind != "bool" or not isinstance(value, allowed):
+        raise ValueError(f"{name}={value!r} is not {'an' if kind == 'int' else 'a'} {kind}")
+    return float(value) if kind == "float" else value
 
 
 def flatten_overrides(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:

@@ -429,3 +429,26 @@ def test_list_files_with_standard_names_are_discovered(tmp_path):
         index_list(tmp_path)
     first = str(err.value).splitlines()[0]
     assert first.startswith("list: no train list given (--train-list)") and "train.txt" in first
+
+
+def test_folder_holdout_groups_are_files_not_stems_shared_across_classes(tmp_path):
+    for c in ("a", "b", "c"):
+        for k in range(10):
+            _touch(tmp_path / c / f"clip{k}.mp4")
+    index = open_dataset("folder", tmp_path, val_fraction=0.1)
+    assert Counter(i.label for i in index.splits["val"]) == {0: 1, 1: 1, 2: 1}
+    assert len({i.group for i in index.splits["train"]}) == 27
+
+
+def test_list_splits_not_given_are_found_and_classes_are_read_under_the_root(tmp_path, caplog):
+    for rel in ("a/1.mp4", "b/2.mp4", "a/3.mp4", "b/4.mp4"):
+        _touch(tmp_path / rel)
+    (tmp_path / "mine.txt").write_text("a/1.mp4 wave\nb/2.mp4 clap\nb/4.mp4 clpa\n")
+    (tmp_path / "val.txt").write_text("a/3.mp4 wave\n")
+    with caplog.at_level(logging.INFO, logger="stop_train.data"):
+        index = index_list(tmp_path, {"train": "mine.txt"})
+    assert set(index.splits) == {"train", "val"} and index.classes == ["clap", "clpa", "wave"]
+    assert "single clip, typos?" in caplog.text and "'clpa' (1 clip)" in caplog.text
+    (tmp_path / "classes.txt").write_text("wave\nclap\n")
+    with pytest.raises(ValueError, match="mine.txt:3: label 'clpa'"):
+        index_list(tmp_path, {"train": "mine.txt"}, classes="classes.txt")

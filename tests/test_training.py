@@ -77,6 +77,11 @@ def test_full_run_writes_the_run_directory_then_eval_and_folds(data_root, tmp_pa
     val = json.loads((run / "val_metrics.json").read_text())
     assert printed["top1"] == pytest.approx(val["top1"], abs=1e-4)
     assert val["count"] == 6 and val["split"] == "val"
+    best, last = run / "checkpoints" / "best", run / "checkpoints" / "last"
+    _, state = checkpoint(run, "last")  # last learnt the validation result after its weights were saved
+    assert state["best_top1"] == pytest.approx(max(float(r["val_top1"]) for r in rows), abs=1e-4)
+    if state["best_epoch"] == 1:  # best was linked from last's files
+        assert os.path.samefile(best / "model.safetensors", last / "model.safetensors")
     assert main(["folds", str(run), str(run)]) == 0
     folds = json.loads(capsys.readouterr().out)
     assert folds["top1"]["mean"] == pytest.approx(test["top1"]) and folds["top1"]["std"] == 0
@@ -204,8 +209,9 @@ def test_resume_and_eval_read_the_runs_config_not_the_preset(data_root, tmp_path
     assert main(["eval", str(run), "--split", "test", "--workers", "0"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["count"] == 12
     monkeypatch.setattr(config_module, "load_preset", real)
-    assert main(["--resume", str(run), "--epochs", "5"]) == 1
-    assert "--epochs would change the run" in capsys.readouterr().err
+    for flag in (["--epochs", "5"], ["--batch-size", "32"]):  # 32 is the default: still a change of this run
+        assert main(["--resume", str(run), *flag]) == 1
+        assert f"{flag[0]} would change the run" in capsys.readouterr().err
 
 
 def test_pretrained_weights_set_the_activation_before_the_config_is_written():
@@ -222,22 +228,19 @@ def test_pretrained_weights_set_the_activation_before_the_config_is_written():
 
 # ------------------------------------------------------------------ empty validation, no lost epochs
 
-def test_no_validation_keeps_last_and_still_tests(data_root, tmp_path, capsys, caplog):
+def test_an_empty_holdout_trains_without_validation_keeps_last_and_still_tests(data_root, tmp_path, capsys, caplog):
+    # 1 % of 4 training clips per class rounds to no group: the hold-out comes out empty
     run = tmp_path / "run"
-    code = main(args(data_root, run, "--val-fraction", "0", "--epochs", "1"))
-    out = capsys.readouterr()
-    assert code == 0 and "no validation split" in caplog.text
-    assert "no validation: checkpoint 'last'" in out.out and "test top-1" in out.out
+    assert main(args(data_root, run, "--val-fraction", "0.01", "--epochs", "1")) == 0
+    assert "hold-out came out empty" in caplog.text and "no validation split" in caplog.text
+    out = capsys.readouterr().out
+    assert "no validation: checkpoint 'last'" in out and "test top-1" in out
     assert not (run / "checkpoints" / "best").exists()
     assert json.loads((run / "test_metrics.json").read_text())["checkpoint"] == "last"
     row = next(csv.DictReader(open(run / "metrics.csv")))
     assert row["val_top1"] == "" and float(row["train_loss"]) > 0
-
-
-def test_an_empty_holdout_trains_without_validation(data_root, tmp_path, caplog):
-    # 1 % of 4 training clips per class rounds to no group: the hold-out comes out empty
-    assert main(args(data_root, tmp_path / "run", "--val-fraction", "0.01", "--epochs", "1")) == 0
-    assert "hold-out came out empty" in caplog.text and "no validation split" in caplog.text
+    assert main(["eval", str(run), "--split", "val"]) == 1
+    assert "this data has no val split (splits with videos: train, test)" in capsys.readouterr().err
 
 
 def test_a_failing_validation_loses_no_epoch(data_root, tmp_path, monkeypatch):
@@ -252,15 +255,6 @@ def test_a_failing_validation_loses_no_epoch(data_root, tmp_path, monkeypatch):
     _, state = checkpoint(run, "last")
     assert state["epoch"] == 1 and state["step"] == 5  # 18 clips, batch 4: the epoch's weights were saved before validation ran
     assert not (run / "checkpoints" / "best").exists()
-
-
-def test_best_is_linked_from_last_and_last_keeps_the_validation_result(data_root, tmp_path):
-    run = tmp_path / "run"
-    assert main(args(data_root, run, "--epochs", "1")) == 0
-    best, last = run / "checkpoints" / "best", run / "checkpoints" / "last"
-    assert (best / "model.safetensors").read_bytes() == (last / "model.safetensors").read_bytes()
-    _, state = checkpoint(run, "last")
-    assert state["best_epoch"] == 0 and state["best_top1"] >= 0
 
 
 # ------------------------------------------------------------------ eval on model folders, flags, weight decay
@@ -314,3 +308,12 @@ def test_weight_decay_rule_is_the_models():
     assert "global_prompts" in model.no_weight_decay("bias-norm-prompt")
     with pytest.raises(ValueError, match="decay_exclude"):
         model.no_weight_decay("norms")
+
+
+def test_model_values_are_type_checked_in_one_line(data_root, tmp_path, capsys):
+    for item, message in (("frames=abc", "frames='abc' is not an int"), ("spatial_scale=abc", "is not a float"),
+                          ("global_prompts=2.5", "global_prompts=2.5 is not an int"),
+                          ("freeze_backbone=maybe", "freeze_backbone='maybe' is not a bool")):
+        assert main(args(data_root, tmp_path / "r", "--model", item)) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err

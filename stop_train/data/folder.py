@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence, Union
 
@@ -64,7 +65,8 @@ def index_folder(
 
     Without sub-roots every video is 'train'. Classes are the sorted union of the class
     folders of all sub-roots, so a label means the same class in every split. Videos
-    are found recursively inside each class folder; the group is the file stem.
+    are found recursively inside each class folder; the hold-out group is the video itself
+    (``<class>/<name>`` without extension: ``a/clip1.mp4`` and ``b/clip1.mp4`` are two groups).
     """
     root = abs_root(root)
     if not root.is_dir():
@@ -82,7 +84,7 @@ def index_folder(
             logger.warning("folder: classes in %s/ but not in train/: %s",
                            split, short_list(sorted(set(names) - set(per_split["train"]))))
     splits = {
-        split: [VideoItem(p, label, p.stem)
+        split: [VideoItem(p, label, f"{cls}/{p.relative_to(roots[split] / cls).with_suffix('')}")
                 for label, cls in enumerate(classes) if cls in per_split[split]
                 for p in _videos(roots[split] / cls, extensions)]
         for split in roots
@@ -116,32 +118,33 @@ def index_list(
     flip_safe: bool = True,
     name: str = "list",
     video_dirs: Optional[Mapping[str, Sequence[Path]]] = None,
-    group: Callable[[Path], str] = lambda video: video.stem,
+    group: Optional[Callable[[Path], str]] = None,
+    discover: bool = True,
 ) -> DatasetIndex:
     """Index ``<path> <label>`` list files, one per split (keys 'train', 'val', 'test').
 
     Paths are relative to ``root`` (absolute paths are kept); relative list-file paths are
-    tried as given, then under ``root``; without ``lists``, the files ``LIST_NAMES`` in ``root`` are read
-    (train required). A video path is looked up under ``root``, then under each of ``video_dirs[split]``
+    tried as given, then under ``root``; a split missing from ``lists`` is read from its standard name in
+    ``root`` (``LIST_NAMES``) when ``discover`` (train is required). A video path is looked up under ``root``, then under each of ``video_dirs[split]``
     (mmaction2-style lists name clips relative to the split's video folder). A label is a class index or
-    a class name; ``group(path)`` gives the hold-out group (default: the file stem).
+    a class name; ``group(path)`` gives the hold-out group (default: the path as listed, without extension).
     ``classes`` is a list, a label-file path or a label-set name (``load_labels``); when
     omitted it is inferred: integer labels give ``class_<i>`` names, names are sorted.
     """
     root = abs_root(root)
     if not root.is_dir():
         raise layout_error(name, root, "root folder not found", LIST_LAYOUT)
-    if not lists:
-        lists = {}
+    lists = dict(lists or {})
+    if discover:  # a split not given is read from its standard name in the root, when there is one
         for split in SPLITS:
             found = next((root / n.format(split) for n in LIST_NAMES if (root / n.format(split)).is_file()), None)
-            if found is not None:
+            if split not in lists and found is not None:
                 lists[split] = found
-        if "train" not in lists:
-            tried = ", ".join(n.format("train") for n in LIST_NAMES)
-            raise layout_error(name, root, f"no train list given (--train-list) and none of {tried} in {root}",
-                               LIST_LAYOUT)
-        logger.info("%s: reading %s", name, ", ".join(str(p) for p in lists.values()))
+                logger.info("%s: %s split from %s", name, split, found)
+    if "train" not in lists:
+        tried = ", ".join(n.format("train") for n in LIST_NAMES)
+        raise layout_error(name, root, f"no train list given (--train-list) and none of {tried} in {root}",
+                           LIST_LAYOUT)
     parsed: dict[str, list[tuple[Path, int, str, str]]] = {}
     for split, list_path in lists.items():
         if split not in SPLITS:
@@ -162,8 +165,15 @@ def index_list(
             classes = sorted(set(labels))
         else:
             raise ValueError(f"{name}: list labels mix indices and names; pass classes=")
+        counts = Counter(labels)
+        rare = [f"{c!r} ({counts[c]} clip)" for c in classes if counts[c] == 1 and not _is_int(c)]
+        logger.info("%s: %d classes from the list labels (give --classes FILE to check them): %s",
+                    name, len(classes), short_list(classes, 10))
+        if rare:
+            logger.warning("%s: classes with a single clip, typos? %s", name, short_list(rare, 10))
     elif isinstance(classes, (str, Path)):
-        classes = load_labels(classes)
+        under_root = root / classes
+        classes = load_labels(classes if Path(classes).is_file() or not under_root.is_file() else under_root)
     classes = list(classes)
     class_id = {c: i for i, c in enumerate(classes)}
 
@@ -183,7 +193,7 @@ def index_list(
             places = [Path(os.path.normpath(base / rel)) for base in (root, *video_dirs.get(split, ()))]
             video = next((v for v in places if cache.exists(v)), None)
             if video is not None:
-                items.append(VideoItem(video, label, group(video)))
+                items.append(VideoItem(video, label, group(video) if group else str(Path(rel).with_suffix(""))))
             else:
                 missing.append((rel, split))
     return DatasetIndex(name, classes, splits, flip_safe=flip_safe, missing=missing)

@@ -100,7 +100,8 @@ def index_kinetics400(
     base = abs_root(root / videos) if videos is not None else root
     if lists:
         dirs = {split: [base / d for d in names] for split, names in VIDEO_DIRS.items()}
-        index = index_list(root, lists, classes=classes, name="kinetics400", video_dirs=dirs, group=_youtube_id)
+        index = index_list(root, lists, classes=classes, name="kinetics400", video_dirs=dirs, group=_youtube_id,
+                           discover=False)
         return DatasetIndex("kinetics400", classes, index.splits, flip_safe=True, missing=index.missing)
     if folder is None:
         raise layout_error("kinetics400", root, f"train.csv (or {MMACTION_LISTS['train']}) not found in "

@@ -136,9 +136,12 @@ def prepare_data(cfg: TrainConfig, model_cfg: ModelConfig, runs_root: Path, dist
     if skipped:
         log.warning("%d videos skipped (see skipped_videos.json)", len(skipped))
     needed = only or "train"
-    if not probed.get(needed, ((),))[0]:
-        raise ValueError(f"{index.name}: the {needed} split has no readable video"
-                         + (f" ({len(skipped)} skipped, see above)" if skipped else ""))
+    if not index.splits.get(needed):
+        have = [s for s, items in index.splits.items() if items]
+        raise ValueError(f"{index.name}: this data has no {needed} split (splits with videos: {', '.join(have) or 'none'})")
+    if not probed[needed][0]:
+        raise ValueError(f"{index.name}: no video of the {needed} split is readable ({len(skipped)} skipped, "
+                         "listed in skipped_videos.json)")
     sampling = SamplingCfg(sampler=cfg.sampler, frames=model_cfg.frames, frame_interval_s=cfg.frame_interval_s,
                            test_clips=cfg.test_clips, test_crops=cfg.test_crops)
     pre = PreprocessCfg.for_model(model_cfg)
