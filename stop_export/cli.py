@@ -181,6 +181,8 @@ def _recognize_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto",
                    help="auto, cpu, cuda, openvino, tensorrt (ONNX Runtime), torch or torch-bf16 (PyTorch)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = its default)")
+    p.add_argument("--plugin", metavar="LIB", help="libstop_tpi_plugin.so for an engine built with the plugin "
+                   "(default: $STOP_TPI_PLUGIN)")
     p.add_argument("--labels", help="re-label: label file or bundled set (uses the exported text encoder)")
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--predict-every", type=float, default=0.5, metavar="SECONDS", help="live: seconds between predictions")

@@ -14,6 +14,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="exported .onnx, TensorRT .engine (with its sidecar), or a run directory (PyTorch)")
     p.add_argument("--source", help="video file, camera index or RTSP/HTTP URL: starts recognising at once")
     p.add_argument("--backend", default=None, help="auto, cpu, cuda, openvino, tensorrt, torch (default: last used)")
+    p.add_argument("--plugin", metavar="LIB", help="libstop_tpi_plugin.so for an engine built with the plugin "
+                   "(default: $STOP_TPI_PLUGIN)")
     p.add_argument("--predict-every", type=float, default=0.5, metavar="SECONDS")
     p.add_argument("--loop", action="store_true", help="loop a video file")
     p.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the window before quitting")
@@ -29,10 +31,16 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("stop-gui needs PySide6: pip install 'stop-toolkit[gui]'", file=sys.stderr)
         return 2
+    from .display import display_problem
+
+    problem = display_problem()
+    if problem:
+        print(f"stop-gui: {problem}", file=sys.stderr)
+        return 2
     from .window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    window = MainWindow(predict_every_s=args.predict_every)
+    window = MainWindow(predict_every_s=args.predict_every, plugin=args.plugin)
     window.resize(1200, 720)
     window.show()
     if args.loop:

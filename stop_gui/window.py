@@ -29,8 +29,9 @@ class MainWindow(QMainWindow):
 
     windowShown = Signal(object)  # a prediction was displayed (Window)
 
-    def __init__(self, predict_every_s: float = 0.5, settings: QSettings | None = None):
+    def __init__(self, predict_every_s: float = 0.5, settings: QSettings | None = None, plugin: str | None = None):
         super().__init__()
+        self.plugin = plugin  # TemporalPromptInsert plugin library for engines built with it (None: $STOP_TPI_PLUGIN)
         self.setWindowTitle("STOP live recognizer")
         self.settings = settings or QSettings("stop-toolkit", "stop-gui")
         self.predict_every_s = predict_every_s
@@ -150,7 +151,7 @@ class MainWindow(QMainWindow):
         if backend:
             self.backend_box.setCurrentText(backend)
         try:
-            rec = Recognizer.open(path, self.backend_box.currentText())
+            rec = Recognizer.open(path, self.backend_box.currentText(), plugin=self.plugin)
         except (BackendError, MetadataError, FileNotFoundError, ValueError, OSError) as err:
             self.show_message(f"cannot use model {Path(path).name}: {err}")
             return False

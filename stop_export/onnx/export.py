@@ -18,7 +18,7 @@ import stop_train
 from stop_train.config import ModelConfig, load_config
 from stop_train.labels import DEFAULT_TEMPLATE, load_labels
 from stop_train.model import STOP, create_model, load_model
-from stop_train.model.insert_op import OP_DOMAIN, OP_TYPE
+from stop_train.op_spec import OP_DOMAIN, OP_TYPE
 from stop_train.video import PreprocessCfg, SamplingCfg
 
 from ..schema import INPUT_NAME, METADATA_KEY, TEXT_INPUT, TEXT_OUTPUT, Metadata

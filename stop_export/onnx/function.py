@@ -15,7 +15,7 @@ from onnxscript import BOOL, FLOAT16, INT32
 from onnxscript import FLOAT as FLOAT32
 from onnxscript import opset18 as op
 
-from stop_train.model.insert_op import OP_DOMAIN, OP_TYPE, OP_VERSION
+from stop_train.op_spec import OP_DOMAIN, OP_TYPE, OP_VERSION
 
 OPSET = onnxscript.values.Opset(OP_DOMAIN, OP_VERSION)
 FLOAT, TO_INT32, TO_BOOL = 1, 6, 9  # onnx.TensorProto element types, for Cast

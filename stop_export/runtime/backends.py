@@ -12,6 +12,7 @@ from typing import Protocol
 import numpy as np
 
 from ..schema import INPUT_NAME, METADATA_KEY, Metadata, MetadataError
+from .errors import BackendError
 
 log = logging.getLogger(__name__)
 
@@ -22,10 +23,6 @@ ORT_PROVIDERS = {
     "openvino": "OpenVINOExecutionProvider",
     "cpu": "CPUExecutionProvider",
 }
-
-
-class BackendError(RuntimeError):
-    """A model or backend that cannot be used, with the reason."""
 
 
 class Backend(Protocol):
@@ -123,18 +120,20 @@ class TorchBackend:
         return {name: out.cpu().numpy() for name, out in zip(self.metadata.outputs, outs)}
 
 
-def open_backend(model: str | Path, backend: str = "auto", threads: int = 0, labels: str | None = None) -> Backend:
+def open_backend(model: str | Path, backend: str = "auto", threads: int = 0, labels: str | None = None,
+                 plugin: str | None = None) -> Backend:
     """`backend`: auto (best ONNX Runtime provider), cpu, cuda, openvino, tensorrt (ORT providers), torch or
     torch-bf16 (PyTorch in bfloat16: faster on CPUs with AVX512-BF16/AMX, outputs still float32).
 
-    ONNX files go to ONNX Runtime; `.engine` files (with their sidecar) to TensorRT; run directories, model
+    ONNX files go to ONNX Runtime; `.engine` files (with their sidecar) to TensorRT, with the plugin library
+    `plugin` (else $STOP_TPI_PLUGIN) where the engine needs it; run directories, model
     folders and presets to PyTorch.
     """
     path = Path(model)
     if path.suffix == ".engine" or backend == "tensorrt-engine":
         from .trt_backend import TensorRTBackend
 
-        return TensorRTBackend(path)
+        return TensorRTBackend(path, plugin=plugin)
     if backend in ("torch", "torch-bf16") or not (path.suffix == ".onnx"):
         if backend not in ("auto", "torch", "torch-bf16"):
             raise BackendError(f"{model} is not an .onnx file: only the torch backend reads runs and checkpoints")

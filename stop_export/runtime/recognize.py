@@ -139,7 +139,7 @@ def stream_windows(rec: Recognizer, frames: Iterable[tuple[float, np.ndarray]],
 
 def run_recognize(args) -> int:
     try:
-        rec = Recognizer.open(args.model, args.backend, args.threads)
+        rec = Recognizer.open(args.model, args.backend, args.threads, plugin=args.plugin)
         if args.labels:
             from stop_train.labels import load_labels
 

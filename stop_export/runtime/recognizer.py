@@ -13,7 +13,8 @@ from stop_train.video.preprocess import PreprocessCfg
 from stop_train.video.sampling import SamplingCfg
 
 from ..schema import TEXT_INPUT, Metadata
-from .backends import Backend, BackendError, open_backend
+from .backends import Backend, open_backend
+from .errors import BackendError
 from .tokenizer import ClipTokenizer
 
 
@@ -53,8 +54,11 @@ class Recognizer:
         self.sampling = SamplingCfg(**{k: v for k, v in self.meta.sampling.items() if k in fields})
 
     @classmethod
-    def open(cls, model: str | Path, backend: str = "auto", threads: int = 0, labels: str | None = None) -> "Recognizer":
-        return cls(open_backend(model, backend, threads, labels=labels))
+    def open(cls, model: str | Path, backend: str = "auto", threads: int = 0, labels: str | None = None,
+             plugin: str | None = None) -> "Recognizer":
+        """A model file (.onnx, or .engine with its sidecar; `plugin`: the TemporalPromptInsert library an
+        engine may need, else $STOP_TPI_PLUGIN) or a run / model folder (torch backend). Raises BackendError."""
+        return cls(open_backend(model, backend, threads, labels=labels, plugin=plugin))
 
     def predict(self, frames: np.ndarray) -> Prediction:
         """uint8 RGB (B, T, S, S, 3) (or one clip (T, S, S, 3)) -> scores over `self.labels`."""

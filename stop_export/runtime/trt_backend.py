@@ -6,25 +6,33 @@ library when it is not given, is refused with one message naming what differs.
 """
 from __future__ import annotations
 
-import os
+import json
 from pathlib import Path
 
 import numpy as np
 
-from ..schema import INPUT_NAME, Metadata
-from .backends import BackendError
-
-PLUGIN_ENV = "STOP_TPI_PLUGIN"  # path of libstop_tpi_plugin.so when an engine needs it
+from ..schema import INPUT_NAME, Metadata, MetadataError
+from ..trt.platform import PLUGIN_ENV, SIDECAR_SUFFIX, EngineError, compute_capability, detect_tensorrt, plugin_path
+from .errors import BackendError
 
 
 def read_sidecar(engine: str | Path) -> Metadata:
-    path = Path(str(engine) + ".json")
+    """The metadata of `<engine>.json`. Raises BackendError when it is missing, or is not one of ours
+    ("not a STOP engine sidecar: PATH": unreadable, not JSON, or without the STOP schema and a TensorRT section)."""
+    path = Path(str(engine) + SIDECAR_SUFFIX)
     if not path.is_file():
         raise BackendError(f"{engine} has no sidecar {path.name}: rebuild the engine with stop-export --engine/--fp16")
-    meta = Metadata.from_json(path.read_text(encoding="utf-8"), str(path))
-    if not meta.tensorrt:
-        raise BackendError(f"{path} describes no TensorRT engine (no 'tensorrt' section)")
-    return meta
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise BackendError(f"not a STOP engine sidecar: {path}") from None
+    if not isinstance(data, dict) or "schema_version" not in data or not isinstance(data.get("tensorrt"), dict) \
+            or not data["tensorrt"]:
+        raise BackendError(f"not a STOP engine sidecar: {path}")
+    try:
+        return Metadata.from_json(json.dumps(data), str(path))
+    except (MetadataError, TypeError) as err:
+        raise BackendError(f"not a STOP engine sidecar: {path} ({err})") from None
 
 
 def check_compatible(meta: Metadata, flavour: str, version: str, capability: str, plugin: str | None) -> None:
@@ -36,26 +44,32 @@ def check_compatible(meta: Metadata, flavour: str, version: str, capability: str
     if built.get("compute_capability") and capability and built["compute_capability"] != capability:
         problems.append(f"built for compute capability {built['compute_capability']}, this GPU is {capability}")
     if built.get("plugin_version") and not plugin:
-        problems.append(f"needs the TemporalPromptInsert plugin v{built['plugin_version']}: pass its library "
-                        f"(or set {PLUGIN_ENV})")
+        problems.append(f"needs the TemporalPromptInsert plugin v{built['plugin_version']}: pass its library with "
+                        f"--plugin (or set {PLUGIN_ENV})")
     if problems:
         raise BackendError("this engine cannot run here: " + "; ".join(problems)
                            + ". Rebuild it here with stop-export --engine/--fp16")
 
 
 class TensorRTBackend:
-    """Runs a TensorRT engine; `run(frames)` as the other backends."""
+    """Runs a TensorRT engine; `run(frames)` as the other backends.
+
+    Checks, in order, each with its own one-line BackendError: the sidecar, the TensorRT module, device
+    buffers (cuda-python or PyTorch), a visible GPU, the build's TensorRT / GPU / plugin against this machine,
+    the plugin library (`plugin`, else $STOP_TPI_PLUGIN), then TensorRT's deserialisation.
+    """
 
     def __init__(self, engine: str | Path, plugin: str | None = None):
-        from ..trt.builder import EngineError, _compute_capability, detect_tensorrt
-
         self.metadata = read_sidecar(engine)
         try:
             trt = detect_tensorrt(self.metadata.tensorrt.get("flavour"))
         except EngineError as err:
             raise BackendError(str(err)) from None
-        plugin = plugin or os.environ.get(PLUGIN_ENV)
-        check_compatible(self.metadata, trt.flavour, ".".join(map(str, trt.version)), _compute_capability(), plugin)
+        plugin = plugin_path(plugin)
+        if plugin and not Path(plugin).is_file():
+            raise BackendError(f"no plugin library at {plugin}")
+        self.buffers = _DeviceBuffers()  # needs a GPU: an edge box without one stops here, with the reason
+        check_compatible(self.metadata, trt.flavour, ".".join(map(str, trt.version)), compute_capability(), plugin)
         t = trt.module
         logger = t.Logger(t.Logger.WARNING)
         if plugin:
@@ -67,7 +81,6 @@ class TensorRTBackend:
             raise BackendError(f"TensorRT could not deserialize {engine} (see its messages above)")
         self.context = self.engine.create_execution_context()
         self.trt = t
-        self.buffers = _DeviceBuffers()
         self.outputs = list(self.metadata.outputs)
         self.name = f"{trt.flavour}-{self.metadata.tensorrt.get('precision', '')}"
         self.path = Path(engine)
@@ -95,7 +108,7 @@ class _DeviceBuffers:
             import torch
 
             if not torch.cuda.is_available():
-                raise BackendError("TensorRT needs a CUDA GPU, and PyTorch sees none")
+                raise BackendError("TensorRT engines run on a CUDA GPU, and PyTorch sees none here")
             self.torch, self._stream = torch, torch.cuda.Stream()
             self.stream = self._stream.cuda_stream
         except ImportError:
@@ -105,6 +118,9 @@ class _DeviceBuffers:
                 raise BackendError("the TensorRT backend needs cuda-python (pip install cuda-python) or PyTorch "
                                    "for device buffers") from None
             self.torch, self.cudart = None, cudart
+            err, count = cudart.cudaGetDeviceCount()
+            if int(err) != 0 or count == 0:
+                raise BackendError("TensorRT engines run on a CUDA GPU, and none is visible here") from None
             self.stream = _ok(cudart.cudaStreamCreate())
         self.tensors: dict[str, object] = {}
 

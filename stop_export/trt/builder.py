@@ -13,7 +13,6 @@ compute capability, precision, batch profile, and which implementation the node 
 """
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import time
@@ -23,59 +22,13 @@ from pathlib import Path
 import onnx
 from onnx import helper
 
-from stop_train.model.insert_op import OP_DOMAIN, OP_TYPE
+from stop_train.op_spec import OP_DOMAIN, OP_TYPE
 
 from ..schema import METADATA_KEY, Metadata
 from .fp16 import KEEP_FP32, convert_to_fp16
+from .platform import PLUGIN_VERSION, SIDECAR_SUFFIX, EngineError, TensorRT, compute_capability, detect_tensorrt
 
 log = logging.getLogger(__name__)
-
-PLUGIN_VERSION = "1"
-SIDECAR_SUFFIX = ".json"
-
-
-class EngineError(RuntimeError):
-    """TensorRT missing, or an engine that cannot be built or loaded, with the reason."""
-
-
-@dataclass
-class TensorRT:
-    module: object
-    flavour: str  # 'tensorrt' or 'tensorrt_rtx'
-    version: tuple[int, ...]
-
-    @property
-    def strongly_typed(self) -> bool:
-        """No FP16 builder flag: TensorRT 11+ and TensorRT for RTX."""
-        return self.flavour == "tensorrt_rtx" or self.version[0] >= 11
-
-    @property
-    def supports_plugins(self) -> bool:
-        return self.flavour == "tensorrt"
-
-    @property
-    def inlines_functions(self) -> bool:
-        """Parsers before TensorRT 10.7 inline every model-local function, registered plugin or not."""
-        return self.flavour == "tensorrt" and self.version < (10, 7)
-
-    def describe(self) -> str:
-        name = "TensorRT for RTX" if self.flavour == "tensorrt_rtx" else "TensorRT"
-        return f"{name} {'.'.join(map(str, self.version))}"
-
-
-def detect_tensorrt(prefer: str | None = None) -> TensorRT:
-    """The TensorRT Python module here: full TensorRT first, then TensorRT for RTX (or `prefer`)."""
-    order = [prefer] if prefer else ["tensorrt", "tensorrt_rtx"]
-    for name in order:
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        version = tuple(int(x) for x in module.__version__.split(".")[:3])
-        return TensorRT(module, name, version)
-    raise EngineError("no TensorRT Python module: on Jetson it comes with JetPack (python3-libnvinfer); on RTX "
-                      "machines pip install 'stop-toolkit[rtx]' (TensorRT for RTX) or the TensorRT wheel")
-
 
 def prepare_graph(model: onnx.ModelProto, trt: TensorRT, use_plugin: bool) -> tuple[onnx.ModelProto, str]:
     """The graph handed to this TensorRT's parser, and which implementation the node will get."""
@@ -175,7 +128,7 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, options: BuildO
     tmp.replace(engine_path)
     section = {
         "flavour": trt.flavour, "version": ".".join(map(str, trt.version)), "precision": precision,
-        "compute_capability": _compute_capability(), "plugin_version": PLUGIN_VERSION if use_plugin else "",
+        "compute_capability": compute_capability(), "plugin_version": PLUGIN_VERSION if use_plugin else "",
         "implementation": implementation, "batch": [options.min_batch, options.opt_batch, options.max_batch],
         "onnx": onnx_path.name, "build_seconds": round(time.time() - start, 1),
     }
@@ -207,24 +160,6 @@ def _load_timing_cache(config, path: str):
     except (AttributeError, TypeError):
         log.info("this TensorRT has no timing cache API: --timing-cache ignored")
         return None
-
-
-def _compute_capability() -> str:
-    """The GPU's compute capability, '' when none is visible (TensorRT for RTX builds on the CPU)."""
-    try:
-        from cuda.bindings import runtime as cudart  # cuda-python
-    except ImportError:
-        try:
-            import torch
-
-            return "%d.%d" % torch.cuda.get_device_capability() if torch.cuda.is_available() else ""
-        except ImportError:
-            return ""
-    err, major = cudart.cudaDeviceGetAttribute(cudart.cudaDeviceAttr.cudaDevAttrComputeCapabilityMajor, 0)
-    if err != cudart.cudaError_t.cudaSuccess:
-        return ""
-    _, minor = cudart.cudaDeviceGetAttribute(cudart.cudaDeviceAttr.cudaDevAttrComputeCapabilityMinor, 0)
-    return f"{major}.{minor}"
 
 
 __all__ = ["BuildOptions", "EngineError", "KEEP_FP32", "TensorRT", "build_engine", "detect_tensorrt", "prepare_graph"]

@@ -15,9 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-OP_DOMAIN = "stop"
-OP_TYPE = "TemporalPromptInsert"
-OP_VERSION = 1
+from ..op_spec import OP_DOMAIN, OP_TYPE, OP_VERSION  # noqa: F401  (re-exported: the op's identity)
 
 
 def frame_variation(frame_tokens: torch.Tensor, num_patches: int) -> torch.Tensor:
