@@ -35,6 +35,7 @@ class FrameHub:
 
     def __init__(self, buffer: ClipBuffer):
         self._lock = threading.Lock()
+        self._clip_due = threading.Condition(self._lock)  # notified when a push makes a clip due, and on wake()
         self._buffer = buffer
         self._latest: tuple[np.ndarray, float, float] | None = None
         self._captured: dict[float, float] = {}  # stream time -> capture time, for the buffered frames
@@ -49,6 +50,8 @@ class FrameHub:
             while self._captured and next(iter(self._captured)) < horizon:  # as short as the buffer
                 del self._captured[next(iter(self._captured))]
             self.frames_in += 1
+            if self._buffer.due():
+                self._clip_due.notify_all()
 
     def take_latest(self) -> tuple[np.ndarray, float, float] | None:
         with self._lock:
@@ -62,6 +65,22 @@ class FrameHub:
                 return None
             clip, end = self._buffer.clip()
             return clip, end, self._captured.get(end, time.monotonic())
+
+    def wait_clip(self, stop: threading.Event) -> tuple[np.ndarray, float, float] | None:
+        """Sleep until a clip is due (as `take_clip`) or `stop` is set and `wake()` called (None).
+        Nothing polls: the waiting thread uses no CPU between clips."""
+        with self._clip_due:
+            while not stop.is_set():
+                if self._buffer.due():
+                    clip, end = self._buffer.clip()
+                    return clip, end, self._captured.get(end, time.monotonic())
+                self._clip_due.wait()
+            return None
+
+    def wake(self) -> None:
+        """Wake `wait_clip` callers (after setting their stop event)."""
+        with self._clip_due:
+            self._clip_due.notify_all()
 
     def restart(self) -> None:
         """Forget the history (a seek, or a file starting over: stream time goes back)."""
@@ -89,15 +108,19 @@ class CaptureWorker(QObject):
         self._paused = threading.Event()
         self._seek: float | None = None
         self._pending = threading.Event()  # the GUI has not taken the last frame yet
+        self._wake = threading.Event()  # set by resume, seek and stop: ends a pause
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
 
     def set_paused(self, paused: bool) -> None:
         (self._paused.set if paused else self._paused.clear)()
+        self._wake.set()
 
     def seek(self, seconds: float) -> None:
         self._seek = seconds
+        self._wake.set()
 
     def frame_taken(self) -> None:
         self._pending.clear()
@@ -143,7 +166,8 @@ class CaptureWorker(QObject):
         start = None  # monotonic time of stream time 0, for pacing
         for frame in source.frames():
             while self._paused.is_set() and self._seek is None and not self._stop.is_set():
-                self._stop.wait(0.02)
+                self._wake.wait()  # asleep until resume, seek or stop
+                self._wake.clear()
                 start = None
             if self._stop.is_set():
                 return False
@@ -183,14 +207,14 @@ class InferenceWorker(QObject):
 
     def stop(self) -> None:
         self._stop.set()
+        self.hub.wake()
 
     @Slot()
     def run(self) -> None:
         try:
             while not self._stop.is_set():
-                item = self.hub.take_clip()
+                item = self.hub.wait_clip(self._stop)
                 if item is None:
-                    self._stop.wait(0.003)
                     continue
                 clip, stream_t, captured = item
                 start = time.perf_counter()
