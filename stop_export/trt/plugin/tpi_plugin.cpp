@@ -1,6 +1,9 @@
 #include "tpi_plugin.h"
 
+#include <cstdio>
 #include <cstring>
+#include <exception>
+#include <string>
 #include <cuda_fp16.h>
 
 #include "tpi_kernel.h"
@@ -16,13 +19,44 @@ namespace
 
 ILogger* gLogger = nullptr; // set by TensorRT through setLoggerFinder
 
-void logError(std::string const& msg)
+// Reports through TensorRT's logger without allocating: usable where an allocation has just failed.
+void logError(char const* msg) noexcept
 {
-    std::string const text = std::string(kPluginName) + ": " + msg;
     if (gLogger != nullptr)
     {
-        gLogger->log(ILogger::Severity::kERROR, text.c_str());
+        char text[512];
+        std::snprintf(text, sizeof(text), "%s: %s", kPluginName, msg);
+        gLogger->log(ILogger::Severity::kERROR, text);
     }
+}
+
+void logError(std::string const& msg) noexcept
+{
+    logError(msg.c_str());
+}
+
+// TensorRT's plugin convention: no exception leaves a noexcept method; it is reported and the method returns
+// its documented failure value (-1, nullptr, false).
+template <typename R, typename F>
+R guarded(char const* where, R failure, F&& body) noexcept
+{
+    try
+    {
+        return body();
+    }
+    catch (std::exception const& e)
+    {
+        char text[384];
+        std::snprintf(text, sizeof(text), "%s failed: %s", where, e.what());
+        logError(text);
+    }
+    catch (...)
+    {
+        char text[384];
+        std::snprintf(text, sizeof(text), "%s failed: unknown exception", where);
+        logError(text);
+    }
+    return failure;
 }
 
 bool isFloat(DataType t)
@@ -67,7 +101,9 @@ IPluginCapability* TemporalPromptInsertPlugin::getCapabilityInterface(PluginCapa
 
 IPluginV3* TemporalPromptInsertPlugin::clone() noexcept
 {
-    return new (std::nothrow) TemporalPromptInsertPlugin(mAttributes);
+    return guarded("clone", static_cast<IPluginV3*>(nullptr), [&]() -> IPluginV3* {
+        return new TemporalPromptInsertPlugin(mAttributes);
+    });
 }
 
 char const* TemporalPromptInsertPlugin::getPluginName() const noexcept
@@ -109,34 +145,36 @@ int32_t TemporalPromptInsertPlugin::getOutputShapes(DimsExprs const* inputs, int
     DimsExprs const* /*shapeInputs*/, int32_t /*nbShapeInputs*/, DimsExprs* outputs, int32_t nbOutputs,
     IExprBuilder& exprBuilder) noexcept
 {
-    if (nbInputs != kNbInputs || nbOutputs != kNbOutputs || inputs[0].nbDims != 4 || inputs[1].nbDims != 4)
-    {
-        logError("expects frame_tokens (B, T, F, D) and gap_prompts (B, T-1, P, D)");
-        return -1;
-    }
-    IDimensionExpr const* b = inputs[0].d[0];
-    IDimensionExpr const* t = inputs[0].d[1];
-    IDimensionExpr const* f = inputs[0].d[2];
-    IDimensionExpr const* d = inputs[0].d[3];
-    IDimensionExpr const* gaps = exprBuilder.operation(DimensionOperation::kSUB, *t, *exprBuilder.constant(1));
-    // S = T*F + (T-1)*P, as sequenceLength()
-    IDimensionExpr const* s = exprBuilder.operation(DimensionOperation::kSUM,
-        *exprBuilder.operation(DimensionOperation::kPROD, *t, *f),
-        *exprBuilder.operation(DimensionOperation::kPROD, *gaps, *exprBuilder.constant(mAttributes.promptsPerGap)));
-    outputs[0].nbDims = 3;
-    outputs[0].d[0] = b;
-    outputs[0].d[1] = s;
-    outputs[0].d[2] = d;
-    outputs[1].nbDims = 2;
-    outputs[1].d[0] = b;
-    outputs[1].d[1] = s;
-    for (int32_t i = 2; i < 4; ++i)
-    {
-        outputs[i].nbDims = 2;
-        outputs[i].d[0] = b;
-        outputs[i].d[1] = gaps;
-    }
-    return 0;
+    return guarded("getOutputShapes", int32_t{-1}, [&]() -> int32_t {
+        if (nbInputs != kNbInputs || nbOutputs != kNbOutputs || inputs[0].nbDims != 4 || inputs[1].nbDims != 4)
+        {
+            logError("expects frame_tokens (B, T, F, D) and gap_prompts (B, T-1, P, D)");
+            return -1;
+        }
+        IDimensionExpr const* b = inputs[0].d[0];
+        IDimensionExpr const* t = inputs[0].d[1];
+        IDimensionExpr const* f = inputs[0].d[2];
+        IDimensionExpr const* d = inputs[0].d[3];
+        IDimensionExpr const* gaps = exprBuilder.operation(DimensionOperation::kSUB, *t, *exprBuilder.constant(1));
+        // S = T*F + (T-1)*P, as sequenceLength()
+        IDimensionExpr const* s = exprBuilder.operation(DimensionOperation::kSUM,
+            *exprBuilder.operation(DimensionOperation::kPROD, *t, *f),
+            *exprBuilder.operation(DimensionOperation::kPROD, *gaps, *exprBuilder.constant(mAttributes.promptsPerGap)));
+        outputs[0].nbDims = 3;
+        outputs[0].d[0] = b;
+        outputs[0].d[1] = s;
+        outputs[0].d[2] = d;
+        outputs[1].nbDims = 2;
+        outputs[1].d[0] = b;
+        outputs[1].d[1] = s;
+        for (int32_t i = 2; i < 4; ++i)
+        {
+            outputs[i].nbDims = 2;
+            outputs[i].d[0] = b;
+            outputs[i].d[1] = gaps;
+        }
+        return 0;
+    });
 }
 
 bool TemporalPromptInsertPlugin::supportsFormatCombination(
@@ -162,27 +200,29 @@ bool TemporalPromptInsertPlugin::supportsFormatCombination(
 int32_t TemporalPromptInsertPlugin::configurePlugin(
     DynamicPluginTensorDesc const* in, int32_t nbInputs, DynamicPluginTensorDesc const* /*out*/, int32_t /*nbOutputs*/) noexcept
 {
-    if (nbInputs != kNbInputs)
-    {
-        return -1;
-    }
-    // shapes with every dimension known are checked now; the rest at onShapeChange
-    Dims const& frames = in[0].desc.dims;
-    Dims const& gaps = in[1].desc.dims;
-    for (int32_t i = 0; i < 4; ++i)
-    {
-        if (frames.d[i] < 0 || gaps.d[i] < 0)
+    return guarded("configurePlugin", int32_t{-1}, [&]() -> int32_t {
+        if (nbInputs != kNbInputs)
         {
-            return 0;
+            return -1;
         }
-    }
-    std::string const msg = checkShapes(mAttributes, inputDims(frames, gaps));
-    if (!msg.empty())
-    {
-        logError(msg);
-        return -1;
-    }
-    return 0;
+        // shapes with every dimension known are checked now; the rest at onShapeChange
+        Dims const& frames = in[0].desc.dims;
+        Dims const& gaps = in[1].desc.dims;
+        for (int32_t i = 0; i < 4; ++i)
+        {
+            if (frames.d[i] < 0 || gaps.d[i] < 0)
+            {
+                return 0;
+            }
+        }
+        std::string const msg = checkShapes(mAttributes, inputDims(frames, gaps));
+        if (!msg.empty())
+        {
+            logError(msg);
+            return -1;
+        }
+        return 0;
+    });
 }
 
 size_t TemporalPromptInsertPlugin::getWorkspaceSize(DynamicPluginTensorDesc const* /*inputs*/, int32_t /*nbInputs*/,
@@ -194,45 +234,49 @@ size_t TemporalPromptInsertPlugin::getWorkspaceSize(DynamicPluginTensorDesc cons
 int32_t TemporalPromptInsertPlugin::onShapeChange(
     PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const* /*out*/, int32_t /*nbOutputs*/) noexcept
 {
-    if (nbInputs != kNbInputs)
-    {
-        return -1;
-    }
-    std::string const msg = checkShapes(mAttributes, inputDims(in[0].dims, in[1].dims));
-    if (!msg.empty())
-    {
-        logError(msg);
-        return -1;
-    }
-    return 0;
+    return guarded("onShapeChange", int32_t{-1}, [&]() -> int32_t {
+        if (nbInputs != kNbInputs)
+        {
+            return -1;
+        }
+        std::string const msg = checkShapes(mAttributes, inputDims(in[0].dims, in[1].dims));
+        if (!msg.empty())
+        {
+            logError(msg);
+            return -1;
+        }
+        return 0;
+    });
 }
 
 int32_t TemporalPromptInsertPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensorDesc const* /*outputDesc*/,
     void const* const* inputs, void* const* outputs, void* /*workspace*/, cudaStream_t stream) noexcept
 {
-    Dims const& x = inputDesc[0].dims;
-    Problem const pb{x.d[0], x.d[1], x.d[2], x.d[3], mAttributes.promptsPerGap, mAttributes.numPatches,
-        mAttributes.variationTol};
-    auto* mask = static_cast<bool*>(outputs[1]);
-    auto* variation = static_cast<float*>(outputs[2]);
-    auto* count = static_cast<int32_t*>(outputs[3]);
-    cudaError_t err;
-    if (inputDesc[0].type == DataType::kHALF)
-    {
-        err = launch<__half>(pb, static_cast<__half const*>(inputs[0]), static_cast<__half const*>(inputs[1]),
-            static_cast<__half*>(outputs[0]), mask, variation, count, stream);
-    }
-    else
-    {
-        err = launch<float>(pb, static_cast<float const*>(inputs[0]), static_cast<float const*>(inputs[1]),
-            static_cast<float*>(outputs[0]), mask, variation, count, stream);
-    }
-    if (err != cudaSuccess)
-    {
-        logError(std::string("kernel launch failed: ") + cudaGetErrorString(err));
-        return -1;
-    }
-    return 0;
+    return guarded("enqueue", int32_t{-1}, [&]() -> int32_t {
+        Dims const& x = inputDesc[0].dims;
+        Problem const pb{x.d[0], x.d[1], x.d[2], x.d[3], mAttributes.promptsPerGap, mAttributes.numPatches,
+            mAttributes.variationTol};
+        auto* mask = static_cast<bool*>(outputs[1]);
+        auto* variation = static_cast<float*>(outputs[2]);
+        auto* count = static_cast<int32_t*>(outputs[3]);
+        cudaError_t err;
+        if (inputDesc[0].type == DataType::kHALF)
+        {
+            err = launch<__half>(pb, static_cast<__half const*>(inputs[0]), static_cast<__half const*>(inputs[1]),
+                static_cast<__half*>(outputs[0]), mask, variation, count, stream);
+        }
+        else
+        {
+            err = launch<float>(pb, static_cast<float const*>(inputs[0]), static_cast<float const*>(inputs[1]),
+                static_cast<float*>(outputs[0]), mask, variation, count, stream);
+        }
+        if (err != cudaSuccess)
+        {
+            logError(std::string("kernel launch failed: ") + cudaGetErrorString(err));
+            return -1;
+        }
+        return 0;
+    });
 }
 
 IPluginV3* TemporalPromptInsertPlugin::attachToContext(IPluginResourceContext* /*context*/) noexcept
@@ -278,40 +322,42 @@ PluginFieldCollection const* TemporalPromptInsertCreator::getFieldNames() noexce
 IPluginV3* TemporalPromptInsertCreator::createPlugin(
     char const* /*name*/, PluginFieldCollection const* fc, TensorRTPhase /*phase*/) noexcept
 {
-    Attributes a;
-    bool seen[3] = {false, false, false};
-    for (int32_t i = 0; fc != nullptr && i < fc->nbFields; ++i)
-    {
-        PluginField const& field = fc->fields[i];
-        if (std::strcmp(field.name, kPromptsPerGap) == 0 && field.type == PluginFieldType::kINT32)
+    return guarded("createPlugin", static_cast<IPluginV3*>(nullptr), [&]() -> IPluginV3* {
+        Attributes a;
+        bool seen[3] = {false, false, false};
+        for (int32_t i = 0; fc != nullptr && i < fc->nbFields; ++i)
         {
-            a.promptsPerGap = *static_cast<int32_t const*>(field.data);
-            seen[0] = true;
+            PluginField const& field = fc->fields[i];
+            if (std::strcmp(field.name, kPromptsPerGap) == 0 && field.type == PluginFieldType::kINT32)
+            {
+                a.promptsPerGap = *static_cast<int32_t const*>(field.data);
+                seen[0] = true;
+            }
+            else if (std::strcmp(field.name, kNumPatches) == 0 && field.type == PluginFieldType::kINT32)
+            {
+                a.numPatches = *static_cast<int32_t const*>(field.data);
+                seen[1] = true;
+            }
+            else if (std::strcmp(field.name, kVariationTol) == 0 && field.type == PluginFieldType::kFLOAT32)
+            {
+                a.variationTol = *static_cast<float const*>(field.data);
+                seen[2] = true;
+            }
         }
-        else if (std::strcmp(field.name, kNumPatches) == 0 && field.type == PluginFieldType::kINT32)
+        if (!seen[0] || !seen[1] || !seen[2])
         {
-            a.numPatches = *static_cast<int32_t const*>(field.data);
-            seen[1] = true;
+            logError(std::string("needs the fields ") + kPromptsPerGap + " (int32), " + kNumPatches + " (int32) and "
+                + kVariationTol + " (float32)");
+            return nullptr;
         }
-        else if (std::strcmp(field.name, kVariationTol) == 0 && field.type == PluginFieldType::kFLOAT32)
+        std::string const msg = checkAttributes(a);
+        if (!msg.empty())
         {
-            a.variationTol = *static_cast<float const*>(field.data);
-            seen[2] = true;
+            logError(msg);
+            return nullptr;
         }
-    }
-    if (!seen[0] || !seen[1] || !seen[2])
-    {
-        logError(std::string("needs the fields ") + kPromptsPerGap + " (int32), " + kNumPatches + " (int32) and "
-            + kVariationTol + " (float32)");
-        return nullptr;
-    }
-    std::string const msg = checkAttributes(a);
-    if (!msg.empty())
-    {
-        logError(msg);
-        return nullptr;
-    }
-    return new (std::nothrow) TemporalPromptInsertPlugin(a);
+        return new TemporalPromptInsertPlugin(a);
+    });
 }
 
 } // namespace tpi
