@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, Q
                                QVBoxLayout, QWidget)
 
 from stop_export.runtime.backends import BackendError, available_ort_providers
-from stop_export.runtime.buffer import ClipBuffer
 from stop_export.runtime.events import EventCfg, EventDetector
 from stop_export.runtime.recognizer import Recognizer
 from stop_export.schema import MetadataError
@@ -198,10 +197,7 @@ class MainWindow(QMainWindow):
         if self.recognizer is None:
             self.show_message("open a model to start recognising")
             return
-        meta = self.recognizer.meta
-        buffer = ClipBuffer(meta.frames, meta.sampling.get("frame_interval_s", 0.5), self.predict_every_s,
-                            self.recognizer.preprocess)
-        self.hub = FrameHub(buffer)
+        self.hub = FrameHub(self.recognizer.clip_buffer(self.predict_every_s))
         self.events = EventDetector(self.recognizer.labels, self.event_cfg)
         self.capture = CaptureWorker(self.hub, source, loop=self.loop_box.isChecked(), realtime=realtime)
         self.capture.frameReady.connect(self._on_frame)

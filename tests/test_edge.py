@@ -139,3 +139,15 @@ def test_gui_says_why_qt_cannot_start(tmp_path):
                             env={"PATH": "/usr/bin:/bin", "QT_QPA_PLATFORM": "xcb", "DISPLAY": ":97"}, timeout=120)
     err = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(err) == 1 and err[0].startswith("stop-gui: "), result.stderr
+
+
+def test_recognizer_offers_the_clip_buffer(exported):
+    from stop_export.runtime.recognizer import Recognizer
+
+    rec = Recognizer.open(exported["dynamic"], "cpu")
+    buffer = rec.clip_buffer(0.25)
+    assert buffer.frames == rec.meta.frames and buffer.every == 0.25
+    assert buffer.interval == rec.meta.sampling["frame_interval_s"] and buffer.pre == rec.preprocess
+    assert rec.clip_buffer(0.25, frame_interval_s=0.1).span == pytest.approx(0.1 * (rec.meta.frames - 1))
+    with pytest.raises(ValueError):
+        rec.clip_buffer(0.0)

@@ -159,8 +159,7 @@ def run_recognize(args) -> int:
                 raise RecognizeError(f"cannot read {args.source}: {err}") from None
             printer.video(pred.top(args.top_k, rec.labels), "eval", 1)
             return 0
-        interval = args.frame_interval or rec.meta.sampling["frame_interval_s"]
-        buffer = ClipBuffer(rec.meta.frames, interval, args.predict_every, rec.preprocess)
+        buffer = rec.clip_buffer(args.predict_every, args.frame_interval)
         events = EventDetector(rec.labels, EventCfg(args.smoothing, args.on, args.off, args.min_duration))
         total, windows = None, 0
         stop = threading.Event()
@@ -178,7 +177,7 @@ def run_recognize(args) -> int:
                 for event in events.finish(buffer.latest):
                     printer.event(event)
         if total is None:
-            need = (rec.meta.frames - 1) * interval
+            need = buffer.span
             raise RecognizeError(f"{args.source} ended after {buffer.latest or 0:.2f} s, before one clip ({need:.2f} s) was complete; "
                                  "try --protocol eval or a smaller --frame-interval")
         printer.video(top_k(total / windows, rec.labels, args.top_k), "live", windows)

@@ -14,6 +14,7 @@ from stop_train.video.sampling import SamplingCfg
 
 from ..schema import TEXT_INPUT, Metadata
 from .backends import Backend, open_backend
+from .buffer import ClipBuffer
 from .errors import BackendError
 from .tokenizer import ClipTokenizer
 
@@ -59,6 +60,13 @@ class Recognizer:
         """A model file (.onnx, or .engine with its sidecar; `plugin`: the TemporalPromptInsert library an
         engine may need, else $STOP_TPI_PLUGIN) or a run / model folder (torch backend). Raises BackendError."""
         return cls(open_backend(model, backend, threads, labels=labels, plugin=plugin))
+
+    def clip_buffer(self, predict_every_s: float, frame_interval_s: float | None = None) -> ClipBuffer:
+        """The live clip buffer for this model (DECISIONS §4): its T frames, `frame_interval_s` apart (default:
+        the time scale the model learned, from the metadata), pre-processed as in training; a prediction falls
+        due every `predict_every_s` seconds. Raises ValueError for non-positive times."""
+        interval = frame_interval_s or self.sampling.frame_interval_s
+        return ClipBuffer(self.meta.frames, interval, predict_every_s, self.preprocess)
 
     def predict(self, frames: np.ndarray) -> Prediction:
         """uint8 RGB (B, T, S, S, 3) (or one clip (T, S, S, 3)) -> scores over `self.labels`."""
