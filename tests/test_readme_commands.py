@@ -41,6 +41,8 @@ NOT_RUNNABLE = {
     "STOP_TPI_PLUGIN=/path/libstop_tpi_plugin.so stop-recognize model-fp16.engine --source video.mp4":
         "runs a TensorRT engine with the plugin: needs a GPU and full TensorRT",
     "stop-gui --model model-fp16.engine --source rtsp://cam/stream": "runs a TensorRT engine: needs a GPU",
+    "stop-recognize model-fp16.engine --plugin /path/libstop_tpi_plugin.so --source video.mp4":
+        "runs a TensorRT engine with the plugin: needs a GPU and full TensorRT",
 }
 
 TRAIN_BOUND = ["--max-steps", "2", "--batch-size", "4", "--workers", "0"]  # the large label sets: two steps
