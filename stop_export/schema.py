@@ -35,6 +35,9 @@ class Metadata:
     text_encoder: str = ""  # file name of the text-encoder ONNX beside the model ('' = none)
     tokenizer: str = ""  # file name of the tokenizer JSON beside the model
     tensorrt: dict[str, Any] = field(default_factory=dict)  # engine sidecars: version, compute capability, plugin
+    # the weights and model config (not the labels): equal for an ONNX file and every engine built from it;
+    # '' in files exported before it was recorded
+    fingerprint: str = ""
     schema_version: int = SCHEMA_VERSION
 
     @property

@@ -197,3 +197,19 @@ def test_torch_backend_in_bf16_stays_close_to_fp32(exported):
     assert b["logits"].dtype == np.float32 and b["video_embedding"].dtype == np.float32
     cosine = (a["video_embedding"] * b["video_embedding"]).sum(-1)
     assert cosine.min() > 0.99  # bf16 rounding only
+
+
+def test_the_fingerprint_names_the_weights_not_the_labels(exported):
+    import torch
+
+    from stop_export.onnx.export import model_fingerprint
+    from stop_export.runtime.recognizer import Recognizer
+    from stop_train.model import load_model
+
+    model = load_model(exported["dynamic"].parent / "model")
+    rec = Recognizer.open(exported["dynamic"], "cpu")
+    assert rec.meta.fingerprint == model_fingerprint(model) and len(rec.meta.fingerprint) == 16
+    assert Recognizer.open(exported["official"], "cpu").meta.fingerprint != rec.meta.fingerprint
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] += 1e-3
+    assert model_fingerprint(model) != rec.meta.fingerprint

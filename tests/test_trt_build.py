@@ -88,6 +88,8 @@ def test_tensorrt_for_rtx_builds_fp32_and_fp16_engines(exported, mode, tmp_path,
         sidecar = json.loads((tmp_path / f"{engine.name}.json").read_text())
         assert sidecar["tensorrt"]["precision"] == ("fp16" if fp16 else "fp32")
         assert sidecar["tensorrt"]["batch"] == [1, 1, 4] and sidecar["labels"][0] == "MovingLeft"
+        onnx_meta = json.loads({p.key: p.value for p in onnx.load(str(exported[mode])).metadata_props}["stop"])
+        assert len(sidecar["fingerprint"]) == 16 and sidecar["fingerprint"] == onnx_meta["fingerprint"]
         expected = "function body" if mode == "dynamic" else "none"
         assert section["implementation"].startswith(expected) and section["flavour"] == "tensorrt_rtx"
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -139,6 +140,16 @@ class TextEncoder(nn.Module):
         return self.model.encode_text(token_ids)
 
 
+def model_fingerprint(model: STOP) -> str:
+    """16 hex digits of SHA-256 over the model config and every weight (float32 bytes, in name order): what
+    a label bank or a cache keyed on the model compares. Labels and the export format do not enter it."""
+    digest = hashlib.sha256(json.dumps(model.cfg.to_dict(), sort_keys=True).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def build_metadata(src: ExportSource, text_encoder: str = "", tokenizer: str = "") -> Metadata:
     cfg: ModelConfig = src.model.cfg
     pre = src.preprocess
@@ -148,7 +159,7 @@ def build_metadata(src: ExportSource, text_encoder: str = "", tokenizer: str = "
         preprocess={"mean": list(pre.mean), "std": list(pre.std), "resize": "short side, bicubic",
                     "crop": "square, centre (test views: see sampling)", "input": "uint8 RGB (B, T, S, S, 3)"},
         sampling=dataclasses.asdict(src.sampling), model=cfg.to_dict(), toolkit_version=stop_train.__version__,
-        source=src.description, text_encoder=text_encoder, tokenizer=tokenizer,
+        source=src.description, text_encoder=text_encoder, tokenizer=tokenizer, fingerprint=model_fingerprint(src.model),
     )
 
 
