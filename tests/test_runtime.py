@@ -149,3 +149,15 @@ def test_readme_runtime_example_runs(exported, capsys):
     top = eval(capsys.readouterr().out)
     assert len(top) == 3 and all(label in ("MovingLeft", "MovingRight", "MovingUp", "MovingDown", "GrowingBigger",
                                            "ShrinkingSmaller") for label, _ in top)
+
+
+def test_recognize_takes_plain_arguments(exported, video, capsys):
+    from stop_export.runtime.events import EventCfg
+    from stop_export.runtime.recognize import Printer, recognize
+
+    rec = Recognizer.open(exported["dynamic"], "cpu")
+    assert recognize(rec, str(video), Printer(True, None), predict_every_s=0.5, frame_interval_s=0.25,
+                     events=EventCfg(0.5, 0.0, 0.0, 0.0)) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert records[-1]["type"] == "video" and records[-1]["windows"] == sum(r["type"] == "window" for r in records)
+    assert any(r["type"] == "event" for r in records)

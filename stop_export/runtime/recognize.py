@@ -18,7 +18,8 @@ from ..schema import MetadataError
 from .backends import BackendError
 from .buffer import ClipBuffer
 from .events import EventCfg, EventDetector
-from .recognizer import Recognizer, top_k
+from .recognizer import Recognizer
+from .recognizer import top_k as top_k_of
 
 
 class RecognizeError(RuntimeError):
@@ -138,6 +139,7 @@ def stream_windows(rec: Recognizer, frames: Iterable[tuple[float, np.ndarray]],
 
 
 def run_recognize(args) -> int:
+    """`stop-recognize`'s namespace -> `recognize(...)`: opens the model (and re-labels it) and the printer."""
     try:
         rec = Recognizer.open(args.model, args.backend, args.threads, plugin=args.plugin)
         if args.labels:
@@ -148,40 +150,55 @@ def run_recognize(args) -> int:
         raise RecognizeError(str(err)) from None
     printer = Printer(args.json, args.events)
     try:
-        if args.protocol == "eval":
-            try:
-                if SourceSpec.parse(args.source).live:
-                    raise RecognizeError("--protocol eval needs a video file (it samples the whole video)")
-                pred = rec.predict_file(args.source)
-            except SourceError as err:
-                raise RecognizeError(str(err)) from None
-            except (VideoReadError, OSError) as err:
-                raise RecognizeError(f"cannot read {args.source}: {err}") from None
-            printer.video(pred.top(args.top_k, rec.labels), "eval", 1)
-            return 0
-        buffer = rec.clip_buffer(args.predict_every, args.frame_interval)
-        events = EventDetector(rec.labels, EventCfg(args.smoothing, args.on, args.off, args.min_duration))
-        total, windows = None, 0
-        stop = threading.Event()
-        frames = frames_from(args.source, args.max_seconds, ReconnectPolicy(args.reconnect),
-                             opened=lambda _source: buffer.clear(), stop=stop)  # no history across a reconnect
-        with sigint_sets(stop):
-            try:
-                for end, scores in stream_windows(rec, frames, buffer):
-                    total = scores if total is None else total + scores
-                    windows += 1
-                    printer.window(end, top_k(scores, rec.labels, args.top_k))
-                    for event in events.update(end, scores):
-                        printer.event(event)
-            finally:  # events still open when the source ends, or is given up, are closed at its last frame
-                for event in events.finish(buffer.latest):
-                    printer.event(event)
-        if total is None:
-            need = buffer.span
-            raise RecognizeError(f"{args.source} ended after {buffer.latest or 0:.2f} s, before one clip ({need:.2f} s) was complete; "
-                                 "try --protocol eval or a smaller --frame-interval")
-        printer.video(top_k(total / windows, rec.labels, args.top_k), "live", windows)
-        return 0
+        return recognize(rec, args.source, printer, protocol=args.protocol, top_k=args.top_k,
+                         predict_every_s=args.predict_every, frame_interval_s=args.frame_interval,
+                         events=EventCfg(args.smoothing, args.on, args.off, args.min_duration),
+                         max_seconds=args.max_seconds, reconnect=args.reconnect)
     finally:
         printer.close()
+
+
+def recognize(rec: Recognizer, source: str, printer: Printer, *, protocol: str = "live", top_k: int = 3,
+              predict_every_s: float = 0.5, frame_interval_s: float | None = None, events: EventCfg | None = None,
+              max_seconds: float = 0.0, reconnect: int | None = None) -> int:
+    """Recognise `source` (file, camera or stream URL) and report through `printer`; returns 0.
+
+    protocol 'eval': the test views of the whole file, one result. 'live': the clip buffer
+    (`Recognizer.clip_buffer`), a window every `predict_every_s` seconds, events from `EventDetector`, and the
+    mean over the windows at the end; `max_seconds` > 0 stops early; a lost camera or stream is retried under
+    `ReconnectPolicy(reconnect)` (None: forever). Raises RecognizeError (its `exit_code`) with the reason.
+    """
+    if protocol == "eval":
+        try:
+            if SourceSpec.parse(source).live:
+                raise RecognizeError("--protocol eval needs a video file (it samples the whole video)")
+            pred = rec.predict_file(source)
+        except SourceError as err:
+            raise RecognizeError(str(err)) from None
+        except (VideoReadError, OSError) as err:
+            raise RecognizeError(f"cannot read {source}: {err}") from None
+        printer.video(pred.top(top_k, rec.labels), "eval", 1)
+        return 0
+    buffer = rec.clip_buffer(predict_every_s, frame_interval_s)
+    detector = EventDetector(rec.labels, events or EventCfg())
+    total, windows = None, 0
+    stop = threading.Event()
+    frames = frames_from(source, max_seconds, ReconnectPolicy(reconnect),
+                         opened=lambda _source: buffer.clear(), stop=stop)  # no history across a reconnect
+    with sigint_sets(stop):
+        try:
+            for end, scores in stream_windows(rec, frames, buffer):
+                total = scores if total is None else total + scores
+                windows += 1
+                printer.window(end, top_k_of(scores, rec.labels, top_k))
+                for event in detector.update(end, scores):
+                    printer.event(event)
+        finally:  # events still open when the source ends, or is given up, are closed at its last frame
+            for event in detector.finish(buffer.latest):
+                printer.event(event)
+    if total is None:
+        raise RecognizeError(f"{source} ended after {buffer.latest or 0:.2f} s, before one clip ({buffer.span:.2f} s) "
+                             "was complete; try --protocol eval or a smaller --frame-interval")
+    printer.video(top_k_of(total / windows, rec.labels, top_k), "live", windows)
+    return 0
 
