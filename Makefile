@@ -15,7 +15,7 @@ endif
 
 REPORT := build/test-report.xml
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv edge-venv clean
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,19 @@ $(VENV)/.test: $(VENV)/.train pyproject.toml
 	touch $@
 
 venv: $(VENV)/.test
+
+# The edge box: the wheel with only [runtime,gui,rtx] (no torch, no onnx), rebuilt when the wheel's inputs change.
+EDGE := build/edge-venv
+EDGE_INPUTS := pyproject.toml $(shell git ls-files stop_train stop_export stop_gui models 2>/dev/null)
+
+$(EDGE)/.built: $(VENV)/.test $(EDGE_INPUTS)
+	rm -rf $(EDGE) build/edge-wheel
+	$(PIP) wheel --quiet --no-deps --no-build-isolation -w build/edge-wheel .
+	$(PYTHON) -m venv $(EDGE)
+	$(EDGE)/bin/python -m pip install --quiet --disable-pip-version-check "$$(ls build/edge-wheel/stop_toolkit-*.whl)[runtime,gui,rtx]"
+	touch $@
+
+edge-venv: $(EDGE)/.built
 
 ifndef DEMO_RUN
 # expanded once, so every step of the demo uses the same run

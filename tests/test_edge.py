@@ -151,3 +151,43 @@ def test_recognizer_offers_the_clip_buffer(exported):
     assert rec.clip_buffer(0.25, frame_interval_s=0.1).span == pytest.approx(0.1 * (rec.meta.frames - 1))
     with pytest.raises(ValueError):
         rec.clip_buffer(0.0)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def edge_env() -> Path:
+    """The wheel installed with only [runtime,gui,rtx] (`make edge-venv`, reused while its inputs are unchanged)."""
+    result = subprocess.run(["make", "edge-venv", f"VENV={Path(sys.executable).parent.parent}"], cwd=REPO,
+                            capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return REPO / "build" / "edge-venv"
+
+
+def test_the_edge_install_runs_every_runtime_path(edge_env, exported, video, tmp_path):
+    py = str(edge_env / "bin" / "python")
+    for module in ("torch", "onnx", "onnxscript", "open_clip"):  # the environment really lacks them
+        assert subprocess.run([py, "-c", f"import {module}"], capture_output=True).returncode != 0, module
+    labels = tmp_path / "labels.txt"
+    labels.write_text("Biking\nDiving\nPushUps\n")
+    result = subprocess.run([str(edge_env / "bin" / "stop-recognize"), str(exported["dynamic"]), "--source", str(video),
+                             "--json", "--labels", str(labels), "--frame-interval", "0.25"],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert records[-1]["type"] == "video" and {k for k, _ in records[-1]["top"]} == {"Biking", "Diving", "PushUps"}
+    shot = tmp_path / "shot.png"
+    result = subprocess.run([str(edge_env / "bin" / "stop-gui"), "--model", str(exported["dynamic"]), "--source",
+                             str(video), "--screenshot", str(shot), "--quit-after", "3"], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=300, env={"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin",
+                                                            "HOME": str(tmp_path)})
+    assert result.returncode == 0 and shot.stat().st_size > 0, result.stderr[-2000:]
+    engine = engine_with_sidecar(exported["dynamic"], tmp_path)
+    code = (f"from stop_export.runtime.recognizer import Recognizer\n"
+            f"from stop_export.runtime.errors import BackendError\n"
+            f"try:\n    Recognizer.open({str(engine)!r})\nexcept BackendError as err:\n    print('ENGINE:', err)\n")
+    result = subprocess.run([py, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]  # never an ImportError
+    line = result.stdout.strip()
+    assert line.startswith("ENGINE:") and ("cuda-python" in line or "GPU" in line), line
