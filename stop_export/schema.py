@@ -1,12 +1,22 @@
 """The one versioned metadata schema (DECISIONS §3): written into ONNX `metadata_props` and into the JSON
-sidecar of a TensorRT engine, read by every runtime. Stdlib only."""
+sidecar of a TensorRT engine, read by every runtime. Torch-free and onnx-free (DECISIONS §9).
+
+Schema 2 holds the model, pre-processing and sampling configs as typed objects, with T and the input size
+stored once (in the model config and the pre-processing). Schema 1 files (frames, size and mode beside
+untyped dicts) still open: they are checked for agreement and read into the same object.
+"""
 from __future__ import annotations
 
+import dataclasses
 import json
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
-SCHEMA_VERSION = 1
+from stop_train.config import ModelConfig
+from stop_train.video.preprocess import PreprocessCfg
+from stop_train.video.sampling import SamplingCfg
+
+SCHEMA_VERSION = 2
 METADATA_KEY = "stop"  # metadata_props key holding the JSON document
 INPUT_NAME = "frames"
 DYNAMIC_OUTPUTS = ("logits", "video_embedding", "spatial_mask", "gap_variation", "gap_prompt_count")
@@ -24,12 +34,9 @@ class Metadata:
     labels: list[str]  # canonical class keys, in dataset index order
     template: str  # prompt text for labels ("a video of a person {label}.")
     logit_scale: float  # logits = logit_scale * video_embedding . text_embedding^T
-    mode: str  # 'dynamic' or 'official'
-    frames: int  # T
-    size: int  # square input side S
-    preprocess: dict[str, Any]  # mean, std (0-1 RGB), resize and crop rule
-    sampling: dict[str, Any]  # sampler, frame_interval_s, test_clips, test_crops (DECISIONS §4)
-    model: dict[str, Any]  # the ModelConfig fields
+    model: ModelConfig  # the run's one model config (mode, T = model.frames, ...)
+    preprocess: PreprocessCfg  # input side S, mean, std (0-1 RGB); resize short side + centre crop
+    sampling: SamplingCfg  # sampler, frame_interval_s, test_clips, test_crops (DECISIONS §4)
     toolkit_version: str
     source: str = ""  # what was exported (run directory, checkpoint, preset)
     text_encoder: str = ""  # file name of the text-encoder ONNX beside the model ('' = none)
@@ -41,6 +48,20 @@ class Metadata:
     schema_version: int = SCHEMA_VERSION
 
     @property
+    def mode(self) -> str:
+        return self.model.mode
+
+    @property
+    def frames(self) -> int:
+        """T."""
+        return self.model.frames
+
+    @property
+    def size(self) -> int:
+        """The square input side S."""
+        return self.preprocess.size
+
+    @property
     def outputs(self) -> tuple[str, ...]:
         return DYNAMIC_OUTPUTS if self.mode == "dynamic" else OFFICIAL_OUTPUTS
 
@@ -50,34 +71,55 @@ class Metadata:
         return (self.frames, self.size, self.size, 3)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | None, where: str = "model") -> "Metadata":
+        """Read schema 1 or 2. Raises MetadataError for none, bad JSON, a newer schema, missing or
+        inconsistent fields."""
         if not text:
             raise MetadataError(f"{where} carries no STOP metadata (key {METADATA_KEY!r}): export it with stop-export")
         try:
             data = json.loads(text)
         except json.JSONDecodeError as err:
             raise MetadataError(f"{where}: STOP metadata is not valid JSON ({err})") from None
+        if not isinstance(data, dict):
+            raise MetadataError(f"{where}: STOP metadata is not a JSON object")
         version = data.get("schema_version")
         if not isinstance(version, int) or version > SCHEMA_VERSION:
             raise MetadataError(
                 f"{where} uses metadata schema {version!r}; this toolkit reads up to {SCHEMA_VERSION}: upgrade stop-toolkit"
             )
-        known = {f.name for f in fields(cls)}
         missing = [f.name for f in fields(cls) if f.name not in data and f.default is MISSING
                    and f.default_factory is MISSING]
         if missing:
             raise MetadataError(f"{where}: STOP metadata lacks {', '.join(missing)}")
-        meta = cls(**{k: v for k, v in data.items() if k in known})
+        data = dict(data)
+        try:
+            model = ModelConfig.from_dict(data.pop("model"))
+            pre, sampling = data.pop("preprocess"), data.pop("sampling")
+            preprocess = PreprocessCfg(size=int(pre.get("size", data.get("size", model.vision.image_size))),
+                                       mean=tuple(pre["mean"]), std=tuple(pre["std"]))
+            known = {f.name for f in fields(SamplingCfg)}
+            sampling = SamplingCfg(**{k: v for k, v in sampling.items() if k in known})
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise MetadataError(f"{where}: STOP metadata has an unreadable model, preprocess or sampling ({err})") from None
+        if version == 1:  # frames, size and mode were stored beside the configs: they must agree
+            old = {"frames": model.frames, "size": preprocess.size, "mode": model.mode}
+            differ = [f"{k} {data[k]!r} vs {v!r}" for k, v in old.items() if k in data and data[k] != v]
+            if differ:
+                raise MetadataError(f"{where}: STOP metadata disagrees with its model config: {', '.join(differ)}")
+        known = {f.name for f in fields(cls)}
+        rest = {k: v for k, v in data.items() if k in known and k != "schema_version"}
+        meta = cls(model=model, preprocess=preprocess, sampling=sampling, **rest)
         meta.validate(where)
         return meta
 
     def validate(self, where: str = "model") -> None:
-        if self.mode not in ("dynamic", "official"):
-            raise MetadataError(f"{where}: unknown mode {self.mode!r}")
         if not self.labels:
             raise MetadataError(f"{where}: no labels in the metadata")
-        if self.frames < 2 or self.size < 1:
-            raise MetadataError(f"{where}: frames={self.frames}, size={self.size} are not a model input")
+        if self.sampling.frames != self.model.frames:
+            raise MetadataError(f"{where}: sampling takes {self.sampling.frames} frames, the model {self.model.frames}")
+        if self.preprocess.size != self.model.vision.image_size:
+            raise MetadataError(f"{where}: pre-processing gives {self.preprocess.size} px, the model takes "
+                                f"{self.model.vision.image_size}")

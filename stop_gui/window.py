@@ -161,7 +161,7 @@ class MainWindow(QMainWindow):
         self.labels_edit.setPlainText("\n".join(rec.labels))
         device = ", ".join(available_ort_providers()) if rec.backend.name.startswith("onnxruntime") else ""
         self.status_backend.setText(f"{rec.backend.name}{f' ({device})' if device else ''}")
-        lattice = meta.model.get("mask_layout") == "lattice"
+        lattice = meta.model.mask_layout == "lattice"
         self.heatmap_box.setEnabled(not lattice)
         self.heatmap_note.setText("heatmap off: this model's mask uses the published lattice layout (bug B1), "
                                   "whose cells are not image regions" if lattice else "")

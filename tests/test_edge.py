@@ -147,7 +147,7 @@ def test_recognizer_offers_the_clip_buffer(exported):
     rec = Recognizer.open(exported["dynamic"], "cpu")
     buffer = rec.clip_buffer(0.25)
     assert buffer.frames == rec.meta.frames and buffer.every == 0.25
-    assert buffer.interval == rec.meta.sampling["frame_interval_s"] and buffer.pre == rec.preprocess
+    assert buffer.interval == rec.meta.sampling.frame_interval_s and buffer.pre == rec.preprocess
     assert rec.clip_buffer(0.25, frame_interval_s=0.1).span == pytest.approx(0.1 * (rec.meta.frames - 1))
     with pytest.raises(ValueError):
         rec.clip_buffer(0.0)

@@ -119,17 +119,34 @@ def test_function_body_equals_reference_op(dtype, p, frames):
             assert (a == b).all(), name
 
 
-def test_metadata_rejects_newer_schema_and_missing_fields():
-    meta = Metadata(labels=["a"], template="{label}", logit_scale=100.0, mode="dynamic", frames=8, size=224,
-                    preprocess={}, sampling={}, model={}, toolkit_version="0")
-    assert Metadata.from_json(meta.to_json()) == meta
-    newer = json.loads(meta.to_json()) | {"schema_version": 99}
+def test_metadata_rejects_newer_schema_and_missing_fields_and_reads_schema_1():
+    from stop_train.config import load_config
+    from stop_train.video import PreprocessCfg, SamplingCfg
+
+    cfg = load_config("tiny")
+    meta = Metadata(labels=["a"], template="{label}", logit_scale=100.0, model=cfg,
+                    preprocess=PreprocessCfg.for_model(cfg), sampling=SamplingCfg(frames=cfg.frames), toolkit_version="0")
+    assert Metadata.from_json(meta.to_json()) == meta and (meta.frames, meta.size, meta.mode) == (4, 64, "dynamic")
+    stored = json.loads(meta.to_json())
+    assert "frames" not in stored and "size" not in stored  # T and S live once, in the configs
+    newer = stored | {"schema_version": 99}
     with pytest.raises(MetadataError, match="schema 99"):
         Metadata.from_json(json.dumps(newer))
     with pytest.raises(MetadataError, match="lacks labels"):
-        Metadata.from_json(json.dumps({k: v for k, v in json.loads(meta.to_json()).items() if k != "labels"}))
+        Metadata.from_json(json.dumps({k: v for k, v in stored.items() if k != "labels"}))
     with pytest.raises(MetadataError, match="no STOP metadata"):
         Metadata.from_json(None)
+    # a schema-1 document, as stop-export wrote them until 2026-11-30: frames/size/mode beside untyped dicts
+    v1 = stored | {"schema_version": 1, "frames": 4, "size": 64, "mode": "dynamic",
+                   "preprocess": {"mean": list(meta.preprocess.mean), "std": list(meta.preprocess.std),
+                                  "resize": "short side, bicubic", "crop": "square, centre", "input": "uint8 RGB"}}
+    v1.pop("fingerprint")
+    old = Metadata.from_json(json.dumps(v1))
+    assert (old.model, old.preprocess, old.sampling, old.fingerprint) == (meta.model, meta.preprocess, meta.sampling, "")
+    with pytest.raises(MetadataError, match="frames 8 vs 4"):
+        Metadata.from_json(json.dumps(v1 | {"frames": 8}))
+    with pytest.raises(MetadataError, match="sampling takes 8 frames"):
+        Metadata.from_json(json.dumps(stored | {"sampling": {"frames": 8}}))
 
 
 @pytest.mark.parametrize("name", LABEL_SETS)
@@ -182,7 +199,7 @@ def test_export_of_a_training_run(tmp_path):
     assert export_main([str(run), "--no-text-encoder"]) == 0
     meta = OrtBackend(run / "export" / "model.onnx").metadata
     assert meta.labels == (run / "labels.txt").read_text().split()
-    assert meta.sampling["frame_interval_s"] == pytest.approx(12 / 4 / 25)  # 12 frames at 25 fps, T = 4
+    assert meta.sampling.frame_interval_s == pytest.approx(12 / 4 / 25)  # 12 frames at 25 fps, T = 4
 
 
 def test_torch_backend_in_bf16_stays_close_to_fp32(exported):

@@ -1,7 +1,6 @@
 """Export a STOP video classifier (and its text encoder) to ONNX, as DECISIONS §3 defines the graph."""
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -154,12 +153,9 @@ def build_metadata(src: ExportSource, text_encoder: str = "", tokenizer: str = "
     cfg: ModelConfig = src.model.cfg
     pre = src.preprocess
     return Metadata(
-        labels=list(src.labels), template=src.template, logit_scale=float(src.model.logit_scale),
-        mode=cfg.mode, frames=cfg.frames, size=pre.size,
-        preprocess={"mean": list(pre.mean), "std": list(pre.std), "resize": "short side, bicubic",
-                    "crop": "square, centre (test views: see sampling)", "input": "uint8 RGB (B, T, S, S, 3)"},
-        sampling=dataclasses.asdict(src.sampling), model=cfg.to_dict(), toolkit_version=stop_train.__version__,
-        source=src.description, text_encoder=text_encoder, tokenizer=tokenizer, fingerprint=model_fingerprint(src.model),
+        labels=list(src.labels), template=src.template, logit_scale=float(src.model.logit_scale), model=cfg,
+        preprocess=pre, sampling=src.sampling, toolkit_version=stop_train.__version__, source=src.description,
+        text_encoder=text_encoder, tokenizer=tokenizer, fingerprint=model_fingerprint(src.model),
     )
 
 

@@ -2,7 +2,6 @@
 test-view protocol for files, and re-labelling through the exported text encoder (no PyTorch)."""
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,10 +48,8 @@ class Recognizer:
         self.meta: Metadata = backend.metadata
         self.labels = list(self.meta.labels)
         self._text: np.ndarray | None = None  # (K, E) when re-labelled
-        self.preprocess = PreprocessCfg(size=self.meta.size, mean=tuple(self.meta.preprocess["mean"]),
-                                        std=tuple(self.meta.preprocess["std"]))
-        fields = {f.name for f in dataclasses.fields(SamplingCfg)}
-        self.sampling = SamplingCfg(**{k: v for k, v in self.meta.sampling.items() if k in fields})
+        self.preprocess: PreprocessCfg = self.meta.preprocess
+        self.sampling: SamplingCfg = self.meta.sampling
 
     @classmethod
     def open(cls, model: str | Path, backend: str = "auto", threads: int = 0, labels: str | None = None,
@@ -102,7 +99,7 @@ class Recognizer:
 
         session = ort.InferenceSession(str(base / text_file), providers=["CPUExecutionProvider"])
         ids = ClipTokenizer(base / tok_file)(label_texts(labels, template or self.meta.template),
-                                             self.meta.model["text"]["max_tokens"])
+                                             self.meta.model.text.max_tokens)
         (emb,) = session.run(None, {TEXT_INPUT: ids})
         self._text = emb / np.linalg.norm(emb, axis=-1, keepdims=True)
         self.labels = list(labels)
