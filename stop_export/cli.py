@@ -159,6 +159,19 @@ def _check(src, path: Path, count: int) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ recognize
+def _in_range(kind, low: float, high: float = float("inf"), low_open: bool = False):
+    """argparse type: a number in [low, high] ((low, high] with low_open), NaN refused, as one usage line."""
+    def parse(text: str):
+        value = kind(text)
+        if not ((value > low) if low_open else (value >= low)) or not value <= high:
+            bound = f"{'(' if low_open else '['}{low:g}, {high:g}]" if high != float("inf") else f"{'>' if low_open else '>='} {low:g}"
+            raise argparse.ArgumentTypeError(f"must be {'in ' if high != float('inf') else ''}{bound}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def _non_negative(kind):
     def parse(text: str):
         value = kind(text)
@@ -172,7 +185,8 @@ def _non_negative(kind):
 
 def _recognize_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stop-recognize", description="Recognise actions with an exported STOP model.")
-    p.add_argument("model", help="exported .onnx file (or a run directory / model folder with --backend torch)")
+    p.add_argument("model", help="exported .onnx file, TensorRT .engine (with its .json sidecar), or a run directory / "
+                   "model folder with --backend torch")
     p.add_argument("--source", required=True,
                    help="video file, camera index (0, 1, ...) or device (/dev/video0), or stream URL (rtsp://, http://); "
                         "a file named like a number: ./7")
@@ -184,14 +198,16 @@ def _recognize_parser() -> argparse.ArgumentParser:
     p.add_argument("--plugin", metavar="LIB", help="libstop_tpi_plugin.so for an engine built with the plugin "
                    "(default: $STOP_TPI_PLUGIN)")
     p.add_argument("--labels", help="re-label: label file or bundled set (uses the exported text encoder)")
-    p.add_argument("--top-k", type=int, default=3)
-    p.add_argument("--predict-every", type=float, default=0.5, metavar="SECONDS", help="live: seconds between predictions")
-    p.add_argument("--frame-interval", type=float, default=None, metavar="SECONDS",
+    p.add_argument("--top-k", type=_in_range(int, 1), default=3)
+    p.add_argument("--predict-every", type=_in_range(float, 0, low_open=True), default=0.5, metavar="SECONDS",
+                   help="live: seconds between predictions")
+    p.add_argument("--frame-interval", type=_in_range(float, 0, low_open=True), default=None, metavar="SECONDS",
                    help="live: seconds between sampled frames (default: the metadata's, as trained)")
-    p.add_argument("--on", type=float, default=0.6, help="event start threshold on the smoothed score")
-    p.add_argument("--off", type=float, default=0.4, help="event end threshold")
-    p.add_argument("--smoothing", type=float, default=0.5, help="EMA weight of the newest scores")
-    p.add_argument("--min-duration", type=float, default=1.0, metavar="SECONDS")
+    p.add_argument("--on", type=_in_range(float, 0, 1), default=0.6, help="event start threshold on the smoothed score")
+    p.add_argument("--off", type=_in_range(float, 0, 1), default=0.4, help="event end threshold (<= --on)")
+    p.add_argument("--smoothing", type=_in_range(float, 0, 1, low_open=True), default=0.5,
+                   help="EMA weight of the newest scores, in (0, 1]")
+    p.add_argument("--min-duration", type=_non_negative(float), default=1.0, metavar="SECONDS")
     p.add_argument("--max-seconds", type=_non_negative(float), default=0.0,
                    help="stop a live source after this long (0 = never)")
     p.add_argument("--reconnect", type=_non_negative(int), default=None, metavar="N",
@@ -203,7 +219,10 @@ def _recognize_parser() -> argparse.ArgumentParser:
 
 
 def recognize_main(argv: list[str] | None = None) -> int:
-    args = _recognize_parser().parse_args(argv)
+    parser = _recognize_parser()
+    args = parser.parse_args(argv)
+    if args.off > args.on:
+        parser.error(f"--off {args.off} must not exceed --on {args.on} (hysteresis)")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from .runtime.recognize import RecognizeError, run_recognize
 

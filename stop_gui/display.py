@@ -2,6 +2,7 @@
 aborts the process (SIGABRT) with a generic message. Torch-free, Qt-free until the child process."""
 from __future__ import annotations
 
+import ctypes.util
 import os
 import re
 import subprocess
@@ -66,11 +67,12 @@ def display_problem(env: dict[str, str] | None = None, timeout_s: float = 30.0) 
         packages = " ".join(debian_package(lib) for lib in missing)
         return (f"Qt's {platform or 'xcb'} platform plugin needs libraries that are not installed "
                 f"({', '.join(missing)}): on Debian/Ubuntu, sudo apt install {packages}")
-    if re.search(r"xcb-cursor0|libxcb-cursor0", child.stderr):
-        return "Qt's xcb platform plugin needs libxcb-cursor0: on Debian/Ubuntu, sudo apt install libxcb-cursor0"
     if "could not connect to display" in child.stderr:
         return (f"Qt could not connect to the display {env.get('DISPLAY', '')!r}: is the X server running? "
                 "For headless use run stop-gui with QT_QPA_PLATFORM=offscreen")
+    # Qt loads xcb-cursor with dlopen (ldd does not see it) and prints this hint on any xcb failure
+    if re.search(r"xcb-cursor0|libxcb-cursor0", child.stderr) and not ctypes.util.find_library("xcb-cursor"):
+        return "Qt's xcb platform plugin needs libxcb-cursor0: on Debian/Ubuntu, sudo apt install libxcb-cursor0"
     lines = [line.strip() for line in child.stderr.splitlines() if line.strip()]
     reason = next((line for line in lines if "platform plugin" in line), lines[-1] if lines else f"exit {child.returncode}")
     return f"Qt cannot start its {platform or 'default'} platform here: {reason}"

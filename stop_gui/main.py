@@ -9,6 +9,13 @@ import argparse
 import sys
 
 
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stop-gui", description="Recognise actions live with a STOP model.")
     p.add_argument("--model", help="exported .onnx, TensorRT .engine (with its sidecar), or a run directory (PyTorch)")
@@ -16,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default=None, help="auto, cpu, cuda, openvino, tensorrt, torch (default: last used)")
     p.add_argument("--plugin", metavar="LIB", help="libstop_tpi_plugin.so for an engine built with the plugin "
                    "(default: $STOP_TPI_PLUGIN)")
-    p.add_argument("--predict-every", type=float, default=0.5, metavar="SECONDS")
+    p.add_argument("--predict-every", type=_positive, default=0.5, metavar="SECONDS")
     p.add_argument("--loop", action="store_true", help="loop a video file")
     p.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the window before quitting")
     p.add_argument("--quit-after", type=float, default=0.0, metavar="SECONDS", help="quit after this long (0: never)")
@@ -45,9 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     window.show()
     if args.loop:
         window.loop_box.setChecked(True)
-    if args.model:
-        window.open_model(args.model, args.backend)
-    if args.source:
+    model_ok = window.open_model(args.model, args.backend) if args.model else True
+    if args.source and model_ok:  # after a failed model the window keeps showing why
         window.open_source(args.source)
     if args.quit_after > 0:
         def finish():

@@ -245,14 +245,23 @@ def main(argv: list[str] | None = None) -> int:
     run = {"train": _train, "eval": _eval, "folds": _folds, "convert": _convert}[command]
     try:
         return run(rest)
+    except ModuleNotFoundError as err:
+        if err.name and err.name.split(".")[0] in ("torch", "torchvision", "open_clip", "safetensors", "tqdm"):
+            print(f"stop-train: needs the training extra ({err.name} is not installed): "
+                  "pip install 'stop-toolkit[train]'", file=sys.stderr)
+            return 2
+        raise
     except (OSError, ValueError, KeyError, RuntimeError) as err:
         print(f"stop-train {command}: error: {err}", file=sys.stderr)
         return 1
     finally:
         if command in ("train", "eval"):
-            from .engine.distributed import finalize
-
-            finalize()
+            try:
+                from .engine.distributed import finalize
+            except ImportError:  # the training extra is missing: nothing was started
+                pass
+            else:
+                finalize()
 
 
 if __name__ == "__main__":

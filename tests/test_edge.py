@@ -191,3 +191,36 @@ def test_the_edge_install_runs_every_runtime_path(edge_env, exported, video, tmp
     assert result.returncode == 0, result.stderr[-2000:]  # never an ImportError
     line = result.stdout.strip()
     assert line.startswith("ENGINE:") and ("cuda-python" in line or "GPU" in line), line
+
+
+def test_bad_recognize_inputs_are_one_line(exported, video, tmp_path, capsys):
+    from stop_export.cli import recognize_main
+
+    model = str(exported["dynamic"])
+    for extra, message in ((["--predict-every", "0"], "--predict-every: must be > 0"),
+                           (["--smoothing", "2"], "--smoothing: must be in (0, 1]"),
+                           (["--on", "0.2", "--off", "0.5"], "must not exceed --on"),
+                           (["--events", str(tmp_path / "no" / "dir.jsonl")], "cannot write events to")):
+        with pytest.raises(SystemExit) if extra[0] != "--events" else _nothing():
+            code = recognize_main([model, "--source", str(video), *extra])
+            assert code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert message in err[-1] and "Traceback" not in "".join(err), err  # argparse: usage, then the error
+    assert recognize_main([str(video), "--source", str(video)]) == 2
+    assert "is not a model" in capsys.readouterr().err
+    assert recognize_main([str(tmp_path / "nope.engine"), "--source", str(video)]) == 2
+    assert "no model file at" in capsys.readouterr().err
+    engine = engine_with_sidecar(exported["dynamic"], tmp_path)
+    sidecar = Path(str(engine) + ".json")
+    sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "schema_version": 99}))
+    assert recognize_main([str(engine), "--source", str(video)]) == 2
+    err = capsys.readouterr().err
+    assert "schema 99" in err and "not a STOP engine sidecar" not in err
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

@@ -130,6 +130,11 @@ def open_backend(model: str | Path, backend: str = "auto", threads: int = 0, lab
     folders and presets to PyTorch.
     """
     path = Path(model)
+    if path.suffix in (".onnx", ".engine") and not path.is_file():
+        raise BackendError(f"no model file at {path}")
+    if path.is_file() and path.suffix not in (".onnx", ".engine"):
+        raise BackendError(f"{path} is not a model: give an exported .onnx, a TensorRT .engine (with its sidecar), "
+                           "or a run directory / model folder (torch backend)")
     if path.suffix == ".engine" or backend == "tensorrt-engine":
         from .trt_backend import TensorRTBackend
 

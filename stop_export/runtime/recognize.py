@@ -93,7 +93,10 @@ class Printer:
 
     def __init__(self, as_json: bool, events_file: Path | None):
         self.as_json = as_json
-        self.events = open(events_file, "a", encoding="utf-8") if events_file else None
+        try:
+            self.events = open(events_file, "a", encoding="utf-8") if events_file else None
+        except OSError as err:
+            raise RecognizeError(f"cannot write events to {events_file}: {err.strerror}") from None
 
     def window(self, t: float, top: list[tuple[str, float]]) -> None:
         if self.as_json:

@@ -31,7 +31,9 @@ def read_sidecar(engine: str | Path) -> Metadata:
         raise BackendError(f"not a STOP engine sidecar: {path}")
     try:
         return Metadata.from_json(json.dumps(data), str(path))
-    except (MetadataError, TypeError) as err:
+    except MetadataError as err:  # ours, but newer or inconsistent: the schema's own message
+        raise BackendError(str(err)) from None
+    except TypeError as err:
         raise BackendError(f"not a STOP engine sidecar: {path} ({err})") from None
 
 
@@ -61,10 +63,13 @@ class TensorRTBackend:
 
     def __init__(self, engine: str | Path, plugin: str | None = None):
         self.metadata = read_sidecar(engine)
+        built = self.metadata.tensorrt
         try:
-            trt = detect_tensorrt(self.metadata.tensorrt.get("flavour"))
+            trt = detect_tensorrt(built.get("flavour"))
         except EngineError as err:
-            raise BackendError(str(err)) from None
+            name = "TensorRT for RTX" if built.get("flavour") == "tensorrt_rtx" else "TensorRT"
+            raise BackendError(f"this engine was built with {name} {built.get('version')}, which is not installed "
+                               f"here ({err}); or rebuild the engine here with stop-export --engine/--fp16") from None
         plugin = plugin_path(plugin)
         if plugin and not Path(plugin).is_file():
             raise BackendError(f"no plugin library at {plugin}")
