@@ -3,6 +3,7 @@ builder and the model code unimportable; TensorRT engines, sidecars and the plug
 own one-line messages; stop-gui says why Qt cannot start instead of aborting."""
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -201,7 +202,7 @@ def test_bad_recognize_inputs_are_one_line(exported, video, tmp_path, capsys):
                            (["--smoothing", "2"], "--smoothing: must be in (0, 1]"),
                            (["--on", "0.2", "--off", "0.5"], "must not exceed --on"),
                            (["--events", str(tmp_path / "no" / "dir.jsonl")], "cannot write events to")):
-        with pytest.raises(SystemExit) if extra[0] != "--events" else _nothing():
+        with pytest.raises(SystemExit) if extra[0] != "--events" else contextlib.nullcontext():
             code = recognize_main([model, "--source", str(video), *extra])
             assert code == 2
         err = capsys.readouterr().err.strip().splitlines()
@@ -217,10 +218,3 @@ def test_bad_recognize_inputs_are_one_line(exported, video, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "schema 99" in err and "not a STOP engine sidecar" not in err
 
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
