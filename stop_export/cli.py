@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from .runtime.args import add_event_arguments, event_cfg, in_range, non_negative
+
 log = logging.getLogger("stop_export")
 TOKENIZER_FILE = "clip_bpe_simple_vocab_16e6.txt.gz"
 
@@ -159,30 +161,6 @@ def _check(src, path: Path, count: int) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ recognize
-def _in_range(kind, low: float, high: float = float("inf"), low_open: bool = False):
-    """argparse type: a number in [low, high] ((low, high] with low_open), NaN refused, as one usage line."""
-    def parse(text: str):
-        value = kind(text)
-        if not ((value > low) if low_open else (value >= low)) or not value <= high:
-            bound = f"{'(' if low_open else '['}{low:g}, {high:g}]" if high != float("inf") else f"{'>' if low_open else '>='} {low:g}"
-            raise argparse.ArgumentTypeError(f"must be {'in ' if high != float('inf') else ''}{bound}, got {text}")
-        return value
-
-    parse.__name__ = kind.__name__
-    return parse
-
-
-def _non_negative(kind):
-    def parse(text: str):
-        value = kind(text)
-        if not value >= 0:  # NaN too
-            raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-        return value
-
-    parse.__name__ = kind.__name__
-    return parse
-
-
 def _recognize_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stop-recognize", description="Recognise actions with an exported STOP model.")
     p.add_argument("model", help="exported .onnx file, TensorRT .engine (with its .json sidecar), or a run directory / "
@@ -198,19 +176,15 @@ def _recognize_parser() -> argparse.ArgumentParser:
     p.add_argument("--plugin", metavar="LIB", help="libstop_tpi_plugin.so for an engine built with the plugin "
                    "(default: $STOP_TPI_PLUGIN)")
     p.add_argument("--labels", help="re-label: label file or bundled set (uses the exported text encoder)")
-    p.add_argument("--top-k", type=_in_range(int, 1), default=3)
-    p.add_argument("--predict-every", type=_in_range(float, 0, low_open=True), default=0.5, metavar="SECONDS",
+    p.add_argument("--top-k", type=in_range(int, 1), default=3)
+    p.add_argument("--predict-every", type=in_range(float, 0, low_open=True), default=0.5, metavar="SECONDS",
                    help="live: seconds between predictions")
-    p.add_argument("--frame-interval", type=_in_range(float, 0, low_open=True), default=None, metavar="SECONDS",
+    p.add_argument("--frame-interval", type=in_range(float, 0, low_open=True), default=None, metavar="SECONDS",
                    help="live: seconds between sampled frames (default: the metadata's, as trained)")
-    p.add_argument("--on", type=_in_range(float, 0, 1), default=0.6, help="event start threshold on the smoothed score")
-    p.add_argument("--off", type=_in_range(float, 0, 1), default=0.4, help="event end threshold (<= --on)")
-    p.add_argument("--smoothing", type=_in_range(float, 0, 1, low_open=True), default=0.5,
-                   help="EMA weight of the newest scores, in (0, 1]")
-    p.add_argument("--min-duration", type=_non_negative(float), default=1.0, metavar="SECONDS")
-    p.add_argument("--max-seconds", type=_non_negative(float), default=0.0,
+    add_event_arguments(p)
+    p.add_argument("--max-seconds", type=non_negative(float), default=0.0,
                    help="stop a live source after this long (0 = never)")
-    p.add_argument("--reconnect", type=_non_negative(int), default=None, metavar="N",
+    p.add_argument("--reconnect", type=non_negative(int), default=None, metavar="N",
                    help="reopen a lost camera or stream at most N times in a row, waiting 1, 2, 4 ... 16 s "
                         "(0 = give up at once; default: retry indefinitely); giving up exits with code 3")
     p.add_argument("--json", action="store_true", help="JSON lines on stdout instead of text")
@@ -221,8 +195,7 @@ def _recognize_parser() -> argparse.ArgumentParser:
 def recognize_main(argv: list[str] | None = None) -> int:
     parser = _recognize_parser()
     args = parser.parse_args(argv)
-    if args.off > args.on:
-        parser.error(f"--off {args.off} must not exceed --on {args.on} (hysteresis)")
+    event_cfg(parser, args)  # --off <= --on, as a usage error
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from .runtime.recognize import RecognizeError, run_recognize
 

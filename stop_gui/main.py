@@ -1,37 +1,52 @@
 """`stop-gui`: the live desktop recognizer.
 
     stop-gui [--model MODEL.onnx|MODEL.engine|RUN_DIR] [--source FILE|CAMERA_INDEX|URL] [--backend auto]
-             [--predict-every 0.5] [--screenshot out.png --quit-after 8]
+             [--predict-every 0.5] [--on 0.6 --off 0.4 --smoothing 0.5 --min-duration 1]
+             [--size 1280x720] [--screenshot out.png --quit-after 8]
+
+Exit codes: 0 after a normal close; 1 when `--quit-after` ends a run whose model or source failed (the
+reason is printed), or the screenshot cannot be written; 2 for usage errors and a display Qt cannot use.
 """
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
+from stop_export.runtime.args import add_event_arguments, event_cfg, in_range, non_negative
+from stop_export.runtime.backends import BACKEND_NAMES
 
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:  # NaN too
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
+
+def _size(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)[xX](\d+)", text.strip())
+    if not match or min(int(match[1]), int(match[2])) < 1:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT in pixels, e.g. 1280x720, got {text!r}")
+    return int(match[1]), int(match[2])
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stop-gui", description="Recognise actions live with a STOP model.")
     p.add_argument("--model", help="exported .onnx, TensorRT .engine (with its sidecar), or a run directory (PyTorch)")
     p.add_argument("--source", help="video file, camera index or RTSP/HTTP URL: starts recognising at once")
-    p.add_argument("--backend", default=None, help="auto, cpu, cuda, openvino, tensorrt, torch (default: last used)")
+    p.add_argument("--backend", default=None, choices=BACKEND_NAMES, help="default: the last one that worked")
     p.add_argument("--plugin", metavar="LIB", help="libstop_tpi_plugin.so for an engine built with the plugin "
                    "(default: $STOP_TPI_PLUGIN)")
-    p.add_argument("--predict-every", type=_positive, default=0.5, metavar="SECONDS")
+    p.add_argument("--predict-every", type=in_range(float, 0, low_open=True), default=0.5, metavar="SECONDS")
+    add_event_arguments(p)
     p.add_argument("--loop", action="store_true", help="loop a video file")
+    p.add_argument("--size", type=_size, default=(1280, 720), metavar="WxH", help="window size (default 1280x720)")
     p.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the window before quitting")
-    p.add_argument("--quit-after", type=float, default=0.0, metavar="SECONDS", help="quit after this long (0: never)")
+    p.add_argument("--quit-after", type=non_negative(float), default=0.0, metavar="SECONDS",
+                   help="quit after this long (0: never); exits 1 if the model or source failed")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    events = event_cfg(parser, args)
+    if args.screenshot and not args.quit_after:
+        parser.error("--screenshot is taken when --quit-after ends the run: give --quit-after SECONDS too")
     try:
         from PySide6.QtCore import QTimer
         from PySide6.QtWidgets import QApplication
@@ -47,23 +62,30 @@ def main(argv: list[str] | None = None) -> int:
     from .window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    window = MainWindow(predict_every_s=args.predict_every, plugin=args.plugin)
-    window.resize(1200, 720)
+    window = MainWindow(predict_every_s=args.predict_every, plugin=args.plugin, events=events)
+    window.resize(*args.size)
     window.show()
     if args.loop:
         window.loop_box.setChecked(True)
     model_ok = window.open_model(args.model, args.backend) if args.model else True
     if args.source and model_ok:  # after a failed model the window keeps showing why
         window.open_source(args.source)
+    outcome = {"code": 0}
     if args.quit_after > 0:
         def finish():
-            if args.screenshot:
-                window.grab().save(args.screenshot)
+            if args.screenshot and not window.grab().save(args.screenshot):
+                print(f"stop-gui: cannot write the screenshot {args.screenshot} (a folder that does not exist, "
+                      "no permission, or not a .png/.jpg name)", file=sys.stderr)
+                outcome["code"] = 1
+            if window.failure:
+                print(f"stop-gui: {window.failure}", file=sys.stderr)
+                outcome["code"] = 1
             window.close()
             app.quit()
 
         QTimer.singleShot(int(args.quit_after * 1000), finish)
-    return app.exec()
+    code = app.exec()
+    return code or outcome["code"]
 
 
 if __name__ == "__main__":

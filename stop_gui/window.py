@@ -6,70 +6,143 @@ import json
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QThread, Signal
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMainWindow,
-                               QPlainTextEdit, QPushButton, QSlider, QSplitter, QTableWidget, QTableWidgetItem,
-                               QVBoxLayout, QWidget)
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QColor, QFont, QKeySequence
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QHeaderView,
+                               QInputDialog, QLabel, QMainWindow, QPlainTextEdit, QPushButton, QSizePolicy,
+                               QSplitter, QTableWidget, QTableWidgetItem, QTabWidget, QToolButton, QVBoxLayout,
+                               QWidget)
 
-from stop_export.runtime.backends import BackendError, available_ort_providers
-from stop_export.runtime.events import EventCfg, EventDetector
+from stop_export.runtime.backends import BACKEND_NAMES, BackendError, available_ort_providers
+from stop_export.runtime.events import Event, EventCfg
 from stop_export.runtime.recognizer import Recognizer
 from stop_export.schema import MetadataError
+from stop_train.video.source import SourceError, SourceSpec
 
-from .pipeline import CaptureWorker, FrameHub, InferenceWorker, Window
-from .widgets import TemporalPlot, TopK, VideoView
+from .pipeline import Boundary, CaptureWorker, FrameHub, InferenceWorker, Pipeline, Window
+from .widgets import SeekSlider, TemporalPlot, TopK, VideoView
 
-BACKENDS = ("auto", "cpu", "cuda", "openvino", "tensorrt", "torch", "torch-bf16")
+BACKENDS = BACKEND_NAMES
+EVENT_COLUMNS = ("label", "start_s", "end_s", "peak", "source")
+EXPORT_FILTERS = {"CSV (*.csv)": "csv", "JSON (*.json)": "json"}
+ERROR_STYLE, NOTE_STYLE = "color: #b00020", "color: palette(window-text)"
+# Anything that stops a model from opening: its own errors, a file ONNX Runtime or TensorRT refuses
+# (RuntimeError subclasses), a backend whose library is missing (ImportError).
+MODEL_ERRORS = (BackendError, MetadataError, OSError, ValueError, RuntimeError, ImportError)
+
+
+def clock(seconds: float) -> str:
+    """'m:ss.s' for the time readout."""
+    minutes, rest = divmod(max(0.0, seconds), 60)
+    return f"{int(minutes)}:{rest:04.1f}"
+
+
+def source_name(source: str) -> str:
+    """What the events table shows for a source: a file's name, else the camera or URL as given."""
+    try:
+        spec = SourceSpec.parse(source)
+    except SourceError:
+        return source
+    return str(spec) if spec.live else Path(source).name
 
 
 class MainWindow(QMainWindow):
-    """`open_model`, `open_source` and `export_events` are also the app's scripting surface (tests, CLI)."""
+    """`open_model`, `open_source`, `toggle_pause`, `seek_to`, `clear_events` and `export_events` are also the
+    app's scripting surface (tests, CLI). `failure` holds the last model or source error that stopped
+    recognition (None while everything works): `--quit-after` exits non-zero with it."""
 
     windowShown = Signal(object)  # a prediction was displayed (Window)
+    eventsChanged = Signal()  # rows were added, closed or cleared
 
-    def __init__(self, predict_every_s: float = 0.5, settings: QSettings | None = None, plugin: str | None = None):
+    def __init__(self, predict_every_s: float = 0.5, settings: QSettings | None = None, plugin: str | None = None,
+                 events: EventCfg = EventCfg()):
         super().__init__()
         self.plugin = plugin  # TemporalPromptInsert plugin library for engines built with it (None: $STOP_TPI_PLUGIN)
         self.setWindowTitle("STOP live recognizer")
         self.settings = settings or QSettings("stop-toolkit", "stop-gui")
         self.predict_every_s = predict_every_s
-        self.event_cfg = EventCfg()  # smoothing, hysteresis thresholds, minimum duration
+        self.event_cfg = events  # smoothing, hysteresis thresholds, minimum duration (stop-recognize's flags)
         self.recognizer: Recognizer | None = None
-        self.hub: FrameHub | None = None
-        self.threads: list[tuple[QThread, object]] = []
-        self.capture: CaptureWorker | None = None
-        self.inference: InferenceWorker | None = None
-        self.events: EventDetector | None = None
-        self.event_rows: list[dict] = []
+        self.model_path = ""
+        self.working_backend: str | None = None  # the backend the loaded model opened with
+        self.pipeline: Pipeline | None = None
+        self.event_rows: list[dict] = []  # ended events, as exported
+        self.ongoing: list[dict] = []  # open events, shown as the table's last rows
+        self._shown_rows = 0  # ended events already in the table
         self.source = ""
+        self.failure: str | None = None
+        self.state = "idle"  # idle, connecting, playing, paused, ended
+        self.duration_s = 0.0
+        self.frame_t: float | None = None  # stream time of the frame on screen
         self.latencies: list[tuple[float, float]] = []  # (inference s, end-to-end s) per shown window
         self._frames_seen, self._fps_since, self._fps = 0, time.monotonic(), 0.0
         self._build()
         self._restore()
 
+    # convenience views of the running pipeline (None when stopped)
+    @property
+    def hub(self) -> FrameHub | None:
+        return self.pipeline.hub if self.pipeline else None
+
+    @property
+    def capture(self) -> CaptureWorker | None:
+        return self.pipeline.capture if self.pipeline else None
+
+    @property
+    def inference(self) -> InferenceWorker | None:
+        return self.pipeline.inference if self.pipeline else None
+
     # ------------------------------------------------------------------------------------------- layout
     def _build(self) -> None:
         self.video = VideoView()
+        self.video.setMinimumSize(240, 160)
         self.topk = TopK(5)
         self.plot = TemporalPlot()
+        self.plot.setMinimumHeight(70)
         self.heatmap_box = QCheckBox("spatial mask heatmap")
         self.heatmap_box.setChecked(True)
         self.heatmap_box.toggled.connect(self._toggle_heatmap)
         self.heatmap_note = QLabel("")
         self.heatmap_note.setWordWrap(True)
+        self.heatmap_note.hide()
         self.backend_box = QComboBox()
         self.backend_box.addItems(BACKENDS)
+        self.backend_box.activated.connect(lambda i: self.choose_backend(self.backend_box.itemText(i)))
         self.loop_box = QCheckBox("loop")
         self.loop_box.toggled.connect(self._set_loop)
-        self.seek = QSlider(Qt.Orientation.Horizontal)
+        self.play_button = QToolButton()
+        self.play_button.setText("Pause")
+        self.play_button.setToolTip("play / pause (Space); after the end: replay")
+        self.play_button.clicked.connect(self.toggle_pause)
+        self.play_button.setEnabled(False)
+        self.seek = SeekSlider()
         self.seek.setEnabled(False)
-        self.seek.sliderReleased.connect(lambda: self.capture and self.capture.seek(self.seek.value() / 10.0))
-        self.banner = QLabel("")  # messages: failed sources, model problems (never a modal box)
+        self.seek.seekRequested.connect(lambda ms: self.seek_to(ms / 1000))
+        self.seek.scrubbed.connect(self._scrub)
+        self.time_label = QLabel("-:-- / -:--")
+        self.time_label.setFont(QFont("monospace"))
+        self.banner = QLabel("")  # messages: failed sources, model problems, confirmations (never a modal box)
         self.banner.setWordWrap(True)
-        self.banner.setStyleSheet("color: #b00020")
-        self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["label", "start s", "end s", "peak"])
+        self.banner.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.table = QTableWidget(0, len(EVENT_COLUMNS))
+        self.table.setHorizontalHeaderLabels(["label", "start s", "end s", "peak", "source"])
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        header = self.table.horizontalHeader()
+        header.setMinimumSectionSize(40)
+        for col, mode in enumerate((QHeaderView.ResizeMode.Stretch, QHeaderView.ResizeMode.ResizeToContents,
+                                    QHeaderView.ResizeMode.ResizeToContents, QHeaderView.ResizeMode.ResizeToContents,
+                                    QHeaderView.ResizeMode.Stretch)):
+            header.setSectionResizeMode(col, mode)
+        self.clear_button = QPushButton("Clear")
+        self.clear_button.clicked.connect(self.clear_events)
+        self.export_button = QPushButton("Export…")
+        self.export_button.clicked.connect(self._ask_export)
+        self.events_note = QLabel("")
         self.labels_edit = QPlainTextEdit()
         self.labels_edit.setPlaceholderText("one label per line")
         self.relabel_button = QPushButton("Re-embed labels")
@@ -79,14 +152,20 @@ class MainWindow(QMainWindow):
 
         left = QWidget()
         lv = QVBoxLayout(left)
+        lv.setContentsMargins(4, 4, 4, 4)
         lv.addWidget(self.banner)
         lv.addWidget(self.video, 1)
         controls = QHBoxLayout()
+        controls.addWidget(self.play_button)
         controls.addWidget(self.seek, 1)
+        controls.addWidget(self.time_label)
         controls.addWidget(self.loop_box)
         lv.addLayout(controls)
+
         right = QWidget()
+        right.setMinimumWidth(300)
         rv = QVBoxLayout(right)
+        rv.setContentsMargins(4, 4, 4, 4)
         row = QHBoxLayout()
         row.addWidget(QLabel("backend"))
         row.addWidget(self.backend_box, 1)
@@ -95,27 +174,48 @@ class MainWindow(QMainWindow):
         rv.addWidget(self.heatmap_box)
         rv.addWidget(self.heatmap_note)
         rv.addWidget(self.plot)
-        rv.addWidget(QLabel("events"))
-        rv.addWidget(self.table, 1)
-        rv.addWidget(QLabel("labels (open vocabulary)"))
-        rv.addWidget(self.labels_edit)
-        rv.addWidget(self.relabel_button)
-        rv.addWidget(self.relabel_note)
-        split = QSplitter()
-        split.addWidget(left)
-        split.addWidget(right)
-        split.setStretchFactor(0, 3)
-        self.setCentralWidget(split)
+        events_tab = QWidget()
+        ev = QVBoxLayout(events_tab)
+        ev.setContentsMargins(2, 2, 2, 2)
+        ev.addWidget(self.table, 1)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.events_note, 1)
+        buttons.addWidget(self.clear_button)
+        buttons.addWidget(self.export_button)
+        ev.addLayout(buttons)
+        labels_tab = QWidget()
+        lt = QVBoxLayout(labels_tab)
+        lt.setContentsMargins(2, 2, 2, 2)
+        lt.addWidget(QLabel("open vocabulary: one label per line"))
+        lt.addWidget(self.labels_edit, 1)
+        lt.addWidget(self.relabel_button)
+        lt.addWidget(self.relabel_note)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(events_tab, "Events")
+        self.tabs.addTab(labels_tab, "Labels")
+        self.tabs.setMinimumHeight(120)
+        rv.addWidget(self.tabs, 1)
+        self.split = QSplitter()
+        self.split.addWidget(left)
+        self.split.addWidget(right)
+        self.split.setStretchFactor(0, 3)
+        self.split.setStretchFactor(1, 2)
+        self.split.setChildrenCollapsible(False)
+        self.setCentralWidget(self.split)
 
         self.status_fps, self.status_inf, self.status_e2e, self.status_backend = (QLabel("-") for _ in range(4))
         for w in (self.status_fps, self.status_inf, self.status_e2e, self.status_backend):
             self.statusBar().addPermanentWidget(w)
+        self.status_backend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         bar = self.addToolBar("main")
+        bar.setMovable(False)
+        self.actions_by_name: dict[str, QAction] = {}
         for text, key, slot in (
             ("Open video", QKeySequence.StandardKey.Open, self._ask_file),
             ("Camera", "Ctrl+K", self._ask_camera),
             ("Stream URL", "Ctrl+U", self._ask_url),
             ("Model", "Ctrl+M", self._ask_model),
+            ("Model folder", "Ctrl+Shift+M", self._ask_model_folder),
             ("Play/Pause", "Space", self.toggle_pause),
             ("Export events", "Ctrl+E", self._ask_export),
         ):
@@ -123,8 +223,15 @@ class MainWindow(QMainWindow):
             action.setShortcut(QKeySequence(key))
             action.triggered.connect(slot)
             bar.addAction(action)
+            self.actions_by_name[text] = action
         self.heatmap_box.setShortcut(QKeySequence("H"))
         self._paused = False
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        if not getattr(self, "_split_set", False) and self.width() > 0:  # the first real size: 60 % video
+            self.split.setSizes([int(self.width() * 0.6), int(self.width() * 0.4)])
+            self._split_set = True
 
     def _restore(self) -> None:
         self.backend_box.setCurrentText(str(self.settings.value("backend", "auto")))
@@ -132,48 +239,78 @@ class MainWindow(QMainWindow):
         self.heatmap_box.setChecked(self.settings.value("heatmap", "true") in (True, "true"))
 
     def _save(self) -> None:
-        self.settings.setValue("backend", self.backend_box.currentText())
+        """Loop and heatmap choices; the backend is saved when a model opened with it (`open_model`)."""
         self.settings.setValue("loop", self.loop_box.isChecked())
         self.settings.setValue("heatmap", self.heatmap_box.isChecked())
-        if self.recognizer is not None:
-            self.settings.setValue("model", str(getattr(self.recognizer.backend, "path", "")))
         if self.source:
             self.settings.setValue("source", self.source)
 
-    def show_message(self, text: str) -> None:
+    def show_message(self, text: str, error: bool = True) -> None:
+        """In the banner above the video (and the status bar): problems in the error style, else neutral."""
+        self.banner.setStyleSheet(ERROR_STYLE if error else NOTE_STYLE)
+        self.banner.setProperty("error", bool(error and text))
         self.banner.setText(text)
-        self.statusBar().showMessage(text, 10000)
+        if text:
+            self.statusBar().showMessage(text, 10000)
+
+    def _fail(self, text: str) -> None:
+        self.failure = text
+        self.show_message(text, error=True)
 
     # -------------------------------------------------------------------------------------------- model
     def open_model(self, path: str, backend: str | None = None) -> bool:
-        """Load a model; on failure the reason is shown and False returned."""
-        if backend:
-            self.backend_box.setCurrentText(backend)
+        """Load a model with `backend` (default: the box's choice). On failure the reason is shown, the model
+        and backend in use (if any) stay, and False is returned; on success the backend is remembered."""
+        backend = backend or self.backend_box.currentText()
+        if backend not in BACKENDS:
+            self._fail(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+            self._show_backend(self.working_backend)
+            return False
         try:
-            rec = Recognizer.open(path, self.backend_box.currentText(), plugin=self.plugin)
-        except (BackendError, MetadataError, FileNotFoundError, ValueError, OSError) as err:
-            self.show_message(f"cannot use model {Path(path).name}: {err}")
+            rec = Recognizer.open(path, backend, plugin=self.plugin)
+        except MODEL_ERRORS as err:
+            self._fail(f"cannot use model {Path(path).name} with backend {backend}: {err}")
+            self._show_backend(self.working_backend)
             return False
         self.stop_pipeline()
-        self.recognizer = rec
-        self.banner.setText("")
+        self.recognizer, self.model_path, self.working_backend, self.failure = rec, str(path), backend, None
+        self._show_backend(backend)
+        self.settings.setValue("backend", backend)
+        self.settings.setValue("model", str(path))
         meta = rec.meta
         self.labels_edit.setPlainText("\n".join(rec.labels))
+        self.topk.clear()
         device = ", ".join(available_ort_providers()) if rec.backend.name.startswith("onnxruntime") else ""
         self.status_backend.setText(f"{rec.backend.name}{f' ({device})' if device else ''}")
         lattice = meta.model.mask_layout == "lattice"
         self.heatmap_box.setEnabled(not lattice)
         self.heatmap_note.setText("heatmap off: this model's mask uses the published lattice layout (bug B1), "
                                   "whose cells are not image regions" if lattice else "")
+        self.heatmap_note.setVisible(lattice)
         text_ok = bool(meta.text_encoder) and (Path(path).parent / meta.text_encoder).is_file() and \
             not rec.backend.name.startswith("pytorch")
         self.relabel_button.setEnabled(text_ok)
         self.relabel_note.setText("" if text_ok else "re-labelling needs the exported text encoder beside the model "
                                   "(stop-export writes it); this model has none")
         self.video.heatmap = self.heatmap_box.isChecked() and not lattice
+        self.show_message(f"model {Path(path).name}: {len(rec.labels)} labels, {rec.backend.name}", error=False)
         if self.source:
             self.open_source(self.source)
         return True
+
+    def choose_backend(self, backend: str) -> bool:
+        """The backend box's choice: tried at once on the loaded model (kept only if it works)."""
+        if not self.model_path:
+            self.show_message(f"backend {backend} will be tried when a model is opened", error=False)
+            return True
+        if backend == self.working_backend:
+            return True
+        return self.open_model(self.model_path, backend)
+
+    def _show_backend(self, backend: str | None) -> None:
+        self.backend_box.blockSignals(True)
+        self.backend_box.setCurrentText(backend or str(self.settings.value("backend", "auto")))
+        self.backend_box.blockSignals(False)
 
     def apply_labels(self, labels: list[str]) -> bool:
         labels = [x.strip() for x in labels if x.strip()]
@@ -182,74 +319,174 @@ class MainWindow(QMainWindow):
             return False
         try:
             self.recognizer.set_labels(labels)
-        except (BackendError, FileNotFoundError) as err:
+        except MODEL_ERRORS as err:
             self.show_message(str(err))
             return False
-        self.events = EventDetector(labels, self.event_cfg)
-        self.show_message(f"{len(labels)} labels embedded")
+        self.topk.clear()
+        self.show_message(f"{len(labels)} labels embedded", error=False)
         return True
 
     # ------------------------------------------------------------------------------------------ sources
-    def open_source(self, source: str, realtime: bool = True) -> None:
-        """Start recognising `source` (file, camera index or URL) with the loaded model."""
+    def open_source(self, source: str, realtime: bool = True, every_window: bool | None = None) -> None:
+        """Start recognising `source` (file, camera index or URL) with the loaded model, playing, from its start.
+        `realtime`: pace a file by its frames' times (False: as fast as it decodes). `every_window`: predict
+        every window even when the model is slower than `predict_every_s`, holding playback back (default:
+        for files, so the events equal stop-recognize's; cameras and streams skip windows instead)."""
         self.stop_pipeline()
         self.source = source
+        self._set_state("idle")
+        self.seek.setEnabled(False)
+        self.duration_s, self.frame_t = 0.0, None
         if self.recognizer is None:
-            self.show_message("open a model to start recognising")
+            self.show_message("open a model to start recognising", error=False)
             return
-        self.hub = FrameHub(self.recognizer.clip_buffer(self.predict_every_s))
-        self.events = EventDetector(self.recognizer.labels, self.event_cfg)
-        self.capture = CaptureWorker(self.hub, source, loop=self.loop_box.isChecked(), realtime=realtime)
-        self.capture.frameReady.connect(self._on_frame)
-        self.capture.status.connect(self.show_message)
-        self.capture.opened.connect(self._on_opened)
-        self.inference = InferenceWorker(self.hub, self.recognizer)
-        self.inference.result.connect(self._on_result)
-        self.inference.error.connect(self.show_message)
-        self.banner.setText("")
-        for worker in (self.capture, self.inference):
-            thread = QThread(self)
-            worker.moveToThread(thread)
-            thread.started.connect(worker.run)
-            worker.finished.connect(thread.quit)
-            self.threads.append((thread, worker))
-            thread.start()
+        try:
+            live = SourceSpec.parse(source).live
+        except SourceError as err:
+            self._fail(str(err))
+            return
+        self.failure = None
+        lossless = not live if every_window is None else every_window
+        hub = FrameHub(self.recognizer.clip_buffer(self.predict_every_s), lossless=lossless)
+        capture = CaptureWorker(hub, source, loop=self.loop_box.isChecked(), realtime=realtime)
+        inference = InferenceWorker(hub, self.recognizer, self.event_cfg)
+        queued = Qt.ConnectionType.QueuedConnection  # emitted on the workers' threads, handled here
+        capture.frameReady.connect(self._on_frame, queued)
+        capture.status.connect(self._on_status, queued)
+        capture.failed.connect(self._on_source_failed, queued)
+        capture.opened.connect(self._on_opened, queued)
+        capture.ended.connect(self._on_ended, queued)
+        inference.result.connect(self._on_result, queued)
+        inference.boundary.connect(self._on_boundary, queued)
+        inference.error.connect(self._on_inference_error, queued)
+        self.pipeline = Pipeline(hub, capture, inference)
+        self.topk.clear()
+        self.video.clear(f"opening {source_name(source)}…")
+        self.show_message("", error=False)
+        self._paused = False
+        self._set_state("connecting" if live else "playing")
+        self.pipeline.start()
 
     def stop_pipeline(self) -> None:
-        for thread, worker in self.threads:
-            worker.stop()
-        for thread, _ in self.threads:
-            thread.quit()
-            thread.wait(10000)
-        self.threads.clear()
-        self.capture = self.inference = None
+        """Stop recognising; events still open end at the last frame shown and join the table."""
+        pipeline, self.pipeline = self.pipeline, None
+        if pipeline is None:
+            return
+        stuck = pipeline.stop()
+        if "stop-gui-inference" not in stuck:  # its detector is ours to read now
+            self._add_events(pipeline.inference.detector.finish(pipeline.hub.last_t))
+        self.ongoing = []
+        self._show_events()
 
     def toggle_pause(self) -> None:
-        if self.capture is not None:
-            self._paused = not self._paused
-            self.capture.set_paused(self._paused)
+        """Space: pause or resume; after the end of a file, play it again from the start."""
+        capture = self.capture
+        if capture is None:
+            return
+        if self.state == "ended":
+            self._paused = False
+            capture.set_paused(False)
+            capture.seek(0.0)
+            self._set_state("playing")
+            return
+        self._paused = not self._paused
+        capture.set_paused(self._paused)
+        self._set_state("paused" if self._paused else "playing")
+
+    def seek_to(self, seconds: float) -> None:
+        """Jump in a file (a click on the seek bar, or its release after a drag); after the end it plays on."""
+        if self.capture is None or not self.seek.isEnabled():
+            return
+        self.capture.seek(seconds)
+        self._show_time(seconds)
+        if self.state == "ended":
+            self._set_state("paused" if self._paused else "playing")
+
+    def _scrub(self, ms: int) -> None:
+        """While the seek bar is dragged: paused, the picture follows; playing, the jump waits for the release."""
+        self._show_time(ms / 1000)
+        if self.state in ("paused", "ended") and self.capture is not None:
+            if self.state == "ended":  # stays where it is dragged to, paused
+                self._paused = True
+                self.capture.set_paused(True)
+                self._set_state("paused")
+            self.capture.seek(ms / 1000)
 
     def _set_loop(self, on: bool) -> None:
         if self.capture is not None:
             self.capture.loop = on
 
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self.video.set_paused(state == "paused")
+        self.play_button.setEnabled(state != "idle")
+        self.play_button.setText({"paused": "Play", "ended": "Replay"}.get(state, "Pause"))
+        if state == "paused":
+            self.statusBar().showMessage("paused (Space resumes)")
+
+    def _show_time(self, t: float) -> None:
+        length = clock(self.duration_s) if self.duration_s > 0 else "live"
+        self.time_label.setText(f"{clock(t)} / {length}")
+
     # ------------------------------------------------------------------------------------------ updates
+    def _current(self, worker) -> bool:
+        """Is this signal from the running pipeline (not one stopped while its signal was queued)?"""
+        return self.pipeline is not None and worker in (self.pipeline.capture, self.pipeline.inference)
+
     def _on_opened(self, duration_s: float) -> None:
+        if not self._current(self.sender()):
+            return
+        self.duration_s = duration_s
         self.seek.setEnabled(duration_s > 0)
         if duration_s > 0:
-            self.seek.setRange(0, int(duration_s * 10))
+            self.seek.setRange(0, int(duration_s * 1000))
+            self.seek.setPageStep(max(1, int(duration_s * 100)))
+        if self.state == "connecting":
+            self._set_state("playing")
+        self.show_message("", error=False)  # "connecting…", or a loss now recovered
+        self._show_time(0.0)
+
+    def _on_status(self, text: str, problem: bool) -> None:
+        if self._current(self.sender()):
+            self.show_message(text, error=problem)
+
+    def _on_source_failed(self, text: str) -> None:
+        if not self._current(self.sender()):
+            return
+        self._fail(text)
+        self.video.clear(text)
+        self.seek.setEnabled(False)
+        self._set_state("idle")
+
+    def _on_ended(self) -> None:
+        if not self._current(self.sender()):
+            return
+        self._set_state("ended")
+        self.show_message("end of video: Space replays it, or click the seek bar", error=False)
+
+    def _on_inference_error(self, text: str) -> None:
+        if self._current(self.sender()):
+            self._fail(text)
 
     def _on_frame(self) -> None:
-        if self.hub is None or self.capture is None:
+        capture = self.capture
+        if not self._current(self.sender()) or capture is None:
             return
-        latest = self.hub.take_latest()
-        self.capture.frame_taken()
+        latest = self.pipeline.hub.take_latest()
+        capture.frame_taken()
         if latest is None:
             return
         frame, stream_t, _ = latest
         self.video.set_frame(frame)
+        self.frame_t = stream_t
         if self.seek.isEnabled() and not self.seek.isSliderDown():
-            self.seek.setValue(int(stream_t * 10))
+            self.seek.blockSignals(True)
+            self.seek.setValue(int(stream_t * 1000))
+            self.seek.blockSignals(False)
+        if not self.seek.isSliderDown():
+            self._show_time(stream_t)
+        if self.state == "connecting":
+            self._set_state("playing")
         self._frames_seen += 1
         now = time.monotonic()
         if now - self._fps_since >= 1.0:
@@ -258,6 +495,8 @@ class MainWindow(QMainWindow):
             self.status_fps.setText(f"source {self._fps:.1f} fps")
 
     def _on_result(self, w: Window) -> None:
+        if not self._current(self.sender()):
+            return
         self.topk.show_scores(w.scores, w.labels)
         outs = w.outputs
         if "spatial_mask" in outs:
@@ -267,9 +506,9 @@ class MainWindow(QMainWindow):
                                   outs.get("gap_prompt_count"))
         elif "frame_weight" in outs:
             self.plot.show_values("frame weights", outs["frame_weight"])
-        if self.events is not None and len(w.labels) == len(self.events.labels):
-            for event in self.events.update(w.stream_t, w.scores):
-                self._add_event(event.to_dict())
+        self._add_events(w.closed)
+        self.ongoing = [self._record(e) for e in w.ongoing]
+        self._show_events()
         self.video.repaint()
         e2e = time.monotonic() - w.captured_at
         self.latencies.append((w.inference_s, e2e))
@@ -277,38 +516,91 @@ class MainWindow(QMainWindow):
         self.status_e2e.setText(f"end-to-end {e2e * 1000:.0f} ms")
         self.windowShown.emit(w)
 
-    def _add_event(self, record: dict) -> None:
-        self.event_rows.append(record)
+    def _on_boundary(self, boundary: Boundary, closed: list[Event]) -> None:
+        if not self._current(self.sender()):
+            return
+        self._add_events(closed)
+        self.ongoing = []
+        self._show_events()
+
+    # ------------------------------------------------------------------------------------------- events
+    def _record(self, event: Event) -> dict:
+        return {**event.to_dict(), "source": self.source}
+
+    def _add_events(self, events: list[Event]) -> None:
+        self.event_rows.extend(self._record(e) for e in events)
+
+    def _show_events(self) -> None:
+        """The table = the ended events, then the ongoing ones (italic, end '…')."""
+        table = self.table
+        ended = len(self.event_rows)
+        shown = self._shown_rows
+        table.setRowCount(shown)  # drops the previous ongoing rows
+        for record in self.event_rows[shown:]:
+            self._insert_row(record, ongoing=False)
+        for record in self.ongoing:
+            self._insert_row(record, ongoing=True)
+        self._shown_rows = ended
+        if self.event_rows or self.ongoing:
+            table.scrollToBottom()
+        self.events_note.setText(f"{ended} ended" + (f", {len(self.ongoing)} ongoing" if self.ongoing else ""))
+        self.eventsChanged.emit()
+
+    def _insert_row(self, record: dict, ongoing: bool) -> None:
         row = self.table.rowCount()
         self.table.insertRow(row)
-        for col, key in enumerate(("label", "start_s", "end_s", "peak")):
-            value = record[key]
-            self.table.setItem(row, col, QTableWidgetItem(f"{value:.2f}" if isinstance(value, float) else str(value)))
+        texts = (record["label"], f"{record['start_s']:.2f}", "…" if ongoing else f"{record['end_s']:.2f}",
+                 f"{record['peak']:.2f}", source_name(record["source"]))
+        for col, text in enumerate(texts):
+            item = QTableWidgetItem(text)
+            item.setToolTip(record["source"] if col == 4 else (f"ongoing since {record['start_s']:.2f} s" if ongoing
+                                                                else text))
+            if col in (1, 2, 3):
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            if ongoing:
+                font = item.font()
+                font.setItalic(True)
+                item.setFont(font)
+                item.setForeground(QColor(110, 110, 110))
+            self.table.setItem(row, col, item)
+
+    def table_rows(self) -> list[list[str]]:
+        """The events table as shown (ended rows, then ongoing rows), cell texts per row."""
+        return [[self.table.item(r, c).text() for c in range(self.table.columnCount())]
+                for r in range(self.table.rowCount())]
+
+    def clear_events(self) -> None:
+        """Forget the ended events (the ongoing ones stay until they end)."""
+        self.event_rows = []
+        self._shown_rows = 0
+        self._show_events()
+
+    def export_events(self, path: str | Path, fmt: str = "csv") -> Path:
+        """Write the ended events (label, start_s, end_s, peak, source). A name ending in .csv or .json is
+        written in that format; any other name gets `fmt` ('csv' or 'json') and its extension. Returns the
+        path written; raises OSError."""
+        path = Path(path)
+        suffix = path.suffix.lower().lstrip(".")
+        if suffix in ("csv", "json"):
+            fmt = suffix
+        else:
+            path = path.with_name(f"{path.name}.{fmt}")
+        if fmt == "json":
+            path.write_text(json.dumps(self.event_rows, indent=2) + "\n", encoding="utf-8")
+        else:
+            with open(path, "w", newline="", encoding="utf-8") as f:
+                writer = csv.DictWriter(f, fieldnames=list(EVENT_COLUMNS))
+                writer.writeheader()
+                writer.writerows(self.event_rows)
+        return path
 
     def _toggle_heatmap(self, on: bool) -> None:
         self.video.heatmap = on
         self.video.update()
 
-    def finish_events(self) -> None:
-        """Close the open events (end of a file, or on demand) into the table."""
-        if self.events is not None and self.hub is not None:
-            for event in self.events.finish():
-                self._add_event(event.to_dict())
-
-    def export_events(self, path: str | Path) -> Path:
-        path = Path(path)
-        if path.suffix.lower() == ".json":
-            path.write_text(json.dumps(self.event_rows, indent=2) + "\n", encoding="utf-8")
-        else:
-            with open(path, "w", newline="", encoding="utf-8") as f:
-                writer = csv.DictWriter(f, fieldnames=["label", "start_s", "end_s", "peak"])
-                writer.writeheader()
-                writer.writerows(self.event_rows)
-        return path
-
     # ----------------------------------------------------------------------------------------- dialogs
     def _ask_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open video", "", "Videos (*.mp4 *.avi *.mkv *.mov *.webm);;All (*)")
+        path, _ = QFileDialog.getOpenFileName(self, "Open video", "", "Videos (*.mp4 *.avi *.mkv *.mov *.webm *.ts);;All (*)")
         if path:
             self.open_source(path)
 
@@ -325,18 +617,31 @@ class MainWindow(QMainWindow):
 
     def _ask_url(self) -> None:
         url, ok = QInputDialog.getText(self, "Stream", "RTSP/HTTP URL")
-        if ok and url:
-            self.open_source(url)
+        if ok and url.strip():
+            self.open_source(url.strip())
 
     def _ask_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open model", "", "Models (*.onnx *.engine);;All (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open model", "", "Models (*.onnx *.engine config.json);;All (*)")
+        if path:  # a run's or model folder's config.json stands for its folder (torch backend)
+            self.open_model(str(Path(path).parent) if Path(path).name == "config.json" else path)
+
+    def _ask_model_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open a run directory or model folder (torch backend)")
         if path:
             self.open_model(path)
 
     def _ask_export(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export events", "events.csv", "CSV (*.csv);;JSON (*.json)")
-        if path:
-            self.export_events(path)
+        path, chosen = QFileDialog.getSaveFileName(self, "Export events", "events.csv", ";;".join(EXPORT_FILTERS))
+        if not path:
+            return
+        try:
+            written = self.export_events(path, EXPORT_FILTERS.get(chosen, "csv"))
+        except OSError as err:
+            self.show_message(f"cannot export events to {path}: {err.strerror or err}")
+            return
+        note = f"; {len(self.ongoing)} ongoing not included" if self.ongoing else ""
+        self.show_message(f"exported {len(self.event_rows)} events to {written}{note}", error=False)
 
     def closeEvent(self, event) -> None:  # noqa: N802
         self.stop_pipeline()

@@ -78,3 +78,15 @@ def wheel(tmp_path_factory) -> Path:
     subprocess.run(cmd, check=True, capture_output=True)
     (path,) = out.glob("stop_toolkit-*.whl")
     return path
+
+
+@pytest.fixture
+def silent_url():
+    """An http:// URL on a 127.0.0.1 server that accepts connections and never answers (a stalled stream)."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    yield f"http://127.0.0.1:{server.getsockname()[1]}/live.ts"
+    server.close()

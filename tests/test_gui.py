@@ -1,11 +1,13 @@
-"""stop-gui, offscreen with pytest-qt: a generated video with the tiny exported model gives predictions,
-events, overlays; failures show messages; closing leaves no thread running; the CLI takes a screenshot."""
+"""stop-gui, offscreen with pytest-qt: predictions, overlays and events on generated videos with the tiny
+exported model; the app's events equal stop-recognize's (end of file, loop, seek, new source); the player
+controls; errors shown in the window and in the exit code; closing while a stream never answers; layout."""
 from __future__ import annotations
 
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,65 +16,227 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtCore import QPoint, QSettings, Qt  # noqa: E402
+from PySide6.QtWidgets import QFileDialog  # noqa: E402
 
+from stop_export.cli import recognize_main  # noqa: E402
 from stop_export.runtime.events import EventCfg  # noqa: E402
 from stop_gui.window import MainWindow  # noqa: E402
 from stop_train.data.synthetic import SyntheticSpec, render_scene, write_video  # noqa: E402
 
+K = 6  # the tiny model's labels
+EVERY_LABEL = EventCfg(smoothing=1.0, on=0.0, off=0.0, min_duration_s=0.0)  # every label opens at once, never ends
+STOP_GUI = str(Path(sys.executable).parent / "stop-gui")
+
 
 @pytest.fixture(scope="module")
 def video(tmp_path_factory) -> Path:
+    """4 s at 25 fps, one motion."""
     path = tmp_path_factory.mktemp("gui") / "left.avi"
     write_video(path, render_scene("MovingLeft", SyntheticSpec(frames=100), np.random.default_rng(0)), fps=25)
     return path
 
 
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory) -> Path:
+    """12 s at 25 fps: four motions, each followed by a black or white stretch, so that even the untrained
+    model's scores rise and fall."""
+    path = tmp_path_factory.mktemp("gui") / "mixed.avi"
+    rng, spec, parts = np.random.default_rng(0), SyntheticSpec(frames=38), []
+    for i, kind in enumerate(("MovingLeft", "GrowingBigger", "MovingUp", "ShrinkingSmaller")):
+        scene = render_scene(kind, spec, rng)
+        parts += [scene, np.full_like(scene, 255 if i % 2 else 0)]
+    write_video(path, np.concatenate(parts), fps=25)
+    return path
+
+
 @pytest.fixture
-def window(qtbot, tmp_path):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+def settings(tmp_path) -> QSettings:
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def window(qtbot, settings):
     w = MainWindow(predict_every_s=0.2, settings=settings)
     qtbot.addWidget(w)
+    w.resize(1280, 720)
     w.show()
     yield w
     w.close()
 
 
-def test_predictions_events_overlays_and_a_clean_close(window, exported, video, qtbot, tmp_path):
+def wait_state(qtbot, window, state: str, timeout: int = 30000) -> None:
+    qtbot.waitUntil(lambda: window.state == state, timeout=timeout)
+
+
+def recognize_events(model: Path, video: Path, cfg: EventCfg, tmp_path: Path, every: float = 0.2) -> list[dict]:
+    out = tmp_path / "recognize-events.jsonl"
+    out.unlink(missing_ok=True)
+    assert recognize_main([str(model), "--source", str(video), "--backend", "cpu", "--predict-every", str(every),
+                           "--on", str(cfg.on), "--off", str(cfg.off), "--smoothing", str(cfg.smoothing),
+                           "--min-duration", str(cfg.min_duration_s), "--events", str(out), "--json"]) == 0
+    return [{k: r[k] for k in ("label", "start_s", "end_s", "peak")} for r in map(json.loads, out.read_text().splitlines())]
+
+
+def rounded(rows: list[dict]) -> list[dict]:
+    """As stop-recognize prints them (3 decimals)."""
+    return [{"label": r["label"], **{k: round(r[k], 3) for k in ("start_s", "end_s", "peak")}} for r in rows]
+
+
+def thresholds(model: Path, video: Path, tmp_path: Path) -> EventCfg:
+    """Thresholds that give this (untrained) model events that open and close on `video`: 60 % and 40 % of
+    the way up the range of the label whose score varies most over the windows stop-recognize reports."""
+    out = tmp_path / "windows.jsonl"
+    with open(out, "w") as f:
+        subprocess.run([str(Path(sys.executable).parent / "stop-recognize"), str(model), "--source", str(video),
+                        "--backend", "cpu", "--predict-every", "0.2", "--json", "--top-k", str(K)], stdout=f, check=True)
+    windows = [dict(json.loads(line)["top"]) for line in out.read_text().splitlines() if '"window"' in line]
+    scores = np.array([[w[k] for k in sorted(w)] for w in windows])
+    low, span = scores.min(0), scores.max(0) - scores.min(0)
+    k = int(span.argmax())
+    return EventCfg(smoothing=0.7, on=float(low[k] + 0.6 * span[k]), off=float(low[k] + 0.4 * span[k]),
+                    min_duration_s=0.0)
+
+
+# ----------------------------------------------------------------------------------------- recognition
+def test_predictions_overlays_ongoing_rows_and_a_clean_close(window, exported, video, qtbot):
     assert window.open_model(str(exported["dynamic"]), "cpu")
-    window.event_cfg = EventCfg(smoothing=1.0, on=0.0, off=0.0, min_duration_s=0.0)  # every label opens an event
-    window.loop_box.setChecked(True)
+    window.event_cfg = EVERY_LABEL
     window.open_source(str(video))
-    threads = [t for t, _ in window.threads]
-    assert len(threads) == 2 and all(t.isRunning() for t in threads)
+    threads = window.pipeline.threads
+    assert len(threads) == 2 and all(t.is_alive() for t in threads)
     shown = []
     window.windowShown.connect(shown.append)
     qtbot.waitUntil(lambda: len(shown) >= 3, timeout=20000)
     w = shown[-1]
-    assert w.scores.shape == (6,) and abs(w.scores.sum() - 1) < 1e-6 and w.inference_s > 0
+    assert w.scores.shape == (K,) and abs(w.scores.sum() - 1) < 1e-6 and w.inference_s > 0
     assert window.topk.top_label() in w.labels
     assert window.video._mask is not None and window.video._mask.shape == (4, 4)
     assert window.plot.values is not None and len(window.plot.values) == 3  # T-1 gaps
     window.heatmap_box.setChecked(False)
     assert not window.video.heatmap
     window.heatmap_box.setChecked(True)
-    assert window.video.heatmap
-    window.finish_events()
-    assert window.table.rowCount() == 6
-    rows = json.loads(window.export_events(tmp_path / "events.json").read_text())
-    assert {r["label"] for r in rows} == set(w.labels)
-    assert window.export_events(tmp_path / "events.csv").read_text().startswith("label,start_s,end_s,peak")
+    rows = window.table_rows()  # every label is an open event: shown as ongoing rows
+    assert len(rows) == K and {r[0] for r in rows} == set(w.labels)
+    assert all(r[2] == "…" and r[4] == "left.avi" for r in rows) and window.table.item(0, 0).font().italic()
     assert all(e2e >= inf for inf, e2e in window.latencies)
     window.close()
-    assert not any(t.isRunning() for t in threads)
+    assert not any(t.is_alive() for t in threads)
+    assert len(window.event_rows) == K  # closing ended them at the last frame shown
 
 
-def test_lattice_model_turns_the_heatmap_off_with_the_reason(window, exported):
-    assert window.open_model(str(exported["official"]), "cpu")
-    assert not window.heatmap_box.isEnabled() and "lattice" in window.heatmap_note.text()
+def test_events_equal_stop_recognize_at_the_end_of_a_file(window, exported, mixed, qtbot, tmp_path):
+    model = exported["dynamic"]
+    cfg = thresholds(model, mixed, tmp_path)
+    expected = recognize_events(model, mixed, cfg, tmp_path)
+    assert len(expected) >= 2, expected  # events that open and close, not one long one
+    window.event_cfg = cfg
+    assert window.open_model(str(model), "cpu")
+    window.open_source(str(mixed), realtime=False)
+    wait_state(qtbot, window, "ended")
+    qtbot.waitUntil(lambda: len(window.event_rows) == len(expected) and not window.ongoing, timeout=10000)
+    assert rounded(window.event_rows) == expected
+    assert "end of video" in window.banner.text() and not window.banner.property("error")
 
 
-def test_failing_source_and_mismatched_model_show_messages(window, exported, qtbot, tmp_path):
+def test_a_looping_file_repeats_the_same_events_pass_after_pass(window, exported, mixed, qtbot, tmp_path):
+    model = exported["dynamic"]
+    cfg = thresholds(model, mixed, tmp_path)
+    expected = recognize_events(model, mixed, cfg, tmp_path)
+    window.event_cfg = cfg
+    window.loop_box.setChecked(True)
+    assert window.open_model(str(model), "cpu")
+    window.open_source(str(mixed), realtime=False)
+    qtbot.waitUntil(lambda: len(window.event_rows) >= 2 * len(expected), timeout=60000)
+    assert rounded(window.event_rows[: 2 * len(expected)]) == expected + expected  # nothing runs into the next pass
+    assert window.state == "playing"
+
+
+def test_seek_and_a_new_source_close_the_open_events(window, exported, video, mixed, qtbot):
+    window.event_cfg = EVERY_LABEL
+    assert window.open_model(str(exported["dynamic"]), "cpu")
+    window.open_source(str(video))  # realtime: 4 s
+    qtbot.waitUntil(lambda: len(window.ongoing) == K, timeout=20000)
+    before = window.frame_t
+    window.seek_to(3.0)
+    qtbot.waitUntil(lambda: len(window.event_rows) == K, timeout=10000)  # closed at the last frame before the seek
+    assert all(r["end_s"] <= before + 0.5 and r["end_s"] < 3.0 for r in window.event_rows)
+    window.open_source(str(mixed))  # left.avi's newer events (if any opened after the seek) end now
+    rows_of_first = [r for r in window.event_rows if Path(r["source"]).name == "left.avi"]
+    assert len(rows_of_first) == len(window.event_rows) and all(r["start_s"] >= 3.0 for r in rows_of_first[K:])
+    qtbot.waitUntil(lambda: len(window.ongoing) == K, timeout=20000)
+    assert all(r[4] == "mixed.avi" for r in window.table_rows()[-K:])
+    assert window.frame_t < 3.0  # the new file plays from its start
+
+
+def test_clear_and_export_in_the_chosen_format_with_a_confirmation(window, exported, video, qtbot, tmp_path,
+                                                                    monkeypatch):
+    window.event_cfg = EVERY_LABEL
+    assert window.open_model(str(exported["dynamic"]), "cpu")
+    window.open_source(str(video), realtime=False)
+    qtbot.waitUntil(lambda: len(window.event_rows) == K, timeout=30000)
+    target = tmp_path / "events"  # no extension: the filter decides
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), "JSON (*.json)"))
+    window._ask_export()
+    written = tmp_path / "events.json"
+    rows = json.loads(written.read_text())
+    assert len(rows) == K and {r["source"] for r in rows} == {str(video)}
+    assert f"exported {K} events to {written}" in window.banner.text() and not window.banner.property("error")
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "e.csv"), "JSON (*.json)"))
+    window._ask_export()  # a typed .csv wins over the filter
+    assert (tmp_path / "e.csv").read_text().splitlines()[0] == "label,start_s,end_s,peak,source"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "no" / "e.csv"), "CSV (*.csv)"))
+    window._ask_export()
+    assert "cannot export events" in window.banner.text() and window.banner.property("error")
+    window.clear_events()
+    assert window.event_rows == [] and window.table.rowCount() == 0
+
+
+# ------------------------------------------------------------------------------------------------ controls
+def test_player_controls(window, exported, video, mixed, qtbot):
+    assert window.open_model(str(exported["dynamic"]), "cpu")
+    window.open_source(str(video))
+    qtbot.waitUntil(lambda: window.seek.isEnabled() and window.frame_t is not None, timeout=10000)
+    assert window.time_label.text().endswith("/ 0:04.0")
+    slider = window.seek  # a click at 3/4 of the bar jumps there (Qt's default would step one page)
+    qtbot.mouseClick(slider, Qt.MouseButton.LeftButton, pos=QPoint(int(slider.width() * 0.75), slider.height() // 2))
+    qtbot.waitUntil(lambda: window.frame_t is not None and window.frame_t >= 2.6, timeout=5000)
+    qtbot.keyClick(window.video, Qt.Key.Key_Space)  # pause: visible
+    assert window.state == "paused" and window.video.paused and window.play_button.text() == "Play"
+    paused_at = window.frame_t
+    slider.sliderMoved.emit(1000)  # dragged while paused: the picture follows
+    qtbot.waitUntil(lambda: window.frame_t is not None and abs(window.frame_t - 1.0) < 0.05, timeout=5000)
+    qtbot.wait(300)
+    assert abs(window.frame_t - 1.0) < 0.05 and window.state == "paused" and paused_at >= 2.6  # still paused
+    qtbot.keyClick(window.video, Qt.Key.Key_Space)
+    wait_state(qtbot, window, "ended", timeout=10000)
+    assert window.play_button.text() == "Replay"
+    qtbot.keyClick(window.video, Qt.Key.Key_Space)  # after the end: replays from the start
+    qtbot.waitUntil(lambda: window.frame_t is not None and window.frame_t < 1.0, timeout=5000)
+    assert window.state == "playing"
+    qtbot.keyClick(window.video, Qt.Key.Key_Space)
+    assert window.state == "paused"
+    window.open_source(str(mixed))  # a new file while paused: plays, and the next Space pauses it
+    assert window.state == "playing" and not window.video.paused
+    qtbot.keyClick(window.video, Qt.Key.Key_Space)
+    assert window.state == "paused"
+
+
+# -------------------------------------------------------------------------------------------------- errors
+def test_a_failing_backend_is_shown_and_not_kept(window, exported, settings, qtbot):
+    assert window.open_model(str(exported["dynamic"]), "cpu")
+    assert settings.value("backend") == "cpu" and not window.banner.property("error")
+    running = window.recognizer
+    assert not window.choose_backend("cuda")  # no CUDA provider here
+    assert "cuda" in window.banner.text() and window.banner.property("error")
+    assert window.backend_box.currentText() == "cpu" and window.recognizer is running  # nothing stuck
+    assert settings.value("backend") == "cpu"
+    again = MainWindow(settings=settings)
+    qtbot.addWidget(again)
+    assert again.backend_box.currentText() == "cpu"
+
+
+def test_model_errors_are_shown_in_the_window(window, exported, tmp_path, qtbot):
     model = onnx.load(str(exported["dynamic"]))
     meta = json.loads(model.metadata_props[0].value)
     meta["labels"] = meta["labels"][:3]
@@ -81,26 +245,96 @@ def test_failing_source_and_mismatched_model_show_messages(window, exported, qtb
     onnx.save(model, str(bad))
     assert not window.open_model(str(bad), "cpu")
     assert "scores 6 classes but its metadata lists 3 labels" in window.banner.text()
-    assert window.open_model(str(exported["dynamic"]), "cpu")
+    assert not window.open_model(str(tmp_path / "missing.onnx"), "cpu")
+    assert "no model file at" in window.banner.text() and window.banner.property("error") and window.failure
+    assert window.open_model(str(exported["dynamic"]), "cpu") and window.failure is None
     window.open_source(str(tmp_path / "missing.avi"))
     qtbot.waitUntil(lambda: "no video file at" in window.banner.text(), timeout=10000)
+    assert window.banner.property("error") and window.failure and window.state == "idle"
 
 
-def test_relabelling_needs_the_text_encoder(window, exported, tmp_path):
+def test_the_model_dialog_takes_run_directories(window, tmp_path, monkeypatch):
+    opened = []
+    monkeypatch.setattr(window, "open_model", lambda path, backend=None: opened.append(path))
+    run = tmp_path / "run"
+    (run / "checkpoints" / "best").mkdir(parents=True)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(run))
+    window.actions_by_name["Model folder"].trigger()
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(run / "config.json"), ""))
+    window.actions_by_name["Model"].trigger()
+    assert opened == [str(run), str(run)]
+
+
+def test_relabelling_clears_old_rows_and_success_is_not_an_error(window, exported, video, tmp_path, qtbot):
     assert window.open_model(str(exported["dynamic"]), "cpu")
-    assert window.relabel_button.isEnabled()
-    assert window.apply_labels(["Biking", "Diving"]) and window.recognizer.labels == ["Biking", "Diving"]
+    window.open_source(str(video))
+    qtbot.waitUntil(lambda: window.topk.rows()[K - 2][0] != "", timeout=20000)  # 5 rows shown
+    width = window.split.sizes()[1]
+    long = ("opening the left-hand pressure relief valve of the second cooling circuit " * 3).strip()
+    assert window.apply_labels([long, "Diving"]) and window.recognizer.labels == [long, "Diving"]
+    assert window.banner.text() == "2 labels embedded" and not window.banner.property("error")
+    shown = []
+    window.windowShown.connect(shown.append)
+    qtbot.waitUntil(lambda: any(w.labels == [long, "Diving"] for w in shown), timeout=20000)
+    rows = window.topk.rows()
+    assert {r[0] for r in rows[:2]} == {long, "Diving"} and rows[2:] == [("", "")] * 3  # no stale rows
+    name = next(n for n in window.topk.names if n.full_text() == long)
+    assert name.text() != long and name.text().endswith("…") and name.toolTip() == long  # elided
+    assert window.split.sizes()[1] == width  # the panel did not widen
     lone = tmp_path / "lone.onnx"
     lone.write_bytes(exported["dynamic"].read_bytes())  # no text encoder beside it
     assert window.open_model(str(lone), "cpu")
     assert not window.relabel_button.isEnabled() and "text encoder" in window.relabel_note.text()
 
 
-def test_cli_starts_into_recognition_and_saves_a_screenshot(exported, video, tmp_path):
-    shot = tmp_path / "shot.png"
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
-    result = subprocess.run([str(Path(sys.executable).parent / "stop-gui"), "--model", str(exported["dynamic"]),
-                             "--backend", "cpu", "--source", str(video), "--screenshot", str(shot),
-                             "--quit-after", "3"], capture_output=True, text=True, env=env, timeout=120)
+# ----------------------------------------------------------------------------------------- never hangs
+def test_closing_while_a_stream_never_answers_takes_under_2_s(window, exported, silent_url, qtbot):
+    assert window.open_model(str(exported["dynamic"]), "cpu")
+    window.open_source(silent_url)
+    assert window.state == "connecting"
+    qtbot.waitUntil(lambda: "connecting to" in window.banner.text(), timeout=5000)
+    assert not window.banner.property("error")
+    qtbot.wait(500)  # inside FFmpeg's open now
+    start = time.monotonic()
+    window.close()
+    assert time.monotonic() - start < 2.0
+
+
+def test_the_app_closes_mid_connect_with_exit_code_0(exported, silent_url, tmp_path):
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path)}
+    start = time.monotonic()
+    result = subprocess.run([STOP_GUI, "--model", str(exported["dynamic"]), "--backend", "cpu", "--source", silent_url,
+                             "--quit-after", "1.5"], capture_output=True, text=True, env=env, timeout=60)
+    took = time.monotonic() - start
     assert result.returncode == 0, result.stderr[-2000:]
-    assert shot.is_file() and shot.stat().st_size > 10_000
+    assert "QThread" not in result.stderr and "Traceback" not in result.stderr
+    print(f"stop-gui with a silent stream: quit after 1.5 s, process ended after {took:.1f} s")
+
+
+def test_automation_exits_non_zero_after_a_model_error(exported, tmp_path):
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path)}
+    missing = subprocess.run([STOP_GUI, "--model", str(tmp_path / "missing.onnx"), "--quit-after", "0.5"],
+                             capture_output=True, text=True, env=env, timeout=60)
+    assert missing.returncode == 1 and "no model file at" in missing.stderr and "Traceback" not in missing.stderr
+    shot = subprocess.run([STOP_GUI, "--screenshot", str(tmp_path / "no" / "shot.png"), "--quit-after", "0.5"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert shot.returncode == 1 and "cannot write the screenshot" in shot.stderr
+
+
+# -------------------------------------------------------------------------------------------------- layout
+def test_layout_at_1280_and_on_a_1366x600_screen(window, exported, mixed, qtbot):
+    window.event_cfg = EVERY_LABEL
+    assert window.open_model(str(exported["dynamic"]), "cpu")
+    window.open_source(str(mixed))
+    qtbot.waitUntil(lambda: len(window.ongoing) == K, timeout=20000)
+    window.tabs.setCurrentIndex(0)
+    qtbot.wait(100)
+    header, viewport = window.table.horizontalHeader(), window.table.viewport()
+    right_edge = header.sectionViewportPosition(4) + header.sectionSize(4)
+    assert right_edge <= viewport.width() + 1, (right_edge, viewport.width())  # every column on screen
+    assert header.sectionSize(0) >= 60 and window.table.height() >= 6 * window.table.rowHeight(0)
+    hint = window.minimumSizeHint()
+    assert hint.width() <= 1366 and hint.height() <= 560, hint  # a 1366x600 screen, less a panel
+    window.resize(1366, 600)
+    qtbot.wait(100)
+    assert window.height() <= 600 and window.width() <= 1366

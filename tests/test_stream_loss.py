@@ -87,6 +87,7 @@ def test_app_capture_shows_the_loss_and_recovers(ts_bytes, qtbot):
 
         def push(self, frame, t, captured_at):
             self.runs[-1].append(t)
+            return 0.0
 
         def restart(self):
             if self.runs[-1]:
@@ -95,7 +96,8 @@ def test_app_capture_shows_the_loss_and_recovers(ts_bytes, qtbot):
     hub, messages = Hub(), []
     with StreamServer(ts_bytes, ["partial", "full", "down"]) as server:
         worker = CaptureWorker(hub, server.url, policy=ReconnectPolicy(attempts=1, first_delay_s=0.1))
-        worker.status.connect(messages.append)
+        worker.status.connect(lambda text, problem: messages.append(text))
+        worker.failed.connect(messages.append)
         worker.run()  # synchronously: ends when the policy gives up on 'down'
     lost = [m for m in messages if m.startswith(f"lost {server.url} at") and "retrying in" in m]
     assert len(lost) == 2, messages  # after the partial connection and after the full one
@@ -106,30 +108,18 @@ def test_app_capture_shows_the_loss_and_recovers(ts_bytes, qtbot):
     assert "gave up" in messages[-1]
 
 
-@pytest.fixture
-def silent_server():
-    """A TCP server on 127.0.0.1 that accepts connections and never answers."""
-    import socket
-
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    yield f"http://127.0.0.1:{server.getsockname()[1]}/live.ts"
-    server.close()
-
-
-def test_a_stream_that_never_answers_times_out_with_a_reason(silent_server):
+def test_a_stream_that_never_answers_times_out_with_a_reason(silent_url):
     import time
 
     from stop_train.video.source import SourceError, StreamSource
 
     start = time.monotonic()
     with pytest.raises(SourceError, match="no answer within 1 s"):
-        StreamSource(silent_server, timeout_s=1.0)
+        StreamSource(silent_url, timeout_s=1.0)
     assert time.monotonic() - start < 5
 
 
-def test_ctrl_c_while_a_stream_is_opening_ends_recognition(exported, silent_server):
+def test_ctrl_c_while_a_stream_is_opening_ends_recognition(exported, silent_url):
     import signal
     import subprocess
     import sys
@@ -137,7 +127,7 @@ def test_ctrl_c_while_a_stream_is_opening_ends_recognition(exported, silent_serv
 
     code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "  # as in a terminal
             "from stop_export.cli import recognize_main; "
-            f"sys.exit(recognize_main([{str(exported['dynamic'])!r}, '--source', {silent_server!r}]))")
+            f"sys.exit(recognize_main([{str(exported['dynamic'])!r}, '--source', {silent_url!r}]))")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(4.0)  # the model is loaded and FFmpeg waits for the server (5 s timeout)
     proc.send_signal(signal.SIGINT)

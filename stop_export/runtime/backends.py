@@ -24,6 +24,9 @@ ORT_PROVIDERS = {
     "cpu": "CPUExecutionProvider",
 }
 
+# every `backend` name `open_backend` takes (engines pick TensorRT by their suffix)
+BACKEND_NAMES = ("auto", "cpu", "cuda", "openvino", "tensorrt", "torch", "torch-bf16")
+
 
 class Backend(Protocol):
     name: str

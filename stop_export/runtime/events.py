@@ -2,7 +2,7 @@
 Shared by `stop-recognize` and the app."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -35,7 +35,9 @@ class Event:
 
 
 class EventDetector:
-    """Feed `update(t, scores)` per prediction; finished events come back as they end."""
+    """Feed `update(t, scores)` per prediction; finished events come back as they end. `finish` closes the
+    open ones where playback ends or jumps (end of a file, a loop, a seek) and starts the smoothing afresh.
+    `stop-recognize` and the app drive this one class in the same order, so they report the same events."""
 
     def __init__(self, labels: list[str], cfg: EventCfg = EventCfg()):
         self.labels, self.cfg = list(labels), cfg
@@ -60,16 +62,19 @@ class EventDetector:
         return done
 
     def finish(self, t: float | None = None) -> list[Event]:
-        """Close every open event (end of stream)."""
+        """Close every open event at `t` (the last frame's time; None: at its last prediction) and forget the
+        smoothed scores: the next `update` starts afresh. Returns the events long enough to keep."""
         done = []
         for k in list(self._open):
             if t is not None:
                 self._open[k].end_s = max(self._open[k].end_s, t)
             done.extend(self._close(k))
+        self.smoothed = None
         return done
 
     def active(self) -> list[Event]:
-        return list(self._open.values())
+        """Copies of the open (ongoing) events, end = their latest prediction so far."""
+        return [replace(e) for e in self._open.values()]
 
     def _close(self, k: int) -> list[Event]:
         event = self._open.pop(k)

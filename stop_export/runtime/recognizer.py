@@ -2,7 +2,7 @@
 test-view protocol for files, and re-labelling through the exported text encoder (no PyTorch)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,20 +34,22 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 class Prediction:
     scores: np.ndarray  # (B, K) softmax over the labels
     outputs: dict[str, np.ndarray]  # every graph output (logits, video_embedding, overlays)
+    labels: list[str] = field(default_factory=list)  # the K labels the scores are over
 
     def top(self, k: int = 5, labels: list[str] | None = None, row: int = 0) -> list[tuple[str, float]]:
-        names = labels or [str(i) for i in range(self.scores.shape[-1])]
+        names = labels or self.labels or [str(i) for i in range(self.scores.shape[-1])]
         return top_k(self.scores[row], names, k)
 
 
 class Recognizer:
-    """Scores clips with a backend; `set_labels` re-labels an ONNX model without PyTorch."""
+    """Scores clips with a backend; `set_labels` re-labels an ONNX model without PyTorch. `set_labels` may run
+    in another thread than `predict`: each prediction carries the labels its scores are over."""
 
     def __init__(self, backend: Backend):
         self.backend = backend
         self.meta: Metadata = backend.metadata
-        self.labels = list(self.meta.labels)
-        self._text: np.ndarray | None = None  # (K, E) when re-labelled
+        # (labels, text embeddings (K, E) or None for the graph's own logits), replaced as one object
+        self._head: tuple[list[str], np.ndarray | None] = (list(self.meta.labels), None)
         self.preprocess: PreprocessCfg = self.meta.preprocess
         self.sampling: SamplingCfg = self.meta.sampling
 
@@ -57,6 +59,10 @@ class Recognizer:
         """A model file (.onnx, or .engine with its sidecar; `plugin`: the TemporalPromptInsert library an
         engine may need, else $STOP_TPI_PLUGIN) or a run / model folder (torch backend). Raises BackendError."""
         return cls(open_backend(model, backend, threads, labels=labels, plugin=plugin))
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self._head[0])
 
     def clip_buffer(self, predict_every_s: float, frame_interval_s: float | None = None) -> ClipBuffer:
         """The live clip buffer for this model (DECISIONS §4): its T frames, `frame_interval_s` apart (default:
@@ -73,11 +79,12 @@ class Recognizer:
         if frames.dtype != np.uint8 or frames.shape[1:] != self.meta.input_shape:
             raise ValueError(f"expected uint8 frames (B, {', '.join(map(str, self.meta.input_shape))}), "
                              f"got {frames.dtype} {frames.shape}")
+        labels, text = self._head
         outputs = self.backend.run(np.ascontiguousarray(frames))
         logits = outputs["logits"]
-        if self._text is not None:
-            logits = self.meta.logit_scale * outputs["video_embedding"] @ self._text.T
-        return Prediction(softmax(logits.astype(np.float64)), outputs)
+        if text is not None:
+            logits = self.meta.logit_scale * outputs["video_embedding"] @ text.T
+        return Prediction(softmax(logits.astype(np.float64)), outputs, list(labels))
 
     def predict_file(self, path: str | Path) -> Prediction:
         """The test protocol stored in the metadata: N clips x M crops of the whole file, averaged."""
@@ -86,7 +93,7 @@ class Recognizer:
 
         pred = self.predict(eval_views(path, probe(path), self.sampling, self.preprocess))
         mean = pred.scores.mean(axis=0, keepdims=True)
-        return Prediction(mean, pred.outputs)
+        return Prediction(mean, pred.outputs, pred.labels)
 
     def set_labels(self, labels: list[str], template: str | None = None) -> None:
         """Score against new class keys: their prompts go through the exported text encoder."""
@@ -101,5 +108,4 @@ class Recognizer:
         ids = ClipTokenizer(base / tok_file)(label_texts(labels, template or self.meta.template),
                                              self.meta.model.text.max_tokens)
         (emb,) = session.run(None, {TEXT_INPUT: ids})
-        self._text = emb / np.linalg.norm(emb, axis=-1, keepdims=True)
-        self.labels = list(labels)
+        self._head = (list(labels), emb / np.linalg.norm(emb, axis=-1, keepdims=True))
