@@ -345,7 +345,7 @@ class Pipeline:
     def running(self) -> list[threading.Thread]:
         return [t for t in self.threads if t.is_alive()]
 
-    def stop(self, deadline_s: float = 1.5) -> list[str]:
+    def stop(self, deadline_s: float = 1.0) -> list[str]:
         """Stop both workers and wait for them (at most `deadline_s` in all). Returns the names of threads
         still running (one blocked inside FFmpeg's open or read of a silent stream): they no longer emit
         anything and end at FFmpeg's timeout."""

@@ -111,6 +111,8 @@ class MainWindow(QMainWindow):
         self.loop_box = QCheckBox("loop")
         self.loop_box.toggled.connect(self._set_loop)
         self.play_button = QToolButton()
+        self.play_button.setText("Replay")
+        self.play_button.setFixedWidth(self.play_button.sizeHint().width())  # the seek bar does not jump
         self.play_button.setText("Pause")
         self.play_button.setToolTip("play / pause (Space); after the end: replay")
         self.play_button.clicked.connect(self.toggle_pause)
@@ -224,6 +226,10 @@ class MainWindow(QMainWindow):
             action.triggered.connect(slot)
             bar.addAction(action)
             self.actions_by_name[text] = action
+        quit_action = QAction("Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        self.addAction(quit_action)  # Ctrl+Q, without a toolbar button
         self.heatmap_box.setShortcut(QKeySequence("H"))
         self._paused = False
 
@@ -360,7 +366,7 @@ class MainWindow(QMainWindow):
         inference.boundary.connect(self._on_boundary, queued)
         inference.error.connect(self._on_inference_error, queued)
         self.pipeline = Pipeline(hub, capture, inference)
-        self.topk.clear()
+        self._clear_prediction()
         self.video.clear(f"opening {source_name(source)}…")
         self.show_message("", error=False)
         self._paused = False
@@ -388,6 +394,7 @@ class MainWindow(QMainWindow):
             capture.set_paused(False)
             capture.seek(0.0)
             self._set_state("playing")
+            self.show_message("", error=False)
             return
         self._paused = not self._paused
         capture.set_paused(self._paused)
@@ -401,6 +408,7 @@ class MainWindow(QMainWindow):
         self._show_time(seconds)
         if self.state == "ended":
             self._set_state("paused" if self._paused else "playing")
+            self.show_message("", error=False)
 
     def _scrub(self, ms: int) -> None:
         """While the seek bar is dragged: paused, the picture follows; playing, the jump waits for the release."""
@@ -410,6 +418,7 @@ class MainWindow(QMainWindow):
                 self._paused = True
                 self.capture.set_paused(True)
                 self._set_state("paused")
+                self.show_message("", error=False)
             self.capture.seek(ms / 1000)
 
     def _set_loop(self, on: bool) -> None:
@@ -522,6 +531,12 @@ class MainWindow(QMainWindow):
         self._add_events(closed)
         self.ongoing = []
         self._show_events()
+        self._clear_prediction()  # it was about frames before the end or the jump
+
+    def _clear_prediction(self) -> None:
+        self.topk.clear()
+        self.video.set_mask(None)
+        self.plot.show_values("", [])
 
     # ------------------------------------------------------------------------------------------- events
     def _record(self, event: Event) -> dict:
