@@ -4,14 +4,17 @@
              [--predict-every 0.5] [--on 0.6 --off 0.4 --smoothing 0.5 --min-duration 1]
              [--size 1280x720] [--screenshot out.png --quit-after 8]
 
-Exit codes: 0 after a normal close; 1 when `--quit-after` ends a run whose model or source failed (the
-reason is printed), or the screenshot cannot be written; 2 for usage errors and a display Qt cannot use.
+Exit codes: 0 after a normal close; 1 when `--quit-after` ends a run whose model or source failed, or whose
+camera or stream never delivered a frame (the reason is printed), or the screenshot cannot be written; 2 for
+usage errors and a display Qt cannot use.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
+from pathlib import Path
 
 from stop_export.runtime.args import add_event_arguments, event_cfg, in_range, non_negative
 from stop_export.runtime.backends import BACKEND_NAMES
@@ -33,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
                    "(default: $STOP_TPI_PLUGIN)")
     p.add_argument("--predict-every", type=in_range(float, 0, low_open=True), default=0.5, metavar="SECONDS")
     add_event_arguments(p)
-    p.add_argument("--loop", action="store_true", help="loop a video file")
+    p.add_argument("--loop", action=argparse.BooleanOptionalAction, default=None,
+                   help="loop a video file (default: as last time)")
     p.add_argument("--size", type=_size, default=(1280, 720), metavar="WxH", help="window size (default 1280x720)")
     p.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the window before quitting")
     p.add_argument("--quit-after", type=non_negative(float), default=0.0, metavar="SECONDS",
@@ -45,8 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     events = event_cfg(parser, args)
-    if args.screenshot and not args.quit_after:
-        parser.error("--screenshot is taken when --quit-after ends the run: give --quit-after SECONDS too")
+    if args.screenshot:
+        shot = Path(args.screenshot)
+        if not args.quit_after:
+            parser.error("--screenshot is taken when --quit-after ends the run: give --quit-after SECONDS too")
+        if shot.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp"):
+            parser.error(f"--screenshot {shot}: name a .png, .jpg or .bmp file")
+        if not shot.parent.is_dir() or not os.access(shot.parent, os.W_OK):
+            parser.error(f"--screenshot {shot}: cannot write in {shot.parent} (no such folder, or no permission)")
     try:
         from PySide6.QtCore import QTimer
         from PySide6.QtWidgets import QApplication
@@ -63,10 +73,14 @@ def main(argv: list[str] | None = None) -> int:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = MainWindow(predict_every_s=args.predict_every, plugin=args.plugin, events=events)
-    window.resize(*args.size)
+    screen = app.primaryScreen().availableGeometry()
+    frame = 40  # room for the window manager's title bar
+    width, height = min(args.size[0], screen.width()), min(args.size[1], screen.height() - frame)
+    window.resize(width, height)  # a 1366x600 laptop gets a window it can use, not one running off-screen
+    window.move(screen.x() + (screen.width() - width) // 2, screen.y() + max(0, (screen.height() - frame - height) // 2))
     window.show()
-    if args.loop:
-        window.loop_box.setChecked(True)
+    if args.loop is not None:
+        window.loop_box.setChecked(args.loop)
     model_ok = window.open_model(args.model, args.backend) if args.model else True
     if args.source and model_ok:  # after a failed model the window keeps showing why
         window.open_source(args.source)
@@ -77,8 +91,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"stop-gui: cannot write the screenshot {args.screenshot} (a folder that does not exist, "
                       "no permission, or not a .png/.jpg name)", file=sys.stderr)
                 outcome["code"] = 1
-            if window.failure:
-                print(f"stop-gui: {window.failure}", file=sys.stderr)
+            failure = window.automation_failure()
+            if failure:
+                print(f"stop-gui: {failure}", file=sys.stderr)
                 outcome["code"] = 1
             window.close()
             app.quit()

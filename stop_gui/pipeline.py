@@ -77,7 +77,9 @@ class FrameHub:
         self._latest: tuple[np.ndarray, float, float] | None = None
         self._closed = False
         self.last_t: float | None = None  # stream time of the newest frame pushed
+        self.span = buffer.span  # seconds of video one clip covers
         self.frames_in = 0
+        self.clips = 0  # clips cut
         self.skipped = 0  # clips replaced before inference took them (live sources)
         self.waited_s = 0.0  # time pushes waited for the model (files)
 
@@ -91,6 +93,7 @@ class FrameHub:
             if not self._buffer.due():
                 return 0.0
             frames, end = self._buffer.clip()
+            self.clips += 1
             start = time.monotonic()
             if self.lossless:
                 while not self._closed and any(isinstance(item, Clip) for item in self._items):

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import csv
 import json
+import threading
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import QEventLoop, QObject, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QFont, QKeySequence
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QHeaderView,
-                               QInputDialog, QLabel, QMainWindow, QPlainTextEdit, QPushButton, QSizePolicy,
+                               QInputDialog, QLabel, QMainWindow, QMessageBox, QPlainTextEdit, QPushButton, QSizePolicy,
                                QSplitter, QTableWidget, QTableWidgetItem, QTabWidget, QToolButton, QVBoxLayout,
                                QWidget)
 
@@ -35,6 +36,24 @@ def clock(seconds: float) -> str:
     """'m:ss.s' for the time readout."""
     minutes, rest = divmod(max(0.0, seconds), 60)
     return f"{int(minutes)}:{rest:04.1f}"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def export_path(path: str | Path, fmt: str) -> tuple[Path, str]:
+    """(file, format) an export writes: a name ending in .csv or .json keeps its format, any other name gets
+    `fmt` and its extension appended."""
+    path = Path(path)
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix in ("csv", "json"):
+        return path, suffix
+    return path.with_name(f"{path.name}.{fmt}"), fmt
+
+
+class _Done(QObject):
+    finished = Signal()
 
 
 def source_name(source: str) -> str:
@@ -71,6 +90,9 @@ class MainWindow(QMainWindow):
         self._shown_rows = 0  # ended events already in the table
         self.source = ""
         self.failure: str | None = None
+        self.source_problem: str | None = None  # the last problem a live source reported before its first frame
+        self._busy = False  # a model is loading (its own thread; the window keeps painting)
+        self._closing = False
         self.state = "idle"  # idle, connecting, playing, paused, ended
         self.duration_s = 0.0
         self.frame_t: float | None = None  # stream time of the frame on screen
@@ -118,6 +140,7 @@ class MainWindow(QMainWindow):
         self.play_button.clicked.connect(self.toggle_pause)
         self.play_button.setEnabled(False)
         self.seek = SeekSlider()
+        self.seek.setMinimumWidth(120)
         self.seek.setEnabled(False)
         self.seek.seekRequested.connect(lambda ms: self.seek_to(ms / 1000))
         self.seek.scrubbed.connect(self._scrub)
@@ -211,6 +234,7 @@ class MainWindow(QMainWindow):
         self.status_backend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         bar = self.addToolBar("main")
         bar.setMovable(False)
+        self.toolbar = bar
         self.actions_by_name: dict[str, QAction] = {}
         for text, key, slot in (
             ("Open video", QKeySequence.StandardKey.Open, self._ask_file),
@@ -258,10 +282,52 @@ class MainWindow(QMainWindow):
         self.banner.setText(text)
         if text:
             self.statusBar().showMessage(text, 10000)
+        else:
+            self.statusBar().clearMessage()
 
     def _fail(self, text: str) -> None:
         self.failure = text
         self.show_message(text, error=True)
+
+    def automation_failure(self) -> str | None:
+        """Why an automated run (`--quit-after`) failed: a model or source error, or a camera or stream that
+        never delivered a frame while it reported problems (None: it worked)."""
+        if self.failure:
+            return self.failure
+        if self.source and self.recognizer is not None and self.frame_t is None and self.source_problem:
+            return f"no frame from {source_name(self.source)}: {self.source_problem}"
+        return None
+
+    def _in_background(self, work, message: str):
+        """Run `work()` on a thread while the window keeps painting and playing (opening a model can import
+        PyTorch or build an ONNX Runtime session for many seconds); returns its result or raises its error.
+        The model and source actions are disabled meanwhile."""
+        outcome: dict = {}
+        done = _Done()
+        loop = QEventLoop()
+        done.finished.connect(loop.quit, Qt.ConnectionType.QueuedConnection)
+
+        def run() -> None:
+            try:
+                outcome["value"] = work()
+            except BaseException as err:  # noqa: BLE001 - re-raised on the GUI thread below
+                outcome["error"] = err
+            done.finished.emit()
+
+        self._busy = True
+        self.show_message(message, error=False)
+        for widget in (self.toolbar, self.backend_box, self.relabel_button):
+            widget.setEnabled(False)
+        thread = threading.Thread(target=run, name="stop-gui-open-model", daemon=True)
+        thread.start()
+        loop.exec()  # until `finished` (queued: delivered here even if the thread ended already)
+        thread.join()
+        self._busy = False
+        for widget in (self.toolbar, self.backend_box):
+            widget.setEnabled(True)
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
 
     # -------------------------------------------------------------------------------------------- model
     def open_model(self, path: str, backend: str | None = None) -> bool:
@@ -272,11 +338,17 @@ class MainWindow(QMainWindow):
             self._fail(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
             self._show_backend(self.working_backend)
             return False
+        if self._busy:
+            return False
         try:
-            rec = Recognizer.open(path, backend, plugin=self.plugin)
+            rec = self._in_background(lambda: Recognizer.open(path, backend, plugin=self.plugin),
+                                      f"opening {path} with the {backend} backend…")
         except MODEL_ERRORS as err:
-            self._fail(f"cannot use model {Path(path).name} with backend {backend}: {err}")
+            self._fail(f"cannot use {path} with the {backend} backend: {err}")
             self._show_backend(self.working_backend)
+            self.relabel_button.setEnabled(self._text_encoder_ok())
+            return False
+        if self._closing:
             return False
         self.stop_pipeline()
         self.recognizer, self.model_path, self.working_backend, self.failure = rec, str(path), backend, None
@@ -293,8 +365,7 @@ class MainWindow(QMainWindow):
         self.heatmap_note.setText("heatmap off: this model's mask uses the published lattice layout (bug B1), "
                                   "whose cells are not image regions" if lattice else "")
         self.heatmap_note.setVisible(lattice)
-        text_ok = bool(meta.text_encoder) and (Path(path).parent / meta.text_encoder).is_file() and \
-            not rec.backend.name.startswith("pytorch")
+        text_ok = self._text_encoder_ok()
         self.relabel_button.setEnabled(text_ok)
         self.relabel_note.setText("" if text_ok else "re-labelling needs the exported text encoder beside the model "
                                   "(stop-export writes it); this model has none")
@@ -303,6 +374,12 @@ class MainWindow(QMainWindow):
         if self.source:
             self.open_source(self.source)
         return True
+
+    def _text_encoder_ok(self) -> bool:
+        rec = self.recognizer
+        if rec is None or rec.backend.name.startswith("pytorch") or not rec.meta.text_encoder:
+            return False
+        return (Path(self.model_path).parent / rec.meta.text_encoder).is_file()
 
     def choose_backend(self, backend: str) -> bool:
         """The backend box's choice: tried at once on the loaded model (kept only if it works)."""
@@ -319,9 +396,18 @@ class MainWindow(QMainWindow):
         self.backend_box.blockSignals(False)
 
     def apply_labels(self, labels: list[str]) -> bool:
+        """Re-label the model through its text encoder: at least two distinct labels (scores are a softmax
+        over them)."""
         labels = [x.strip() for x in labels if x.strip()]
-        if self.recognizer is None or not labels:
-            self.show_message("load a model and give at least one label")
+        if self.recognizer is None:
+            self.show_message("open a model first")
+            return False
+        repeated = sorted({x for x in labels if labels.count(x) > 1})
+        if repeated:
+            self.show_message(f"each label once, please: {', '.join(repeated)} appear(s) more than once")
+            return False
+        if len(labels) < 2:
+            self.show_message("give at least two labels, one per line: scores are shared out among them")
             return False
         try:
             self.recognizer.set_labels(labels)
@@ -329,7 +415,7 @@ class MainWindow(QMainWindow):
             self.show_message(str(err))
             return False
         self.topk.clear()
-        self.show_message(f"{len(labels)} labels embedded", error=False)
+        self.show_message(f"{plural(len(labels), 'label')} embedded", error=False)
         return True
 
     # ------------------------------------------------------------------------------------------ sources
@@ -342,7 +428,11 @@ class MainWindow(QMainWindow):
         self.source = source
         self._set_state("idle")
         self.seek.setEnabled(False)
-        self.duration_s, self.frame_t = 0.0, None
+        self.seek.setValue(0)
+        self.duration_s, self.frame_t, self.source_problem = 0.0, None, None
+        self.time_label.setText("-:-- / -:--")
+        for label in (self.status_fps, self.status_inf, self.status_e2e):
+            label.setText("-")
         if self.recognizer is None:
             self.show_message("open a model to start recognising", error=False)
             return
@@ -352,6 +442,7 @@ class MainWindow(QMainWindow):
             self._fail(str(err))
             return
         self.failure = None
+        self.loop_box.setEnabled(not live)
         lossless = not live if every_window is None else every_window
         hub = FrameHub(self.recognizer.clip_buffer(self.predict_every_s), lossless=lossless)
         capture = CaptureWorker(hub, source, loop=self.loop_box.isChecked(), realtime=realtime)
@@ -432,6 +523,8 @@ class MainWindow(QMainWindow):
         self.play_button.setText({"paused": "Play", "ended": "Replay"}.get(state, "Pause"))
         if state == "paused":
             self.statusBar().showMessage("paused (Space resumes)")
+        elif self.statusBar().currentMessage().startswith(("paused", "end of video")):
+            self.statusBar().clearMessage()
 
     def _show_time(self, t: float) -> None:
         length = clock(self.duration_s) if self.duration_s > 0 else "live"
@@ -458,6 +551,8 @@ class MainWindow(QMainWindow):
     def _on_status(self, text: str, problem: bool) -> None:
         if self._current(self.sender()):
             self.show_message(text, error=problem)
+            if problem and self.frame_t is None:
+                self.source_problem = text
 
     def _on_source_failed(self, text: str) -> None:
         if not self._current(self.sender()):
@@ -471,6 +566,12 @@ class MainWindow(QMainWindow):
         if not self._current(self.sender()):
             return
         self._set_state("ended")
+        hub = self.hub
+        if hub is not None and hub.clips == 0:  # as stop-recognize says it
+            self._fail(f"{source_name(self.source)} ended after {hub.last_t or 0.0:.2f} s, before one clip "
+                       f"({hub.span:.2f} s) was complete: nothing to recognise (a longer video, or a model with "
+                       "a smaller frame interval)")
+            return
         self.show_message("end of video: Space replays it, or click the seek bar", error=False)
 
     def _on_inference_error(self, text: str) -> None:
@@ -589,17 +690,13 @@ class MainWindow(QMainWindow):
         self.event_rows = []
         self._shown_rows = 0
         self._show_events()
+        if self.banner.text().startswith("exported"):
+            self.show_message("", error=False)
 
     def export_events(self, path: str | Path, fmt: str = "csv") -> Path:
-        """Write the ended events (label, start_s, end_s, peak, source). A name ending in .csv or .json is
-        written in that format; any other name gets `fmt` ('csv' or 'json') and its extension. Returns the
-        path written; raises OSError."""
-        path = Path(path)
-        suffix = path.suffix.lower().lstrip(".")
-        if suffix in ("csv", "json"):
-            fmt = suffix
-        else:
-            path = path.with_name(f"{path.name}.{fmt}")
+        """Write the ended events (label, start_s, end_s, peak, source) to `export_path(path, fmt)`.
+        Returns the path written; raises OSError."""
+        path, fmt = export_path(path, fmt)
         if fmt == "json":
             path.write_text(json.dumps(self.event_rows, indent=2) + "\n", encoding="utf-8")
         else:
@@ -622,7 +719,13 @@ class MainWindow(QMainWindow):
     def _ask_camera(self) -> None:
         import cv2
 
-        found = [str(i) for i in range(5) if cv2.VideoCapture(i).isOpened()]
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # its probing warnings are noise
+        found = []
+        for i in range(5):
+            cap = cv2.VideoCapture(i)
+            if cap.isOpened():
+                found.append(str(i))
+            cap.release()
         if not found:
             self.show_message("no camera found (indices 0-4)")
             return
@@ -650,15 +753,22 @@ class MainWindow(QMainWindow):
         path, chosen = QFileDialog.getSaveFileName(self, "Export events", "events.csv", ";;".join(EXPORT_FILTERS))
         if not path:
             return
+        fmt = EXPORT_FILTERS.get(chosen, "csv")
+        target, _ = export_path(path, fmt)
+        if target != Path(path) and target.exists():  # the dialog asked about the name typed, not this one
+            answer = QMessageBox.question(self, "Export events", f"{target} already exists. Replace it?")
+            if answer != QMessageBox.StandardButton.Yes:
+                return
         try:
-            written = self.export_events(path, EXPORT_FILTERS.get(chosen, "csv"))
+            written = self.export_events(path, fmt)
         except OSError as err:
             self.show_message(f"cannot export events to {path}: {err.strerror or err}")
             return
         note = f"; {len(self.ongoing)} ongoing not included" if self.ongoing else ""
-        self.show_message(f"exported {len(self.event_rows)} events to {written}{note}", error=False)
+        self.show_message(f"exported {plural(len(self.event_rows), 'event')} to {written}{note}", error=False)
 
     def closeEvent(self, event) -> None:  # noqa: N802
+        self._closing = True
         self.stop_pipeline()
         self._save()
         super().closeEvent(event)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtCore import QPoint, QSettings, Qt  # noqa: E402
-from PySide6.QtWidgets import QFileDialog  # noqa: E402
+from PySide6.QtWidgets import QFileDialog, QMessageBox  # noqa: E402
 
 from stop_export.cli import recognize_main  # noqa: E402
 from stop_export.runtime.events import EventCfg  # noqa: E402
@@ -182,6 +183,10 @@ def test_clear_and_export_in_the_chosen_format_with_a_confirmation(window, expor
     rows = json.loads(written.read_text())
     assert len(rows) == K and {r["source"] for r in rows} == {str(video)}
     assert f"exported {K} events to {written}" in window.banner.text() and not window.banner.property("error")
+    written.write_text("keep")  # the name typed again: the file it becomes exists
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.No)
+    window._ask_export()
+    assert written.read_text() == "keep"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "e.csv"), "JSON (*.json)"))
     window._ask_export()  # a typed .csv wins over the filter
     assert (tmp_path / "e.csv").read_text().splitlines()[0] == "label,start_s,end_s,peak,source"
@@ -230,6 +235,10 @@ def test_a_failing_backend_is_shown_and_not_kept(window, exported, settings, qtb
     assert not window.choose_backend("cuda")  # no CUDA provider here
     assert "cuda" in window.banner.text() and window.banner.property("error")
     assert window.backend_box.currentText() == "cpu" and window.recognizer is running  # nothing stuck
+    start = time.monotonic()
+    assert not window.choose_backend("torch")  # refused before PyTorch is imported
+    assert "reads run directories" in window.banner.text() and time.monotonic() - start < 2
+    assert window.backend_box.currentText() == "cpu" and window.recognizer is running
     assert settings.value("backend") == "cpu"
     again = MainWindow(settings=settings)
     qtbot.addWidget(again)
@@ -251,6 +260,11 @@ def test_model_errors_are_shown_in_the_window(window, exported, tmp_path, qtbot)
     window.open_source(str(tmp_path / "missing.avi"))
     qtbot.waitUntil(lambda: "no video file at" in window.banner.text(), timeout=10000)
     assert window.banner.property("error") and window.failure and window.state == "idle"
+    short = tmp_path / "short.avi"  # 1 s: shorter than one clip (1.5 s)
+    write_video(short, render_scene("MovingUp", SyntheticSpec(frames=25), np.random.default_rng(1)), fps=25)
+    window.open_source(str(short), realtime=False)
+    qtbot.waitUntil(lambda: "before one clip" in window.banner.text(), timeout=10000)
+    assert window.failure and window.banner.property("error")
 
 
 def test_the_model_dialog_takes_run_directories(window, tmp_path, monkeypatch):
@@ -273,6 +287,9 @@ def test_relabelling_clears_old_rows_and_success_is_not_an_error(window, exporte
     long = ("opening the left-hand pressure relief valve of the second cooling circuit " * 3).strip()
     assert window.apply_labels([long, "Diving"]) and window.recognizer.labels == [long, "Diving"]
     assert window.banner.text() == "2 labels embedded" and not window.banner.property("error")
+    assert not window.apply_labels(["Diving", "Diving"]) and "more than once" in window.banner.text()
+    assert not window.apply_labels(["Diving"]) and "at least two" in window.banner.text()
+    assert window.recognizer.labels == [long, "Diving"]
     shown = []
     window.windowShown.connect(shown.append)
     qtbot.waitUntil(lambda: any(w.labels == [long, "Diving"] for w in shown), timeout=20000)
@@ -295,9 +312,13 @@ def test_closing_while_a_stream_never_answers_takes_under_2_s(window, exported, 
     qtbot.waitUntil(lambda: "connecting to" in window.banner.text(), timeout=5000)
     assert not window.banner.property("error")
     qtbot.wait(500)  # inside FFmpeg's open now
+    threads = window.pipeline.threads
     start = time.monotonic()
     window.close()
     assert time.monotonic() - start < 2.0
+    for t in threads:  # the capture thread, abandoned inside FFmpeg's open, ends at its 5 s timeout
+        t.join(timeout=8)
+    assert not any(t.is_alive() for t in threads)
 
 
 def test_the_app_closes_mid_connect_with_exit_code_0(exported, silent_url, tmp_path):
@@ -318,7 +339,13 @@ def test_automation_exits_non_zero_after_a_model_error(exported, tmp_path):
     assert missing.returncode == 1 and "no model file at" in missing.stderr and "Traceback" not in missing.stderr
     shot = subprocess.run([STOP_GUI, "--screenshot", str(tmp_path / "no" / "shot.png"), "--quit-after", "0.5"],
                           capture_output=True, text=True, env=env, timeout=60)
-    assert shot.returncode == 1 and "cannot write the screenshot" in shot.stderr
+    assert shot.returncode == 2 and "cannot write in" in shot.stderr  # told at the start, not after the run
+    with socket.socket() as probe:  # a port where nothing listens
+        probe.bind(("127.0.0.1", 0))
+        refused = f"http://127.0.0.1:{probe.getsockname()[1]}/live.ts"
+    never = subprocess.run([STOP_GUI, "--model", str(exported["dynamic"]), "--backend", "cpu", "--source", refused,
+                            "--quit-after", "2"], capture_output=True, text=True, env=env, timeout=60)
+    assert never.returncode == 1 and "no frame from" in never.stderr, never.stderr[-2000:]
 
 
 # -------------------------------------------------------------------------------------------------- layout

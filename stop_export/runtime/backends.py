@@ -142,6 +142,9 @@ def open_backend(model: str | Path, backend: str = "auto", threads: int = 0, lab
         from .trt_backend import TensorRTBackend
 
         return TensorRTBackend(path, plugin=plugin)
+    if backend in ("torch", "torch-bf16") and path.suffix in (".onnx", ".engine"):  # before importing torch
+        raise BackendError(f"the {backend} backend reads run directories and model folders, not {path.suffix} files: "
+                           f"choose auto, cpu, cuda, openvino or tensorrt for {path.name}")
     if backend in ("torch", "torch-bf16") or not (path.suffix == ".onnx"):
         if backend not in ("auto", "torch", "torch-bf16"):
             raise BackendError(f"{model} is not an .onnx file: only the torch backend reads runs and checkpoints")
@@ -150,10 +153,12 @@ def open_backend(model: str | Path, backend: str = "auto", threads: int = 0, lab
         offered = available_ort_providers()
         if not offered:
             _import_ort()
+        reasons = []
         for provider in offered:
             try:
                 return OrtBackend(path, provider, threads)
             except BackendError as err:
                 log.info("provider %s unavailable: %s", provider, err)
-        raise BackendError(f"no ONNX Runtime provider could load {path}")
+                reasons.append(str(err))
+        raise BackendError(f"no ONNX Runtime provider could load {path}" + (f" ({reasons[-1]})" if reasons else ""))
     return OrtBackend(path, backend, threads)
