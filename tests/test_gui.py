@@ -153,6 +153,34 @@ def test_a_looping_file_repeats_the_same_events_pass_after_pass(window, exported
     assert window.state == "playing"
 
 
+def test_after_a_seek_the_events_are_stop_recognize_s_on_the_rest_of_the_file(window, exported, mixed, qtbot,
+                                                                              tmp_path):
+    """Seek to 6 s: from there the app reports what stop-recognize reports on the file cut at 6 s (a stream
+    copy: MJPEG frames are all key frames, so the cut starts at exactly that frame), shifted by 6 s."""
+    from videofiles import remux
+
+    model = exported["dynamic"]
+    cfg = thresholds(model, mixed, tmp_path)
+    rest = remux(mixed, tmp_path / "rest.avi", before_input=["-ss", "6"])
+    expected = [{**e, "start_s": round(e["start_s"] + 6, 3), "end_s": round(e["end_s"] + 6, 3)}
+                for e in recognize_events(model, rest, cfg, tmp_path)]
+    assert expected
+    window.event_cfg = cfg
+    assert window.open_model(str(model), "cpu")
+    window.open_source(str(mixed), realtime=False)
+    window.toggle_pause()  # early in the file (paused before the seek, so it cannot have passed 6 s yet)
+    qtbot.waitUntil(lambda: window.seek.isEnabled(), timeout=10000)
+    assert (window.hub.last_t or 0) < 6
+    window.seek_to(6.0)
+    window.toggle_pause()
+    wait_state(qtbot, window, "ended")
+    qtbot.waitUntil(lambda: not window.ongoing and any(r["start_s"] >= 6 for r in window.event_rows), timeout=10000)
+    qtbot.wait(200)
+    after = [r for r in window.event_rows if r["start_s"] >= 6]
+    assert all(r["end_s"] < 6 for r in window.event_rows if r["start_s"] < 6)  # closed at the seek
+    assert rounded(after) == expected
+
+
 def test_seek_and_a_new_source_close_the_open_events(window, exported, video, mixed, qtbot):
     window.event_cfg = EVERY_LABEL
     assert window.open_model(str(exported["dynamic"]), "cpu")
