@@ -137,6 +137,8 @@ def open_video(path: str | os.PathLike, timeout_s: float | None = None):
             raise VideoReadError(f"cannot open: no answer within {timeout_s:g} s") from None
         raise KeyboardInterrupt from None
     except (av.FFmpegError, OSError, ValueError) as err:
+        if timeout_s and time.monotonic() - start >= timeout_s - 0.05:  # RTSP reports the interrupt as bad data
+            raise VideoReadError(f"cannot open: no answer within {timeout_s:g} s") from None
         raise VideoReadError(f"cannot open: {_reason(err)}") from None
     stream = best_video_stream(container)
     if stream is None:
