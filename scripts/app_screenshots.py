@@ -1,5 +1,6 @@
-"""The README's stop-gui screenshots: the make-demo model on a video made of synthetic-motion test clips of
-three classes, one after the other, taken by `stop-gui --screenshot` at 1280x720 and 1366x600.
+"""The README's stop-gui screenshots: the make-demo model on synthetic-motion test clips of four classes
+played one after another (each followed by half a second of its last frame held still), taken by
+`stop-gui --screenshot` at 1280x720 and 1366x600, predicting every 0.1 s with events of >= 0.2 s.
 
     .venv/bin/python scripts/app_screenshots.py runs/demo-XXXX/export/model.onnx [--data runs/.synthetic-motion]
 """
@@ -17,21 +18,22 @@ import numpy as np
 from stop_train.data.synthetic import write_video
 from stop_train.video.decode import probe, read_frames
 
-CLASSES = ("MovingLeft", "GrowingBigger", "MovingUp")
+CLASSES = ("MovingLeft", "GrowingBigger", "MovingUp", "ShrinkingSmaller")
 SIZES = {"stop-gui.png": "1280x720", "stop-gui-1366x600.png": "1366x600"}
 
 
-def montage(data: Path, out: Path, clips_per_class: int = 4) -> float:
-    """Concatenate test clips (groups g01-g03) class by class; returns the length in seconds."""
+def montage(data: Path, out: Path, hold_s: float = 0.5) -> float:
+    """One test clip (group g02) per class, each followed by its last frame held `hold_s`; returns the length
+    in seconds. The model reads the cut to the next clip as motion too (an object vanishing: shrinking)."""
     parts, fps = [], 25.0
-    for name in CLASSES:
-        paths = sorted((data / "UCF-101" / name).glob("v_*_g0[1-3]_c*.avi"))[:clips_per_class]
-        if len(paths) < clips_per_class:
-            sys.exit(f"app_screenshots: fewer than {clips_per_class} {name} clips under {data} (run make demo)")
-        for path in paths:
-            info = probe(path)
-            fps = info.fps
-            parts.append(read_frames(path, np.arange(info.frames), info))
+    for index, name in enumerate(CLASSES):
+        paths = sorted((data / "UCF-101" / name).glob("v_*_g02_c*.avi"))
+        if len(paths) <= index:
+            sys.exit(f"app_screenshots: no {name} test clips under {data} (run make demo)")
+        info = probe(paths[index])
+        fps = info.fps
+        clip = read_frames(paths[index], np.arange(info.frames), info)
+        parts += [clip, np.repeat(clip[-1:], int(round(hold_s * fps)), axis=0)]
     frames = np.concatenate(parts)
     write_video(out, frames, fps=int(round(fps)))
     return len(frames) / fps
@@ -44,13 +46,14 @@ def main() -> None:
     p.add_argument("--out-dir", type=Path, default=Path("docs"))
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="stop-shots-"))
-    video = work / "three-actions.avi"
+    video = work / "four-clips.avi"
     length = montage(args.data, video)
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(work)}
-    quit_after = length * 5 / 6  # within the last action: its event is still ongoing
+    quit_after = length - 0.7  # within the last clip: its event is still ongoing
     for name, size in SIZES.items():
         cmd = [str(Path(sys.executable).parent / "stop-gui"), "--model", str(args.model), "--backend", "cpu",
-               "--source", str(video), "--size", size, "--screenshot", str(args.out_dir / name),
+               "--source", str(video), "--size", size, "--predict-every", "0.1", "--min-duration", "0.2",
+               "--screenshot", str(args.out_dir / name),
                "--quit-after", f"{quit_after:.1f}"]
         subprocess.run(cmd, env=env, check=True)
         print(f"wrote {args.out_dir / name} ({size}, {quit_after:.1f} s into a {length:.1f} s video)")

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("stop-gui needs PySide6: pip install 'stop-toolkit[gui]'", file=sys.stderr)
         return 2
-    from .display import display_problem
+    from .display import HEADLESS, display_problem
 
     problem = display_problem()
     if problem:
@@ -73,11 +73,14 @@ def main(argv: list[str] | None = None) -> int:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = MainWindow(predict_every_s=args.predict_every, plugin=args.plugin, events=events)
-    screen = app.primaryScreen().availableGeometry()
-    frame = 40  # room for the window manager's title bar
-    width, height = min(args.size[0], screen.width()), min(args.size[1], screen.height() - frame)
-    window.resize(width, height)  # a 1366x600 laptop gets a window it can use, not one running off-screen
-    window.move(screen.x() + (screen.width() - width) // 2, screen.y() + max(0, (screen.height() - frame - height) // 2))
+    width, height = args.size
+    if app.platformName() not in HEADLESS:  # a 1366x600 laptop gets a window it can use, not one off-screen
+        screen = app.primaryScreen().availableGeometry()
+        frame = 40  # room for the window manager's title bar
+        width, height = min(width, screen.width()), min(height, screen.height() - frame)
+        window.move(screen.x() + (screen.width() - width) // 2,
+                    screen.y() + max(0, (screen.height() - frame - height) // 2))
+    window.resize(width, height)
     window.show()
     if args.loop is not None:
         window.loop_box.setChecked(args.loop)
