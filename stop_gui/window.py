@@ -89,6 +89,7 @@ class MainWindow(QMainWindow):
         self.ongoing: list[dict] = []  # open events, shown as the table's last rows
         self._shown_rows = 0  # ended events already in the table
         self.source = ""
+        self.source_path = ""
         self.failure: str | None = None
         self.source_problem: str | None = None  # the last problem a live source reported before its first frame
         self._busy = False  # a model is loading (its own thread; the window keeps painting)
@@ -331,9 +332,21 @@ class MainWindow(QMainWindow):
 
     # -------------------------------------------------------------------------------------------- model
     def open_model(self, path: str, backend: str | None = None) -> bool:
-        """Load a model with `backend` (default: the box's choice). On failure the reason is shown, the model
-        and backend in use (if any) stay, and False is returned; on success the backend is remembered."""
-        backend = backend or self.backend_box.currentText()
+        """Load a model with `backend` (default: the box's choice, and `auto` when that remembered choice
+        cannot open this model: a torch backend remembered from a run directory, then an .onnx). On failure
+        the reason is shown, the model and backend in use (if any) stay, and False is returned; on success
+        the backend is remembered."""
+        if backend is None and self.backend_box.currentText() != "auto":
+            remembered = self.backend_box.currentText()
+            if self._open_model(path, remembered, quiet=True):
+                return True
+            opened = self._open_model(path, "auto")
+            if opened:
+                self.show_message(f"the {remembered} backend cannot open {Path(path).name}: using auto", error=False)
+            return opened
+        return self._open_model(path, backend or self.backend_box.currentText())
+
+    def _open_model(self, path: str, backend: str, quiet: bool = False) -> bool:
         if backend not in BACKENDS:
             self._fail(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
             self._show_backend(self.working_backend)
@@ -344,7 +357,8 @@ class MainWindow(QMainWindow):
             rec = self._in_background(lambda: Recognizer.open(path, backend, plugin=self.plugin),
                                       f"opening {path} with the {backend} backend…")
         except MODEL_ERRORS as err:
-            self._fail(f"cannot use {path} with the {backend} backend: {err}")
+            if not quiet:
+                self._fail(f"cannot use {path} with the {backend} backend: {err}")
             self._show_backend(self.working_backend)
             self.relabel_button.setEnabled(self._text_encoder_ok())
             return False
@@ -426,6 +440,7 @@ class MainWindow(QMainWindow):
         for files, so the events equal stop-recognize's; cameras and streams skip windows instead)."""
         self.stop_pipeline()
         self.source = source
+        self.source_path = source  # what rows and exports name: a file's absolute path, else the camera or URL
         self._set_state("idle")
         self.seek.setEnabled(False)
         self.seek.setValue(0)
@@ -441,6 +456,8 @@ class MainWindow(QMainWindow):
         except SourceError as err:
             self._fail(str(err))
             return
+        if not live:
+            self.source_path = str(Path(source).resolve())
         self.failure = None
         self.loop_box.setEnabled(not live)
         lossless = not live if every_window is None else every_window
@@ -566,13 +583,22 @@ class MainWindow(QMainWindow):
         if not self._current(self.sender()):
             return
         self._set_state("ended")
-        hub = self.hub
-        if hub is not None and hub.clips == 0:  # as stop-recognize says it
-            self._fail(f"{source_name(self.source)} ended after {hub.last_t or 0.0:.2f} s, before one clip "
-                       f"({hub.span:.2f} s) was complete: nothing to recognise (a longer video, or a model with "
-                       "a smaller frame interval)")
+        if self._too_short():
             return
         self.show_message("end of video: Space replays it, or click the seek bar", error=False)
+
+    def _too_short(self) -> bool:
+        """At the end of a pass: a file that gave no clip at all says so (as stop-recognize does) and stops."""
+        hub = self.hub
+        if hub is None or hub.clips > 0:
+            return False
+        text = (f"{source_name(self.source)} ended after {hub.last_t or 0.0:.2f} s, before one clip "
+                f"({hub.span:.2f} s) was complete: nothing to recognise (a longer video, or a model with a "
+                "smaller frame interval)")
+        self.stop_pipeline()
+        self._set_state("idle")
+        self._fail(text)
+        return True
 
     def _on_inference_error(self, text: str) -> None:
         if self._current(self.sender()):
@@ -633,6 +659,8 @@ class MainWindow(QMainWindow):
         self.ongoing = []
         self._show_events()
         self._clear_prediction()  # it was about frames before the end or the jump
+        if boundary.reason == "loop":
+            self._too_short()
 
     def _clear_prediction(self) -> None:
         self.topk.clear()
@@ -641,7 +669,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------------------------------- events
     def _record(self, event: Event) -> dict:
-        return {**event.to_dict(), "source": self.source}
+        return {**event.to_dict(), "source": self.source_path}
 
     def _add_events(self, events: list[Event]) -> None:
         self.event_rows.extend(self._record(e) for e in events)

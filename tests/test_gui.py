@@ -271,6 +271,13 @@ def test_a_failing_backend_is_shown_and_not_kept(window, exported, settings, qtb
     again = MainWindow(settings=settings)
     qtbot.addWidget(again)
     assert again.backend_box.currentText() == "cpu"
+    settings.setValue("backend", "torch")  # remembered from a run directory; then an .onnx is opened
+    later = MainWindow(settings=settings)
+    qtbot.addWidget(later)
+    assert later.open_model(str(exported["dynamic"]))  # the remembered choice cannot: auto can
+    assert later.backend_box.currentText() == "auto" and "using auto" in later.banner.text()
+    assert not later.banner.property("error")
+    later.close()
 
 
 def test_model_errors_are_shown_in_the_window(window, exported, tmp_path, qtbot):
@@ -290,9 +297,12 @@ def test_model_errors_are_shown_in_the_window(window, exported, tmp_path, qtbot)
     assert window.banner.property("error") and window.failure and window.state == "idle"
     short = tmp_path / "short.avi"  # 1 s: shorter than one clip (1.5 s)
     write_video(short, render_scene("MovingUp", SyntheticSpec(frames=25), np.random.default_rng(1)), fps=25)
-    window.open_source(str(short), realtime=False)
-    qtbot.waitUntil(lambda: "before one clip" in window.banner.text(), timeout=10000)
-    assert window.failure and window.banner.property("error")
+    for loop in (False, True):  # looping too: said after the first pass, not looped in silence
+        window.show_message("")
+        window.loop_box.setChecked(loop)
+        window.open_source(str(short), realtime=False)
+        qtbot.waitUntil(lambda: "before one clip" in window.banner.text(), timeout=10000)
+        assert window.failure and window.banner.property("error") and window.pipeline is None
 
 
 def test_the_model_dialog_takes_run_directories(window, tmp_path, monkeypatch):
