@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from stop_gui.window import MainWindow  # noqa: E402
+from tiny_model import model_or_tiny  # noqa: E402
 from stop_train.data.synthetic import SyntheticSpec, render_scene, write_video  # noqa: E402
 
 
@@ -43,12 +44,7 @@ def main() -> None:
     parser.add_argument("--predict-every", type=float, default=0.5)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="stop-idle-"))
-    model = args.model
-    if model is None:
-        from stop_export.cli import export_main
-
-        model = str(tmp / "tiny.onnx")
-        export_main(["tiny", "--labels", "ucf101", "-o", model, "--no-text-encoder"])
+    model = model_or_tiny(args.model, tmp)
     video = tmp / "clip.avi"
     write_video(video, render_scene("MovingLeft", SyntheticSpec(frames=150, width=320, height=240),
                                     np.random.default_rng(0)), fps=30)

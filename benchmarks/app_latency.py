@@ -25,6 +25,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from stop_export.runtime.recognizer import Recognizer  # noqa: E402
 from stop_gui.window import MainWindow  # noqa: E402
+from tiny_model import model_or_tiny  # noqa: E402
 from stop_train.data.synthetic import SyntheticSpec, render_scene, write_video  # noqa: E402
 
 
@@ -80,12 +81,7 @@ def main() -> None:
     parser.add_argument("--overload-seconds", type=float, default=30.0)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="stop-app-latency-"))
-    model = args.model
-    if model is None:
-        from stop_export.cli import export_main
-
-        model = str(work / "tiny.onnx")
-        export_main(["tiny", "--labels", "ucf101", "-o", model, "--no-text-encoder"])
+    model = model_or_tiny(args.model, work)
     video = work / "scene.avi"
     write_video(video, render_scene("MovingLeft", SyntheticSpec(frames=300, width=320, height=240, fps=30),
                                     np.random.default_rng(0)), fps=30)

@@ -192,7 +192,7 @@ def test_seek_and_a_new_source_close_the_open_events(window, exported, video, mi
     assert all(r["end_s"] <= before + 0.5 and r["end_s"] < 3.0 for r in window.event_rows)
     window.open_source(str(mixed))  # left.avi's newer events (if any opened after the seek) end now
     rows_of_first = [r for r in window.event_rows if Path(r["source"]).name == "left.avi"]
-    assert len(rows_of_first) == len(window.event_rows) and all(r["start_s"] >= 3.0 for r in rows_of_first[K:])
+    assert len(rows_of_first) == len(window.event_rows)
     qtbot.waitUntil(lambda: len(window.ongoing) == K, timeout=20000)
     assert all(r[4] == "mixed.avi" for r in window.table_rows()[-K:])
     assert window.frame_t < 3.0  # the new file plays from its start
