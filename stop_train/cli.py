@@ -106,7 +106,8 @@ def _train(argv: list[str]) -> int:
         print(f"stopped after {trainer.state['step']} steps (--max-steps); continue with --resume {run_dir}")
         return 0
     chosen = trainer.chosen
-    picked = (f"best val top-1 {trainer.state['best_top1']:.3f} (epoch {trainer.state['best_epoch'] + 1})"
+    measure = "text->video R@1" if trainer.retrieval else "top-1"
+    picked = (f"best val {measure} {trainer.state['best_score']:.3f} (epoch {trainer.state['best_epoch'] + 1})"
               if chosen == "best" else f"no validation: checkpoint 'last' (epoch {trainer.state['epoch']})")
     split = _final_split(trainer)
     if split is None:
@@ -115,7 +116,11 @@ def _train(argv: list[str]) -> int:
                   f"(evaluate later: stop-train eval {run_dir} --split SPLIT)")
         return 0
     metrics = trainer.test(split)
-    if trainer.main:
+    if trainer.main and trainer.retrieval:
+        print(f"run {run_dir}: {picked}; {split} ({metrics['videos']} videos, {metrics['captions']} captions): "
+              f"text->video R@1 {metrics['t2v_R1']:.1f} R@5 {metrics['t2v_R5']:.1f} R@10 {metrics['t2v_R10']:.1f} "
+              f"MdR {metrics['t2v_MdR']:g}; video->text R@1 {metrics['v2t_R1']:.1f}")
+    elif trainer.main:
         print(f"run {run_dir}: {picked}; {split} top-1 {metrics['top1']:.3f}, top-5 {metrics['top5']:.3f}, "
               f"mean class {metrics['mean_class_acc']:.3f}")
     return 0
@@ -148,7 +153,7 @@ def _last_checkpoint(run_dir: Path) -> Path:
 def _eval(argv: list[str]) -> int:
     from .engine.config import TrainConfig
     from .engine.loop import Trainer
-    from .engine.setup import DATASET_FLAGS, read_run_config
+    from .engine.setup import DATASET_FLAGS, GENERATED, read_run_config
 
     parser = argparse.ArgumentParser(
         prog="stop-train eval",
@@ -161,8 +166,8 @@ def _eval(argv: list[str]) -> int:
     parser.add_argument("--output", type=Path, default=None,
                         help="folder for <split>_metrics.json (default: the run, or the model folder)")
     defaults = TrainConfig()
-    data_flags = ("dataset", "data_root", "fold", "val_fraction", "template", *DATASET_FLAGS,
-                  "test_clips", "test_crops", "workers", "batch_size", "device", "probe_cache")
+    data_flags = ("task", "dataset", "data_root", "fold", "val_fraction", "template", *DATASET_FLAGS,
+                  "test_clips", "test_crops", "workers", "batch_size", "device", "probe_cache", "dual_softmax")
     for name in data_flags:
         default = getattr(defaults, name)
         flag = "--" + name.replace("_", "-")
@@ -183,7 +188,7 @@ def _eval(argv: list[str]) -> int:
     elif (target / "model.safetensors").is_file() and (target / "config.json").is_file():  # a model folder
         from .config import ModelConfig
 
-        if "dataset" not in given or ("data_root" not in given and given["dataset"] != "synthetic-motion"):
+        if "dataset" not in given or ("data_root" not in given and given["dataset"] not in GENERATED):
             raise ValueError(f"{target} is a model folder: give the data with --dataset and --data-root")
         if args.checkpoint:
             raise ValueError("--checkpoint names a checkpoint of a run; a model folder is one checkpoint")

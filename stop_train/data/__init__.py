@@ -5,7 +5,6 @@ per-format indexers and ``DATASET_SPLIT_ROLES`` says which files play train/val/
 """
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 from collections import Counter
@@ -17,7 +16,7 @@ from .hmdb51 import index_hmdb51
 from .kinetics400 import index_kinetics400
 from .splits import check_classes_have_training_clips, grouped_holdout
 from .ssv2 import index_ssv2
-from .types import DatasetIndex, DatasetLayoutError, VideoItem, short_list
+from .types import DatasetIndex, DatasetLayoutError, VideoItem, check_options, short_list
 from .ucf101 import index_ucf101, index_ucf_layout
 
 
@@ -114,12 +113,7 @@ def open_dataset(
         options["fold"] = fold
     elif fold != 1:
         raise ValueError(f"{name} has no folds (fold={fold}); folds exist for {', '.join(_FOLDED)}")
-    accepted = inspect.signature(indexer).parameters
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise ValueError(f"{name}: unknown option(s) {', '.join(unknown)}; accepted: "
-                        f"{', '.join(p for p in accepted if p != 'root')}")
-
+    check_options(name, indexer, options)
     index = indexer(Path(root), **options)
     if index.missing:
         per_split = Counter(split for _, split in index.missing)

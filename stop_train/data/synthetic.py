@@ -72,17 +72,22 @@ def render_scene(kind: str, spec: SyntheticSpec, rng: np.random.Generator) -> np
     return frames
 
 
-def write_video(path: Path, frames: np.ndarray, fps: int) -> None:
-    """Write uint8 RGB frames as MJPEG in an AVI container (every frame coded independently)."""
+def write_video(path: Path, frames: np.ndarray, fps: int, codec: str = "mjpeg") -> None:
+    """Write uint8 RGB frames (T, H, W, 3): 'mjpeg' (every frame coded alone, constant quality) in the
+    container of `path`'s suffix (AVI here), or 'libx264' (yuv420p, CRF 18; MP4 as MSR-VTT's videos)."""
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.avi")
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
     with av.open(str(tmp), mode="w") as container:
-        stream = container.add_stream("mjpeg", rate=fps)
+        stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuvj420p"
-        stream.codec_context.qscale = 3  # constant quality: a frame codes the same whatever came before
+        if codec == "mjpeg":
+            stream.pix_fmt = "yuvj420p"
+            stream.codec_context.qscale = 3  # constant quality: a frame codes the same whatever came before
+        else:
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"crf": "18", "preset": "veryfast"}
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)

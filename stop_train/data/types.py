@@ -107,3 +107,14 @@ class DirCache:
     def exists(self, path: Path) -> bool:
         """Whether ``path`` is an entry of its parent folder."""
         return path.name in self.names(path.parent)
+
+
+def check_options(name: str, indexer, options: dict) -> None:
+    """Raise ValueError naming the options ``indexer`` (a dataset indexer function) does not accept."""
+    import inspect
+
+    accepted = inspect.signature(indexer).parameters
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"{name}: unknown option(s) {', '.join(unknown)}; accepted: "
+                         f"{', '.join(p for p in accepted if p not in ('root', 'name')) or 'none'}")

@@ -9,21 +9,36 @@ from typing import Any, Optional
 from ..labels import DEFAULT_TEMPLATE
 
 
+TASKS = {"recognition": "synthetic-motion", "retrieval": "synthetic-captions"}  # task -> its default dataset
+RETRIEVAL_DATASETS = ("msrvtt", "captions", "synthetic-captions")  # the caption datasets (data.captions)
+
+# the published retrieval recipe's model settings (STOP msrvtt.sh: 12 frames, max_words 32), applied to a new
+# retrieval run unless --model sets them
+RETRIEVAL_MODEL_DEFAULTS = {"frames": 12, "text.max_tokens": 32}
+
+
 @dataclass
 class TrainConfig:
+    # recognition (class labels) | retrieval (captions, text-video search; implied by a caption dataset)
+    task: str = "recognition"
     # data
-    dataset: str = "synthetic-motion"  # ucf101 | hmdb51 | kinetics400 | ssv2 | folder | list | synthetic-motion
+    # recognition: ucf101 | hmdb51 | kinetics400 | ssv2 | folder | list | synthetic-motion;
+    # retrieval: msrvtt | captions | synthetic-captions ('' = the task's synthetic set)
+    dataset: str = ""
     data_root: str = ""  # dataset root ('' with synthetic-motion: generated under runs/.synthetic-motion)
     fold: int = 1  # official split of UCF101 / HMDB51
     val_fraction: float = 0.1  # grouped hold-out from train where the dataset has no validation split (0 = none)
     split_dir: str = ""  # ucf101 / hmdb51: folder of the official split files ('' = found beside the videos)
-    train_list: str = ""  # list / kinetics400: '<path> <label>' file of the train split ('' = standard names in the root)
-    val_list: str = ""  # list / kinetics400: the same for val
-    test_list: str = ""  # list: the same for test
+    # list / kinetics400: '<path> <label>' file of the train split ('' = standard names in the root); captions:
+    # its CSV / JSON-lines caption file; msrvtt: MSRVTT_train.9k.csv (default) or MSRVTT_train.7k.csv
+    train_list: str = ""
+    val_list: str = ""  # list / kinetics400 / captions: the same for val
+    test_list: str = ""  # list / captions: the same for test; msrvtt: MSRVTT_JSFUSION_test.csv (default)
     classes: str = ""  # list: class names, a label file or set name ('' = inferred from the lists)
-    annotations: str = ""  # kinetics400 / ssv2: folder of the CSV / JSON annotations ('' = found under the root)
-    video_dir: str = ""  # ssv2: the video folder; kinetics400: the folder holding train/ and val/ ('' = the root)
-    video_ext: str = ""  # kinetics400 / ssv2: video file extension ('' = found on disk)
+    annotations: str = ""  # kinetics400 / ssv2 / msrvtt: folder of the annotation files ('' = found under the root)
+    # ssv2 / msrvtt: the video folder; kinetics400: the folder holding train/ and val/ ('' = found under the root)
+    video_dir: str = ""
+    video_ext: str = ""  # kinetics400 / ssv2 / msrvtt: video file extension ('' = found on disk)
     extensions: str = ""  # folder: comma-separated video extensions ('' = .avi,.mp4,.mkv,.webm,.mov)
     flip_safe: Optional[bool] = None  # folder / list: horizontal flips keep every label (None = yes)
     workers: int = 2  # data-loading processes
@@ -36,6 +51,7 @@ class TrainConfig:
     augment: bool = False  # random crop position (+ flip where the dataset is flip-safe); off = published recipe
     shuffle_frames: bool = False  # diagnostic: shuffle each clip's frame order (train and test) to remove order cues
     template: str = DEFAULT_TEMPLATE  # prompt text for labels
+    dual_softmax: bool = False  # retrieval: also report dual-softmax re-ranked figures (dsl_*, apart from the default)
     # model
     preset: str = "stop-b32"  # model preset or JSON file; only a new run reads it (config.json holds the result)
     pretrained: str = ""  # CLIP weights: open_clip tag, local file, or 'none' ('' = the preset's: openai, tiny none)
@@ -61,6 +77,14 @@ class TrainConfig:
     seed: int = 0
     save_every: int = 0  # also checkpoint every N steps (0 = at epoch ends only)
     device: str = "auto"  # auto | cpu | cuda
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task {self.task!r} is not one of {', '.join(TASKS)}")
+        if self.task == "recognition" and self.dataset in RETRIEVAL_DATASETS:  # captions can only mean retrieval
+            self.task = "retrieval"
+        if not self.dataset:
+            self.dataset = TASKS[self.task]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

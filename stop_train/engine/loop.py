@@ -24,11 +24,14 @@ from .data import ClipDataset, collate
 from .distributed import DistInfo, all_gather_arrays, all_reduce_mean, barrier, init_distributed, shard
 from .metrics import classification_metrics, confusion_matrix
 from .report import write_confusion_png
-from .setup import RunData, prepare_data, tensorboard_writer, write_run_files, write_skipped
+from .retrieval import evaluate_retrieval, gather_batch, symmetric_ce
+from .setup import VAL_COLUMNS, RunData, prepare_data, tensorboard_writer, write_run_files, write_skipped
 
 log = logging.getLogger(__name__)
 
-CSV_FIELDS = ["epoch", "step", "train_loss", "lr", "val_top1", "val_top5", "val_mean_class_acc", "clips_per_s", "elapsed_s"]
+def csv_fields(task: str) -> list[str]:
+    """metrics.csv columns of a run of `task`."""
+    return ["epoch", "step", "train_loss", "lr", *(f"val_{k}" for k in VAL_COLUMNS[task]), "clips_per_s", "elapsed_s"]
 
 
 def resolve_device(name: str, info: DistInfo) -> torch.device:
@@ -160,7 +163,10 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             dead = bool(dead_parameters(self.model.cfg))  # parameters that never get a gradient
             self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=dead)
-        self.text_ids = self.model.tokenize(label_texts(self.data.classes, cfg.template))
+        self.retrieval = cfg.task == "retrieval"
+        # recognition: one prompt per class; retrieval: every caption of each split, tokenized once
+        self.text_ids = None if self.retrieval else self.model.tokenize(label_texts(self.data.classes, cfg.template))
+        self.caption_ids = {s: self.model.tokenize(texts) for s, (texts, _) in self.data.captions.items()}
         self.autocast, self.scaler = precision_context(cfg.precision, self.device)
         self.optimizer = build_optimizer(self.model, cfg)
         per_rank = max(1, -(-len(self.data.train) // self.dist.world))  # ceil
@@ -168,7 +174,8 @@ class Trainer:
         self.total_steps = cfg.epochs * -(-batches // cfg.grad_accum)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: lr_factor(s, self.total_steps, cfg.warmup))
-        self.state = {"epoch": 0, "batch_in_epoch": 0, "step": 0, "best_top1": -1.0, "best_epoch": -1}
+        # best_score: the first VAL_COLUMNS figure of the task (val top-1, or text->video R@1)
+        self.state = {"epoch": 0, "batch_in_epoch": 0, "step": 0, "best_score": -1.0, "best_epoch": -1}
         if self.main and start != "eval":
             if start == "new":
                 write_run_files(cfg, model_cfg, run_dir, self.data)
@@ -206,6 +213,8 @@ class Trainer:
         random.setstate(state["python_rng"])
         if state.get("cuda_rng") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
+        if "best_score" not in state:  # checkpoints written before retrieval existed
+            state["best_score"] = state["best_top1"]
         self.state = {k: state[k] for k in self.state}
         log.info("resumed from %s at epoch %d, step %d", folder, self.state["epoch"], self.state["step"])
 
@@ -227,16 +236,25 @@ class Trainer:
             self.save("last")
             metrics = None
             if self.data.val is not None:
-                metrics, _, _ = evaluate(self.model, self.data.val, self.text_ids, self.device, self.autocast,
-                                         self.dist, cfg.batch_size, cfg.workers)
-                if metrics["top1"] > self.state["best_top1"]:
-                    self.state.update(best_top1=metrics["top1"], best_epoch=epoch)
+                metrics = self._validate()
+                score = metrics[VAL_COLUMNS[cfg.task][0]]
+                if score > self.state["best_score"]:
+                    self.state.update(best_score=score, best_epoch=epoch)
                     if self.main:
                         link_checkpoint(self.run_dir / "checkpoints" / "last", self.run_dir / "checkpoints" / "best")
                 if self.main:  # last's state learns the validation result (the weights are already there)
                     rewrite_state(self.run_dir / "checkpoints" / "last", self._trainer_state())
             self._log_epoch(epoch, loss, metrics, clips_per_s, time.time() - start)
         barrier(self.dist)
+
+    def _validate(self) -> dict[str, float]:
+        """The validation figures of the task (VAL_COLUMNS), one view per video."""
+        cfg, val = self.cfg, self.data.val
+        if self.retrieval:
+            return evaluate_retrieval(self.model, val, self.caption_ids["val"], self.data.captions["val"][1],
+                                      self.device, self.autocast, self.dist, cfg.batch_size, cfg.workers)
+        return evaluate(self.model, val, self.text_ids, self.device, self.autocast, self.dist, cfg.batch_size,
+                        cfg.workers)[0]
 
     def _train_epoch(self, epoch: int) -> tuple[float, float, bool]:
         cfg = self.cfg
@@ -252,10 +270,16 @@ class Trainer:
         bar = _progress(loader, self.main, f"epoch {epoch + 1}/{cfg.epochs}", total=len(batches) - skip)
         for i, batch in enumerate(bar, start=skip):
             if batch is not None:
-                x, y, _ = batch
+                x, y, idx = batch
                 with self.autocast():
-                    logits = self.net(x.to(self.device), self.text_ids.to(self.device))
-                    loss = F.cross_entropy(logits.float(), y.to(self.device), label_smoothing=cfg.label_smoothing)
+                    if self.retrieval:
+                        video, text = self.net(x.to(self.device), self.caption_ids["train"][idx].to(self.device),
+                                               embeddings=True)
+                        loss = symmetric_ce(gather_batch(video, self.dist), gather_batch(text, self.dist),
+                                            self.model.logit_scale)
+                    else:
+                        logits = self.net(x.to(self.device), self.text_ids.to(self.device))
+                        loss = F.cross_entropy(logits.float(), y.to(self.device), label_smoothing=cfg.label_smoothing)
                 self.scaler.scale(loss / cfg.grad_accum).backward()
                 losses.append(loss.item())
                 clips += len(y)
@@ -285,21 +309,21 @@ class Trainer:
     def _log_epoch(self, epoch, loss, metrics, clips_per_s, elapsed) -> None:
         if not self.main:
             return
-        val = {f"val_{k}": f"{metrics[k]:.4f}" if metrics else "" for k in ("top1", "top5", "mean_class_acc")}
+        val = {f"val_{k}": f"{metrics[k]:.4f}" if metrics else "" for k in VAL_COLUMNS[self.cfg.task]}
         row = {"epoch": epoch + 1, "step": self.state["step"], "train_loss": f"{loss:.4f}",
                "lr": f"{self.scheduler.get_last_lr()[0]:.3e}", **val,
                "clips_per_s": f"{clips_per_s:.2f}", "elapsed_s": f"{elapsed:.1f}"}
         path = self.run_dir / "metrics.csv"
         new = not path.exists()
         with open(path, "a", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+            writer = csv.DictWriter(f, fieldnames=csv_fields(self.cfg.task))
             if new:
                 writer.writeheader()
             writer.writerow(row)
         self.data.tensorboard(epoch + 1, loss, metrics)
         if metrics:
-            log.info("epoch %d: loss %.4f, val top-1 %.3f top-5 %.3f mean-class %.3f, %.1f clips/s", epoch + 1, loss,
-                     metrics["top1"], metrics["top5"], metrics["mean_class_acc"], clips_per_s)
+            log.info("epoch %d: loss %.4f, val %s, %.1f clips/s", epoch + 1, loss,
+                     " ".join(f"{k} {metrics[k]:.3f}" for k in VAL_COLUMNS[self.cfg.task]), clips_per_s)
         else:
             log.info("epoch %d: loss %.4f (no validation), %.1f clips/s", epoch + 1, loss, clips_per_s)
 
@@ -314,14 +338,23 @@ class Trainer:
             raise FileNotFoundError(f"no checkpoint {folder} (found: {', '.join(found) or 'none'})")
         self.model.load_state_dict(load_file(str(folder / WEIGHTS)))
         dataset = self.data.split(split)
+        out_dir = out_dir or self.run_dir
+        about = {"split": split, "checkpoint": str(checkpoint), "test_clips": self.cfg.test_clips,
+                 "test_crops": self.cfg.test_crops, "skipped_videos": len(self.data.skipped)}
+        if self.retrieval:
+            metrics = evaluate_retrieval(
+                self.model, dataset, self.caption_ids[split], self.data.captions[split][1], self.device, self.autocast,
+                self.dist, max(1, self.cfg.batch_size // 2), self.cfg.workers,
+                progress=(lambda it: _progress(it, True, "eval")) if self.main else None,
+                with_dual_softmax=self.cfg.dual_softmax)
+            if self.main:
+                write_json(out_dir / f"{split}_metrics.json", {**metrics, **about})
+            return metrics
         metrics, scores, labels = evaluate(self.model, dataset, self.text_ids, self.device, self.autocast, self.dist,
                                            max(1, self.cfg.batch_size // 2), self.cfg.workers, progress=self.main)
-        out_dir = out_dir or self.run_dir
         if self.main:
             cm = confusion_matrix(labels, scores.argmax(1), len(self.data.classes)) if len(labels) else None
-            out = {**metrics, "split": split, "checkpoint": str(checkpoint), "test_clips": self.cfg.test_clips,
-                   "test_crops": self.cfg.test_crops, "skipped_videos": len(self.data.skipped)}
-            write_json(out_dir / f"{split}_metrics.json", out)
+            write_json(out_dir / f"{split}_metrics.json", {**metrics, **about})
             if cm is not None:
                 write_confusion_png(cm, self.data.classes, out_dir / f"confusion_{split}.png")
         return metrics

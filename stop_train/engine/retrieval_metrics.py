@@ -46,23 +46,46 @@ def retrieval_metrics(text: np.ndarray, video: np.ndarray, video_of_text: np.nda
     text, video = np.asarray(text, dtype=np.float32), np.asarray(video, dtype=np.float32)
     owner = np.asarray(video_of_text, dtype=np.int64)
     c, v = text.shape[0], video.shape[0]
-    if text.ndim != 2 or video.ndim != 2 or text.shape[1] != video.shape[1] or owner.shape != (c,):
+    if text.ndim != 2 or video.ndim != 2 or text.shape[1] != video.shape[1]:
         raise ValueError(f"expected text (C, E), video (V, E), video_of_text (C,); got {text.shape}, {video.shape}, "
                          f"{owner.shape}")
+    _check(c, v, owner)
+    blocks = ((start, text[start:start + batch] @ video.T) for start in range(0, c, batch))  # (b, V) each
+    return _summaries(*_ranks(blocks, owner, v), several=c > v)
+
+
+def similarity_metrics(sim: np.ndarray, video_of_text: np.ndarray) -> dict[str, dict[str, float]]:
+    """`retrieval_metrics` of a caption x video score matrix (C, V) held whole (e.g. after `dual_softmax`)."""
+    sim = np.asarray(sim, dtype=np.float32)
+    owner = np.asarray(video_of_text, dtype=np.int64)
+    _check(sim.shape[0], sim.shape[1], owner)
+    return _summaries(*_ranks([(0, sim)], owner, sim.shape[1]), several=sim.shape[0] > sim.shape[1])
+
+
+def _check(c: int, v: int, owner: np.ndarray) -> None:
+    if owner.shape != (c,):
+        raise ValueError(f"video_of_text has shape {owner.shape}, expected ({c},)")
     if c and (owner.min() < 0 or owner.max() >= v):
         raise ValueError(f"video_of_text holds indices outside 0..{v - 1}")
     if np.bincount(owner, minlength=v).min(initial=1) == 0:
         raise ValueError("every video needs at least one caption")
-    t2v = np.empty(c, dtype=np.int64)
+
+
+def _ranks(blocks, owner: np.ndarray, v: int) -> tuple[np.ndarray, np.ndarray]:
+    """(start, caption-block scores (b, V)) blocks -> 1-based text->video ranks (C,), video->text ranks (V,)."""
+    t2v = np.empty(len(owner), dtype=np.int64)
     best = np.full((v, v), -np.inf, dtype=np.float32)  # best[i, j]: best caption of video i for video j
-    for start in range(0, c, batch):
-        sim = text[start:start + batch] @ video.T  # (b, V)
-        own = sim[np.arange(sim.shape[0]), owner[start:start + batch]]
+    for start, sim in blocks:
+        rows = owner[start:start + sim.shape[0]]
+        own = sim[np.arange(sim.shape[0]), rows]
         t2v[start:start + sim.shape[0]] = 1 + (sim > own[:, None]).sum(axis=1)
-        np.maximum.at(best, owner[start:start + batch], sim)
+        np.maximum.at(best, rows, sim)
     v2t_sim = best.T  # rows: videos; columns: caption sets
-    v2t = 1 + (v2t_sim > np.diag(v2t_sim)[:, None]).sum(axis=1)
-    several = c > v  # CLIP4Clip's multi-sentence path (torch.median) for text -> video
+    return t2v, 1 + (v2t_sim > np.diag(v2t_sim)[:, None]).sum(axis=1)
+
+
+def _summaries(t2v: np.ndarray, v2t: np.ndarray, several: bool) -> dict[str, dict[str, float]]:
+    # several captions per video: CLIP4Clip's multi-sentence path (torch.median) for text -> video
     return {"t2v": rank_summary(t2v, lower_median=several), "v2t": rank_summary(v2t)}
 
 

@@ -10,36 +10,45 @@ from pathlib import Path
 import numpy as np
 
 from ..config import ModelConfig, load_preset
-from ..data import open_dataset
+from ..data import DATASETS, open_dataset
+from ..data.captions import CAPTION_DATASETS, CaptionSplit, open_caption_dataset
 from ..data.synthetic import write_synthetic_motion
+from ..data.synthetic_captions import write_synthetic_captions
 from ..video import PreprocessCfg, SamplingCfg
 from .checkpoint import write_json
-from .config import TrainConfig
+from .config import RETRIEVAL_MODEL_DEFAULTS, TrainConfig
 from .data import ClipDataset, ProbeCache, probe_items
 from .distributed import DistInfo, barrier
 
 log = logging.getLogger(__name__)
 
-SYNTHETIC = "synthetic-motion"
+GENERATED = {"synthetic-motion": write_synthetic_motion, "synthetic-captions": write_synthetic_captions}
 
 
 # TrainConfig field -> (indexer option, the datasets that take it)
 DATASET_FLAGS: dict[str, tuple[str, tuple[str, ...]]] = {
     "split_dir": ("split_dir", ("ucf101", "hmdb51")),
-    "train_list": ("lists", ("list", "kinetics400")),
-    "val_list": ("lists", ("list", "kinetics400")),
-    "test_list": ("lists", ("list",)),
+    "train_list": ("lists", ("list", "kinetics400", "captions", "msrvtt")),
+    "val_list": ("lists", ("list", "kinetics400", "captions")),
+    "test_list": ("lists", ("list", "captions", "msrvtt")),
     "classes": ("classes", ("list",)),
-    "annotations": ("annotations", ("kinetics400", "ssv2")),
-    "video_dir": ("videos", ("kinetics400", "ssv2")),
-    "video_ext": ("ext", ("kinetics400", "ssv2")),
+    "annotations": ("annotations", ("kinetics400", "ssv2", "msrvtt")),
+    "video_dir": ("videos", ("kinetics400", "ssv2", "msrvtt")),
+    "video_ext": ("ext", ("kinetics400", "ssv2", "msrvtt")),
     "extensions": ("extensions", ("folder",)),
     "flip_safe": ("flip_safe", ("folder", "list")),
 }
 
 
 def dataset_options(cfg: TrainConfig) -> dict:
-    """The indexer options the dataset flags of `cfg` give; ValueError for a flag the dataset does not take."""
+    """The indexer options the dataset flags of `cfg` give; ValueError for a flag the dataset does not take,
+    or a dataset of the other task."""
+    names = CAPTION_DATASETS if cfg.task == "retrieval" else DATASETS
+    if cfg.dataset not in names:
+        other = "retrieval" if cfg.task == "recognition" else "recognition"
+        hint = f" (it is a {other} dataset: add --task {other})" if cfg.dataset in (DATASETS if other == "recognition"
+                                                                                 else CAPTION_DATASETS) else ""
+        raise ValueError(f"--task {cfg.task} takes --dataset {' | '.join(names)}; got {cfg.dataset!r}{hint}")
     options: dict = {}
     for name, (option, datasets) in DATASET_FLAGS.items():
         value = getattr(cfg, name)
@@ -60,14 +69,23 @@ def dataset_options(cfg: TrainConfig) -> dict:
 
 def new_run_config(cfg: TrainConfig) -> tuple[TrainConfig, ModelConfig]:
     """Resolve a new run once: the preset, the `--model` overrides and the activation the CLIP weights need
-    give the run's ModelConfig; `pretrained` '' becomes the preset's default. Resume, eval and export read the
+    give the run's ModelConfig (a retrieval run defaults to `RETRIEVAL_MODEL_DEFAULTS`, the published 12 frames
+    and 32 text tokens); `pretrained` '' becomes the preset's default. Resume, eval and export read the
     result from the run's config.json, never the preset again."""
     from ..model import resolve_config
 
     preset_cfg, preset_weights = load_preset(cfg.preset)
     cfg = dataclasses.replace(cfg, pretrained=cfg.pretrained or preset_weights)
     pretrained = None if cfg.pretrained == "none" else cfg.pretrained
-    return cfg, resolve_config(preset_cfg, pretrained, **cfg.model)
+    overrides = dict(cfg.model)
+    if cfg.task == "retrieval":  # the published retrieval recipe unless --model says otherwise
+        for key, value in RETRIEVAL_MODEL_DEFAULTS.items():
+            overrides.setdefault(key, value)
+    return cfg, resolve_config(preset_cfg, pretrained, **overrides)
+
+
+# the validation figures a run logs per epoch, by task; the first picks the best checkpoint
+VAL_COLUMNS = {"recognition": ("top1", "top5", "mean_class_acc"), "retrieval": ("t2v_R1", "t2v_R5", "v2t_R1")}
 
 
 @dataclass
@@ -81,6 +99,9 @@ class RunData:
     skipped: list[tuple[str, str]]
     val_holdout: bool = False  # val was held out of train (it picks the checkpoint; it is no test)
     writer: object = field(default=None, repr=False)  # TensorBoard SummaryWriter on the main process
+    # retrieval: per split (captions, video_of_caption (C,) positions in that split's dataset); for 'train' the
+    # dataset holds one item per caption (the published expanded sentences), so caption i is item i's
+    captions: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)
 
     def split(self, name: str) -> ClipDataset:
         if name not in self.splits:
@@ -91,24 +112,25 @@ class RunData:
         if self.writer is None:
             return
         self.writer.add_scalar("train/loss", loss, epoch)
-        for key in ("top1", "top5", "mean_class_acc") if metrics else ():
+        for key in VAL_COLUMNS["retrieval" if self.captions else "recognition"] if metrics else ():
             self.writer.add_scalar(f"val/{key}", metrics[key], epoch)
         self.writer.flush()
 
 
 def dataset_root(cfg: TrainConfig, runs_root: Path, dist: DistInfo) -> tuple[str, Path]:
-    """(indexer name, root); synthetic-motion is generated on first use (by the main process)."""
-    if cfg.dataset != SYNTHETIC:
+    """(indexer name, root); synthetic-motion and synthetic-captions are generated on first use (by the main
+    process)."""
+    if cfg.dataset not in GENERATED:
         if not cfg.data_root:
             raise ValueError(f"--data-root is required for --dataset {cfg.dataset}")
         return cfg.dataset, Path(cfg.data_root)
-    root = Path(cfg.data_root) if cfg.data_root else runs_root / ".synthetic-motion"
+    root = Path(cfg.data_root) if cfg.data_root else runs_root / f".{cfg.dataset}"
     # the default root follows the current generator (rewritten when its spec changed); a set the user
     # generated under --data-root is kept as it is
-    if dist.is_main and (not cfg.data_root or not (root / "synthetic-motion.json").is_file()):
-        write_synthetic_motion(root)
+    if dist.is_main and (not cfg.data_root or not (root / f"{cfg.dataset}.json").is_file()):
+        GENERATED[cfg.dataset](root)
     barrier(dist)
-    return SYNTHETIC, root
+    return cfg.dataset, root
 
 
 def prepare_data(cfg: TrainConfig, model_cfg: ModelConfig, runs_root: Path, dist: DistInfo,
@@ -118,6 +140,8 @@ def prepare_data(cfg: TrainConfig, model_cfg: ModelConfig, runs_root: Path, dist
     `only` names the one split an evaluation needs: the others are indexed but not probed (left empty).
     Raises ValueError when training has no readable video, or `only` has none.
     """
+    if cfg.task == "retrieval":
+        return _prepare_captions(cfg, model_cfg, runs_root, dist, only)
     name, root = dataset_root(cfg, runs_root, dist)
     index = open_dataset(name, root, fold=cfg.fold, val_fraction=cfg.val_fraction, seed=cfg.seed,
                          **dataset_options(cfg))
@@ -153,11 +177,55 @@ def prepare_data(cfg: TrainConfig, model_cfg: ModelConfig, runs_root: Path, dist
     return RunData(index.classes, sampling, pre, train, val, splits, skipped, index.val_holdout)
 
 
+def _prepare_captions(cfg: TrainConfig, model_cfg: ModelConfig, runs_root: Path, dist: DistInfo,
+                      only: str | None) -> RunData:
+    """`prepare_data` for a caption dataset: videos are probed once per split (unreadable ones are dropped
+    with their captions); training items are the (video, caption) pairs."""
+    name, root = dataset_root(cfg, runs_root, dist)
+    index = open_caption_dataset(name, root, val_fraction=cfg.val_fraction, seed=cfg.seed, **dataset_options(cfg))
+    cache = ProbeCache(Path(cfg.probe_cache) if cfg.probe_cache else runs_root / ".probe-cache.json")
+    skipped = [(vid, f"listed in the {split} split but not on disk") for vid, split in index.missing]
+    splits: dict[str, tuple[CaptionSplit, list]] = {}
+    for split, part in index.splits.items():
+        if (only and split != only) or not part.videos:
+            continue
+        usable, infos, bad = probe_items(part.videos, cache, _progress_bar(f"probing {split} videos") if dist.is_main else None)
+        skipped += bad
+        readable = {item.path for item in usable}
+        splits[split] = (part.subset([i for i, v in enumerate(part.videos) if v.path in readable]), infos)
+    if dist.is_main:
+        cache.save()
+    if skipped:
+        log.warning("%d videos skipped with their captions (see skipped_videos.json)", len(skipped))
+    needed = only or "train"
+    if needed not in splits or not splits[needed][0].videos:
+        have = [s for s, part in index.splits.items() if part.videos]
+        raise ValueError(f"{index.name}: no readable video in the {needed} split (splits with videos: "
+                         f"{', '.join(have) or 'none'}; {len(skipped)} skipped, listed in skipped_videos.json)")
+    sampling = SamplingCfg(sampler=cfg.sampler, frames=model_cfg.frames, frame_interval_s=cfg.frame_interval_s,
+                           test_clips=cfg.test_clips, test_crops=cfg.test_crops)
+    pre = PreprocessCfg.for_model(model_cfg)
+    single_view = dataclasses.replace(sampling, test_clips=1, test_crops=1)
+    shuffle = {"shuffle_frames": cfg.shuffle_frames, "seed": cfg.seed}
+    captions = {s: (part.captions, np.asarray(part.video_of_caption, dtype=np.int64)) for s, (part, _) in splits.items()}
+    empty = ClipDataset([], [], sampling, pre, train=True)
+    train = empty
+    if "train" in splits:  # one item per caption; captions may mention left and right: no flips
+        part, infos = splits["train"]
+        train = ClipDataset([part.videos[v] for v in part.video_of_caption], [infos[v] for v in part.video_of_caption],
+                            sampling, pre, train=True, augment=cfg.augment, flip_safe=False, **shuffle)
+    val = ClipDataset(splits["val"][0].videos, splits["val"][1], single_view, pre, train=False, **shuffle) \
+        if "val" in splits else None
+    evals = {s: ClipDataset(part.videos, infos, sampling, pre, train=False, **shuffle) for s, (part, infos) in splits.items()}
+    return RunData([], sampling, pre, train, val, evals, skipped, index.val_holdout, captions=captions)
+
+
 def write_run_files(cfg: TrainConfig, model_cfg: ModelConfig, run_dir: Path, data: RunData) -> None:
     """config.json (the run's resolved training and model config, sampling, pre-processing) and labels.txt:
     written once, when a run starts."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "labels.txt").write_text("".join(c + "\n" for c in data.classes), encoding="utf-8")
+    if data.classes:  # a retrieval run has captions, no labels
+        (run_dir / "labels.txt").write_text("".join(c + "\n" for c in data.classes), encoding="utf-8")
     sampling = data.sampling
     interval = sampling.frame_interval_s
     if sampling.sampler == "segments" and data.train.infos:  # the time scale the model learned, for live use

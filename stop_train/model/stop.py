@@ -228,7 +228,11 @@ class STOP(nn.Module):
         """CLIP BPE tokens, `cfg.text.max_tokens` long (truncated texts keep their end token)."""
         from open_clip.tokenizer import tokenize
 
-        return tokenize(texts, context_length=self.cfg.text.max_tokens)
+        ids = tokenize(texts, context_length=self.cfg.text.max_tokens)
+        if ids.numel() and int(ids.max()) >= self.cfg.text.vocab_size:
+            raise ValueError(f"the text tower has a {self.cfg.text.vocab_size}-token vocabulary; CLIP's BPE tokenizer "
+                             f"gives ids up to {int(ids.max())}")
+        return ids
 
     def encode_labels(self, labels: list[str], template: str | None = None, normalize: bool = True) -> torch.Tensor:
         """Class keys -> prompt text (`stop_train.labels.label_to_text`) -> text embeddings (K, E)."""
@@ -246,9 +250,11 @@ class STOP(nn.Module):
         """logit_scale * cos(video, text): (B, E), (K, E) -> (B, K)."""
         return self.logit_scale * F.normalize(video_emb, dim=-1) @ F.normalize(text_emb, dim=-1).t()
 
-    def forward(self, video: torch.Tensor, text_ids: torch.Tensor) -> torch.Tensor:
-        """Classify `video` against the texts `text_ids` (one per class): logits (B, K)."""
-        return self.get_logits(self.encode_video(video), self.encode_text(text_ids))
+    def forward(self, video: torch.Tensor, text_ids: torch.Tensor, embeddings: bool = False):
+        """Classify `video` (B, T, 3, H, W) against the texts `text_ids` (K, n), one per class: logits (B, K).
+        `embeddings=True` returns the L2-normalised (video (B, E), text (K, E)) instead (retrieval training)."""
+        video_emb, text_emb = self.encode_video(video), self.encode_text(text_ids)
+        return (video_emb, text_emb) if embeddings else self.get_logits(video_emb, text_emb)
 
     # ----------------------------------------------------------------------------------- training aids
     def no_weight_decay(self, exclude: str = "bias") -> set[str]:
