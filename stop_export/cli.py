@@ -28,6 +28,9 @@ def _export_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help="label file (one class key per line) or bundled set: ucf101, hmdb51, "
                                     "kinetics400, ssv2 (required when the source has none)")
     p.add_argument("--template", help="prompt template, e.g. 'a video of a person {label}.'")
+    p.add_argument("--task", choices=("recognition", "retrieval"), default=None,
+                   help="retrieval: no labels and no logits, video embeddings for stop-search (default: the run's "
+                        "task; recognition for a model folder or preset)")
     p.add_argument("--checkpoint", default=None,
                    help="checkpoint of a run directory (default: best, or last before any validation)")
     p.add_argument("--no-text-encoder", action="store_true", help="skip the text encoder and tokenizer files")
@@ -87,12 +90,17 @@ def export_main(argv: list[str] | None = None) -> int:
         print(f"stop-export: the output must end in .onnx, got {out}", file=sys.stderr)
         return 2
     try:
-        src = resolve_source(args.source, labels=args.labels, template=args.template, checkpoint=args.checkpoint)
+        src = resolve_source(args.source, labels=args.labels, template=args.template, checkpoint=args.checkpoint,
+                             task=args.task)
     except (ExportError, FileNotFoundError, ValueError) as err:
         print(f"stop-export: {err}", file=sys.stderr)
         return 2
     text_name = tok_name = ""
     start = time.time()
+    if args.no_text_encoder and src.task == "retrieval":
+        print("stop-export: a retrieval model needs its text encoder (queries are text): drop --no-text-encoder",
+              file=sys.stderr)
+        return 2
     if not args.no_text_encoder:
         from open_clip.tokenizer import default_bpe
 
@@ -100,7 +108,8 @@ def export_main(argv: list[str] | None = None) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(default_bpe(), out.parent / tok_name)
     meta = build_metadata(src, text_encoder=text_name, tokenizer=tok_name)
-    print(f"exporting {src.description}: {meta.mode} mode, {len(src.labels)} labels, "
+    what = "retrieval (no labels: video embeddings for stop-search)" if src.task == "retrieval" else f"{len(src.labels)} labels"
+    print(f"exporting {src.description}: {meta.mode} mode, {what}, "
           f"input (B, {meta.frames}, {meta.size}, {meta.size}, 3) uint8 -> {out}", flush=True)
     export_video(src, out, meta)
     if text_name:
@@ -139,18 +148,15 @@ def _check(src, path: Path, count: int) -> bool:
     import torch
 
     from .onnx.check import check_clips, compare
-    from .onnx.export import VideoClassifier
+    from .onnx.export import VideoClassifier, build_metadata, label_embeddings
     from .runtime.backends import OrtBackend
-    from .schema import DYNAMIC_OUTPUTS, OFFICIAL_OUTPUTS
 
     cfg = src.model.cfg
     clips = check_clips(cfg.frames, src.preprocess.size, count)
+    module = VideoClassifier(src.model.eval(), label_embeddings(src), src.preprocess).eval()
     with torch.no_grad():
-        text = src.model.encode_labels(src.labels, src.template)
-        module = VideoClassifier(src.model.eval(), text, src.preprocess).eval()
         outs = module(torch.from_numpy(clips))
-    names = DYNAMIC_OUTPUTS if cfg.mode == "dynamic" else OFFICIAL_OUTPUTS
-    reference = {n: o.numpy() for n, o in zip(names, outs)}
+    reference = {n: o.numpy() for n, o in zip(build_metadata(src).outputs, outs)}
     backend = OrtBackend(path, "cpu")
     actual = backend.run(clips)
     report = compare(reference, actual)

@@ -23,6 +23,7 @@ DYNAMIC_OUTPUTS = ("logits", "video_embedding", "spatial_mask", "gap_variation",
 OFFICIAL_OUTPUTS = ("logits", "video_embedding", "spatial_mask", "frame_weight")
 TEXT_INPUT = "token_ids"
 TEXT_OUTPUT = "text_embedding"
+TASKS = ("recognition", "retrieval")  # retrieval: no labels and no logits; the text encoder is always beside it
 
 
 class MetadataError(ValueError):
@@ -45,6 +46,7 @@ class Metadata:
     # the weights and model config (not the labels): equal for an ONNX file and every engine built from it;
     # '' in files exported before it was recorded
     fingerprint: str = ""
+    task: str = "recognition"  # TASKS; files exported before it was recorded are recognition models
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -63,7 +65,9 @@ class Metadata:
 
     @property
     def outputs(self) -> tuple[str, ...]:
-        return DYNAMIC_OUTPUTS if self.mode == "dynamic" else OFFICIAL_OUTPUTS
+        """The graph's outputs, in order: a retrieval model has no `logits`."""
+        names = DYNAMIC_OUTPUTS if self.mode == "dynamic" else OFFICIAL_OUTPUTS
+        return names if self.task == "recognition" else names[1:]
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
@@ -116,8 +120,12 @@ class Metadata:
         return meta
 
     def validate(self, where: str = "model") -> None:
-        if not self.labels:
+        if self.task not in TASKS:
+            raise MetadataError(f"{where}: task {self.task!r} is not one of {', '.join(TASKS)}: upgrade stop-toolkit")
+        if self.task == "recognition" and not self.labels:
             raise MetadataError(f"{where}: no labels in the metadata")
+        if self.task == "retrieval" and not self.text_encoder:
+            raise MetadataError(f"{where}: a retrieval model needs its text encoder (metadata names none)")
         if self.sampling.frames != self.model.frames:
             raise MetadataError(f"{where}: sampling takes {self.sampling.frames} frames, the model {self.model.frames}")
         if self.preprocess.size != self.model.vision.image_size:

@@ -76,6 +76,15 @@ PLAN: dict[str, tuple[list[str], str]] = {
     "stop-recognize model.onnx --source video.mp4 --protocol eval": ([], ""),
     "stop-recognize model.onnx --source video.mp4 --labels my_classes.txt": ([], "standing still"),
     "stop-export RUN --fp16": ([], "model-fp16.engine"),
+    "stop-train --dataset msrvtt --data-root /data/MSRVTT --epochs 5": (TRAIN_BOUND, "stopped after 2 steps"),
+    "stop-train --dataset msrvtt --data-root /data/MSRVTT --video-dir /data/MSRVTT/compressed_3fps --train-list "
+    "MSRVTT_train.7k.csv": (TRAIN_BOUND, "stopped after 2 steps"),
+    "stop-train --dataset captions --data-root /data/my_captions --preset tiny": (EPOCH_BOUND, "text->video R@1"),
+    "stop-train eval converted_published/ --task retrieval --dataset msrvtt --data-root /data/MSRVTT":
+        (["--workers", "0"], '"t2v_R1"'),
+    "stop-export RUN_RETRIEVAL --check": ([], "PASS"),
+    "stop-search index RUN_RETRIEVAL/export/model.onnx /data/my_captions -o my_videos --ann": ([], "windows"),
+    "stop-search query my_videos a person opening a valve --top 5": ([], "  1. "),
     "stop-gui": (["--quit-after", "3"], ""),
     "stop-gui --model RUN/export/model.onnx --source 0": (["--quit-after", "4"], ""),
     "stop-gui --model model.onnx --source clip.mp4 --loop --screenshot shot.png --quit-after 8": (["--quit-after", "4"], ""),
@@ -120,6 +129,7 @@ class World:
             "/data/clips": layouts.write_list(root / "clips", pool),
             "/data/my_actions": layouts.write_folder(root / "my_actions", pool),
         }
+        self.data.update(write_caption_sets(root))
         from stop_train.data.synthetic import SyntheticSpec, write_synthetic_motion
 
         self.synthetic = write_synthetic_motion(root / "synthetic", SyntheticSpec(groups=3, clips_per_group=1, frames=12,
@@ -143,6 +153,10 @@ class World:
             return str(self.data[word])
         if word in runs:
             return str(self.run(runs[word]))
+        if word == "RUN_RETRIEVAL":
+            return str(self.run("captions-tiny"))
+        if word.startswith("RUN_RETRIEVAL/"):
+            return str(self.run("captions-tiny") / word[len("RUN_RETRIEVAL/"):])
         if word.startswith("RUN/"):
             return str(self.run("synthetic-motion-tiny") / word[len("RUN/"):])
         if word == "model.onnx":
@@ -150,6 +164,31 @@ class World:
         if word in ("video.mp4", "clip.mp4", "/dev/video0"):
             return str(self.video)
         return word
+
+
+def write_caption_sets(root: Path) -> dict[str, Path]:
+    """/data/MSRVTT: generated synthetic-captions in the MSR-VTT layout, cut to 12 training and 6 test videos
+    (9k and 7k lists), with a second video folder; /data/my_captions: a generic captions folder."""
+    import csv
+
+    from stop_train.data.synthetic_captions import SyntheticCaptionsSpec, write_synthetic_captions
+
+    msrvtt = write_synthetic_captions(root / "MSRVTT", SyntheticCaptionsSpec(train_per_combo=1, frames=12, width=48,
+                                                                             height=32))
+    (msrvtt / "MSRVTT_train.9k.csv").write_text("video_id\n" + "".join(f"video{i}\n" for i in range(0, 108, 9)))
+    (msrvtt / "MSRVTT_train.7k.csv").write_text("video_id\n" + "".join(f"video{i}\n" for i in range(0, 108, 12)))
+    rows = list(csv.reader(open(msrvtt / "MSRVTT_JSFUSION_test.csv")))
+    (msrvtt / "MSRVTT_JSFUSION_test.csv").write_text("\n".join(",".join(r) for r in [rows[0], *rows[1::18]]) + "\n")
+    (msrvtt / "compressed_3fps").symlink_to(msrvtt / "videos" / "all")
+    own = root / "my_captions"
+    (own / "clips").mkdir(parents=True)
+    lines = {"train": ["video,caption"], "test": ["video,caption"]}
+    for i, row in enumerate(rows[1:25]):  # 24 videos: 16 train, 8 test
+        (own / "clips" / f"{row[2]}.mp4").symlink_to(msrvtt / "videos" / "all" / f"{row[2]}.mp4")
+        lines["train" if i < 16 else "test"].append(f"clips/{row[2]}.mp4,{row[3]}")
+    for split, text in lines.items():
+        (own / f"{split}.csv").write_text("\n".join(text) + "\n")
+    return {"/data/MSRVTT": msrvtt, "/data/my_captions": own}
 
 
 def write_published_checkpoint(path: Path) -> None:
@@ -229,7 +268,7 @@ def run_in_process(argv: list[str], capsys) -> tuple[int, str]:
 
 def run_subprocess(env: dict[str, str], argv: list[str], cwd: Path, timeout: float = 300) -> tuple[int, str]:
     program = BIN / argv[0]
-    if argv[0] in ("stop-recognize", "stop-gui", "torchrun"):
+    if argv[0] in ("stop-recognize", "stop-gui", "torchrun", "stop-search"):
         argv = [str(program), *argv[1:]]
     full_env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "OMP_NUM_THREADS": "1", **env}
     result = subprocess.run(argv, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)

@@ -79,7 +79,7 @@ def test_full_run_writes_the_run_directory_then_eval_and_folds(data_root, tmp_pa
     assert val["count"] == 6 and val["split"] == "val"
     best, last = run / "checkpoints" / "best", run / "checkpoints" / "last"
     _, state = checkpoint(run, "last")  # last learnt the validation result after its weights were saved
-    assert state["best_top1"] == pytest.approx(max(float(r["val_top1"]) for r in rows), abs=1e-4)
+    assert state["best_score"] == pytest.approx(max(float(r["val_top1"]) for r in rows), abs=1e-4)
     # best holds the files last had when it won: the same inode if epoch 2 won, else last was saved again since
     linked = os.path.samefile(best / "model.safetensors", last / "model.safetensors")
     assert linked == (state["best_epoch"] == 1)

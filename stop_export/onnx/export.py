@@ -44,6 +44,7 @@ class ExportSource:
     sampling: SamplingCfg
     preprocess: PreprocessCfg
     description: str
+    task: str = "recognition"  # a retrieval run's model: no labels, no logits, the text encoder always
 
 
 def _read_labels(path: Path) -> list[str]:
@@ -51,11 +52,13 @@ def _read_labels(path: Path) -> list[str]:
 
 
 def resolve_source(source: str | Path, labels: str | None = None, template: str | None = None,
-                   checkpoint: str | None = None) -> ExportSource:
+                   checkpoint: str | None = None, task: str | None = None) -> ExportSource:
     """A run directory, a model/checkpoint folder (model.safetensors + config.json) or a preset name.
 
     Runs bring their labels, template and sampling; the others need `labels` (a label file or a bundled
     set name: ucf101, hmdb51, kinetics400, ssv2), which also replaces a run's labels when given.
+    `task` (recognition, retrieval) defaults to the run's; a model folder or preset outside a run is a
+    recognition model unless told otherwise (a converted published checkpoint is a retrieval model).
     A run's checkpoint defaults to `best`, or `last` when no validation has picked one yet.
     """
     path = Path(source)
@@ -77,9 +80,10 @@ def resolve_source(source: str | Path, labels: str | None = None, template: str 
     elif (path / "model.safetensors").is_file():
         model = load_model(path).eval()
         run_root = path.parent.parent  # a checkpoint inside a run: <run>/checkpoints/<name>
-        if (run_root / "labels.txt").is_file() and (run_root / "config.json").is_file():
+        if path.parent.name == "checkpoints" and (run_root / "config.json").is_file():
             run_cfg = json.loads((run_root / "config.json").read_text(encoding="utf-8"))
-            run_labels = _read_labels(run_root / "labels.txt")
+            if (run_root / "labels.txt").is_file():
+                run_labels = _read_labels(run_root / "labels.txt")
         description = f"model folder {path.resolve()}"
     elif path.suffix == ".json" and path.is_file() or not path.exists():
         try:
@@ -91,6 +95,16 @@ def resolve_source(source: str | Path, labels: str | None = None, template: str 
     else:
         raise ExportError(f"{path} is neither a run directory (config.json + checkpoints/) nor a model folder "
                           "(model.safetensors + config.json)")
+    train = run_cfg.get("train", {})
+    task = task or train.get("task", "recognition")
+    cfg = model.cfg
+    sampling = SamplingCfg(**run_cfg["sampling"]) if "sampling" in run_cfg else SamplingCfg(frames=cfg.frames)
+    if task == "retrieval":
+        if labels:
+            raise ExportError(f"{description} is a retrieval model: it has no labels to export (it searches with "
+                              "captions; stop-recognize --labels classifies with its text encoder)")
+        return ExportSource(model, [], template or train.get("template", DEFAULT_TEMPLATE), sampling,
+                            PreprocessCfg.for_model(cfg), description, task)
     if labels:
         classes = load_labels(labels)
     elif run_labels:
@@ -98,20 +112,20 @@ def resolve_source(source: str | Path, labels: str | None = None, template: str 
     else:
         raise ExportError(f"{description} carries no labels: pass --labels FILE (one class per line) or a bundled "
                           "set (ucf101, hmdb51, kinetics400, ssv2)")
-    cfg = model.cfg
-    train = run_cfg.get("train", {})
-    sampling = SamplingCfg(**run_cfg["sampling"]) if "sampling" in run_cfg else SamplingCfg(frames=cfg.frames)
     return ExportSource(model, classes, template or train.get("template", DEFAULT_TEMPLATE), sampling,
                         PreprocessCfg.for_model(cfg), description)
 
 
 class VideoClassifier(nn.Module):
-    """uint8 RGB frames (B, T, S, S, 3) -> the outputs of DECISIONS §3; normalisation inside the graph."""
+    """uint8 RGB frames (B, T, S, S, 3) -> the outputs of DECISIONS §3; normalisation inside the graph.
+    `text_embedding` None: a retrieval model, whose outputs start at `video_embedding` (no logits)."""
 
-    def __init__(self, model: STOP, text_embedding: torch.Tensor, pre: PreprocessCfg):
+    def __init__(self, model: STOP, text_embedding: torch.Tensor | None, pre: PreprocessCfg):
         super().__init__()
         self.model = model
-        self.register_buffer("text_embedding", F.normalize(text_embedding.detach().float(), dim=-1))
+        self.classify = text_embedding is not None
+        if self.classify:
+            self.register_buffer("text_embedding", F.normalize(text_embedding.detach().float(), dim=-1))
         shape = (1, 1, 3, 1, 1)
         self.register_buffer("mean", torch.tensor(pre.mean).mul(255.0).view(shape))
         self.register_buffer("inv_std", torch.tensor(pre.std).mul(255.0).reciprocal().view(shape))
@@ -122,10 +136,13 @@ class VideoClassifier(nn.Module):
         # a bf16 model (PyTorch backend) runs in bf16; the outputs are float32 in every precision
         emb, aux = self.model.encode_video(x.to(self.model.global_prompts.dtype), return_aux=True)
         emb = emb.float()
-        logits = self.model.logit_scale.float() * emb @ self.text_embedding.t()
         if self.model.dynamic:
-            return logits, emb, aux["spatial_mask"], aux["gap_variation"].float(), aux["gap_prompt_count"]
-        return logits, emb, aux["spatial_mask"], aux["frame_weight"].float()
+            outs = (emb, aux["spatial_mask"], aux["gap_variation"].float(), aux["gap_prompt_count"])
+        else:
+            outs = (emb, aux["spatial_mask"], aux["frame_weight"].float())
+        if not self.classify:
+            return outs
+        return (self.model.logit_scale.float() * emb @ self.text_embedding.t(), *outs)
 
 
 class TextEncoder(nn.Module):
@@ -155,8 +172,16 @@ def build_metadata(src: ExportSource, text_encoder: str = "", tokenizer: str = "
     return Metadata(
         labels=list(src.labels), template=src.template, logit_scale=float(src.model.logit_scale), model=cfg,
         preprocess=pre, sampling=src.sampling, toolkit_version=stop_train.__version__, source=src.description,
-        text_encoder=text_encoder, tokenizer=tokenizer, fingerprint=model_fingerprint(src.model),
+        text_encoder=text_encoder, tokenizer=tokenizer, fingerprint=model_fingerprint(src.model), task=src.task,
     )
+
+
+def label_embeddings(src: ExportSource) -> torch.Tensor | None:
+    """The label prompts' text embeddings (K, E) a recognition graph scores against; None for retrieval."""
+    if src.task == "retrieval":
+        return None
+    with torch.no_grad():
+        return src.model.encode_labels(src.labels, src.template)
 
 
 def _export(module: nn.Module, args: tuple, path: Path, input_names, output_names, dynamic_shapes) -> onnx.ModelProto:
@@ -172,8 +197,7 @@ def _export(module: nn.Module, args: tuple, path: Path, input_names, output_name
 def export_video(src: ExportSource, path: str | Path, metadata: Metadata | None = None) -> onnx.ModelProto:
     """Write the video classifier to `path`; returns the checked model proto."""
     model, cfg = src.model.eval(), src.model.cfg
-    with torch.no_grad():
-        text = model.encode_labels(src.labels, src.template)
+    text = label_embeddings(src)
     wrapper = VideoClassifier(model, text, src.preprocess).eval()
     example = torch.from_numpy(np.random.default_rng(0).integers(
         0, 256, (2, cfg.frames, src.preprocess.size, src.preprocess.size, 3), dtype=np.uint8))

@@ -102,7 +102,7 @@ class TorchBackend:
         try:
             import torch
 
-            from ..onnx.export import VideoClassifier, build_metadata, resolve_source
+            from ..onnx.export import VideoClassifier, build_metadata, label_embeddings, resolve_source
         except ImportError as err:
             raise BackendError(f"the PyTorch backend needs torch and the training extra ({err})") from None
         dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -110,8 +110,7 @@ class TorchBackend:
             raise BackendError(f"precision {precision!r} is not one of {', '.join(dtypes)}")
         src = resolve_source(source, labels=labels)
         self.torch = torch
-        with torch.no_grad():
-            text = src.model.encode_labels(src.labels, src.template)
+        text = label_embeddings(src)
         self.module = VideoClassifier(src.model.to(dtypes[precision]), text, src.preprocess).to(device).eval()
         self.device = device
         self.metadata = build_metadata(src)

@@ -145,6 +145,9 @@ def run_recognize(args) -> int:
     """`stop-recognize`'s namespace -> `recognize(...)`: opens the model (and re-labels it) and the printer."""
     try:
         rec = Recognizer.open(args.model, args.backend, args.threads, plugin=args.plugin)
+        if rec.meta.task == "retrieval" and not args.labels:
+            raise RecognizeError(f"{args.model} is a retrieval model: it has no labels of its own; give --labels "
+                                 "FILE to classify with its text encoder, or search with stop-search")
         if args.labels:
             from stop_train.labels import load_labels
 

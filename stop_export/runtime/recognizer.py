@@ -11,11 +11,11 @@ from stop_train.labels import label_texts
 from stop_train.video.preprocess import PreprocessCfg
 from stop_train.video.sampling import SamplingCfg
 
-from ..schema import TEXT_INPUT, Metadata
+from ..schema import Metadata
 from .backends import Backend, open_backend
 from .buffer import ClipBuffer
 from .errors import BackendError
-from .tokenizer import ClipTokenizer
+from .text import TextEncoder
 
 
 def top_k(scores: np.ndarray, labels: list[str], k: int) -> list[tuple[str, float]]:
@@ -80,10 +80,14 @@ class Recognizer:
             raise ValueError(f"expected uint8 frames (B, {', '.join(map(str, self.meta.input_shape))}), "
                              f"got {frames.dtype} {frames.shape}")
         labels, text = self._head
+        if text is None and self.meta.task == "retrieval":
+            raise BackendError("a retrieval model has no labels of its own: give labels to score against "
+                               "(stop-recognize --labels FILE), or search with stop-search")
         outputs = self.backend.run(np.ascontiguousarray(frames))
-        logits = outputs["logits"]
         if text is not None:
             logits = self.meta.logit_scale * outputs["video_embedding"] @ text.T
+        else:
+            logits = outputs["logits"]
         return Prediction(softmax(logits.astype(np.float64)), outputs, list(labels))
 
     def predict_file(self, path: str | Path) -> Prediction:
@@ -97,15 +101,9 @@ class Recognizer:
 
     def set_labels(self, labels: list[str], template: str | None = None) -> None:
         """Score against new class keys: their prompts go through the exported text encoder."""
-        text_file, tok_file = self.meta.text_encoder, self.meta.tokenizer
-        base = Path(getattr(self.backend, "path", "")).parent
-        if not text_file or not tok_file or not (base / text_file).is_file():
+        path, name = getattr(self.backend, "path", None), self.meta.text_encoder
+        if path is None or not name or not (Path(path).parent / name).is_file():
             raise BackendError("this model has no text encoder beside it: re-export with stop-export "
                                "(it writes <name>.text.onnx and the BPE file)")
-        import onnxruntime as ort
-
-        session = ort.InferenceSession(str(base / text_file), providers=["CPUExecutionProvider"])
-        ids = ClipTokenizer(base / tok_file)(label_texts(labels, template or self.meta.template),
-                                             self.meta.model.text.max_tokens)
-        (emb,) = session.run(None, {TEXT_INPUT: ids})
-        self._head = (list(labels), emb / np.linalg.norm(emb, axis=-1, keepdims=True))
+        emb = TextEncoder(Path(path).parent / name).encode(label_texts(labels, template or self.meta.template))
+        self._head = (list(labels), emb)

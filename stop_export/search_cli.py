@@ -1,0 +1,166 @@
+"""`stop-search`: find moments in videos by text, with an exported STOP model (no PyTorch).
+
+    stop-search index MODEL.onnx VIDEO|FOLDER... -o INDEX [--stride 1.0] [--ann]
+    stop-search query INDEX "a person jumping into a pool" [--top 10] [--json] [--model MODEL.onnx] [--exact]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from stop_train.data.types import VIDEO_EXTENSIONS
+
+from .runtime.args import in_range
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stop-search", description="Search videos by text with an exported STOP model.")
+    sub = p.add_subparsers(dest="command", required=True)
+    idx = sub.add_parser("index", help="embed videos in windows and write (or update) an index")
+    idx.add_argument("model", help="exported .onnx file or TensorRT .engine (a retrieval model, or any STOP model)")
+    idx.add_argument("videos", nargs="+", help="video files, or folders searched recursively for " + " ".join(VIDEO_EXTENSIONS))
+    idx.add_argument("-o", "--output", required=True, type=Path, help="the index: INDEX.json + INDEX.npz (updated in place "
+                     "when it exists: new and changed videos are embedded, unchanged ones kept)")
+    idx.add_argument("--stride", type=in_range(float, 0, low_open=True), default=1.0, metavar="SECONDS",
+                     help="seconds between window starts (default 1.0)")
+    idx.add_argument("--frame-interval", type=in_range(float, 0, low_open=True), default=None, metavar="SECONDS",
+                     help="seconds between a window's frames (default: the model's, as trained)")
+    idx.add_argument("--batch", type=in_range(int, 1), default=8, help="windows per model call (default 8)")
+    idx.add_argument("--backend", default="auto", help="auto, cpu, cuda, openvino, tensorrt (ONNX Runtime)")
+    idx.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = its default)")
+    idx.add_argument("--plugin", metavar="LIB", help="libstop_tpi_plugin.so for an engine built with the plugin")
+    idx.add_argument("--ann", action="store_true", help="also write an HNSW graph (FAISS) for approximate search")
+    q = sub.add_parser("query", help="rank the indexed videos and moments for a text")
+    q.add_argument("index", type=Path, help="INDEX (.json) written by stop-search index")
+    q.add_argument("text", nargs="+", help="what to find, e.g. 'a person jumping into a pool'")
+    q.add_argument("--top", type=in_range(int, 1), default=10, help="videos to list (default 10)")
+    q.add_argument("--moments", type=in_range(int, 1), default=3, help="moments per video (default 3)")
+    q.add_argument("--model", help="model to embed the text with (default: the one the index was built with); "
+                   "it must be that model")
+    q.add_argument("--exact", action="store_true", help="exact search even when the index has an HNSW graph")
+    q.add_argument("--json", action="store_true", help="one JSON object per video on stdout")
+    return p
+
+
+def _video_files(items: list[str]) -> list[Path]:
+    """Files as given, folders expanded (sorted, hidden entries skipped); absolute, without duplicates."""
+    found: list[Path] = []
+    for item in items:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            for dirpath, dirnames, filenames in os.walk(path):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                found += [Path(dirpath) / f for f in sorted(filenames)
+                          if not f.startswith(".") and f.lower().endswith(VIDEO_EXTENSIONS)]
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise FileNotFoundError(f"no video or folder at {item}")
+    unique = dict.fromkeys(Path(os.path.abspath(p)) for p in found)
+    return list(unique)
+
+
+def _index(args) -> int:
+    from .runtime.backends import open_backend
+    from .runtime.recognize import RecognizeError
+    from .runtime.search import SearchIndex, SearchIndexError, WindowCfg, ann_path, build_ann, embed_video
+
+    videos = _video_files(args.videos)
+    if not videos:
+        raise FileNotFoundError("no video files found in " + ", ".join(args.videos))
+    backend = open_backend(args.model, args.backend, args.threads, plugin=args.plugin)
+    meta = backend.metadata
+    if not meta.fingerprint:
+        raise SearchIndexError(f"{args.model} was exported before models carried a fingerprint: re-export it")
+    windows = WindowCfg(meta.frames, args.frame_interval or meta.sampling.frame_interval_s, args.stride)
+    meta_path, _ = SearchIndex.paths(args.output)
+    if meta_path.is_file():
+        index = SearchIndex.load(args.output)
+        index.check_model(meta, args.model)
+        if index.windows != windows:
+            raise SearchIndexError(f"{meta_path} cuts windows as {index.windows}; these settings give {windows}: "
+                                   "use the same --stride / --frame-interval, or write a new index")
+    else:
+        index = SearchIndex(meta.fingerprint, str(Path(args.model).resolve()), windows)
+    print(f"model {args.model} ({backend.name}): windows of {windows.frames} frames {windows.frame_interval_s:g} s apart "
+          f"({windows.span_s:g} s), one every {windows.stride_s:g} s", file=sys.stderr)
+    done = failed = kept = 0
+    start = time.perf_counter()
+    try:
+        for n, path in enumerate(videos, start=1):
+            if index.up_to_date(path):
+                kept += 1
+                continue
+            t0 = time.perf_counter()
+            try:
+                emb, begin, end, duration = embed_video(backend, path, windows, args.batch)
+            except RecognizeError as err:
+                print(f"[{n}/{len(videos)}] skipped {path}: {err}", file=sys.stderr)
+                failed += 1
+                continue
+            index.replace(path, duration, emb, begin, end)
+            done += 1
+            print(f"[{n}/{len(videos)}] {path}: {len(emb)} windows over {duration:.1f} s "
+                  f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
+            if done % 20 == 0:  # a crash loses at most 20 videos of work
+                index.save(args.output)
+    except KeyboardInterrupt:
+        index.save(args.output)
+        print(f"interrupted: {done} videos saved to {meta_path}; run the same command to continue", file=sys.stderr)
+        return 130
+    index.save(args.output)
+    if (args.ann or ann_path(args.output).is_file()) and len(index.embedding):  # an existing graph is kept current
+        print(f"HNSW graph: {build_ann(index, args.output)}", file=sys.stderr)
+    print(f"{meta_path}: {len(index.videos)} videos, {len(index.embedding)} windows ({done} embedded, {kept} unchanged, "
+          f"{failed} unreadable) in {time.perf_counter() - start:.0f} s")
+    return 1 if failed and not index.videos else 0
+
+
+def _query(args) -> int:
+    from .runtime.search import SearchIndex, SearchIndexError, ann_path, ann_scores, fmt_time
+    from .runtime.errors import BackendError
+    from .runtime.text import TextEncoder, text_encoder_beside
+
+    index = SearchIndex.load(args.index)
+    model = args.model or index.model
+    try:
+        encoder = TextEncoder(text_encoder_beside(model))
+    except BackendError as err:
+        raise SearchIndexError(f"{err}; give the model with --model") from None
+    index.check_model(encoder.metadata, model)
+    text = " ".join(args.text)
+    query = encoder.encode([text])[0]
+    scores = None
+    if not args.exact and ann_path(args.index).is_file():
+        scores = ann_scores(args.index, index, query, windows=max(100, 20 * args.top))
+    hits = index.search(query, args.top, args.moments, scores=scores)
+    for rank, hit in enumerate(hits, start=1):
+        if args.json:
+            print(json.dumps({"rank": rank, **hit}))
+        else:
+            where = ", ".join(f"{fmt_time(m['start'])}-{fmt_time(m['end'])} ({m['score']:.3f})" for m in hit["moments"])
+            print(f"{rank:3d}. {hit['score']:.3f}  {hit['video']}  {where}")
+    if not hits and not args.json:
+        print("the index holds no videos")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from .runtime.errors import BackendError
+    from .runtime.search import SearchIndexError
+    from .schema import MetadataError
+
+    try:
+        return _index(args) if args.command == "index" else _query(args)
+    except (BackendError, MetadataError, SearchIndexError, FileNotFoundError) as err:
+        print(f"stop-search {args.command}: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
