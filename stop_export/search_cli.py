@@ -25,8 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     idx.add_argument("videos", nargs="+", help="video files, or folders searched recursively for " + " ".join(VIDEO_EXTENSIONS))
     idx.add_argument("-o", "--output", required=True, type=Path, help="the index: INDEX.json + INDEX.npz (updated in place "
                      "when it exists: new and changed videos are embedded, unchanged ones kept)")
-    idx.add_argument("--stride", type=in_range(float, 0, low_open=True), default=1.0, metavar="SECONDS",
-                     help="seconds between window starts (default 1.0)")
+    idx.add_argument("--stride", type=in_range(float, 0, low_open=True), default=None, metavar="SECONDS",
+                     help="seconds between window starts (default: an existing index's; else 1, or half a window "
+                          "when windows are shorter than 2 s)")
     idx.add_argument("--frame-interval", type=in_range(float, 0, low_open=True), default=None, metavar="SECONDS",
                      help="seconds between a window's frames (default: the model's, as trained)")
     idx.add_argument("--batch", type=in_range(int, 1), default=8, help="windows per model call (default 8)")
@@ -67,7 +68,8 @@ def _video_files(items: list[str]) -> list[Path]:
 def _index(args) -> int:
     from .runtime.backends import open_backend
     from .runtime.recognize import RecognizeError
-    from .runtime.search import SearchIndex, SearchIndexError, WindowCfg, ann_path, build_ann, embed_video
+    from .runtime.search import (SearchIndex, SearchIndexError, WindowCfg, ann_path, build_ann, default_stride,
+                                 embed_video)
 
     videos = _video_files(args.videos)
     if not videos:
@@ -76,10 +78,12 @@ def _index(args) -> int:
     meta = backend.metadata
     if not meta.fingerprint:
         raise SearchIndexError(f"{args.model} was exported before models carried a fingerprint: re-export it")
-    windows = WindowCfg(meta.frames, args.frame_interval or meta.sampling.frame_interval_s, args.stride)
+    interval = args.frame_interval or meta.sampling.frame_interval_s
     meta_path, _ = SearchIndex.paths(args.output)
-    if meta_path.is_file():
-        index = SearchIndex.load(args.output)
+    index = SearchIndex.load(args.output) if meta_path.is_file() else None
+    stride = args.stride or (index.windows.stride_s if index else default_stride((meta.frames - 1) * interval))
+    windows = WindowCfg(meta.frames, interval, stride)
+    if index is not None:
         index.check_model(meta, args.model)
         if index.windows != windows:
             raise SearchIndexError(f"{meta_path} cuts windows as {index.windows}; these settings give {windows}: "

@@ -308,6 +308,8 @@ class InferenceWorker(QObject):
                     closed = self.detector.finish(item.t)
                     self._emit(self.boundary, item, closed)
                     continue
+                if not self.recognizer.labels:  # a retrieval model before labels are typed: play, score nothing
+                    continue
                 start = time.perf_counter()
                 try:
                     pred = self.recognizer.predict(item.frames)

@@ -52,6 +52,29 @@ class SeekSlider(QSlider):
         super().__init__(Qt.Orientation.Horizontal, parent)
         self.sliderMoved.connect(self.scrubbed)
         self.sliderReleased.connect(lambda: self.seekRequested.emit(self.value()))
+        self.marks: list[tuple[int, int]] = []  # (start ms, end ms) spans drawn over the groove (search hits)
+
+    def set_marks(self, spans: list[tuple[int, int]]) -> None:
+        self.marks = list(spans)
+        self.update()
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        super().paintEvent(event)
+        if not self.marks or self.maximum() <= self.minimum():
+            return
+        opt = QStyleOptionSlider()
+        self.initStyleOption(opt)
+        handle = self.style().subControlRect(QStyle.ComplexControl.CC_Slider, opt, QStyle.SubControl.SC_SliderHandle, self)
+        span = max(1, self.width() - handle.width())
+        painter = QPainter(self)
+        colour = QColor(self.palette().highlight().color())
+        colour.setAlpha(150)
+        h = max(4, self.height() // 4)
+        for start, end in self.marks:
+            x0 = QStyle.sliderPositionFromValue(self.minimum(), self.maximum(), start, span) + handle.width() // 2
+            x1 = QStyle.sliderPositionFromValue(self.minimum(), self.maximum(), min(end, self.maximum()), span)
+            painter.fillRect(x0, self.height() - h, max(3, x1 + handle.width() // 2 - x0), h, colour)
+        painter.end()
 
     def mousePressEvent(self, event) -> None:  # noqa: N802
         if event.button() == Qt.MouseButton.LeftButton and self.isEnabled():

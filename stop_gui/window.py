@@ -7,20 +7,23 @@ import threading
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QEventLoop, QObject, QSettings, Qt, Signal
+from PySide6.QtCore import QEventLoop, QObject, QSettings, QStandardPaths, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QFont, QKeySequence
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QHeaderView,
-                               QInputDialog, QLabel, QMainWindow, QMessageBox, QPlainTextEdit, QPushButton, QSizePolicy,
-                               QSplitter, QTableWidget, QTableWidgetItem, QTabWidget, QToolButton, QVBoxLayout,
-                               QWidget)
+                               QInputDialog, QLabel, QLineEdit, QListWidget, QListWidgetItem, QMainWindow, QMessageBox,
+                               QPlainTextEdit, QPushButton, QSizePolicy, QSplitter, QTableWidget, QTableWidgetItem,
+                               QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
 from stop_export.runtime.backends import BACKEND_NAMES, BackendError, available_ort_providers
 from stop_export.runtime.events import Event, EventCfg
 from stop_export.runtime.recognizer import Recognizer
+from stop_export.runtime.search import SearchIndex, SearchIndexError, fmt_time
+from stop_export.runtime.text import TextEncoder
 from stop_export.schema import MetadataError
 from stop_train.video.source import SourceError, SourceSpec
 
 from .pipeline import Boundary, CaptureWorker, FrameHub, InferenceWorker, Pipeline, Window
+from .search import VideoEmbedder, cache_file, cached_index, find
 from .widgets import SeekSlider, TemporalPlot, TopK, VideoView
 
 BACKENDS = BACKEND_NAMES
@@ -99,6 +102,15 @@ class MainWindow(QMainWindow):
         self.frame_t: float | None = None  # stream time of the frame on screen
         self.latencies: list[tuple[float, float]] = []  # (inference s, end-to-end s) per shown window
         self._frames_seen, self._fps_since, self._fps = 0, time.monotonic(), 0.0
+        # text search: window embeddings cached per (model fingerprint, video) on disk and in memory
+        self.search_cache = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.CacheLocation)) / "search"
+        self.search_index: SearchIndex | None = None  # a stop-search index opened for searching (None: this video)
+        self.search_hits: list[dict] = []
+        self.embedder: VideoEmbedder | None = None  # embedding the open video for search
+        self._embedded: dict[tuple[str, str], SearchIndex] = {}
+        self._encoder: TextEncoder | None = None
+        self._pending_query = ""
+        self._seek_after_open: float | None = None
         self._build()
         self._restore()
 
@@ -219,6 +231,7 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(events_tab, "Events")
         self.tabs.addTab(labels_tab, "Labels")
+        self.tabs.addTab(self._build_search_tab(), "Search")
         self.tabs.setMinimumHeight(120)
         rv.addWidget(self.tabs, 1)
         self.split = QSplitter()
@@ -245,18 +258,57 @@ class MainWindow(QMainWindow):
             ("Model folder", "Ctrl+Shift+M", self._ask_model_folder),
             ("Play/Pause", "Space", self.toggle_pause),
             ("Export events", "Ctrl+E", self._ask_export),
+            ("Search index", "Ctrl+Shift+F", self._ask_index),
         ):
             action = QAction(text, self)
             action.setShortcut(QKeySequence(key))
             action.triggered.connect(slot)
             bar.addAction(action)
             self.actions_by_name[text] = action
+        find_action = QAction("Find", self)
+        find_action.setShortcut(QKeySequence.StandardKey.Find)
+        find_action.triggered.connect(self._focus_search)
+        self.addAction(find_action)  # Ctrl+F: the search box
         quit_action = QAction("Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         self.addAction(quit_action)  # Ctrl+Q, without a toolbar button
         self.heatmap_box.setShortcut(QKeySequence("H"))
         self._paused = False
+
+    def _build_search_tab(self) -> QWidget:
+        self.search_edit = QLineEdit()
+        self.search_edit.setPlaceholderText("find in this video, e.g. a person opening a valve")
+        self.search_edit.returnPressed.connect(lambda: self.search(self.search_edit.text()))
+        self.search_button = QPushButton("Find")
+        self.search_button.clicked.connect(lambda: self.search(self.search_edit.text()))
+        self.search_scope = QLabel("searching: the open video")
+        self.search_scope.setWordWrap(True)
+        self.search_close_index = QToolButton()
+        self.search_close_index.setText("this video")
+        self.search_close_index.setToolTip("search the open video again instead of the index")
+        self.search_close_index.clicked.connect(lambda: self.open_search_index(None))
+        self.search_close_index.hide()
+        self.search_note = QLabel("")
+        self.search_note.setWordWrap(True)
+        self.search_list = QListWidget()
+        self.search_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.search_list.itemActivated.connect(self._jump_to_hit)
+        self.search_list.itemClicked.connect(self._jump_to_hit)
+        tab = QWidget()
+        layout = QVBoxLayout(tab)
+        layout.setContentsMargins(2, 2, 2, 2)
+        row = QHBoxLayout()
+        row.addWidget(self.search_edit, 1)
+        row.addWidget(self.search_button)
+        layout.addLayout(row)
+        scope = QHBoxLayout()
+        scope.addWidget(self.search_scope, 1)
+        scope.addWidget(self.search_close_index)
+        layout.addLayout(scope)
+        layout.addWidget(self.search_note)
+        layout.addWidget(self.search_list, 1)
+        return tab
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
@@ -365,6 +417,7 @@ class MainWindow(QMainWindow):
         if self._closing:
             return False
         self.stop_pipeline()
+        self._reset_search(keep_index=False)
         self.recognizer, self.model_path, self.working_backend, self.failure = rec, str(path), backend, None
         self._show_backend(backend)
         self.settings.setValue("backend", backend)
@@ -384,7 +437,11 @@ class MainWindow(QMainWindow):
         self.relabel_note.setText("" if text_ok else "re-labelling needs the exported text encoder beside the model "
                                   "(stop-export writes it); this model has none")
         self.video.heatmap = self.heatmap_box.isChecked() and not lattice
-        self.show_message(f"model {Path(path).name}: {len(rec.labels)} labels, {rec.backend.name}", error=False)
+        if meta.task == "retrieval":
+            self.show_message(f"model {Path(path).name}: a retrieval model, {rec.backend.name}. Search the video on "
+                              "the Search tab; type labels on the Labels tab to classify", error=False)
+        else:
+            self.show_message(f"model {Path(path).name}: {len(rec.labels)} labels, {rec.backend.name}", error=False)
         if self.source:
             self.open_source(self.source)
         return True
@@ -439,8 +496,12 @@ class MainWindow(QMainWindow):
         every window even when the model is slower than `predict_every_s`, holding playback back (default:
         for files, so the events equal stop-recognize's; cameras and streams skip windows instead)."""
         self.stop_pipeline()
+        if self.embedder is not None and source != self.source:
+            self._cancel_embedding()
         self.source = source
         self.source_path = source  # what rows and exports name: a file's absolute path, else the camera or URL
+        if self.search_index is None:
+            self._show_hits([])
         self._set_state("idle")
         self.seek.setEnabled(False)
         self.seek.setValue(0)
@@ -564,6 +625,10 @@ class MainWindow(QMainWindow):
             self._set_state("playing")
         self.show_message("", error=False)  # "connecting…", or a loss now recovered
         self._show_time(0.0)
+        self._mark_hits()
+        if self._seek_after_open is not None:  # a search hit in another video: jump once it is open
+            target, self._seek_after_open = self._seek_after_open, None
+            self.seek_to(target)
 
     def _on_status(self, text: str, problem: bool) -> None:
         if self._current(self.sender()):
@@ -795,8 +860,171 @@ class MainWindow(QMainWindow):
         note = f"; {len(self.ongoing)} ongoing not included" if self.ongoing else ""
         self.show_message(f"exported {plural(len(self.event_rows), 'event')} to {written}{note}", error=False)
 
+    # ------------------------------------------------------------------------------------------- search
+    def _focus_search(self) -> None:
+        self.tabs.setCurrentIndex(self.tabs.count() - 1)
+        self.search_edit.setFocus()
+        self.search_edit.selectAll()
+
+    def _search_encoder(self) -> TextEncoder | None:
+        """The model's text encoder (opened once per model); None with the reason shown."""
+        if self.recognizer is None:
+            self.search_note.setText("open a model first")
+            return None
+        if not self._text_encoder_ok():
+            self.search_note.setText("search needs an exported model (.onnx or .engine) with its text encoder beside it")
+            return None
+        if not self.recognizer.meta.fingerprint:
+            self.search_note.setText("this model was exported before models carried a fingerprint: re-export it")
+            return None
+        if self._encoder is None:
+            try:
+                self._encoder = TextEncoder(Path(self.model_path).parent / self.recognizer.meta.text_encoder)
+            except MODEL_ERRORS as err:
+                self.search_note.setText(str(err))
+                return None
+        return self._encoder
+
+    def search(self, text: str) -> bool:
+        """Find the moments matching `text`: in the open search index, or in the open video file (embedded on a
+        thread the first time, with progress, then cached per video and model). Results appear in the Search
+        tab and, for the open video, on the seek bar. Returns False when nothing could be searched (the reason
+        is shown)."""
+        text = text.strip()
+        if not text:
+            self.search_note.setText("type what to find, e.g. a person opening a valve")
+            return False
+        encoder = self._search_encoder()
+        if encoder is None:
+            return False
+        if self.search_index is not None:
+            self._show_hits(find(self.search_index, encoder, text), text)
+            return True
+        try:
+            live = not self.source or SourceSpec.parse(self.source).live
+        except SourceError:
+            live = True
+        if live:
+            self.search_note.setText("open a video file to search it (cameras and streams are not searched; "
+                                     "a stop-search index can be: Search index…)")
+            return False
+        video = Path(self.source_path)
+        key = (self.recognizer.meta.fingerprint, str(video))
+        index = self._embedded.get(key)
+        if index is None or not index.up_to_date(video):
+            index = cached_index(self.search_cache, key[0], video)
+        if index is not None:
+            self._embedded[key] = index
+            self._show_hits(find(index, encoder, text), text)
+            return True
+        self._pending_query = text
+        if self.embedder is None:
+            self.embedder = VideoEmbedder(self.recognizer.backend, video, self.duration_s,
+                                          cache_file(self.search_cache, key[0], video))
+            queued = Qt.ConnectionType.QueuedConnection
+            self.embedder.progress.connect(self._on_embed_progress, queued)
+            self.embedder.finished.connect(self._on_embedded, queued)
+            self.embedder.failed.connect(self._on_embed_failed, queued)
+            self.embedder.start()
+        self.search_note.setText(f"reading {video.name} for search (once per video and model)…")
+        return True
+
+    def _on_embed_progress(self, fraction: float) -> None:
+        if self.sender() is self.embedder:
+            self.search_note.setText(f"reading {Path(self.embedder.path).name} for search: {100 * fraction:.0f} %")
+
+    def _on_embedded(self, index: SearchIndex) -> None:
+        if self.sender() is not self.embedder:
+            return
+        path = self.embedder.path
+        self.embedder = None
+        self._embedded[(index.fingerprint, str(path))] = index
+        if self._pending_query and self.search_index is None and str(path) == self.source_path:
+            self.search(self._pending_query)
+
+    def _on_embed_failed(self, text: str) -> None:
+        if self.sender() is self.embedder:
+            self.embedder = None
+            self.search_note.setText(text)
+
+    def _cancel_embedding(self) -> None:
+        if self.embedder is not None:
+            self.embedder.cancel()
+            self.embedder = None
+            self.search_note.setText("")
+
+    def _reset_search(self, keep_index: bool = True) -> None:
+        """A new model: cached embeddings of the old one no longer apply (the disk cache is keyed by model)."""
+        self._cancel_embedding()
+        self._encoder = None
+        if not keep_index:
+            self.open_search_index(None)
+        self._show_hits([])
+
+    def open_search_index(self, path: str | Path | None) -> bool:
+        """Search a `stop-search` index instead of the open video (None: back to the open video). The index must
+        have been built with the open model."""
+        if path is None:
+            self.search_index = None
+            self.search_scope.setText("searching: the open video")
+            self.search_close_index.hide()
+            self._show_hits([])
+            return True
+        try:
+            index = SearchIndex.load(path)
+            if self.recognizer is None:
+                raise SearchIndexError("open the model the index was built with first")
+            index.check_model(self.recognizer.meta, Path(self.model_path).name)
+        except SearchIndexError as err:
+            self.search_note.setText(str(err))
+            return False
+        self.search_index = index
+        self.search_scope.setText(f"searching: index {Path(path).name} ({plural(len(index.videos), 'video')}, "
+                                  f"{plural(len(index.embedding), 'window')})")
+        self.search_close_index.show()
+        self.search_note.setText("")
+        self._show_hits([])
+        return True
+
+    def _show_hits(self, hits: list[dict], text: str = "") -> None:
+        self.search_hits = hits
+        self.search_list.clear()
+        several = self.search_index is not None
+        for hit in hits:
+            for moment in hit["moments"]:
+                where = f"{fmt_time(moment['start'])}–{fmt_time(moment['end'])}"
+                label = f"{where}  {moment['score']:.3f}" + (f"  {Path(hit['video']).name}" if several else "")
+                item = QListWidgetItem(label)
+                item.setToolTip(f"{hit['video']}\n{where}, score {moment['score']:.3f}")
+                item.setData(Qt.ItemDataRole.UserRole, (hit["video"], moment["start"]))
+                self.search_list.addItem(item)
+        if text:
+            count = sum(len(h["moments"]) for h in hits)
+            self.search_note.setText(f"{plural(count, 'moment')} for “{text}”" if count else f"nothing found for “{text}”")
+        self._mark_hits()
+
+    def _mark_hits(self) -> None:
+        """The hits in the open video, as spans on the seek bar."""
+        spans = [(m["start"], m["end"]) for h in self.search_hits if h["video"] == self.source_path for m in h["moments"]]
+        self.seek.set_marks([(int(a * 1000), int(b * 1000)) for a, b in spans])
+
+    def _jump_to_hit(self, item: QListWidgetItem) -> None:
+        video, start = item.data(Qt.ItemDataRole.UserRole)
+        if video == self.source_path and self.seek.isEnabled():
+            self.seek_to(start)
+        elif video != self.source_path:
+            self._seek_after_open = start
+            self.open_source(video)
+
+    def _ask_index(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a stop-search index", "", "stop-search index (*.json)")
+        if path:
+            self.open_search_index(path)
+            self._focus_search()
+
     def closeEvent(self, event) -> None:  # noqa: N802
         self._closing = True
+        self._cancel_embedding()
         self.stop_pipeline()
         self._save()
         super().closeEvent(event)

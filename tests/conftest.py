@@ -66,6 +66,29 @@ def exported(tmp_path_factory) -> dict[str, Path]:
     return {mode: export_tiny(root / mode, mode) for mode in ("dynamic", "official")}
 
 
+def export_retrieval(folder: Path, seed: int) -> Path:
+    """The tiny preset (random weights, `seed`) exported as a retrieval model: `<folder>/search.onnx`, with its text
+    encoder; the model folder is `<folder>/model`."""
+    import torch
+
+    from stop_export.cli import export_main
+    from stop_train.model import create_model, save_model
+
+    torch.manual_seed(seed)
+    save_model(create_model("tiny"), folder / "model")
+    out = folder / "search.onnx"
+    assert export_main([str(folder / "model"), "--task", "retrieval", "-o", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def retrieval_models(tmp_path_factory) -> tuple[Path, Path]:
+    """Two tiny retrieval exports with different random weights."""
+    pytest.importorskip("onnx")
+    root = tmp_path_factory.mktemp("retrieval-export")
+    return export_retrieval(root / "a", 0), export_retrieval(root / "b", 1)
+
+
 @pytest.fixture(scope="session")
 def wheel(tmp_path_factory) -> Path:
     """The project's wheel, built once per session."""

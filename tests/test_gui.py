@@ -403,3 +403,65 @@ def test_layout_at_1280_and_on_a_1366x600_screen(window, exported, mixed, qtbot)
     window.resize(1366, 600)
     qtbot.wait(100)
     assert window.height() <= 600 and window.width() <= 1366
+
+
+def test_search_finds_moments_in_the_open_video_and_in_an_index(window, retrieval_models, video, mixed, qtbot,
+                                                                 tmp_path):
+    """A retrieval model plays without labels; a search embeds the video on a thread (progress), marks the hits on
+    the seek bar and jumps on a click; the second search and a new window use the cache; an index is searched
+    across videos and refused for another model."""
+    from stop_export.search_cli import main as stop_search
+
+    model, other = retrieval_models
+    window.search_cache = tmp_path / "cache"
+    window.open_model(str(model))
+    assert "retrieval model" in window.banner.text()
+    window.open_source(str(mixed))
+    wait_state(qtbot, window, "playing")
+    qtbot.waitUntil(lambda: window.frame_t is not None and window.frame_t > 0.5, timeout=30000)
+    assert window.topk.rows() == [] or all(not label for label, _ in window.topk.rows())  # nothing scored yet
+    assert window.search("a square moving left")
+    assert window.embedder is not None
+    qtbot.waitUntil(lambda: window.embedder is None and window.search_list.count() > 0, timeout=60000)
+    assert "moments for" in window.search_note.text()
+    marks = window.seek.marks
+    assert marks and all(0 <= a < b <= 12500 for a, b in marks)
+    first = window.search_list.item(0)
+    video_path, start = first.data(Qt.ItemDataRole.UserRole)
+    assert video_path == str(mixed.resolve())
+    window.search_list.itemClicked.emit(first)
+    qtbot.waitUntil(lambda: window.frame_t is not None and abs(window.frame_t - start) < 0.5, timeout=30000)
+    assert list(window.search_cache.glob("*.json"))  # cached on disk, keyed by model and video
+    assert window.search("a white screen") and window.embedder is None  # embedded once: instant
+    assert "moments for" in window.search_note.text()
+
+    fresh = MainWindow(predict_every_s=0.2, settings=window.settings)
+    qtbot.addWidget(fresh)
+    fresh.search_cache = window.search_cache
+    fresh.open_model(str(model))
+    fresh.open_source(str(mixed))
+    assert fresh.search("a square moving left") and fresh.embedder is None  # from the disk cache
+    window.search("a square moving left")
+    assert fresh.search_list.count() > 0
+    assert [fresh.search_list.item(i).text() for i in range(fresh.search_list.count())] == \
+        [window.search_list.item(i).text() for i in range(window.search_list.count())]
+    fresh.close()
+
+    index = tmp_path / "clips"
+    assert stop_search(["index", str(model), str(video), str(mixed), "-o", str(index)]) == 0
+    assert window.open_search_index(str(index) + ".json")
+    assert "2 videos" in window.search_scope.text()
+    assert window.search("a square moving left")
+    shown = {Path(window.search_list.item(i).data(Qt.ItemDataRole.UserRole)[0]).name
+             for i in range(window.search_list.count())}
+    assert shown == {"left.avi", "mixed.avi"}
+    hit = next(window.search_list.item(i) for i in range(window.search_list.count())
+               if window.search_list.item(i).data(Qt.ItemDataRole.UserRole)[0].endswith("left.avi"))
+    window.search_list.itemClicked.emit(hit)  # another video: opened, then the moment
+    target = hit.data(Qt.ItemDataRole.UserRole)[1]
+    qtbot.waitUntil(lambda: window.source_path.endswith("left.avi") and window.frame_t is not None
+                    and abs(window.frame_t - target) < 0.5, timeout=30000)
+    assert window.open_search_index(None) and window.search_scope.text() == "searching: the open video"
+    window.open_model(str(other))
+    assert not window.open_search_index(str(index) + ".json")
+    assert "built with another model" in window.search_note.text()

@@ -13,26 +13,6 @@ from stop_train.data.synthetic import SyntheticSpec, render_scene, write_video
 from test_edge import edge_python
 
 
-def export_retrieval(folder: Path, seed: int) -> Path:
-    import torch
-
-    from stop_export.cli import export_main
-    from stop_train.model import create_model, save_model
-
-    torch.manual_seed(seed)
-    save_model(create_model("tiny"), folder / "model")
-    out = folder / "search.onnx"
-    assert export_main([str(folder / "model"), "--task", "retrieval", "-o", str(out)]) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
-def retrieval_models(tmp_path_factory) -> tuple[Path, Path]:
-    """Two tiny retrieval exports with different random weights."""
-    root = tmp_path_factory.mktemp("retrieval-export")
-    return export_retrieval(root / "a", 0), export_retrieval(root / "b", 1)
-
-
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("videos")

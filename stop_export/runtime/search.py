@@ -175,6 +175,12 @@ class SearchIndex:
         return out
 
 
+def default_stride(span_s: float) -> float:
+    """Seconds between window starts when none is given: 1 s, or half a window for windows shorter than 2 s
+    (so consecutive windows overlap and no moment falls between two), at least 0.1 s."""
+    return max(0.1, min(1.0, span_s / 2))
+
+
 def video_windows(run: Callable[[np.ndarray], np.ndarray], frames: Iterable[tuple[float, np.ndarray]],
                   buffer: ClipBuffer, batch: int = 8) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(t, RGB frame) -> batches of (embeddings (b, E), window end times (b,)): a window every
