@@ -1,6 +1,7 @@
 """Retrieval learning check: `tiny` from scratch on synthetic-captions (MSR-VTT layout), on the CPU.
 
-    .venv/bin/python benchmarks/retrieval_check.py [--epochs 12] [--runs-root runs/retrieval-check]
+    .venv/bin/python benchmarks/retrieval_check.py [--epochs 16] [--runs-root runs/retrieval-check]
+    (or the two runs side by side: --only dynamic --threads 1 & --only shuffled --threads 1, then --reuse)
 
 Two runs of `stop-train --task retrieval`: dynamic mode, and dynamic mode with every clip's frame order
 shuffled at train and test time (the control). The test split holds one video per (colour, shape, motion),
@@ -13,8 +14,8 @@ Targets (issue 14): dynamic t2v R@1 >= 30 %; twin check dynamic >= 90 %, shuffle
 from __future__ import annotations
 
 import argparse
+import csv
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -50,15 +51,17 @@ def twin_check(run_dir: Path, data_root: Path) -> tuple[float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--frames", type=int, default=4)
     parser.add_argument("--train-per-combo", type=int, default=4, help="training videos per (colour, shape, motion)")
     parser.add_argument("--runs-root", type=Path, default=Path("runs/retrieval-check"))
     parser.add_argument("--only", choices=("dynamic", "shuffled"), action="append")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (1 each for two runs side by side)")
+    parser.add_argument("--reuse", action="store_true", help="report a finished run again instead of training it")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     data = args.runs_root / "data"
     write_synthetic_captions(data, SyntheticCaptionsSpec(train_per_combo=args.train_per_combo, train_captions=1))
     common = ["--task", "retrieval", "--dataset", "synthetic-captions", "--data-root", str(data), "--preset", "tiny",
@@ -71,18 +74,20 @@ def main() -> None:
         if args.only and name not in args.only:
             continue
         run_dir = args.runs_root / name
-        start = time.time()
-        if stop_train([*common, "--run-dir", str(run_dir), *extra]) != 0:
-            raise SystemExit(f"{name}: stop-train failed")
+        if not (args.reuse and (run_dir / "test_metrics.json").is_file()):
+            if stop_train([*common, "--run-dir", str(run_dir), *extra]) != 0:
+                raise SystemExit(f"{name}: stop-train failed")
         metrics = json.loads((run_dir / "test_metrics.json").read_text())
         twin, count = twin_check(run_dir, data)
-        rows.append((name, metrics, twin, count, (time.time() - start) / 60))
+        with open(run_dir / "metrics.csv", encoding="utf-8") as f:
+            training_s = float(list(csv.DictReader(f))[-1]["elapsed_s"])
+        rows.append((name, metrics, twin, count, training_s / 60))
     print(f"\nCPU threads {torch.get_num_threads()}; epochs {args.epochs}, batch {args.batch_size}, lr {args.lr}, "
           f"frames {args.frames}, {args.train_per_combo} training videos per combination")
-    print(f"{'run':10s} {'t2v R@1':>8s} {'R@5':>6s} {'R@10':>6s} {'MdR':>5s} {'v2t R@1':>8s} {'twin':>6s} {'videos':>6s} {'min':>5s}")
+    print(f"{'run':10s} {'t2v R@1':>8s} {'R@5':>6s} {'R@10':>6s} {'MdR':>5s} {'v2t R@1':>8s} {'twin':>6s} {'videos':>6s} {'train min':>9s}")
     for name, m, twin, count, minutes in rows:
         print(f"{name:10s} {m['t2v_R1']:8.1f} {m['t2v_R5']:6.1f} {m['t2v_R10']:6.1f} {m['t2v_MdR']:5g} "
-              f"{m['v2t_R1']:8.1f} {100 * twin:5.1f}% {count:6d} {minutes:5.1f}")
+              f"{m['v2t_R1']:8.1f} {100 * twin:5.1f}% {count:6d} {minutes:9.1f}")
     if rows:
         print(f"chance t2v R@1: {100 / rows[0][3]:.2f} % ({rows[0][3]} test videos, unique captions)")
 

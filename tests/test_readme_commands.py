@@ -151,6 +151,9 @@ class World:
                 "runs/demo-20261125-130000": "synthetic-motion-tiny", "RUN": "synthetic-motion-tiny"}
         if word in self.data:
             return str(self.data[word])
+        for root, path in self.data.items():  # a folder inside a dataset root
+            if word.startswith(root + "/"):
+                return str(path) + word[len(root):]
         if word in runs:
             return str(self.run(runs[word]))
         if word == "RUN_RETRIEVAL":
