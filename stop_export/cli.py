@@ -116,7 +116,7 @@ def export_main(argv: list[str] | None = None) -> int:
         print(f"exporting the text encoder -> {out.parent / text_name}", flush=True)
         export_text(src.model, out.parent / text_name, meta)
     print(f"done in {time.time() - start:.0f} s", flush=True)
-    if args.check and not _check(src, out, args.check_clips):
+    if args.check and not _check(src, out, args.check_clips, out.parent / text_name if text_name else None):
         return 1
     return _engines(args, out)
 
@@ -144,7 +144,7 @@ def _engines(args, onnx_path: Path) -> int:
     return 0
 
 
-def _check(src, path: Path, count: int) -> bool:
+def _check(src, path: Path, count: int, text_path: Path | None = None) -> bool:
     import torch
 
     from .onnx.check import check_clips, compare
@@ -160,6 +160,17 @@ def _check(src, path: Path, count: int) -> bool:
     backend = OrtBackend(path, "cpu")
     actual = backend.run(clips)
     report = compare(reference, actual)
+    if text_path is not None:  # the text encoder, on the label prompts (or captions for a retrieval model)
+        from stop_train.labels import label_texts
+        from stop_train.tolerances import relative_error
+
+        from .runtime.text import TextEncoder
+
+        texts = label_texts(src.labels, src.template) if src.labels else \
+            ["a person jumping into a pool", "a red circle moving left", "cooking, with oil", "x"]
+        with torch.no_grad():
+            expected = src.model.encode_text(src.model.tokenize(texts)).float().numpy()
+        report.errors["text_embedding"] = relative_error(TextEncoder(text_path).encode(texts), expected)
     print(f"check: PyTorch vs ONNX Runtime (CPU) on {len(clips)} generated clips, batch {len(clips)}")
     for line in report.lines():
         print("  " + line)

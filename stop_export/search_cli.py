@@ -47,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def _video_files(items: list[str]) -> list[Path]:
     """Files as given, folders expanded (sorted, hidden entries skipped); absolute, without duplicates."""
     found: list[Path] = []
@@ -84,7 +88,7 @@ def _index(args) -> int:
     stride = args.stride or (index.windows.stride_s if index else default_stride((meta.frames - 1) * interval))
     windows = WindowCfg(meta.frames, interval, stride)
     if index is not None:
-        index.check_model(meta, args.model)
+        index.check_model(meta, args.model, use="update it with that model, or write a new index (-o)")
         if index.windows != windows:
             raise SearchIndexError(f"{meta_path} cuts windows as {index.windows}; these settings give {windows}: "
                                    "use the same --stride / --frame-interval, or write a new index")
@@ -92,6 +96,9 @@ def _index(args) -> int:
         index = SearchIndex(meta.fingerprint, str(Path(args.model).resolve()), windows)
     print(f"model {args.model} ({backend.name}): windows of {windows.frames} frames {windows.frame_interval_s:g} s apart "
           f"({windows.span_s:g} s), one every {windows.stride_s:g} s", file=sys.stderr)
+    gone = index.prune()
+    for path in gone:
+        print(f"removed {path}: the file is gone", file=sys.stderr)
     done = failed = kept = 0
     start = time.perf_counter()
     try:
@@ -108,7 +115,7 @@ def _index(args) -> int:
                 continue
             index.replace(path, duration, emb, begin, end)
             done += 1
-            print(f"[{n}/{len(videos)}] {path}: {len(emb)} windows over {duration:.1f} s "
+            print(f"[{n}/{len(videos)}] {path}: {plural(len(emb), 'window')} over {duration:.1f} s "
                   f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
             if done % 20 == 0:  # a crash loses at most 20 videos of work
                 index.save(args.output)
@@ -116,16 +123,19 @@ def _index(args) -> int:
         index.save(args.output)
         print(f"interrupted: {done} videos saved to {meta_path}; run the same command to continue", file=sys.stderr)
         return 130
+    if not index.videos:
+        print(f"stop-search index: no video could be read ({failed} unreadable): no index written", file=sys.stderr)
+        return 1
     index.save(args.output)
     if (args.ann or ann_path(args.output).is_file()) and len(index.embedding):  # an existing graph is kept current
         print(f"HNSW graph: {build_ann(index, args.output)}", file=sys.stderr)
-    print(f"{meta_path}: {len(index.videos)} videos, {len(index.embedding)} windows ({done} embedded, {kept} unchanged, "
-          f"{failed} unreadable) in {time.perf_counter() - start:.0f} s")
-    return 1 if failed and not index.videos else 0
+    print(f"{meta_path}: {plural(len(index.videos), 'video')}, {plural(len(index.embedding), 'window')} ({done} embedded, "
+          f"{kept} unchanged, {failed} unreadable, {len(gone)} removed) in {time.perf_counter() - start:.0f} s")
+    return 0
 
 
 def _query(args) -> int:
-    from .runtime.search import SearchIndex, SearchIndexError, ann_path, ann_scores, fmt_time
+    from .runtime.search import SearchIndex, SearchIndexError, ann_path, ann_scores, fmt_time, load_ann
     from .runtime.errors import BackendError
     from .runtime.text import TextEncoder, text_encoder_beside
 
@@ -136,11 +146,13 @@ def _query(args) -> int:
     except BackendError as err:
         raise SearchIndexError(f"{err}; give the model with --model") from None
     index.check_model(encoder.metadata, model)
-    text = " ".join(args.text)
+    text = " ".join(args.text).strip()
+    if not text:
+        raise SearchIndexError("the query is empty: say what to find, e.g. 'a person opening a valve'")
     query = encoder.encode([text])[0]
     scores = None
     if not args.exact and ann_path(args.index).is_file():
-        scores = ann_scores(args.index, index, query, windows=max(100, 20 * args.top))
+        scores = ann_scores(load_ann(args.index, index), index, query, windows=max(100, 20 * args.top))
     hits = index.search(query, args.top, args.moments, scores=scores)
     for rank, hit in enumerate(hits, start=1):
         if args.json:

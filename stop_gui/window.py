@@ -103,7 +103,8 @@ class MainWindow(QMainWindow):
         self.latencies: list[tuple[float, float]] = []  # (inference s, end-to-end s) per shown window
         self._frames_seen, self._fps_since, self._fps = 0, time.monotonic(), 0.0
         # text search: window embeddings cached per (model fingerprint, video) on disk and in memory
-        self.search_cache = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.CacheLocation)) / "search"
+        self.search_cache = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.GenericCacheLocation)) \
+            / "stop-toolkit" / "search"  # not under the application name, which follows argv[0]
         self.search_index: SearchIndex | None = None  # a stop-search index opened for searching (None: this video)
         self.search_hits: list[dict] = []
         self.embedder: VideoEmbedder | None = None  # embedding the open video for search
@@ -438,13 +439,22 @@ class MainWindow(QMainWindow):
                                   "(stop-export writes it); this model has none")
         self.video.heatmap = self.heatmap_box.isChecked() and not lattice
         if meta.task == "retrieval":
-            self.show_message(f"model {Path(path).name}: a retrieval model, {rec.backend.name}. Search the video on "
-                              "the Search tab; type labels on the Labels tab to classify", error=False)
+            self.show_message(f"model {Path(path).name}: {self._retrieval_hint()}, {rec.backend.name}", error=False)
         else:
             self.show_message(f"model {Path(path).name}: {len(rec.labels)} labels, {rec.backend.name}", error=False)
         if self.source:
             self.open_source(self.source)
         return True
+
+    def _retrieval_hint(self) -> str:
+        return ("a retrieval model: it scores nothing until labels are typed on the Labels tab; the Search tab "
+                "(Ctrl+F) finds moments by text")
+
+    def _quiet_banner(self) -> None:
+        """Clear the banner, except for what a retrieval model without labels needs said."""
+        rec = self.recognizer
+        lacking = rec is not None and rec.meta.task == "retrieval" and not rec.labels
+        self.show_message(self._retrieval_hint() if lacking else "", error=False)
 
     def _text_encoder_ok(self) -> bool:
         rec = self.recognizer
@@ -537,7 +547,7 @@ class MainWindow(QMainWindow):
         self.pipeline = Pipeline(hub, capture, inference)
         self._clear_prediction()
         self.video.clear(f"opening {source_name(source)}…")
-        self.show_message("", error=False)
+        self._quiet_banner()
         self._paused = False
         self._set_state("connecting" if live else "playing")
         self.pipeline.start()
@@ -623,7 +633,7 @@ class MainWindow(QMainWindow):
             self.seek.setPageStep(max(1, int(duration_s * 100)))
         if self.state == "connecting":
             self._set_state("playing")
-        self.show_message("", error=False)  # "connecting…", or a loss now recovered
+        self._quiet_banner()  # "connecting…", or a loss now recovered
         self._show_time(0.0)
         self._mark_hits()
         if self._seek_after_open is not None:  # a search hit in another video: jump once it is open

@@ -31,7 +31,8 @@ def _parse_value(text: str):
 def _train_parser() -> argparse.ArgumentParser:
     from .engine.config import TrainConfig
 
-    parser = argparse.ArgumentParser(prog="stop-train", description="Train STOP for action recognition.")
+    parser = argparse.ArgumentParser(prog="stop-train", description="Train STOP for action recognition "
+                                     "(class labels) or text-video retrieval (captions: --task retrieval).")
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()

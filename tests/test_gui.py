@@ -419,6 +419,7 @@ def test_search_finds_moments_in_the_open_video_and_in_an_index(window, retrieva
     window.open_source(str(mixed))
     wait_state(qtbot, window, "playing")
     qtbot.waitUntil(lambda: window.frame_t is not None and window.frame_t > 0.5, timeout=30000)
+    assert "scores nothing until labels are typed" in window.banner.text()  # kept while the source opens
     assert window.topk.rows() == [] or all(not label for label, _ in window.topk.rows())  # nothing scored yet
     assert window.search("a square moving left")
     assert window.embedder is not None

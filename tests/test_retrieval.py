@@ -80,13 +80,13 @@ def test_msrvtt_errors_draw_the_layout_or_name_the_columns(tmp_path):
 
 
 def test_generic_caption_files_csv_and_jsonl(tmp_path):
-    for name in ("a.mp4", "b.mp4", "sub/c.mkv"):
+    for name in ("a.mp4", "b.mp4", "sub/c.mkv", "d.webm"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"")
     (tmp_path / "train.csv").write_text("video,caption\na.mp4,a dog runs\nb.mp4,\"a cat, sleeping\"\na.mp4,a dog plays\n"
                                         "gone.mp4,nothing\n")
     (tmp_path / "test.jsonl").write_text('{"video": "sub/c.mkv", "caption": ["one", "two"]}\n\n'
-                                         f'{{"path": "{tmp_path / "a.mp4"}", "text": "three"}}\n')
+                                         f'{{"path": "{tmp_path / "d.webm"}", "text": "three"}}\n')
     index = index_captions(tmp_path)
     train, test = index.splits["train"], index.splits["test"]
     assert [v.path.name for v in train.videos] == ["a.mp4", "b.mp4"]
@@ -100,6 +100,18 @@ def test_generic_caption_files_csv_and_jsonl(tmp_path):
         read_caption_file(tmp_path / "broken.jsonl")
     with pytest.raises(DatasetLayoutError, match="no train or test caption file"):
         index_captions(tmp_path / "sub")
+    for name, text, message in (
+            ("header.csv", "clip,description\na.mp4,x\n", "header.csv:1: the header 'clip,description' names no video"),
+            ("label.csv", "video,label\na.mp4,x\n", "names no caption column"),
+            ("empty.csv", "video,caption\na.mp4,fine\n\nb.mp4,  \n", "empty.csv:4: empty caption"),
+            ("null.jsonl", '{"video": "a.mp4", "caption": null}\n', "null.jsonl:1: the video must be a string"),
+            ("nested.jsonl", '{"video": "a.mp4", "caption": {"en": "x"}}\n', "caption a string or a non-empty list")):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ValueError, match=message):
+            read_caption_file(tmp_path / name)
+    (tmp_path / "test.jsonl").write_text('{"video": "b.mp4", "caption": "leaks from train"}\n')
+    with pytest.raises(ValueError, match="1 videos are in both the train and the test split"):
+        index_captions(tmp_path)
 
 
 def test_video_holdout_keeps_all_captions_of_a_video_together(tmp_path):
@@ -165,6 +177,34 @@ def test_two_epoch_run_writes_retrieval_metrics_then_eval(captions_root, tmp_pat
     assert val["captions"] == 8  # both captions of each held-out training video
 
 
+def test_resume_equals_an_uninterrupted_run_and_unreadable_videos_are_skipped(captions_root, tmp_path):
+    """Retrieval runs resume as recognition runs do; an unreadable video is skipped with its captions and listed."""
+    from safetensors.torch import load_file
+
+    rows = [line.split(",") for line in (captions_root / "small_train.csv").read_text().split()[1:]]
+    folder = tmp_path / "data"
+    (folder / "clips").mkdir(parents=True)
+    lines = ["video,caption"]
+    for (vid,) in rows:
+        (folder / "clips" / f"{vid}.mp4").symlink_to(captions_root / "videos" / "all" / f"{vid}.mp4")
+        lines.append(f"clips/{vid}.mp4,caption of {vid}")
+    (folder / "clips" / "broken.mp4").write_bytes(b"")
+    lines.append("clips/broken.mp4,a broken video")
+    (folder / "train.csv").write_text("\n".join(lines) + "\n")
+    common = ["--dataset", "captions", "--data-root", str(folder), "--preset", "tiny", "--pretrained", "none",
+              "--model", "frames=2", "--val-fraction", "0", "--batch-size", "4", "--workers", "0", "--epochs", "2",
+              "--probe-cache", str(tmp_path / "probe.json")]
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert main([*common, "--run-dir", str(straight), "--max-steps", "6"]) == 0
+    assert main([*common, "--run-dir", str(split), "--max-steps", "3"]) == 0
+    assert main(["--resume", str(split), "--max-steps", "6", "--workers", "0"]) == 0
+    w_a = load_file(str(straight / "checkpoints" / "last" / "model.safetensors"))
+    w_b = load_file(str(split / "checkpoints" / "last" / "model.safetensors"))
+    assert all(torch.equal(w_a[k], w_b[k]) for k in w_a)
+    skipped = json.loads((straight / "skipped_videos.json").read_text())
+    assert skipped == [{"path": str(folder / "clips" / "broken.mp4"), "reason": "zero-byte file"}]
+
+
 def test_task_and_dataset_must_agree(captions_root, tmp_path, capsys):
     code = main(["--task", "retrieval", "--dataset", "ucf101", "--data-root", str(tmp_path), "--preset", "tiny",
                  "--run-dir", str(tmp_path / "r")])
@@ -176,6 +216,11 @@ def test_task_and_dataset_must_agree(captions_root, tmp_path, capsys):
     assert code == 1 and "msrvtt: root folder not found" in capsys.readouterr().err
     code = main(train_args(captions_root, tmp_path / "r2", "--classes", "x.txt"))
     assert code == 1 and "--classes does not apply to --dataset msrvtt" in capsys.readouterr().err
+    code = main(["--task", "recognition", "--dataset", "captions", "--data-root", str(tmp_path), "--preset", "tiny",
+                 "--run-dir", str(tmp_path / "r3")])
+    assert code == 1 and "add --task retrieval" in capsys.readouterr().err
+    code = main(train_args(captions_root, tmp_path / "r4", "--fold", "2", "--label-smoothing", "0.1"))
+    assert code == 1 and "--fold, --label-smoothing do not apply to --task retrieval" in capsys.readouterr().err
 
 
 def test_torchrun_two_processes_match_one(captions_root, tmp_path):

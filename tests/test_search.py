@@ -103,7 +103,7 @@ def test_index_and_query_without_torch(retrieval_models, videos, tmp_path):
         spans = sorted((m["start"], m["end"]) for m in hit["moments"])
         assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))  # moments do not overlap
     assert "skipped" in err and "broken.mp4" in err  # an unreadable file is reported, the rest indexed
-    assert "(0 embedded, 3 unchanged, 1 unreadable)" in "\n".join(out)
+    assert "(0 embedded, 3 unchanged, 1 unreadable, 0 removed)" in "\n".join(out)
     assert "built with another model" in err and "cuts windows as" in err
     assert line["LOADED"] == "[]"
 

@@ -103,8 +103,8 @@ def resolve_source(source: str | Path, labels: str | None = None, template: str 
         if labels:
             raise ExportError(f"{description} is a retrieval model: it has no labels to export (it searches with "
                               "captions; stop-recognize --labels classifies with its text encoder)")
-        return ExportSource(model, [], template or train.get("template", DEFAULT_TEMPLATE), sampling,
-                            PreprocessCfg.for_model(cfg), description, task)
+        # labels given at run time (stop-recognize --labels, the app) are encoded as written, like captions
+        return ExportSource(model, [], template or "{label}", sampling, PreprocessCfg.for_model(cfg), description, task)
     if labels:
         classes = load_labels(labels)
     elif run_labels:

@@ -50,7 +50,8 @@ class WindowCfg:
 
 @dataclass
 class SearchIndex:
-    """Window embeddings of a set of videos, for one model."""
+    """Window embeddings of a set of videos, for one model; the windows are stored grouped by video, in the order
+    of `videos`."""
 
     fingerprint: str
     model: str  # the model file it was built with (absolute path), for queries that name none
@@ -109,16 +110,25 @@ class SearchIndex:
             raise SearchIndexError(f"{meta_path}: unreadable index ({err})") from None
         if not (len(index.embedding) == len(index.video) == len(index.start) == len(index.end)):
             raise SearchIndexError(f"{meta_path}: its arrays disagree in length")
+        if len(index.video) and (np.any(np.diff(index.video) < 0) or index.video.max() >= len(index.videos)):
+            raise SearchIndexError(f"{meta_path}: its windows are not grouped by video")
         return index
 
     # --------------------------------------------------------------------------------------- building
-    def check_model(self, meta: Metadata, where: str) -> None:
+    def check_model(self, meta: Metadata, where: str, use: str = "query with that model, or build a new index") -> None:
         """Raise SearchIndexError when `meta` (a model's metadata) is not the model this index was built with."""
         if not meta.fingerprint:
             raise SearchIndexError(f"{where} was exported before models carried a fingerprint: re-export it")
         if meta.fingerprint != self.fingerprint:
-            raise SearchIndexError(f"this index was built with another model (fingerprint {self.fingerprint}, {self.model}); "
-                              f"{where} has {meta.fingerprint}: query with that model, or build a new index")
+            raise SearchIndexError(f"this index was built with another model (fingerprint {self.fingerprint}, "
+                                   f"{self.model or 'path not recorded'}); {where} has {meta.fingerprint}: {use}")
+
+    def prune(self) -> list[str]:
+        """Drop the videos whose file is gone; returns their paths."""
+        gone = [v.path for v in self.videos if not Path(v.path).is_file()]
+        for path in gone:
+            self.remove(path)
+        return gone
 
     def up_to_date(self, path: Path) -> bool:
         """Whether `path` is indexed and unchanged since."""
@@ -156,22 +166,24 @@ class SearchIndex:
         if len(self.embedding) == 0:
             return []
         sim = self.embedding @ query.astype(np.float32) if scores is None else scores
-        best = np.full(len(self.videos), -np.inf)
-        np.maximum.at(best, self.video, sim)
-        ranked = [int(i) for i in np.argsort(-best, kind="stable") if np.isfinite(best[i])][:top]
+        starts = np.flatnonzero(np.r_[True, self.video[1:] != self.video[:-1]])  # windows are grouped by video
+        ends = np.r_[starts[1:], len(self.video)]
+        best = np.maximum.reduceat(sim, starts)
+        order = np.argsort(-best, kind="stable")
         out = []
-        for v in ranked:
-            rows = np.flatnonzero(self.video == v)
-            rows = rows[np.argsort(-sim[rows], kind="stable")]
+        for k in order[:top]:
+            if not np.isfinite(best[k]):
+                break
+            rows = starts[k] + np.argsort(-sim[starts[k]:ends[k]], kind="stable")
             chosen: list[int] = []
             for r in rows:  # greedy: the best windows that do not overlap a chosen one
                 if not np.isfinite(sim[r]) or len(chosen) == moments:
                     break
                 if all(self.end[r] <= self.start[c] or self.start[r] >= self.end[c] for c in chosen):
                     chosen.append(int(r))
-            out.append({"video": self.videos[v].path, "score": float(best[v]),
-                        "moments": [{"start": float(self.start[r]), "end": float(self.end[r]), "score": float(sim[r])}
-                                    for r in chosen]})
+            out.append({"video": self.videos[self.video[starts[k]]].path, "score": float(best[k]),
+                        "moments": [{"start": round(float(self.start[r]), 3), "end": round(float(self.end[r]), 3),
+                                     "score": float(sim[r])} for r in chosen]})
         return out
 
 
@@ -279,16 +291,20 @@ def build_ann(index: SearchIndex, path: str | Path, neighbours: int = 32) -> Pat
     return out
 
 
-def ann_scores(path: str | Path, index: SearchIndex, query: np.ndarray, windows: int, ef: int = 128) -> np.ndarray:
-    """(W,) window scores from the HNSW graph beside the index: the `windows` nearest windows get their inner
-    product, the rest -inf (for `SearchIndex.search(scores=...)`). Raises SearchIndexError when the graph is
-    missing or out of date."""
+def load_ann(path: str | Path, index: SearchIndex):
+    """The HNSW graph beside the index. Raises SearchIndexError when it is missing or out of date."""
     faiss = _faiss()
     graph = faiss.read_index(str(ann_path(path)))
     if graph.ntotal != len(index.embedding):
         raise SearchIndexError(f"{ann_path(path)} is out of date ({graph.ntotal} windows, the index {len(index.embedding)}): "
                                "rebuild it with stop-search index --ann")
-    graph.hnsw.efSearch = max(ef, windows)
+    return graph
+
+
+def ann_scores(graph, index: SearchIndex, query: np.ndarray, windows: int) -> np.ndarray:
+    """(W,) window scores from the HNSW graph (`load_ann`): the `windows` nearest windows (efSearch = windows) get
+    their inner product, the rest -inf (for `SearchIndex.search(scores=...)`)."""
+    graph.hnsw.efSearch = max(16, windows)
     sims, rows = graph.search(query.astype(np.float32)[None], min(windows, graph.ntotal))
     scores = np.full(len(index.embedding), -np.inf)
     found = rows[0] >= 0

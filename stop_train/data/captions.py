@@ -148,7 +148,10 @@ def index_msrvtt(root: Path, annotations: str = "", videos: str = "", ext: str =
     root = abs_root(root)
     if not root.is_dir():
         raise layout_error(name, root, "root folder not found", MSRVTT_LAYOUT)
-    folders = [abs_root(annotations)] if annotations else [root, root / "msrvtt_data"]
+    if annotations:  # relative to the root, else as given
+        folders = [root / annotations if (root / annotations).is_dir() else abs_root(annotations)]
+    else:
+        folders = [root, root / "msrvtt_data"]
     lists = dict(lists or {})
     unknown = set(lists) - {"train", "test"}
     if unknown:
@@ -166,8 +169,8 @@ def index_msrvtt(root: Path, annotations: str = "", videos: str = "", ext: str =
     data_path = need("MSRVTT_data.json", "caption file")
     train_path = need(str(lists.get("train", "MSRVTT_train.9k.csv")), "train list")
     test_path = need(str(lists.get("test", "MSRVTT_JSFUSION_test.csv")), "test list")
-    if videos:
-        video_dir = abs_root(videos)
+    if videos:  # relative to the root (as kinetics400 and ssv2 take it), else as given
+        video_dir = root / videos if (root / videos).is_dir() else abs_root(videos)
         if not video_dir.is_dir():
             raise layout_error(name, root, f"video folder {video_dir} not found (--video-dir)", MSRVTT_LAYOUT)
     else:
@@ -229,10 +232,14 @@ def _pick(keys, row: Mapping, where: str, what: str):
 
 
 def read_caption_file(path: Path) -> list[tuple[str, str]]:
-    """(video path as written, caption) pairs of a CSV or JSON-lines caption file. Raises ValueError with the
-    line for a row without a video or caption."""
+    """(video path as written, caption) pairs of a CSV or JSON-lines caption file.
+
+    CSV: a header naming a video column (VIDEO_KEYS) and a caption column (CAPTION_KEYS), or no header when
+    the first cell is a video file name. JSON lines: an object per line; its caption a string or a list of
+    strings. Raises ValueError naming the line for anything else (an unknown header, an empty caption, ...).
+    """
     text = path.read_text(encoding="utf-8-sig", errors="surrogateescape")
-    pairs: list[tuple[str, str]] = []
+    pairs: list[tuple[int, str, str]] = []  # (line, video, caption)
     if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
         for lineno, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
@@ -244,30 +251,38 @@ def read_caption_file(path: Path) -> list[tuple[str, str]]:
                 raise ValueError(f"{where}: not a JSON object ({err})") from None
             if not isinstance(row, dict):
                 raise ValueError(f"{where}: expected a JSON object with video and caption")
-            video = str(_pick(VIDEO_KEYS, row, where, "video")).strip()
+            video = _pick(VIDEO_KEYS, row, where, "video")
             captions = _pick(CAPTION_KEYS, row, where, "caption")
-            for caption in captions if isinstance(captions, list) else [captions]:
-                pairs.append((video, str(caption).strip()))
+            captions = captions if isinstance(captions, list) else [captions]
+            if not isinstance(video, str) or not captions or not all(isinstance(c, str) for c in captions):
+                raise ValueError(f"{where}: the video must be a string and the caption a string or a non-empty list "
+                                 "of strings")
+            pairs += [(lineno, video.strip(), c.strip()) for c in captions]
     else:
-        rows = list(csv.reader(io.StringIO(text)))
-        rows = [r for r in rows if any(cell.strip() for cell in r)]
+        reader = csv.reader(io.StringIO(text))
+        rows = [(reader.line_num, r) for r in reader if any(cell.strip() for cell in r)]
         if not rows:
             return []
-        header = [c.strip().lower() for c in rows[0]]
+        header = [c.strip().lower() for c in rows[0][1]]
         vcol = next((header.index(k) for k in VIDEO_KEYS if k in header), None)
         ccol = next((header.index(k) for k in CAPTION_KEYS if k in header), None)
-        if vcol is None or ccol is None:  # no header: video, caption
-            vcol, ccol, body, first = 0, 1, rows, 1
+        if vcol is not None and ccol is not None:
+            rows = rows[1:]
+        elif header[0].endswith(VIDEO_EXTENSIONS) and len(header) >= 2:  # no header: video, caption
+            vcol, ccol = 0, 1
         else:
-            body, first = rows[1:], 2
-        for lineno, row in enumerate(body, start=first):
+            raise ValueError(f"{path}:{rows[0][0]}: the header {','.join(rows[0][1])!r} names no "
+                             f"{'video' if vcol is None else 'caption'} column; accepted: "
+                             f"{' / '.join(VIDEO_KEYS)} and {' / '.join(CAPTION_KEYS)} (or no header: video,caption)")
+        for lineno, row in rows:
             if len(row) <= max(vcol, ccol):
                 raise ValueError(f"{path}:{lineno}: expected video,caption; got {','.join(row)!r}")
-            pairs.append((row[vcol].strip(), row[ccol].strip()))
-    for video, caption in pairs:
+            pairs.append((lineno, row[vcol].strip(), row[ccol].strip()))
+    for lineno, video, caption in pairs:
         if not video or not caption:
-            raise ValueError(f"{path}: a row has an empty video or caption ({video!r}, {caption!r})")
-    return pairs
+            raise ValueError(f"{path}:{lineno}: empty {'video' if not video else 'caption'} "
+                             f"({video!r}, {caption!r})")
+    return [(video, caption) for _, video, caption in pairs]
 
 
 def index_captions(root: Path, lists: Optional[Mapping[str, Union[str, Path]]] = None) -> CaptionIndex:
@@ -301,7 +316,20 @@ def index_captions(root: Path, lists: Optional[Mapping[str, Union[str, Path]]] =
             return Path(vid) if cache.exists(Path(vid)) else None
 
         splits[split] = _build_split(pairs, locate, split, missing)
+    _refuse_overlap("captions", splits)
     return CaptionIndex("captions", splits, missing)
+
+
+def _refuse_overlap(name: str, splits: dict[str, CaptionSplit]) -> None:
+    """A video in two splits leaks: ValueError naming them."""
+    seen: dict[str, str] = {}
+    for split, part in splits.items():
+        for video in part.videos:
+            other = seen.setdefault(str(video.path), split)
+            if other != split:
+                both = sorted({str(v.path) for v in part.videos} & {str(v.path) for v in splits[other].videos})
+                raise ValueError(f"{name}: {len(both)} videos are in both the {other} and the {split} split: "
+                                 f"{short_list(both, 5)}")
 
 
 def index_synthetic_captions(root: Path) -> CaptionIndex:

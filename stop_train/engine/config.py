@@ -19,8 +19,8 @@ RETRIEVAL_MODEL_DEFAULTS = {"frames": 12, "text.max_tokens": 32}
 
 @dataclass
 class TrainConfig:
-    # recognition (class labels) | retrieval (captions, text-video search; implied by a caption dataset)
-    task: str = "recognition"
+    # recognition (class labels) | retrieval (captions, text-video search); '' = retrieval for a caption dataset
+    task: str = ""
     # data
     # recognition: ucf101 | hmdb51 | kinetics400 | ssv2 | folder | list | synthetic-motion;
     # retrieval: msrvtt | captions | synthetic-captions ('' = the task's synthetic set)
@@ -79,10 +79,10 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
 
     def __post_init__(self) -> None:
+        if not self.task:
+            self.task = "retrieval" if self.dataset in RETRIEVAL_DATASETS else "recognition"
         if self.task not in TASKS:
             raise ValueError(f"task {self.task!r} is not one of {', '.join(TASKS)}")
-        if self.task == "recognition" and self.dataset in RETRIEVAL_DATASETS:  # captions can only mean retrieval
-            self.task = "retrieval"
         if not self.dataset:
             self.dataset = TASKS[self.task]
 

@@ -43,6 +43,7 @@ DATASET_FLAGS: dict[str, tuple[str, tuple[str, ...]]] = {
 def dataset_options(cfg: TrainConfig) -> dict:
     """The indexer options the dataset flags of `cfg` give; ValueError for a flag the dataset does not take,
     or a dataset of the other task."""
+    check_task_flags(cfg)
     names = CAPTION_DATASETS if cfg.task == "retrieval" else DATASETS
     if cfg.dataset not in names:
         other = "retrieval" if cfg.task == "recognition" else "recognition"
@@ -67,6 +68,34 @@ def dataset_options(cfg: TrainConfig) -> dict:
     return options
 
 
+def check_task_flags(cfg: TrainConfig) -> None:
+    """ValueError for a flag that has no effect on the run's task (it would be silently ignored)."""
+    from ..labels import DEFAULT_TEMPLATE
+
+    if cfg.task == "retrieval":
+        unused = [flag for flag, on in (("--fold", cfg.fold != 1), ("--label-smoothing", cfg.label_smoothing != 0),
+                                        ("--template", cfg.template != DEFAULT_TEMPLATE)) if on]
+        if unused:
+            raise ValueError(f"{', '.join(unused)} {'does' if len(unused) == 1 else 'do'} not apply to --task retrieval "
+                             "(captions are used as written; folds and label smoothing are for class labels)")
+    elif cfg.dual_softmax:
+        raise ValueError("--dual-softmax applies to --task retrieval")
+
+
+def absolute_paths(cfg: TrainConfig) -> TrainConfig:
+    """The data root, and path flags that name something relative to the current directory, made absolute, so
+    a run's config.json works from any directory (names relative to the data root stay as given)."""
+    import os
+
+    changes = {"data_root": os.path.abspath(cfg.data_root)} if cfg.data_root else {}
+    for name in ("split_dir", "train_list", "val_list", "test_list", "annotations", "video_dir", "probe_cache"):
+        value = getattr(cfg, name)
+        if value and not os.path.isabs(value) and os.path.exists(value) and \
+                not (cfg.data_root and os.path.exists(os.path.join(cfg.data_root, value))):
+            changes[name] = os.path.abspath(value)
+    return dataclasses.replace(cfg, **changes)
+
+
 def new_run_config(cfg: TrainConfig) -> tuple[TrainConfig, ModelConfig]:
     """Resolve a new run once: the preset, the `--model` overrides and the activation the CLIP weights need
     give the run's ModelConfig (a retrieval run defaults to `RETRIEVAL_MODEL_DEFAULTS`, the published 12 frames
@@ -75,7 +104,7 @@ def new_run_config(cfg: TrainConfig) -> tuple[TrainConfig, ModelConfig]:
     from ..model import resolve_config
 
     preset_cfg, preset_weights = load_preset(cfg.preset)
-    cfg = dataclasses.replace(cfg, pretrained=cfg.pretrained or preset_weights)
+    cfg = absolute_paths(dataclasses.replace(cfg, pretrained=cfg.pretrained or preset_weights))
     pretrained = None if cfg.pretrained == "none" else cfg.pretrained
     overrides = dict(cfg.model)
     if cfg.task == "retrieval":  # the published retrieval recipe unless --model says otherwise
@@ -198,10 +227,15 @@ def _prepare_captions(cfg: TrainConfig, model_cfg: ModelConfig, runs_root: Path,
     if skipped:
         log.warning("%d videos skipped with their captions (see skipped_videos.json)", len(skipped))
     needed = only or "train"
-    if needed not in splits or not splits[needed][0].videos:
-        have = [s for s, part in index.splits.items() if part.videos]
-        raise ValueError(f"{index.name}: no readable video in the {needed} split (splits with videos: "
-                         f"{', '.join(have) or 'none'}; {len(skipped)} skipped, listed in skipped_videos.json)")
+    have = [s for s, part in index.splits.items() if part.videos]
+    if needed not in have:
+        raise ValueError(f"{index.name}: this data has no {needed} split (splits with videos: {', '.join(have) or 'none'})")
+    if not splits[needed][0].videos:
+        raise ValueError(f"{index.name}: no readable video in the {needed} split ({len(skipped)} skipped, listed in "
+                         "skipped_videos.json)")
+    if "val" in splits and len(splits["val"][0].videos) < 20 and not only:
+        log.warning("%s: the validation split has only %d videos: its R@1, which picks the checkpoint, is coarse "
+                    "(raise --val-fraction)", index.name, len(splits["val"][0].videos))
     sampling = SamplingCfg(sampler=cfg.sampler, frames=model_cfg.frames, frame_interval_s=cfg.frame_interval_s,
                            test_clips=cfg.test_clips, test_crops=cfg.test_crops)
     pre = PreprocessCfg.for_model(model_cfg)
