@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--model", help="model to embed the text with (default: the one the index was built with); "
                    "it must be that model")
     q.add_argument("--exact", action="store_true", help="exact search even when the index has an HNSW graph")
+    q.add_argument("--candidates", type=in_range(int, 1), default=None, metavar="N",
+                   help="windows the HNSW graph returns before videos are ranked (default max(1000, 50 x --top); "
+                        "more: higher recall, slower; see benchmarks/search_ann.py)")
     q.add_argument("--json", action="store_true", help="one JSON object per video on stdout")
     return p
 
@@ -152,7 +155,7 @@ def _query(args) -> int:
     query = encoder.encode([text])[0]
     scores = None
     if not args.exact and ann_path(args.index).is_file():
-        scores = ann_scores(load_ann(args.index, index), index, query, windows=max(100, 20 * args.top))
+        scores = ann_scores(load_ann(args.index, index), index, query, windows=args.candidates or max(1000, 50 * args.top))
     hits = index.search(query, args.top, args.moments, scores=scores)
     for rank, hit in enumerate(hits, start=1):
         if args.json:
