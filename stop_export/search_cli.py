@@ -78,6 +78,8 @@ def _index(args) -> int:
     from .runtime.search import (SearchIndex, SearchIndexError, WindowCfg, ann_path, build_ann, default_stride,
                                  embed_video)
 
+    if args.output.is_dir():
+        raise SearchIndexError(f"-o {args.output} is a folder: give the index a file name, e.g. {args.output / 'index'}")
     videos = _video_files(args.videos)
     if not videos:
         raise FileNotFoundError("no video files found in " + ", ".join(args.videos))
@@ -144,6 +146,9 @@ def _query(args) -> int:
 
     index = SearchIndex.load(args.index)
     model = args.model or index.model
+    if not Path(model).is_file():
+        raise SearchIndexError(f"the model {'given' if args.model else 'the index was built with'} is not at {model}: "
+                               "give it with --model")
     try:
         encoder = TextEncoder(text_encoder_beside(model))
     except BackendError as err:

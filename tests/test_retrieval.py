@@ -75,7 +75,7 @@ def test_msrvtt_errors_draw_the_layout_or_name_the_columns(tmp_path):
         index_msrvtt(root)
     root = fake_msrvtt(tmp_path / "leak")
     (root / "MSRVTT_JSFUSION_test.csv").write_text("key,vid_key,video_id,sentence\nret0,msr1,video1,x\n")
-    with pytest.raises(ValueError, match="1 videos are in both"):
+    with pytest.raises(ValueError, match="1 video is in both"):
         index_msrvtt(root)
 
 
@@ -110,7 +110,7 @@ def test_generic_caption_files_csv_and_jsonl(tmp_path):
         with pytest.raises(ValueError, match=message):
             read_caption_file(tmp_path / name)
     (tmp_path / "test.jsonl").write_text('{"video": "b.mp4", "caption": "leaks from train"}\n')
-    with pytest.raises(ValueError, match="1 videos are in both the train and the test split"):
+    with pytest.raises(ValueError, match="1 video is in both the train and the test split"):
         index_captions(tmp_path)
 
 

@@ -92,12 +92,12 @@ def test_index_and_query_without_torch(retrieval_models, videos, tmp_path):
     assert set(windows) == {"long.avi", "short.avi", "mid.avi"} and windows["short.avi"] == 1
     assert windows["long.avi"] > windows["mid.avi"] > 1
     start, end = map(float, line["RANGES"].split())
-    assert start >= 0 and end <= 4.0
+    assert start >= 0 and end == pytest.approx(3.96)  # the last window ends at the last frame of long.avi
     hits = [json.loads(row) for row in out if row.startswith('{"rank"')]
     exact, ann = hits[:3], hits[3:6]
     best = json.loads(line["BEST"])
     assert [h["video"].rsplit("/", 1)[1] for h in exact] == sorted(best, key=lambda k: -best[k])
-    assert [h["score"] for h in exact] == pytest.approx(sorted(best.values(), reverse=True), abs=1e-5)
+    assert [h["score"] for h in exact] == pytest.approx(sorted(best.values(), reverse=True), abs=1e-4)  # 4 decimals
     assert [h["video"] for h in ann] == [h["video"] for h in exact]  # HNSW is exact on 3 videos
     for hit in exact:
         spans = sorted((m["start"], m["end"]) for m in hit["moments"])
@@ -121,6 +121,8 @@ def test_index_files_are_checked(tmp_path, capsys):
     assert "upgrade stop-toolkit" in capsys.readouterr().err
     assert main(["index", str(tmp_path / "m.onnx"), str(tmp_path / "nothing"), "-o", str(tmp_path / "i")]) == 2
     assert "no video or folder at" in capsys.readouterr().err
+    assert main(["index", str(tmp_path / "m.onnx"), str(tmp_path), "-o", str(tmp_path)]) == 2
+    assert "is a folder: give the index a file name" in capsys.readouterr().err
 
 
 def test_cli_is_installed():

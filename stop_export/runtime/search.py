@@ -181,9 +181,9 @@ class SearchIndex:
                     break
                 if all(self.end[r] <= self.start[c] or self.start[r] >= self.end[c] for c in chosen):
                     chosen.append(int(r))
-            out.append({"video": self.videos[self.video[starts[k]]].path, "score": float(best[k]),
+            out.append({"video": self.videos[self.video[starts[k]]].path, "score": round(float(best[k]), 4),
                         "moments": [{"start": round(float(self.start[r]), 3), "end": round(float(self.end[r]), 3),
-                                     "score": float(sim[r])} for r in chosen]})
+                                     "score": round(float(sim[r]), 4)} for r in chosen]})
         return out
 
 
@@ -196,17 +196,23 @@ def default_stride(span_s: float) -> float:
 def video_windows(run: Callable[[np.ndarray], np.ndarray], frames: Iterable[tuple[float, np.ndarray]],
                   buffer: ClipBuffer, batch: int = 8) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(t, RGB frame) -> batches of (embeddings (b, E), window end times (b,)): a window every
-    `buffer.every` seconds, embedded `batch` at a time by `run` (uint8 clips (b, T, S, S, 3) -> (b, E))."""
+    `buffer.every` seconds, and a last one ending at the last frame so the end of the video is covered,
+    embedded `batch` at a time by `run` (uint8 clips (b, T, S, S, 3) -> (b, E))."""
     clips, ends = [], []
+    last_end = None
     for t, frame in frames:
         buffer.push(frame, t)
         if buffer.due():
-            clip, end = buffer.clip()
+            clip, last_end = buffer.clip()
             clips.append(clip)
-            ends.append(end)
+            ends.append(last_end)
             if len(clips) == batch:
                 yield run(np.stack(clips)), np.asarray(ends)
                 clips, ends = [], []
+    if buffer.ready and last_end is not None and buffer.latest - last_end > 1e-6:
+        clip, end = buffer.clip()
+        clips.append(clip)
+        ends.append(end)
     if clips:
         yield run(np.stack(clips)), np.asarray(ends)
 

@@ -194,7 +194,8 @@ def index_msrvtt(root: Path, annotations: str = "", videos: str = "", ext: str =
     test_ids = {r["video_id"] for r in test_rows}
     overlap = train_ids & test_ids
     if overlap:
-        raise ValueError(f"{name}: {len(overlap)} videos are in both {train_path.name} and {test_path.name}: "
+        raise ValueError(f"{name}: {len(overlap)} video{'s are' if len(overlap) > 1 else ' is'} in both "
+                         f"{train_path.name} and {test_path.name}: "
                          f"{short_list(sorted(overlap), 5)}")
     described = {vid for vid, _ in sentences}
     bare = sorted(train_ids - described)
@@ -328,7 +329,8 @@ def _refuse_overlap(name: str, splits: dict[str, CaptionSplit]) -> None:
             other = seen.setdefault(str(video.path), split)
             if other != split:
                 both = sorted({str(v.path) for v in part.videos} & {str(v.path) for v in splits[other].videos})
-                raise ValueError(f"{name}: {len(both)} videos are in both the {other} and the {split} split: "
+                raise ValueError(f"{name}: {len(both)} video{'s are' if len(both) > 1 else ' is'} in both the {other} "
+                                 f"and the {split} split: "
                                  f"{short_list(both, 5)}")
 
 
