@@ -132,3 +132,11 @@ def collate(batch):
         return None
     x, y, idx = zip(*batch)
     return torch.stack(x), torch.tensor(y), torch.tensor(idx)
+
+
+def collate_views(batch):
+    """Evaluation samples -> (views of the readable videos stacked (B, V, ...) or None, which entries were
+    readable)."""
+    present = [b is not None for b in batch]
+    views = [b[0] for b in batch if b is not None]
+    return (torch.stack(views) if views else None), present

@@ -20,7 +20,7 @@ from ..labels import label_texts
 from ..model import STOP, create_model, dead_parameters
 from .checkpoint import WEIGHTS, link_checkpoint, load_checkpoint, rewrite_state, save_checkpoint, write_json
 from .config import TrainConfig
-from .data import ClipDataset, collate
+from .data import ClipDataset, collate, collate_views
 from .distributed import DistInfo, all_gather_arrays, all_reduce_mean, barrier, init_distributed, shard
 from .metrics import classification_metrics, confusion_matrix
 from .report import write_confusion_png
@@ -94,7 +94,7 @@ def evaluate(model: STOP, dataset: ClipDataset, text_ids: torch.Tensor, device, 
     model.eval()
     indices, valid = shard(list(range(len(dataset))), info)
     batches = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
-    loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=_collate_views,
+    loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate_views,
                         generator=torch.Generator())  # own generator: the global RNG stream stays untouched
     with autocast():
         text = model.encode_text(text_ids.to(device))
@@ -115,13 +115,6 @@ def evaluate(model: STOP, dataset: ClipDataset, text_ids: torch.Tensor, device, 
     ok = keep & ~torch.isnan(scores).any(-1)  # padding repeats and unreadable videos are not counted
     s, y = scores[ok].numpy(), labels[ok].numpy()
     return classification_metrics(s, y), s, y
-
-
-def _collate_views(batch):
-    """-> (views of the readable videos stacked (B, V, ...) or None, which entries were readable)."""
-    present = [b is not None for b in batch]
-    views = [b[0] for b in batch if b is not None]
-    return (torch.stack(views) if views else None), present
 
 
 def _progress(iterable, enabled: bool, desc: str, total: int | None = None):

@@ -8,7 +8,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from .data import ClipDataset
+from .data import ClipDataset, collate_views
 from .distributed import DistInfo, all_gather_arrays, shard
 from .retrieval_metrics import dual_softmax, retrieval_metrics, similarity_metrics
 
@@ -69,7 +69,7 @@ def embed_videos(model, dataset: ClipDataset, device, autocast, info: DistInfo, 
         raise ValueError("nothing to evaluate: the split has no videos")
     indices, valid = shard(list(range(len(dataset))), info)
     batches = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
-    loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=_collate_views,
+    loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate_views,
                         generator=torch.Generator())
     out = torch.zeros(len(indices), model.cfg.embed_dim, dtype=torch.float32)
     read = torch.zeros(len(indices), dtype=torch.bool)
@@ -127,9 +127,3 @@ def evaluate_retrieval(model, dataset: ClipDataset, caption_ids: torch.Tensor, v
         for direction, figures in similarity_metrics(dual_softmax(text @ video.T), video_of_caption).items():
             out.update({f"dsl_{direction}_{k}": v for k, v in figures.items() if k != "count"})
     return out
-
-
-def _collate_views(batch):
-    present = [b is not None for b in batch]
-    views = [b[0] for b in batch if b is not None]
-    return (torch.stack(views) if views else None), present
