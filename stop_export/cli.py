@@ -193,6 +193,8 @@ def _recognize_parser() -> argparse.ArgumentParser:
     p.add_argument("--plugin", metavar="LIB", help="libstop_tpi_plugin.so for an engine built with the plugin "
                    "(default: $STOP_TPI_PLUGIN)")
     p.add_argument("--labels", help="re-label: label file or bundled set (uses the exported text encoder)")
+    p.add_argument("--bank", type=Path, metavar="BANK.json", help="a label bank from stop-teach: its classes join the "
+                   "model's own (or --labels); a class in both gets the bank's examples")
     p.add_argument("--top-k", type=in_range(int, 1), default=3)
     p.add_argument("--predict-every", type=in_range(float, 0, low_open=True), default=0.5, metavar="SECONDS",
                    help="live: seconds between predictions")

@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default=None, choices=BACKEND_NAMES, help="default: the last one that worked")
     p.add_argument("--plugin", metavar="LIB", help="libstop_tpi_plugin.so for an engine built with the plugin "
                    "(default: $STOP_TPI_PLUGIN)")
+    p.add_argument("--bank", metavar="BANK.json", help="a label bank from stop-teach for this model (default: the one "
+                   "the app keeps for it; see the Teach tab)")
     p.add_argument("--predict-every", type=in_range(float, 0, low_open=True), default=0.5, metavar="SECONDS")
     add_event_arguments(p)
     p.add_argument("--loop", action=argparse.BooleanOptionalAction, default=None,
@@ -85,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.loop is not None:
         window.loop_box.setChecked(args.loop)
     model_ok = window.open_model(args.model, args.backend) if args.model else True
+    if args.bank and model_ok:
+        model_ok = window.teach.open_bank(args.bank)
     if args.source and model_ok:  # after a failed model the window keeps showing why
         window.open_source(args.source)
     outcome = {"code": 0}

@@ -24,6 +24,7 @@ from stop_train.video.source import SourceError, SourceSpec
 
 from .pipeline import Boundary, CaptureWorker, FrameHub, InferenceWorker, Pipeline, Window
 from .search import VideoEmbedder, cache_file, cached_index, find
+from .teach import TeachTab
 from .widgets import SeekSlider, TemporalPlot, TopK, VideoView
 
 BACKENDS = BACKEND_NAMES
@@ -233,6 +234,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(events_tab, "Events")
         self.tabs.addTab(labels_tab, "Labels")
         self.tabs.addTab(self._build_search_tab(), "Search")
+        self.teach = TeachTab(self, self.settings)
+        self.tabs.addTab(self.teach, "Teach")
         self.tabs.setMinimumHeight(120)
         rv.addWidget(self.tabs, 1)
         self.split = QSplitter()
@@ -370,7 +373,8 @@ class MainWindow(QMainWindow):
 
         self._busy = True
         self.show_message(message, error=False)
-        for widget in (self.toolbar, self.backend_box, self.relabel_button):
+        relabel = self.relabel_button.isEnabled()
+        for widget in (self.toolbar, self.backend_box, self.relabel_button, self.teach):
             widget.setEnabled(False)
         thread = threading.Thread(target=run, name="stop-gui-open-model", daemon=True)
         thread.start()
@@ -379,6 +383,8 @@ class MainWindow(QMainWindow):
         self._busy = False
         for widget in (self.toolbar, self.backend_box):
             widget.setEnabled(True)
+        self.relabel_button.setEnabled(relabel)
+        self.teach.setEnabled(self.recognizer is not None and bool(self.recognizer.meta.fingerprint))
         if "error" in outcome:
             raise outcome["error"]
         return outcome["value"]
@@ -424,7 +430,8 @@ class MainWindow(QMainWindow):
         self.settings.setValue("backend", backend)
         self.settings.setValue("model", str(path))
         meta = rec.meta
-        self.labels_edit.setPlainText("\n".join(rec.labels))
+        self.labels_edit.setPlainText("\n".join(rec.labels))  # without the bank's classes: they are not re-embedded
+        self.teach.load_for_model()
         self.topk.clear()
         device = ", ".join(available_ort_providers()) if rec.backend.name.startswith("onnxruntime") else ""
         self.status_backend.setText(f"{rec.backend.name}{f' ({device})' if device else ''}")
@@ -554,6 +561,7 @@ class MainWindow(QMainWindow):
 
     def stop_pipeline(self) -> None:
         """Stop recognising; events still open end at the last frame shown and join the table."""
+        self.teach.cancel_recording()
         pipeline, self.pipeline = self.pipeline, None
         if pipeline is None:
             return
@@ -658,14 +666,16 @@ class MainWindow(QMainWindow):
         if not self._current(self.sender()):
             return
         self._set_state("ended")
+        self.teach.cancel_recording("the video ended before the recording was complete: nothing was added")
         if self._too_short():
             return
         self.show_message("end of video: Space replays it, or click the seek bar", error=False)
 
     def _too_short(self) -> bool:
-        """At the end of a pass: a file that gave no clip at all says so (as stop-recognize does) and stops."""
+        """At the end of a pass: a file that gave no clip at all says so (as stop-recognize does) and stops. A file
+        longer than one clip is not too short, even when a seek near its end left no room for a clip."""
         hub = self.hub
-        if hub is None or hub.clips > 0:
+        if hub is None or hub.clips > 0 or self.duration_s >= hub.span:
             return False
         text = (f"{source_name(self.source)} ended after {hub.last_t or 0.0:.2f} s, before one clip "
                 f"({hub.span:.2f} s) was complete: nothing to recognise (a longer video, or a model with a "
@@ -690,6 +700,8 @@ class MainWindow(QMainWindow):
         frame, stream_t, _ = latest
         self.video.set_frame(frame)
         self.frame_t = stream_t
+        if self.teach.recording:
+            self.teach.on_frame(frame, stream_t)
         if self.seek.isEnabled() and not self.seek.isSliderDown():
             self.seek.blockSignals(True)
             self.seek.setValue(int(stream_t * 1000))

@@ -59,6 +59,7 @@ def settings(tmp_path) -> QSettings:
 @pytest.fixture
 def window(qtbot, settings):
     w = MainWindow(predict_every_s=0.2, settings=settings)
+    w.teach.bank_dir = Path(settings.fileName()).parent / "banks"  # not the user's data folder
     qtbot.addWidget(w)
     w.resize(1280, 720)
     w.show()
@@ -466,3 +467,37 @@ def test_search_finds_moments_in_the_open_video_and_in_an_index(window, retrieva
     window.open_model(str(other))
     assert not window.open_search_index(str(index) + ".json")
     assert "built with another model" in window.search_note.text()
+
+
+def test_teach_a_class_from_a_marked_range_then_remove_it(window, exported, video, qtbot):
+    """Pause, mark start and end on the video, name the class, add: it is in the next prediction at once and
+    listed with its example; removing the example keeps the named class, removing the class drops it."""
+    labels = list(window.open_model(str(exported["dynamic"]), "cpu") and window.recognizer.labels)
+    window.loop_box.setChecked(True)
+    window.open_source(str(video))
+    wait_state(qtbot, window, "playing")
+    qtbot.waitUntil(lambda: window.frame_t is not None and window.frame_t > 0.3, timeout=30000)
+    window.toggle_pause()
+    window.tabs.setCurrentWidget(window.teach)
+    qtbot.mouseClick(window.teach.mark_start, Qt.MouseButton.LeftButton)
+    start = window.frame_t
+    window.seek_to(2.5)
+    qtbot.waitUntil(lambda: window.frame_t is not None and abs(window.frame_t - 2.5) < 0.1, timeout=30000)
+    qtbot.mouseClick(window.teach.mark_end, Qt.MouseButton.LeftButton)
+    assert (window.teach.start_box.value(), window.teach.end_box.value()) == (round(start, 2), round(window.frame_t, 2))
+    qtbot.keyClicks(window.teach.name_edit, "jumping jacks")
+    qtbot.mouseClick(window.teach.add_button, Qt.MouseButton.LeftButton)
+    assert window.banner.text() == "taught 'jumping jacks': 1 example"
+    assert window.recognizer.labels == [*labels, "jumping jacks"]
+    seen = []
+    window.windowShown.connect(lambda w: seen.append(w.labels))
+    window.toggle_pause()
+    qtbot.waitUntil(lambda: bool(seen) and "jumping jacks" in seen[-1], timeout=30000)
+    top = window.teach.tree.topLevelItem(0)
+    assert (top.text(0), top.text(1), top.child(0).text(0)) == ("jumping jacks", "1 example", video.name)
+    window.teach.tree.setCurrentItem(top.child(0))
+    qtbot.mouseClick(window.teach.remove_button, Qt.MouseButton.LeftButton)
+    assert window.teach.tree.topLevelItem(0).text(1) == "0 examples" and window.recognizer.labels[-1] == "jumping jacks"
+    window.teach.tree.setCurrentItem(window.teach.tree.topLevelItem(0))
+    qtbot.mouseClick(window.teach.remove_button, Qt.MouseButton.LeftButton)
+    assert window.teach.tree.topLevelItemCount() == 0 and window.recognizer.labels == labels

@@ -85,6 +85,16 @@ PLAN: dict[str, tuple[list[str], str]] = {
     "stop-export RUN_RETRIEVAL --check": ([], "PASS"),
     "stop-search index RUN_RETRIEVAL/export/model.onnx /data/my_captions -o my_videos --ann": ([], "windows"),
     "stop-search query my_videos a person opening a valve --top 5": ([], "  1. "),
+    'stop-teach RUN/export/model.onnx --bank site.json --label "opening a valve" valve.mp4@1.5-4 valve.mp4@0-1.5':
+        ([], "saved"),
+    'stop-teach RUN/export/model.onnx --bank site.json --label "station 3 check" --no-text check1.mp4 check2.mp4':
+        ([], "example-only"),
+    "stop-teach --bank site.json --list": ([], "opening a valve: 2 examples"),
+    "stop-teach RUN/export/model.onnx --bank site.json --tune": ([], "tuned leave-one-out"),
+    "stop-recognize RUN/export/model.onnx --bank site.json --source video.mp4": ([], "video (live"),
+    "stop-recognize RUN/export/model.onnx --bank site.json --labels my_classes.txt --source 0": ([], "video (live"),
+    'stop-teach --bank site.json --remove "opening a valve" --example 1': ([], "removed example 1"),
+    "stop-gui --model RUN/export/model.onnx --bank site.json --source 0": (["--quit-after", "4"], ""),
     "stop-gui": (["--quit-after", "3"], ""),
     "stop-gui --model RUN/export/model.onnx --source 0": (["--quit-after", "4"], ""),
     "stop-gui --model model.onnx --source clip.mp4 --loop --screenshot shot.png --quit-after 8": (["--quit-after", "4"], ""),
@@ -136,6 +146,16 @@ class World:
                                                                                   width=48, height=32))
         self.video = self.synthetic / "UCF-101" / "MovingLeft" / "v_MovingLeft_g01_c01.avi"
         (self.cwd / "my_classes.txt").write_text("moving left\nmoving right\nstanding still\n")
+        import numpy as np
+
+        from stop_train.data.synthetic import render_scene, write_video
+
+        rng, self.examples = np.random.default_rng(0), {}
+        for name, kind, frames in (("valve.mp4", "GrowingBigger", 125), ("check1.mp4", "MovingUp", 25),
+                                   ("check2.mp4", "MovingUp", 25)):
+            self.examples[name] = root / "examples" / name.replace(".mp4", ".avi")
+            write_video(self.examples[name], render_scene(kind, SyntheticSpec(frames=frames, width=48, height=32), rng),
+                        fps=25)
         write_published_checkpoint(self.cwd / "pytorch_model.bin")
 
     def run(self, prefix: str) -> Path:
@@ -166,6 +186,9 @@ class World:
             return str(self.run("synthetic-motion-tiny") / "export" / "model.onnx")
         if word in ("video.mp4", "clip.mp4", "/dev/video0"):
             return str(self.video)
+        name, at, clip_range = word.partition("@")
+        if name in self.examples:  # stop-teach's example clips, with their time range
+            return str(self.examples[name]) + at + clip_range
         return word
 
 
@@ -271,7 +294,7 @@ def run_in_process(argv: list[str], capsys) -> tuple[int, str]:
 
 def run_subprocess(env: dict[str, str], argv: list[str], cwd: Path, timeout: float = 300) -> tuple[int, str]:
     program = BIN / argv[0]
-    if argv[0] in ("stop-recognize", "stop-gui", "torchrun", "stop-search"):
+    if argv[0] in ("stop-recognize", "stop-gui", "torchrun", "stop-search", "stop-teach"):
         argv = [str(program), *argv[1:]]
     full_env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "OMP_NUM_THREADS": "1", **env}
     result = subprocess.run(argv, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)

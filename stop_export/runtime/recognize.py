@@ -145,13 +145,22 @@ def run_recognize(args) -> int:
     """`stop-recognize`'s namespace -> `recognize(...)`: opens the model (and re-labels it) and the printer."""
     try:
         rec = Recognizer.open(args.model, args.backend, args.threads, plugin=args.plugin)
-        if rec.meta.task == "retrieval" and not args.labels:
+        bank = getattr(args, "bank", None)
+        if rec.meta.task == "retrieval" and not args.labels and not bank:
             raise RecognizeError(f"{args.model} is a retrieval model: it has no labels of its own; give --labels "
-                                 "FILE to classify with its text encoder, or search with stop-search")
+                                 "FILE to classify with its text encoder (or --bank BANK.json from stop-teach), or "
+                                 "search with stop-search")
         if args.labels:
             from stop_train.labels import load_labels
 
             rec.set_labels(load_labels(args.labels))
+        if bank:
+            from .bank import LabelBank
+
+            rec.set_bank(LabelBank.load(bank))
+            if len(rec.labels) < 2:
+                raise RecognizeError(f"{bank} and the model's labels give only {len(rec.labels)} class(es): scores are "
+                                     "shared out among the classes, give at least two (--labels, or teach another)")
     except (BackendError, MetadataError, FileNotFoundError, ValueError) as err:
         raise RecognizeError(str(err)) from None
     printer = Printer(args.json, args.events)

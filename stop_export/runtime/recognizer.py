@@ -1,5 +1,6 @@
 """`Recognizer`: a backend plus what turns its outputs into labelled scores — softmax, top-k, the
-test-view protocol for files, and re-labelling through the exported text encoder (no PyTorch)."""
+test-view protocol for files, re-labelling through the exported text encoder and the classes of a label bank
+(no PyTorch)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from stop_train.video.sampling import SamplingCfg
 
 from ..schema import Metadata
 from .backends import Backend, open_backend
+from .bank import Head, LabelBank
 from .buffer import ClipBuffer
 from .errors import BackendError
 from .text import TextEncoder
@@ -48,8 +50,10 @@ class Recognizer:
     def __init__(self, backend: Backend):
         self.backend = backend
         self.meta: Metadata = backend.metadata
-        # (labels, text embeddings (K, E) or None for the graph's own logits), replaced as one object
-        self._head: tuple[list[str], np.ndarray | None] = (list(self.meta.labels), None)
+        # (labels, the classifier over them or None for the graph's own logits), replaced as one object
+        self._head: tuple[list[str], Head | None] = (list(self.meta.labels), None)
+        self._given: tuple[list[str], np.ndarray] | None = None  # labels given to set_labels, their text embeddings
+        self.bank: LabelBank | None = None
         self.preprocess: PreprocessCfg = self.meta.preprocess
         self.sampling: SamplingCfg = self.meta.sampling
 
@@ -79,13 +83,13 @@ class Recognizer:
         if frames.dtype != np.uint8 or frames.shape[1:] != self.meta.input_shape:
             raise ValueError(f"expected uint8 frames (B, {', '.join(map(str, self.meta.input_shape))}), "
                              f"got {frames.dtype} {frames.shape}")
-        labels, text = self._head
-        if text is None and self.meta.task == "retrieval":
+        labels, head = self._head
+        if head is None and self.meta.task == "retrieval":
             raise BackendError("a retrieval model has no labels of its own: give labels to score against "
-                               "(stop-recognize --labels FILE), or search with stop-search")
+                               "(stop-recognize --labels FILE or --bank BANK), or search with stop-search")
         outputs = self.backend.run(np.ascontiguousarray(frames))
-        if text is not None:
-            logits = self.meta.logit_scale * outputs["video_embedding"] @ text.T
+        if head is not None:
+            logits = head.logits(outputs["video_embedding"], self.meta.logit_scale, outputs.get("logits"))
         else:
             logits = outputs["logits"]
         return Prediction(softmax(logits.astype(np.float64)), outputs, list(labels))
@@ -106,4 +110,28 @@ class Recognizer:
             raise BackendError("this model has no text encoder beside it: re-export with stop-export "
                                "(it writes <name>.text.onnx and the BPE file)")
         emb = TextEncoder(Path(path).parent / name).encode(label_texts(labels, template or self.meta.template))
-        self._head = (list(labels), emb)
+        self._given = (list(labels), emb)
+        self._rebuild()
+
+    def set_bank(self, bank: LabelBank | None) -> None:
+        """Add a label bank's classes (and examples) to the labels scored (the model's own, or those given to
+        `set_labels`); call again after the bank changed. None removes it. Raises BankError for a bank of
+        another model."""
+        if bank is not None:
+            bank.check_model(self.meta, str(getattr(self.backend, "path", None) or "this model"))
+        self.bank = bank
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        if self._given is not None:
+            labels, text = self._given
+        else:
+            labels, text = ([] if self.meta.task == "retrieval" else list(self.meta.labels)), None
+        if self.bank is not None and self.bank.classes:
+            head = self.bank.head(labels, text)
+        elif text is not None:
+            head = Head(labels, text, np.ones(len(labels), bool), np.zeros((0, text.shape[1]), np.float32),
+                        np.zeros(0, np.int64), 0.0, 0.0)
+        else:
+            head = None
+        self._head = (head.labels if head is not None else labels, head)

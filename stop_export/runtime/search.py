@@ -8,8 +8,6 @@ another (the fingerprint covers the config and every weight; an ONNX file and it
 """
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -18,6 +16,7 @@ import numpy as np
 
 from ..schema import Metadata
 from .buffer import ClipBuffer
+from .files import paired_paths, read_pair, write_pair
 
 INDEX_VERSION = 1
 
@@ -66,47 +65,26 @@ class SearchIndex:
     @staticmethod
     def paths(path: str | Path) -> tuple[Path, Path]:
         """(INDEX.json, INDEX.npz) for `path` given with or without the .json suffix."""
-        path = Path(path)
-        base = path.with_suffix("") if path.suffix in (".json", ".npz") else path
-        return base.with_name(base.name + ".json"), base.with_name(base.name + ".npz")
+        return paired_paths(path)
 
     def save(self, path: str | Path) -> Path:
         """Write both files (each written to a temporary name, then renamed; the arrays first)."""
-        meta_path, array_path = self.paths(path)
-        meta_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = array_path.with_name(array_path.name + f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, embedding=self.embedding.astype(np.float32), video=self.video.astype(np.int32),
-                 start=self.start.astype(np.float64), end=self.end.astype(np.float64))
-        tmp.replace(array_path)
         doc = {"format": "stop-search-index", "version": INDEX_VERSION, "fingerprint": self.fingerprint,
-               "model": self.model, "windows": asdict(self.windows), "videos": [asdict(v) for v in self.videos],
-               "arrays": array_path.name}
-        tmp = meta_path.with_name(meta_path.name + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
-        tmp.replace(meta_path)
-        return meta_path
+               "model": self.model, "windows": asdict(self.windows), "videos": [asdict(v) for v in self.videos]}
+        return write_pair(path, doc, {"embedding": self.embedding.astype(np.float32), "video": self.video.astype(np.int32),
+                                      "start": self.start.astype(np.float64), "end": self.end.astype(np.float64)})
 
     @classmethod
     def load(cls, path: str | Path) -> "SearchIndex":
         """Read an index. Raises SearchIndexError naming the problem (missing, not an index, newer format)."""
-        meta_path, array_path = cls.paths(path)
-        if not meta_path.is_file():
-            raise SearchIndexError(f"no index at {meta_path} (build one with stop-search index)")
+        meta_path = cls.paths(path)[0]
+        doc, arrays = read_pair(path, "stop-search-index", "stop-search index", INDEX_VERSION, SearchIndexError,
+                                "build one with stop-search index")
         try:
-            doc = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as err:
-            raise SearchIndexError(f"{meta_path} is not a stop-search index ({err})") from None
-        if not isinstance(doc, dict) or doc.get("format") != "stop-search-index":
-            raise SearchIndexError(f"{meta_path} is not a stop-search index")
-        if not isinstance(doc.get("version"), int) or doc["version"] > INDEX_VERSION:
-            raise SearchIndexError(f"{meta_path} has index format {doc.get('version')!r}; this toolkit reads up to "
-                              f"{INDEX_VERSION}: upgrade stop-toolkit")
-        try:
-            arrays = np.load(array_path.with_name(doc["arrays"]), allow_pickle=False)
             index = cls(doc["fingerprint"], doc["model"], WindowCfg(**doc["windows"]),
                         [IndexedVideo(**v) for v in doc["videos"]], arrays["embedding"], arrays["video"],
                         arrays["start"], arrays["end"])
-        except (OSError, KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError) as err:
             raise SearchIndexError(f"{meta_path}: unreadable index ({err})") from None
         if not (len(index.embedding) == len(index.video) == len(index.start) == len(index.end)):
             raise SearchIndexError(f"{meta_path}: its arrays disagree in length")

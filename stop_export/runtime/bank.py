@@ -1,0 +1,339 @@
+"""Label banks (torch-free): teach a model new classes from a few example clips, on the edge box.
+
+A bank holds, for each class, the text-prompt embedding of its name (or none: an example-only class) and the
+video embeddings of its example clips (one example = one clip of a file's time range, or of frames recorded
+from a camera, under the metadata's eval sampling: `embed_example`). Classification is Tip-Adapter's
+training-free cache (Zhang et al., "Tip-Adapter: Training-free Adaption of CLIP for Few-shot Classification",
+ECCV 2022, eq. 6), with the model's own logit scale s in place of CLIP's 100:
+
+    logits = s * f W^T + alpha * exp(-beta * (1 - f F^T)) L
+
+f (B, E) unit video embeddings, W (K, E) the classes' unit text embeddings, F (N, E) the unit example
+embeddings, L (N, K) their one-hot classes. A class without examples keeps its text logit alone, so a bank
+without examples gives today's text-only logits. An example-only class takes the unit mean of its examples
+(its prototype) in place of W's row.
+
+A bank is two files, `BANK.json` (format version, the model fingerprint, alpha and beta, the classes with each
+example's source and time range) and `BANK.npz` (text embeddings (C, E), example embeddings (N, E), their
+class (N,)); no pickle. The fingerprint covers the weights and config, so an ONNX file and the engines built
+from it share a bank, and any other model is refused.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..schema import Metadata
+from .files import paired_paths, read_pair, write_pair
+
+BANK_VERSION = 1
+# chosen by benchmarks/few_shot_check.py (issue 15): the best held-out top-1 with 5 examples per class among the
+# settings that keep the trained classes within 2 points of text only
+DEFAULT_ALPHA = 2.0
+DEFAULT_BETA = 5.5
+ALPHA_GRID = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)  # leave-one-out tuning
+BETA_GRID = (1.0, 3.0, 5.5, 8.0, 12.0)
+
+
+class BankError(ValueError):
+    """A bank that cannot be read, that belongs to another model, or a request it cannot satisfy."""
+
+
+@dataclass
+class Example:
+    source: str  # an absolute file path, or a camera / stream as given
+    start_s: float  # the range of the source the clip was sampled from, seconds
+    end_s: float
+    added: str = ""  # local time, ISO 8601
+
+
+@dataclass
+class BankClass:
+    name: str
+    text: str  # the prompt its text embedding was encoded from; "" for an example-only class
+    examples: list[Example] = field(default_factory=list)
+
+
+@dataclass
+class LabelBank:
+    """Classes taught to one model (by fingerprint). Rows of `example` are grouped by class, in class order."""
+
+    fingerprint: str
+    model: str = ""  # the model file the bank was started with, for messages
+    alpha: float = DEFAULT_ALPHA
+    beta: float = DEFAULT_BETA
+    tuned: dict | None = None  # {"alpha", "beta", "loo_top1", "examples"} of the last leave-one-out tuning
+    classes: list[BankClass] = field(default_factory=list)
+    text: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # (C, E), zero rows: no text
+    example: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # (N, E) unit rows
+    example_class: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))  # (N,) index into classes
+
+    # ------------------------------------------------------------------------------------------- files
+    @staticmethod
+    def paths(path: str | Path) -> tuple[Path, Path]:
+        """(BANK.json, BANK.npz) for `path` given with or without the .json suffix."""
+        return paired_paths(path)
+
+    def save(self, path: str | Path) -> Path:
+        """Write BANK.json and BANK.npz (each to a temporary name, then renamed). Raises OSError."""
+        doc = {"format": "stop-label-bank", "version": BANK_VERSION, "fingerprint": self.fingerprint,
+               "model": self.model, "alpha": self.alpha, "beta": self.beta, "tuned": self.tuned,
+               "classes": [asdict(c) for c in self.classes]}
+        return write_pair(path, doc, {"text": self.text.astype(np.float32), "example": self.example.astype(np.float32),
+                                      "example_class": self.example_class.astype(np.int32)})
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LabelBank":
+        """Read a bank. Raises BankError naming the problem (missing, not a bank, newer format, damaged)."""
+        meta_path = paired_paths(path)[0]
+        doc, arrays = read_pair(path, "stop-label-bank", "label bank", BANK_VERSION, BankError, "teach one with stop-teach")
+        try:
+            classes = [BankClass(c["name"], c["text"], [Example(**e) for e in c["examples"]]) for c in doc["classes"]]
+            bank = cls(str(doc["fingerprint"]), str(doc.get("model", "")), float(doc["alpha"]), float(doc["beta"]),
+                       doc.get("tuned"), classes, arrays["text"], arrays["example"], arrays["example_class"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise BankError(f"{meta_path}: damaged bank ({err})") from None
+        counts = np.bincount(bank.example_class, minlength=len(classes)) if len(bank.example_class) else np.zeros(len(classes))
+        if (len(bank.text) != len(classes) or len(bank.example) != len(bank.example_class)
+                or len(counts) != len(classes) or [len(c.examples) for c in classes] != counts.tolist()
+                or np.any(np.diff(bank.example_class) < 0)):
+            raise BankError(f"{meta_path}: damaged bank (its classes and arrays disagree)")
+        return bank
+
+    @classmethod
+    def open(cls, path: str | Path, meta: Metadata, model: str = "", create: bool = False) -> "LabelBank":
+        """The bank at `path` for the model `meta` (checked with `check_model`), or a new empty one when there is
+        none and `create`."""
+        if create and not paired_paths(path)[0].exists():
+            if not meta.fingerprint:
+                raise BankError(f"{model or 'this model'} was exported before models carried a fingerprint: re-export it")
+            return cls(meta.fingerprint, str(model))
+        bank = cls.load(path)
+        bank.check_model(meta, model or "this model")
+        return bank
+
+    def check_model(self, meta: Metadata, where: str) -> None:
+        """Raise BankError when `meta` is not the model this bank was taught with."""
+        if not meta.fingerprint:
+            raise BankError(f"{where} was exported before models carried a fingerprint: re-export it")
+        if meta.fingerprint != self.fingerprint:
+            raise BankError(f"this label bank belongs to another model (fingerprint {self.fingerprint}, "
+                            f"{self.model or 'path not recorded'}); {where} has {meta.fingerprint}: teach this "
+                            "model a bank of its own")
+
+    # ------------------------------------------------------------------------------------------ editing
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+    def find(self, name: str) -> int | None:
+        return next((i for i, c in enumerate(self.classes) if c.name == name), None)
+
+    def add(self, name: str, embeddings: np.ndarray, examples: list[Example], text: str = "",
+            text_embedding: np.ndarray | None = None) -> None:
+        """Add example embeddings (n, E) with their `examples` to class `name`, creating it (with `text` and its
+        `text_embedding` (E,), or example-only) when new. Raises BankError for an empty class name, a size
+        mismatch, or a new example-only class without examples."""
+        name = name.strip()
+        if not name:
+            raise BankError("a class needs a name")
+        embeddings = np.asarray(embeddings, np.float32).reshape(len(examples), -1) if examples else None
+        given = embeddings.shape[1] if examples else len(text_embedding) if text_embedding is not None else 0
+        width = self.width or given
+        if given and given != width:
+            raise BankError(f"embedding width {given} does not match the bank's {width}")
+        if embeddings is None:
+            embeddings = np.zeros((0, width), np.float32)
+        k = self.find(name)
+        if k is None:
+            if not len(examples) and text_embedding is None:
+                raise BankError(f"{name!r}: a class without text needs at least one example")
+            k = len(self.classes)
+            self.classes.append(BankClass(name, text if text_embedding is not None else ""))
+            row = np.zeros((1, width), np.float32) if text_embedding is None else _unit(text_embedding[None])
+            self.text = row if self.text.size == 0 else np.concatenate([self.text, row])
+        self.classes[k].examples += examples
+        at = int(np.searchsorted(self.example_class, k, side="right"))  # keep the rows grouped by class
+        if self.example.size == 0:
+            self.example = np.zeros((0, width), np.float32)
+        self.example = np.concatenate([self.example[:at], _unit(embeddings), self.example[at:]])
+        self.example_class = np.concatenate([self.example_class[:at], np.full(len(examples), k, np.int32),
+                                             self.example_class[at:]]).astype(np.int32)
+
+    def remove(self, name: str, example: int | None = None) -> None:
+        """Remove class `name`, or only its `example`-th example (0-based). A class left with neither text nor
+        examples is removed. Raises BankError naming what is not there."""
+        k = self.find(name)
+        if k is None:
+            raise BankError(f"no class {name!r} in the bank (it has: {', '.join(self.names) or 'none'})")
+        rows = np.flatnonzero(self.example_class == k)
+        if example is not None:
+            if not 0 <= example < len(rows):
+                raise BankError(f"{name!r} has {len(rows)} example(s): there is no example {example + 1}")
+            self.example = np.delete(self.example, rows[example], axis=0)
+            self.example_class = np.delete(self.example_class, rows[example])
+            del self.classes[k].examples[example]
+            if self.classes[k].examples or self.classes[k].text:
+                return
+            rows = rows[:0]
+        keep = self.example_class != k
+        self.example, self.example_class = self.example[keep], self.example_class[keep]
+        self.example_class = (self.example_class - (self.example_class > k)).astype(np.int32)
+        self.text = np.delete(self.text, k, axis=0)
+        del self.classes[k]
+
+    @property
+    def width(self) -> int:
+        return int(self.text.shape[1]) if self.text.size else (int(self.example.shape[1]) if self.example.size else 0)
+
+    # ------------------------------------------------------------------------------------------- scoring
+    def head(self, labels: list[str] | None = None, label_text: np.ndarray | None = None) -> "Head":
+        """The classifier over `labels` followed by the bank's classes not among them; a label the bank also has
+        takes the bank's examples (and keeps its own text). `label_text`: the labels' unit text embeddings
+        (K, E); None: `labels` are the model's own classes, scored by its graph's logits."""
+        labels = list(labels or [])
+        graph = len(labels) if label_text is None else 0
+        weights = list(np.zeros((graph, self.width), np.float32) if label_text is None else np.asarray(label_text, np.float32))
+        has_text = [True] * len(labels)
+        slot = {name: i for i, name in enumerate(labels)}
+        for c, cls in enumerate(self.classes):
+            if cls.name not in slot:
+                slot[cls.name] = len(labels)
+                labels.append(cls.name)
+                weights.append(self.text[c])
+                has_text.append(bool(cls.text))
+        key_class = np.array([slot[self.classes[c].name] for c in self.example_class], np.int64)
+        return Head(labels, np.stack(weights) if weights else np.zeros((0, self.width), np.float32),
+                    np.array(has_text, bool), self.example, key_class, self.alpha, self.beta, graph)
+
+    def tune(self, scale: float, alphas=ALPHA_GRID, betas=BETA_GRID) -> dict:
+        """Leave-one-out choice of (alpha, beta) over the bank's classes: every example is classified by the
+        rest (its own class's prototype recomputed without it), with the model's logit `scale`. Needs >= 2 classes and >= 2 examples in every
+        class. Sets `alpha`, `beta` and `tuned`; returns `tuned`. Raises BankError otherwise."""
+        counts = np.bincount(self.example_class, minlength=len(self.classes))
+        if len(self.classes) < 2 or counts.min() < 2:
+            few = [f"{c.name} ({n})" for c, n in zip(self.classes, counts) if n < 2]
+            raise BankError("leave-one-out tuning needs at least two classes with at least two examples each"
+                            + (f"; too few: {', '.join(few)}" if few else ""))
+        head = self.head()
+        best = None
+        for a in alphas:
+            for b in betas:
+                hits, loglik = head.leave_one_out(a, b, scale)
+                score = (hits, loglik, -abs(np.log(a / DEFAULT_ALPHA)))  # ties: the likelier, then nearer the default
+                if best is None or score > best[0]:
+                    best = (score, a, b, hits)
+        _, self.alpha, self.beta, hits = best
+        self.tuned = {"alpha": self.alpha, "beta": self.beta, "loo_top1": round(hits / len(self.example), 4),
+                      "examples": int(len(self.example))}
+        return self.tuned
+
+
+@dataclass
+class Head:
+    """Class weights and the example cache: `logits(video, scale)` is the module docstring's formula."""
+
+    labels: list[str]
+    weights: np.ndarray  # (K, E) unit text embeddings; rows without text are replaced by prototypes
+    has_text: np.ndarray  # (K,) bool
+    keys: np.ndarray  # (N, E) unit example embeddings
+    key_class: np.ndarray  # (N,) index into labels
+    alpha: float
+    beta: float
+    graph: int = 0  # the first `graph` classes are the model's own, scored by its graph's logits
+
+    def __post_init__(self):
+        self.weights = np.array(self.weights, np.float32)
+        for k in np.flatnonzero(~self.has_text):
+            self.weights[k] = _unit(self.keys[self.key_class == k].sum(axis=0))
+
+    def logits(self, video: np.ndarray, scale: float, graph_logits: np.ndarray | None = None) -> np.ndarray:
+        """Unit video embeddings (B, E) -> logits (B, K) float64; `graph_logits` (B, graph): the model's own."""
+        logits = class_logits(video, self.weights, scale, self.keys, self.key_class, self.alpha, self.beta)
+        if self.graph:
+            if graph_logits is None:
+                raise ValueError("this head scores the model's own classes by its logits: pass graph_logits")
+            logits[:, :self.graph] += graph_logits  # their weights are zero rows: s f W^T is the graph's
+        return logits
+
+    def leave_one_out(self, alpha: float, beta: float, scale: float) -> tuple[int, float]:
+        """(correct, mean log-probability of the true class) when each example is scored by the others."""
+        y = self.key_class
+        onehot = np.eye(len(self.labels))[y]  # (N, K)
+        base = self.keys @ self.weights.T  # (N, K)
+        own = self.keys.astype(np.float64)
+        sums = onehot.T @ own  # (K, E) example sums per class
+        for_self = sums[y] - own  # each example's class sum without it
+        proto = for_self / np.maximum(np.linalg.norm(for_self, axis=1, keepdims=True), 1e-12)
+        no_text = ~self.has_text[y]
+        rows = np.arange(len(y))
+        base[rows[no_text], y[no_text]] = np.sum(own[no_text] * proto[no_text], axis=1)
+        affinity = np.exp(-beta * (1.0 - self.keys @ self.keys.T))
+        np.fill_diagonal(affinity, 0.0)
+        logits = scale * base + alpha * affinity @ onehot
+        z = logits - logits.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return int(np.sum(logits.argmax(axis=1) == y)), float(logp[rows, y].mean())
+
+
+def class_logits(video: np.ndarray, weights: np.ndarray, scale: float, keys: np.ndarray | None = None,
+                 key_class: np.ndarray | None = None, alpha: float = DEFAULT_ALPHA, beta: float = DEFAULT_BETA) -> np.ndarray:
+    """Tip-Adapter logits (module docstring): unit `video` (B, E), unit class `weights` (K, E), the model's logit
+    `scale`, unit example `keys` (N, E) of classes `key_class` (N,) -> (B, K) float64. No keys: s f W^T."""
+    video = np.asarray(video, np.float64)
+    logits = scale * video @ np.asarray(weights, np.float64).T
+    if keys is not None and len(keys):
+        affinity = np.exp(-beta * (1.0 - video @ np.asarray(keys, np.float64).T))  # (B, N)
+        logits += alpha * affinity @ np.eye(len(weights))[np.asarray(key_class)]  # L: one-hot classes (N, K)
+    return logits
+
+
+# --------------------------------------------------------------------------------------- example clips
+def embed_views(run: Callable[[np.ndarray], np.ndarray], views: np.ndarray) -> np.ndarray:
+    """One example's unit embedding (E,): the mean of its views' (V, T, S, S, 3) embeddings, normalised."""
+    return _unit(_unit(run(np.ascontiguousarray(views))).mean(axis=0))
+
+
+def embed_example(backend, path: str | Path, start_s: float | None = None, end_s: float | None = None
+                  ) -> np.ndarray:
+    """The example embedding (E,) of a file, or of its frames in [`start_s`, `end_s`] seconds: the metadata's eval
+    views (`eval_views`), through the model. Raises BankError for a range without frames, RecognizeError for
+    an unreadable file."""
+    from stop_train.video.decode import VideoReadError, probe
+    from stop_train.video.views import eval_views
+
+    from .recognize import RecognizeError
+
+    meta = backend.metadata
+    try:
+        views = eval_views(path, probe(path), meta.sampling, meta.preprocess, start_s, end_s)
+    except (VideoReadError, OSError) as err:
+        raise RecognizeError(f"cannot read {path}: {err}") from None
+    except ValueError as err:
+        raise BankError(f"{path}: {err}") from None
+    return embed_views(lambda clips: backend.run(clips)["video_embedding"], views)
+
+
+def embed_recording(backend, times: np.ndarray, frames: list[np.ndarray]) -> np.ndarray:
+    """The example embedding (E,) of frames recorded from a camera (RGB uint8 (H, W, 3) at `times` seconds)."""
+    from stop_train.video.views import sampled_views
+
+    if not frames:
+        raise BankError("nothing was recorded")
+    meta = backend.metadata
+    views = sampled_views(np.asarray(times), lambda idx: np.stack([frames[i] for i in idx]), meta.sampling,
+                          meta.preprocess)
+    return embed_views(lambda clips: backend.run(clips)["video_embedding"], views)
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)

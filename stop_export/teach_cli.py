@@ -1,0 +1,213 @@
+"""`stop-teach`: teach an exported STOP model new classes from a few example clips (a label bank; no PyTorch).
+
+    stop-teach MODEL.onnx --bank BANK.json --label "opening a valve" VIDEO[@START-END]... [--no-text]
+    stop-teach --bank BANK.json --list [--json]
+    stop-teach --bank BANK.json --remove "opening a valve" [--example N]
+    stop-teach MODEL.onnx --bank BANK.json --tune
+
+Then `stop-recognize MODEL.onnx --bank BANK.json --source ...` (or the app) scores the bank's classes with the
+model's own (or --labels).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+from .runtime.args import in_range
+
+_TIME = r"(?:\d+:)?\d+(?:\.\d*)?"
+_RANGE = re.compile(rf"^(?P<start>{_TIME})?-(?P<end>{_TIME})?$")
+
+
+def seconds(text: str) -> float:
+    """'12.5', '1:05' or '1:02:03.5' -> seconds."""
+    value = 0.0
+    for part in text.split(":"):
+        value = value * 60 + float(part)
+    return value
+
+
+def parse_clip(item: str) -> tuple[Path, float | None, float | None]:
+    """VIDEO, VIDEO@START-END, VIDEO@START- or VIDEO@-END (seconds or m:ss) -> (path, start, end). A path that
+    exists as given is a whole file, even with an @ in its name. Raises ValueError for a bad range."""
+    path, at, tail = item.rpartition("@")
+    if not at or Path(item).expanduser().exists():
+        return Path(item).expanduser(), None, None
+    m = _RANGE.match(tail.strip())
+    if not m or not (m["start"] or m["end"]):
+        raise ValueError(f"{item}: the time range must be START-END, START- or -END in seconds or m:ss, "
+                         f"e.g. {path}@12-15.5 or {path}@1:02-1:06")
+    start = seconds(m["start"]) if m["start"] else None
+    end = seconds(m["end"]) if m["end"] else None
+    if start is not None and end is not None and end <= start:
+        raise ValueError(f"{item}: the range ends ({end:g} s) before it starts ({start:g} s)")
+    return Path(path).expanduser(), start, end
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stop-teach", description="Teach an exported STOP model new classes from a few "
+                                "example clips: a label bank that stop-recognize --bank and stop-gui use.")
+    p.add_argument("model", nargs="?", help="exported .onnx file or TensorRT .engine (needed to add examples or tune)")
+    p.add_argument("clips", nargs="*", metavar="VIDEO[@START-END]",
+                   help="example clips: whole files, or time ranges in seconds or m:ss (clip.mp4@12-15.5)")
+    p.add_argument("--bank", required=True, type=Path, help="the bank: BANK.json + BANK.npz (created when absent)")
+    p.add_argument("--label", help="the class the clips show (new, or one the bank has: examples are added)")
+    p.add_argument("--no-text", action="store_true",
+                   help="an example-only class: its name is not used as a text prompt (actions hard to name)")
+    p.add_argument("--list", action="store_true", help="list the bank's classes and examples")
+    p.add_argument("--json", action="store_true", help="with --list: JSON on stdout")
+    p.add_argument("--remove", metavar="LABEL", help="remove a class (or, with --example N, one of its examples)")
+    p.add_argument("--example", type=in_range(int, 1), metavar="N", help="with --remove: the example number --list shows")
+    p.add_argument("--tune", action="store_true",
+                   help="choose alpha and beta leave-one-out (every class needs >= 2 examples)")
+    p.add_argument("--alpha", type=in_range(float, 0), help="set the weight of the examples (default chosen by "
+                   "benchmarks/few_shot_check.py)")
+    p.add_argument("--beta", type=in_range(float, 0, low_open=True), help="set the sharpness of the example affinity")
+    p.add_argument("--backend", default="auto", help="auto, cpu, cuda, openvino, tensorrt (ONNX Runtime)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = its default)")
+    p.add_argument("--plugin", metavar="LIB", help="libstop_tpi_plugin.so for an engine built with the plugin")
+    return p
+
+
+def describe(bank) -> list[str]:
+    """Human-readable lines: one per class, then one per example."""
+    lines = [f"alpha {bank.alpha:g}, beta {bank.beta:g}"
+             + (f" (tuned leave-one-out: {100 * bank.tuned['loo_top1']:.1f} % of {bank.tuned['examples']} examples)"
+                if bank.tuned else "")]
+    for cls in bank.classes:
+        kind = f"text {cls.text!r}" if cls.text else "example-only"
+        lines.append(f"{cls.name}: {len(cls.examples)} example{'' if len(cls.examples) == 1 else 's'}, {kind}")
+        for i, ex in enumerate(cls.examples, 1):
+            lines.append(f"  {i}. {ex.source} {ex.start_s:.2f}-{ex.end_s:.2f} s")
+    return lines
+
+
+def run(args, parser: argparse.ArgumentParser) -> int:
+    from .runtime.bank import LabelBank
+
+    adding = bool(args.label or args.clips)
+    if sum([adding, args.list, bool(args.remove)]) > 1:
+        parser.error("give one of: --label with clips, --list, --remove")
+    if args.example and not args.remove:
+        parser.error("--example goes with --remove")
+    if args.json and not args.list:
+        parser.error("--json goes with --list")
+    if adding and not args.label:
+        parser.error("name the class the clips show with --label")
+    if args.label and not args.clips and args.no_text:
+        parser.error("an example-only class (--no-text) needs at least one clip")
+    if not (adding or args.list or args.remove or args.tune or args.alpha is not None or args.beta is not None):
+        parser.error("nothing to do: add clips with --label, or --list, --remove, --tune, --alpha/--beta")
+
+    if args.list or args.remove:
+        bank = LabelBank.load(args.bank)
+        if args.model:
+            _check(bank, args)
+        if args.list:
+            if args.json:
+                print(json.dumps(json.loads(LabelBank.paths(args.bank)[0].read_text(encoding="utf-8")), indent=1))
+            else:
+                print("\n".join(describe(bank) if bank.classes else ["the bank has no classes"]))
+            return 0
+        bank.remove(args.remove, None if args.example is None else args.example - 1)
+        bank.tuned = None  # tuned for the classes it had
+        bank.save(args.bank)
+        print(f"removed {'example ' + str(args.example) + ' of ' if args.example else ''}{args.remove!r}; "
+              f"the bank has {len(bank.classes)} class(es)")
+        return 0
+
+    if not args.model:
+        parser.error("give the model (.onnx or .engine) the bank is for")
+    from .runtime.backends import open_backend
+
+    backend = open_backend(args.model, args.backend, args.threads, plugin=args.plugin)
+    meta = backend.metadata
+    bank = LabelBank.open(args.bank, meta, str(Path(args.model).resolve()), create=adding)
+    if adding:
+        _teach(bank, backend, args)
+    if args.alpha is not None:
+        bank.alpha, bank.tuned = args.alpha, None
+    if args.beta is not None:
+        bank.beta, bank.tuned = args.beta, None
+    if args.tune:
+        tuned = bank.tune(meta.logit_scale)
+        print(f"tuned leave-one-out: alpha {tuned['alpha']:g}, beta {tuned['beta']:g} "
+              f"({100 * tuned['loo_top1']:.1f} % of {tuned['examples']} examples right)")
+    path = bank.save(args.bank)
+    print(f"saved {path}: {len(bank.classes)} class(es), {len(bank.example)} example(s)")
+    return 0
+
+
+def _check(bank, args) -> None:
+    from .runtime.backends import open_backend
+
+    bank.check_model(open_backend(args.model, args.backend, args.threads, plugin=args.plugin).metadata, args.model)
+
+
+def _teach(bank, backend, args) -> None:
+    import numpy as np
+
+    from stop_train.labels import label_texts
+    from stop_train.video.decode import probe
+
+    from .runtime.bank import Example, embed_example, now
+    from .runtime.text import TextEncoder, text_encoder_beside
+
+    clips = [parse_clip(c) for c in args.clips]
+    for path, _, _ in clips:
+        if not path.is_file():
+            raise FileNotFoundError(f"no video at {path}")
+    text, text_embedding = "", None
+    if bank.find(args.label) is None and not args.no_text:
+        meta = backend.metadata
+        text = label_texts([args.label], meta.template)[0] if meta.task != "retrieval" else args.label
+        text_embedding = TextEncoder(text_encoder_beside(args.model)).encode([text])[0]
+    embeddings, examples = [], []
+    known = {(e.source, e.start_s, e.end_s) for c in bank.classes if c.name == args.label for e in c.examples}
+    for i, (path, start, end) in enumerate(clips, 1):
+        source = str(path.resolve())
+        info = probe(path)
+        lo = max(start or 0.0, float(info.times()[0]))
+        hi = min(end if end is not None else float(info.times()[-1]), float(info.times()[-1]))
+        if (source, round(lo, 3), round(hi, 3)) in known:
+            print(f"  {path.name} {lo:.2f}-{hi:.2f} s is already an example of {args.label!r}: skipped", file=sys.stderr)
+            continue
+        embeddings.append(embed_example(backend, path, start, end))
+        examples.append(Example(source, round(lo, 3), round(hi, 3), now()))
+        print(f"  [{i}/{len(clips)}] {path.name} {lo:.2f}-{hi:.2f} s", file=sys.stderr, flush=True)
+    if not examples and bank.find(args.label) is not None:
+        return
+    bank.add(args.label, np.stack(embeddings) if embeddings else np.zeros((0, bank.width)), examples, text, text_embedding)
+    bank.tuned = None
+    cls = bank.classes[bank.find(args.label)]
+    print(f"{args.label!r}: {len(cls.examples)} example(s){'' if cls.text else ', example-only'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_intermixed_args(argv)  # clips may follow --label
+    from stop_train.video.decode import VideoReadError
+
+    from .runtime.bank import BankError
+    from .runtime.errors import BackendError
+    from .runtime.recognize import RecognizeError
+    from .schema import MetadataError
+
+    try:
+        return run(args, parser)
+    except (BankError, BackendError, MetadataError, RecognizeError, VideoReadError, FileNotFoundError, ValueError) as err:
+        print(f"stop-teach: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"stop-teach: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("stop-teach: interrupted; the bank was not changed", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""Label banks (few-shot teaching, issue 15): the Tip-Adapter head, the bank file, the model check, text-only
+equivalence, `stop-teach` and `stop-recognize --bank`, and the app's teach flow — the last two with PyTorch and
+the export code blocked."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stop_export.runtime.bank import BankError, Example, Head, LabelBank, class_logits
+from stop_train.data.synthetic import SyntheticSpec, render_scene, write_video
+from test_edge import edge_python
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def ex(i: int) -> Example:
+    return Example(f"/v/{i}.mp4", 0.0, 1.0, "2026-11-30T10:00:00")
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("teach")
+    rng = np.random.default_rng(0)
+    for name in ("MovingLeft", "MovingUp", "GrowingBigger"):
+        write_video(folder / f"{name}.avi", render_scene(name, SyntheticSpec(frames=75), rng), fps=25)  # 3 s
+    write_video(folder / "clip @ 2.avi", render_scene("MovingDown", SyntheticSpec(frames=50), rng), fps=25)
+    return folder
+
+
+def test_tip_adapter_logits_follow_the_published_formula():
+    rng = np.random.default_rng(0)
+    f, w, keys = unit(rng.normal(size=(3, 8))), unit(rng.normal(size=(4, 8))), unit(rng.normal(size=(5, 8)))
+    key_class = np.array([0, 0, 2, 3, 3])
+    alpha, beta, s = 1.7, 5.5, 30.0
+    onehot = np.eye(4)[key_class]
+    expected = s * f @ w.T + alpha * np.exp(-beta * (1 - f @ keys.T)) @ onehot  # Tip-Adapter, eq. 6
+    assert np.allclose(class_logits(f, w, s, keys, key_class, alpha, beta), expected, atol=1e-6)
+    assert np.allclose(class_logits(f, w, s), s * f @ w.T, atol=1e-6)  # no examples: text only
+    head = Head(["a", "b", "c", "d"], w, np.array([True, True, False, True]), keys, key_class, alpha, beta)
+    assert np.allclose(head.weights[2], unit(keys[2:3])[0])  # an example-only class: its prototype
+
+
+def test_bank_round_trip_editing_and_damage(tmp_path):
+    rng = np.random.default_rng(1)
+    bank = LabelBank("abc123", "/m/model.onnx")
+    bank.add("opening a valve", unit(rng.normal(size=(2, 8))), [ex(0), ex(1)], "a video of a person opening a valve.",
+             unit(rng.normal(size=8)))
+    bank.add("station 3", unit(rng.normal(size=(1, 8))), [ex(2)])  # example-only
+    bank.add("opening a valve", unit(rng.normal(size=(1, 8))), [ex(3)])  # rows stay grouped by class
+    assert bank.example_class.tolist() == [0, 0, 0, 1] and [len(c.examples) for c in bank.classes] == [3, 1]
+    with pytest.raises(BankError, match="needs at least one example"):
+        bank.add("nothing", np.zeros((0, 8)), [])
+    with pytest.raises(BankError, match="width 4 does not match the bank's 8"):
+        bank.add("narrow", np.ones((1, 4)), [ex(9)])
+    path = bank.save(tmp_path / "bank")
+    assert path.name == "bank.json" and (tmp_path / "bank.npz").is_file()
+    back = LabelBank.load(tmp_path / "bank.json")
+    assert back.names == bank.names and back.classes == bank.classes and back.fingerprint == "abc123"
+    assert np.array_equal(back.example, bank.example) and np.array_equal(back.text, bank.text)
+    assert back.classes[1].text == "" and not back.text[1].any()
+    back.remove("opening a valve", 1)
+    assert [e.source for e in back.classes[0].examples] == ["/v/0.mp4", "/v/3.mp4"]
+    assert np.array_equal(back.example[1], bank.example[2])
+    back.remove("station 3", 0)  # its last example, and no text: the class goes
+    assert back.names == ["opening a valve"]
+    with pytest.raises(BankError, match="no class 'x' in the bank"):
+        back.remove("x")
+    with pytest.raises(BankError, match="has 2 example"):
+        back.remove("opening a valve", 5)
+
+    doc = json.loads(path.read_text())
+    for bad, message in ((dict(doc, version=99), "format 99; this toolkit reads up to 1"),
+                         (dict(doc, format="stop-search-index"), "is not a label bank"),
+                         (dict(doc, classes=doc["classes"][:1]), "damaged bank")):
+        path.write_text(json.dumps(bad))
+        with pytest.raises(BankError, match=message):
+            LabelBank.load(path)
+    path.write_text("{broken")
+    with pytest.raises(BankError, match="is not a label bank"):
+        LabelBank.load(path)
+    with pytest.raises(BankError, match="no bank at"):
+        LabelBank.load(tmp_path / "missing.json")
+
+
+def test_leave_one_out_tuning():
+    rng = np.random.default_rng(2)
+    centres = unit(rng.normal(size=(3, 16)))
+    bank = LabelBank("f")
+    for c in range(3):
+        emb = unit(centres[c] + 0.05 * rng.normal(size=(4, 16)))
+        bank.add(f"class {c}", emb, [ex(c * 10 + i) for i in range(4)],
+                 *(("class", unit(rng.normal(size=16))) if c < 2 else ("", None)))  # text far from the examples
+    tuned = bank.tune(scale=20.0)
+    assert tuned["loo_top1"] == 1.0 and tuned["examples"] == 12 and (bank.alpha, bank.beta) == (tuned["alpha"], tuned["beta"])
+    # the examples must outweigh the uninformative texts: a tiny alpha would not
+    hits, _ = bank.head().leave_one_out(0.25, 1.0, 20.0)
+    assert hits < 12
+    bank.remove("class 2", 0)
+    bank.remove("class 2", 0)
+    bank.remove("class 2", 0)
+    with pytest.raises(BankError, match=r"too few: class 2 \(1\)"):
+        bank.tune(scale=20.0)
+
+
+def test_a_bank_without_examples_gives_text_only_scores(exported, clips):
+    """The model's own labels with an empty bank, or re-labelled with the same names, score as the graph does; a
+    bank class joins them; another model's bank is refused."""
+    from stop_export.runtime.bank import embed_example
+    from stop_export.runtime.recognizer import Recognizer
+
+    rec = Recognizer.open(exported["dynamic"], "cpu")
+    video = clips / "MovingLeft.avi"
+    graph = rec.predict_file(video).scores
+    empty = LabelBank(rec.meta.fingerprint)
+    rec.set_bank(empty)
+    assert np.array_equal(rec.predict_file(video).scores, graph)
+    rec.set_labels(list(rec.meta.labels))
+    assert np.allclose(rec.predict_file(video).scores, graph, atol=1e-5)
+    taught = LabelBank(rec.meta.fingerprint)
+    taught.add("waving", embed_example(rec.backend, clips / "MovingUp.avi", 0.5, 2.5)[None], [ex(0)])
+    rec.set_bank(taught)
+    assert rec.labels == [*rec.meta.labels, "waving"]
+    scores = rec.predict_file(clips / "MovingUp.avi").scores[0]
+    assert scores.shape == (len(rec.meta.labels) + 1,)
+    other = Recognizer.open(exported["official"], "cpu")
+    with pytest.raises(BankError, match="belongs to another model"):
+        other.set_bank(taught)
+
+
+def test_teach_and_recognize_from_the_command_line_without_torch(exported, clips, tmp_path):
+    model, other = exported["dynamic"], exported["official"]
+    bank = tmp_path / "banks" / "site.json"
+    up, left, grow, odd = (str(clips / n) for n in ("MovingUp.avi", "MovingLeft.avi", "GrowingBigger.avi", "clip @ 2.avi"))
+    result = edge_python(f"""
+        import json, sys
+        from stop_export.teach_cli import main as teach
+        from stop_export.cli import recognize_main
+        m, b = {str(model)!r}, {str(bank)!r}
+        print("BAD", teach([m, "--bank", b, "--label", "opening a valve", {up + "@0.5-2.5"!r}, {up + "@1:00-"!r}]))
+        print("ADD", teach([m, "--bank", b, "--label", "opening a valve", {up + "@0.5-2.5"!r}]))
+        print("ADD2", teach([m, "--bank", b, "--label", "opening a valve", {up + "@0.5-2.5"!r}, {left!r}]))
+        print("ONLY", teach([m, "--bank", b, "--label", "station 3", "--no-text", {grow + "@-1.5"!r}, {odd!r}]))
+        print("TUNE", teach([m, "--bank", b, "--tune"]))
+        print("LIST", teach(["--bank", b, "--list"]))
+        print("JSON", teach(["--bank", b, "--list", "--json"]))
+        print("OTHER", teach([{str(other)!r}, "--bank", b, "--label", "x", {left!r}]))
+        print("BACKWARDS", teach([m, "--bank", b, "--label", "x", {left + "@2-1"!r}]))
+        print("NOFILE", teach([m, "--bank", b, "--label", "x", "/nowhere/clip.mp4"]))
+        print("REC", recognize_main([m, "--bank", b, "--source", {up!r}, "--protocol", "eval", "--json", "--top-k", "8"]))
+        print("REC_OTHER", recognize_main([{str(other)!r}, "--bank", b, "--source", {up!r}, "--protocol", "eval"]))
+        print("RM1", teach(["--bank", b, "--remove", "opening a valve", "--example", "2"]))
+        print("RM", teach(["--bank", b, "--remove", "station 3"]))
+        print("AFTER", teach(["--bank", b, "--list"]))
+        loaded = [k for k in sys.modules if k.split(".")[0] in ("torch", "onnx", "open_clip")
+                  or k.startswith(("stop_export.onnx", "stop_train.model"))]
+        print("LOADED", loaded)
+    """, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out, err = result.stdout, result.stderr
+    codes = {line.split()[0]: line.split()[1] for line in out.splitlines()
+             if line.split() and line.split()[0] in ("BAD", "ADD", "ADD2", "ONLY", "TUNE", "LIST", "OTHER", "BACKWARDS",
+                                                     "NOFILE", "REC", "REC_OTHER", "RM1", "RM", "AFTER", "LOADED")}
+    assert codes["ADD"] == codes["ADD2"] == codes["ONLY"] == codes["TUNE"] == codes["LIST"] == "0"
+    assert codes["BAD"] == "2" and "no frame between 60.00 and" in err  # @1:00- lies past the 3 s clip: nothing added
+    assert "already an example of 'opening a valve': skipped" in err
+    assert "'opening a valve': 2 example(s)" in out and "'station 3': 2 example(s), example-only" in out
+    assert "tuned leave-one-out: alpha" in out
+    assert "opening a valve: 2 examples, text 'a video of a person opening a valve.'" in out
+    assert "station 3: 2 examples, example-only" in out and "clip @ 2.avi 0.00-1.96 s" in out
+    assert "GrowingBigger.avi 0.00-1.50 s" in out
+    assert codes["OTHER"] == codes["BACKWARDS"] == codes["NOFILE"] == codes["REC_OTHER"] == "2"
+    assert "belongs to another model" in err and "ends (1 s) before it starts (2 s)" in err and "no video at /nowhere" in err
+    video = next(json.loads(line) for line in out.splitlines() if line.startswith('{"type": "video"'))
+    assert {"opening a valve", "station 3"} <= {k for k, _ in video["top"]}
+    assert codes["RM1"] == codes["RM"] == codes["AFTER"] == "0"
+    after = out[out.index("\nRM 0"):out.index("\nAFTER 0")]
+    assert "opening a valve: 1 example," in after and "station 3" not in after
+    assert codes["LOADED"] == "[]"
+    saved = LabelBank.load(bank)
+    assert saved.names == ["opening a valve"] and saved.tuned is None  # edits drop a tuning made for other classes
+
+
+def test_the_app_teaches_and_reloads_without_torch(exported, clips, tmp_path):
+    """Offscreen: mark a range of the open video, record the next second, see the classes in the predictions,
+    restart the app (the bank comes back with the model), remove, and refuse another model's bank."""
+    model, other = exported["dynamic"], exported["official"]
+    video = clips / "MovingUp.avi"
+    result = edge_python(f"""
+        import sys, time
+        from pathlib import Path
+        from PySide6.QtCore import QSettings
+        from PySide6.QtWidgets import QApplication
+        from stop_gui.window import MainWindow
+        app = QApplication([])
+        settings = QSettings({str(tmp_path / "gui.ini")!r}, QSettings.Format.IniFormat)
+
+        def until(cond, timeout=60):
+            end = time.time() + timeout
+            while not cond() and time.time() < end:
+                app.processEvents()
+                time.sleep(0.01)
+            assert cond(), "timed out"
+
+        def window():
+            w = MainWindow(predict_every_s=0.2, settings=settings)
+            w.teach.bank_dir = Path({str(tmp_path / "banks")!r})
+            w.resize(1280, 720)
+            w.show()
+            assert w.open_model({str(model)!r})
+            return w
+
+        w = window()
+        w.loop_box.setChecked(True)
+        seen = []
+        w.windowShown.connect(lambda win: seen.append(list(win.labels)))
+        w.open_source({str(video)!r})
+        until(lambda: w.state == "playing")
+        w.tabs.setCurrentWidget(w.teach)
+        w.teach.name_edit.setText("opening a valve")
+        w.teach.start_box.setValue(0.5)
+        w.teach.end_box.setValue(2.5)
+        w.teach.add_button.click()
+        print("BANNER", w.banner.text())
+        until(lambda: seen and "opening a valve" in seen[-1])
+        w.teach.name_edit.setText("station 3")
+        w.teach.text_box.setChecked(False)
+        w.teach.seconds_box.setValue(1.0)
+        w.teach.record_button.click()
+        until(lambda: not w.teach.recording and w.teach.bank.find("station 3") is not None)
+        until(lambda: seen and "station 3" in seen[-1])
+        print("LABELS", w.recognizer.labels)
+        print("TREE", [w.teach.tree.topLevelItem(i).text(0) for i in range(w.teach.tree.topLevelItemCount())])
+        first_bank = w.teach.bank_path
+        w.close()
+
+        w = window()  # a restart: the bank is reloaded with the model
+        print("RELOADED", w.recognizer.labels[-2:], w.teach.tree.topLevelItemCount())
+        w.teach.tree.setCurrentItem(w.teach.tree.topLevelItem(1))
+        w.teach.remove_button.click()
+        print("REMOVED", w.recognizer.labels[-1], w.teach.bank.names)
+        print("EMPTY", w.teach.add_range("", 0, 1), w.teach.add_range("x", 1.0, 1.0))
+        assert w.open_model({str(other)!r})
+        print("OTHER", w.teach.bank.names, w.teach.open_bank(first_bank))
+        print("MESSAGE", w.banner.text())
+        w.close()
+        loaded = [k for k in sys.modules if k.split(".")[0] in ("torch", "onnx", "open_clip")
+                  or k.startswith(("stop_export.onnx", "stop_train.model"))]
+        print("LOADED", loaded)
+    """, tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-2000:]
+    lines = {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in result.stdout.splitlines() if " " in line}
+    assert lines["BANNER"] == "taught 'opening a valve': 1 example"
+    assert lines["LABELS"].endswith("'opening a valve', 'station 3']")
+    assert lines["TREE"] == "['opening a valve', 'station 3 (example-only)']"
+    assert lines["RELOADED"] == "['opening a valve', 'station 3'] 2"
+    assert lines["REMOVED"] == "opening a valve ['opening a valve']"
+    assert lines["EMPTY"] == "False False"
+    assert lines["OTHER"] == "[] False" and "belongs to another model" in lines["MESSAGE"]
+    assert lines["LOADED"] == "[]"
