@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .runtime.args import in_range
 
-_TIME = r"(?:\d+:)?\d+(?:\.\d*)?"
+_TIME = r"(?:\d+:[0-5]?\d(?:\.\d*)?|\d+(?:\.\d*)?)"  # seconds, or m:ss with ss < 60
 _RANGE = re.compile(rf"^(?P<start>{_TIME})?-(?P<end>{_TIME})?$")
 
 
@@ -43,7 +43,8 @@ def parse_clip(item: str) -> tuple[Path, float | None, float | None]:
     start = seconds(m["start"]) if m["start"] else None
     end = seconds(m["end"]) if m["end"] else None
     if start is not None and end is not None and end <= start:
-        raise ValueError(f"{item}: the range ends ({end:g} s) before it starts ({start:g} s)")
+        raise ValueError(f"{item}: the range is empty (it ends where it starts)" if end == start else
+                         f"{item}: the range ends ({end:g} s) before it starts ({start:g} s)")
     return Path(path).expanduser(), start, end
 
 
@@ -63,9 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--example", type=in_range(int, 1), metavar="N", help="with --remove: the example number --list shows")
     p.add_argument("--tune", action="store_true",
                    help="choose alpha and beta leave-one-out (every class needs >= 2 examples)")
-    p.add_argument("--alpha", type=in_range(float, 0), help="set the weight of the examples (default chosen by "
+    p.add_argument("--alpha", type=in_range(float, 0, 1e4), help="set the weight of the examples (default chosen by "
                    "benchmarks/few_shot_check.py)")
-    p.add_argument("--beta", type=in_range(float, 0, low_open=True), help="set the sharpness of the example affinity")
+    p.add_argument("--beta", type=in_range(float, 0, 1e3, low_open=True), help="set the sharpness of the example affinity")
     p.add_argument("--backend", default="auto", help="auto, cpu, cuda, openvino, tensorrt (ONNX Runtime)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = its default)")
     p.add_argument("--plugin", metavar="LIB", help="libstop_tpi_plugin.so for an engine built with the plugin")
@@ -97,8 +98,8 @@ def run(args, parser: argparse.ArgumentParser) -> int:
         parser.error("--json goes with --list")
     if adding and not args.label:
         parser.error("name the class the clips show with --label")
-    if args.label and not args.clips and args.no_text:
-        parser.error("an example-only class (--no-text) needs at least one clip")
+    if args.label and not args.clips:
+        parser.error(f"give the clips that show {args.label!r} (VIDEO or VIDEO@START-END, after the model)")
     if not (adding or args.list or args.remove or args.tune or args.alpha is not None or args.beta is not None):
         parser.error("nothing to do: add clips with --label, or --list, --remove, --tune, --alpha/--beta")
 
@@ -133,12 +134,28 @@ def run(args, parser: argparse.ArgumentParser) -> int:
     if args.beta is not None:
         bank.beta, bank.tuned = args.beta, None
     if args.tune:
-        tuned = bank.tune(meta.logit_scale)
+        tuned = bank.tune(meta.logit_scale, *_own_labels(meta, args.model))
         print(f"tuned leave-one-out: alpha {tuned['alpha']:g}, beta {tuned['beta']:g} "
               f"({100 * tuned['loo_top1']:.1f} % of {tuned['examples']} examples right)")
     path = bank.save(args.bank)
     print(f"saved {path}: {len(bank.classes)} class(es), {len(bank.example)} example(s)")
     return 0
+
+
+def _own_labels(meta, model: str):
+    """The model's own labels and their text embeddings (competitors when tuning), or (None, None) for a model
+    without labels or without a text encoder beside it."""
+    from stop_train.labels import label_texts
+
+    from .runtime.errors import BackendError
+    from .runtime.text import TextEncoder, text_encoder_beside
+
+    if not meta.labels:
+        return None, None
+    try:
+        return list(meta.labels), TextEncoder(text_encoder_beside(model)).encode(label_texts(meta.labels, meta.template))
+    except BackendError:
+        return None, None
 
 
 def _check(bank, args) -> None:
@@ -151,9 +168,10 @@ def _teach(bank, backend, args) -> None:
     import numpy as np
 
     from stop_train.labels import label_texts
-    from stop_train.video.decode import probe
+    from stop_train.video.decode import VideoReadError, probe
 
     from .runtime.bank import Example, embed_example, now
+    from .runtime.recognize import RecognizeError
     from .runtime.text import TextEncoder, text_encoder_beside
 
     clips = [parse_clip(c) for c in args.clips]
@@ -169,7 +187,10 @@ def _teach(bank, backend, args) -> None:
     known = {(e.source, e.start_s, e.end_s) for c in bank.classes if c.name == args.label for e in c.examples}
     for i, (path, start, end) in enumerate(clips, 1):
         source = str(path.resolve())
-        info = probe(path)
+        try:
+            info = probe(path)
+        except (VideoReadError, OSError) as err:
+            raise RecognizeError(f"cannot read {path}: {err}") from None
         lo = max(start or 0.0, float(info.times()[0]))
         hi = min(end if end is not None else float(info.times()[-1]), float(info.times()[-1]))
         if (source, round(lo, 3), round(hi, 3)) in known:

@@ -82,7 +82,7 @@ class TeachTab(QWidget):
         grid.addWidget(self.mark_end, 0, 2)
         grid.addWidget(self.end_box, 0, 3)
         grid.addWidget(self.add_button, 0, 4)
-        grid.addWidget(QLabel("camera:"), 1, 0)
+        grid.addWidget(QLabel("record next:"), 1, 0)
         grid.addWidget(self.seconds_box, 1, 1)
         grid.addWidget(self.record_button, 1, 2)
         layout.addLayout(grid)
@@ -156,9 +156,15 @@ class TeachTab(QWidget):
         if not end_s > start_s:
             self.host.show_message(f"mark a range first: it ends ({end_s:.2f} s) before it starts ({start_s:.2f} s)")
             return False
+        source, k = str(Path(path).resolve()), self.bank.find(name.strip())
+        if k is not None and any((e.source, e.start_s, e.end_s) == (source, round(start_s, 3), round(end_s, 3))
+                                 for e in self.bank.classes[k].examples):
+            self.host.show_message(f"{start_s:.2f}-{end_s:.2f} s of {Path(path).name} is already an example of "
+                                   f"{name.strip()!r}")
+            return False
         backend = self.host.recognizer.backend
         return self._add(name, text, lambda: embed_example(backend, path, start_s, end_s),
-                         Example(str(Path(path).resolve()), round(start_s, 3), round(end_s, 3), now()))
+                         Example(source, round(start_s, 3), round(end_s, 3), now()))
 
     def record(self, name: str, seconds: float, text: bool = True) -> bool:
         """Teach `name` the next `seconds` of the playing source (a camera, a stream or a file)."""
@@ -212,6 +218,10 @@ class TeachTab(QWidget):
             return False
         self.host.recognizer.set_bank(self.bank)
         self._show()
+        gone = self.bank.find(name) is None
+        what = f"example {example + 1} of {name!r}" if example is not None else repr(name)
+        self.host.show_message(f"removed {what}" + (" and the class (it had no text and no example left)"
+                                                    if gone and example is not None else ""), error=False)
         return True
 
     def _remove_selected(self) -> None:

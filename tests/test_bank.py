@@ -42,7 +42,11 @@ def test_tip_adapter_logits_follow_the_published_formula():
     assert np.allclose(class_logits(f, w, s, keys, key_class, alpha, beta), expected, atol=1e-6)
     assert np.allclose(class_logits(f, w, s), s * f @ w.T, atol=1e-6)  # no examples: text only
     head = Head(["a", "b", "c", "d"], w, np.array([True, True, False, True]), keys, key_class, alpha, beta)
-    assert np.allclose(head.weights[2], unit(keys[2:3])[0])  # an example-only class: its prototype
+    text = s * f @ w.T  # an example-only class among text classes: their mean text logit, then its examples
+    expected[:, 2] = text[:, [0, 1, 3]].mean(axis=1) + alpha * np.exp(-beta * (1 - f @ keys[2]))
+    assert np.allclose(head.logits(f, s), expected, atol=1e-6)
+    only = Head(["a", "b"], np.zeros((2, 8)), np.array([False, False]), keys[:4], np.array([0, 0, 1, 1]), alpha, beta)
+    assert np.allclose(only.weights, unit(np.stack([keys[:2].sum(0), keys[2:4].sum(0)])), atol=1e-6)  # prototypes
 
 
 def test_bank_round_trip_editing_and_damage(tmp_path):
@@ -135,6 +139,7 @@ def test_a_bank_without_examples_gives_text_only_scores(exported, clips):
 def test_teach_and_recognize_from_the_command_line_without_torch(exported, clips, tmp_path):
     model, other = exported["dynamic"], exported["official"]
     bank = tmp_path / "banks" / "site.json"
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
     up, left, grow, odd = (str(clips / n) for n in ("MovingUp.avi", "MovingLeft.avi", "GrowingBigger.avi", "clip @ 2.avi"))
     result = edge_python(f"""
         import json, sys
@@ -151,6 +156,12 @@ def test_teach_and_recognize_from_the_command_line_without_torch(exported, clips
         print("OTHER", teach([{str(other)!r}, "--bank", b, "--label", "x", {left!r}]))
         print("BACKWARDS", teach([m, "--bank", b, "--label", "x", {left + "@2-1"!r}]))
         print("NOFILE", teach([m, "--bank", b, "--label", "x", "/nowhere/clip.mp4"]))
+        print("BROKEN", teach([m, "--bank", b, "--label", "x", {str(tmp_path / "broken.mp4")!r}]))
+        print("MSS", teach([m, "--bank", b, "--label", "x", {left + "@1:70-2:00"!r}]))
+        try:
+            teach([m, "--bank", b, "--label", "x"])
+        except SystemExit as exit:
+            print("NOCLIPS", exit.code)
         print("REC", recognize_main([m, "--bank", b, "--source", {up!r}, "--protocol", "eval", "--json", "--top-k", "8"]))
         print("REC_OTHER", recognize_main([{str(other)!r}, "--bank", b, "--source", {up!r}, "--protocol", "eval"]))
         print("RM1", teach(["--bank", b, "--remove", "opening a valve", "--example", "2"]))
@@ -164,7 +175,7 @@ def test_teach_and_recognize_from_the_command_line_without_torch(exported, clips
     out, err = result.stdout, result.stderr
     codes = {line.split()[0]: line.split()[1] for line in out.splitlines()
              if line.split() and line.split()[0] in ("BAD", "ADD", "ADD2", "ONLY", "TUNE", "LIST", "OTHER", "BACKWARDS",
-                                                     "NOFILE", "REC", "REC_OTHER", "RM1", "RM", "AFTER", "LOADED")}
+                                                     "NOFILE", "BROKEN", "MSS", "REC", "REC_OTHER", "RM1", "RM", "AFTER", "LOADED")}
     assert codes["ADD"] == codes["ADD2"] == codes["ONLY"] == codes["TUNE"] == codes["LIST"] == "0"
     assert codes["BAD"] == "2" and "no frame between 60.00 and" in err  # @1:00- lies past the 3 s clip: nothing added
     assert "already an example of 'opening a valve': skipped" in err
@@ -173,7 +184,9 @@ def test_teach_and_recognize_from_the_command_line_without_torch(exported, clips
     assert "opening a valve: 2 examples, text 'a video of a person opening a valve.'" in out
     assert "station 3: 2 examples, example-only" in out and "clip @ 2.avi 0.00-1.96 s" in out
     assert "GrowingBigger.avi 0.00-1.50 s" in out
-    assert codes["OTHER"] == codes["BACKWARDS"] == codes["NOFILE"] == codes["REC_OTHER"] == "2"
+    assert codes["OTHER"] == codes["BACKWARDS"] == codes["NOFILE"] == codes["REC_OTHER"] == codes["BROKEN"] == "2"
+    assert codes["MSS"] == "2" and "must be START-END" in err and f"cannot read {tmp_path / 'broken.mp4'}" in err
+    assert "give the clips that show 'x'" in err  # --label without clips is a usage error
     assert "belongs to another model" in err and "ends (1 s) before it starts (2 s)" in err and "no video at /nowhere" in err
     video = next(json.loads(line) for line in out.splitlines() if line.startswith('{"type": "video"'))
     assert {"opening a valve", "station 3"} <= {k for k, _ in video["top"]}
@@ -243,7 +256,8 @@ def test_the_app_teaches_and_reloads_without_torch(exported, clips, tmp_path):
         w.teach.tree.setCurrentItem(w.teach.tree.topLevelItem(1))
         w.teach.remove_button.click()
         print("REMOVED", w.recognizer.labels[-1], w.teach.bank.names)
-        print("EMPTY", w.teach.add_range("", 0, 1), w.teach.add_range("x", 1.0, 1.0))
+        print("EMPTY", w.teach.add_range("", 0, 1), w.teach.add_range("x", 1.0, 1.0),
+              w.teach.add_range("opening a valve", 0.5, 2.5))  # no name, an empty range, a repeated example
         assert w.open_model({str(other)!r})
         print("OTHER", w.teach.bank.names, w.teach.open_bank(first_bank))
         print("MESSAGE", w.banner.text())
@@ -259,6 +273,6 @@ def test_the_app_teaches_and_reloads_without_torch(exported, clips, tmp_path):
     assert lines["TREE"] == "['opening a valve', 'station 3 (example-only)']"
     assert lines["RELOADED"] == "['opening a valve', 'station 3'] 2"
     assert lines["REMOVED"] == "opening a valve ['opening a valve']"
-    assert lines["EMPTY"] == "False False"
+    assert lines["EMPTY"] == "False False False"
     assert lines["OTHER"] == "[] False" and "belongs to another model" in lines["MESSAGE"]
     assert lines["LOADED"] == "[]"

@@ -10,8 +10,10 @@ ECCV 2022, eq. 6), with the model's own logit scale s in place of CLIP's 100:
 
 f (B, E) unit video embeddings, W (K, E) the classes' unit text embeddings, F (N, E) the unit example
 embeddings, L (N, K) their one-hot classes. A class without examples keeps its text logit alone, so a bank
-without examples gives today's text-only logits. An example-only class takes the unit mean of its examples
-(its prototype) in place of W's row.
+without examples gives today's text-only logits. An example-only class has no text to compare: its first term
+is the clip's mean text logit over the classes that have text (neutral, so that only its examples lift it: a
+video lies closer to other videos than to any text, and the cosine to its examples' mean would win
+everywhere), or, when no class has text, s times the cosine to the unit mean of its examples (its prototype).
 
 A bank is two files, `BANK.json` (format version, the model fingerprint, alpha and beta, the classes with each
 example's source and time range) and `BANK.npz` (text embeddings (C, E), example embeddings (N, E), their
@@ -210,21 +212,25 @@ class LabelBank:
         return Head(labels, np.stack(weights) if weights else np.zeros((0, self.width), np.float32),
                     np.array(has_text, bool), self.example, key_class, self.alpha, self.beta, graph)
 
-    def tune(self, scale: float, alphas=ALPHA_GRID, betas=BETA_GRID) -> dict:
+    def tune(self, scale: float, labels: list[str] | None = None, label_text: np.ndarray | None = None,
+             alphas=ALPHA_GRID, betas=BETA_GRID) -> dict:
         """Leave-one-out choice of (alpha, beta) over the bank's classes: every example is classified by the
-        rest (its own class's prototype recomputed without it), with the model's logit `scale`. Needs >= 2 classes and >= 2 examples in every
+        rest (its own class's prototype recomputed without it), with the model's logit `scale`, among the bank's
+        classes and `labels` (their unit text embeddings `label_text`: the model's own, as competitors). Needs >= 2 classes and >= 2 examples in every
         class. Sets `alpha`, `beta` and `tuned`; returns `tuned`. Raises BankError otherwise."""
         counts = np.bincount(self.example_class, minlength=len(self.classes))
         if len(self.classes) < 2 or counts.min() < 2:
             few = [f"{c.name} ({n})" for c, n in zip(self.classes, counts) if n < 2]
             raise BankError("leave-one-out tuning needs at least two classes with at least two examples each"
                             + (f"; too few: {', '.join(few)}" if few else ""))
-        head = self.head()
+        head = self.head(labels, label_text)
         best = None
-        for a in alphas:
+        for a in sorted(alphas):
             for b in betas:
                 hits, loglik = head.leave_one_out(a, b, scale)
-                score = (hits, loglik, -abs(np.log(a / DEFAULT_ALPHA)))  # ties: the likelier, then nearer the default
+                # the most examples right with the smallest alpha (the least change to the other classes' scores,
+                # which the examples alone cannot measure), then the likelier
+                score = (hits, -a, loglik)
                 if best is None or score > best[0]:
                     best = (score, a, b, hits)
         _, self.alpha, self.beta, hits = best
@@ -248,33 +254,42 @@ class Head:
 
     def __post_init__(self):
         self.weights = np.array(self.weights, np.float32)
+        self.prototypes = not self.has_text.any()  # no text at all: example-only classes by their prototypes
         for k in np.flatnonzero(~self.has_text):
-            self.weights[k] = _unit(self.keys[self.key_class == k].sum(axis=0))
+            self.weights[k] = _unit(self.keys[self.key_class == k].sum(axis=0)) if self.prototypes else 0.0
 
     def logits(self, video: np.ndarray, scale: float, graph_logits: np.ndarray | None = None) -> np.ndarray:
         """Unit video embeddings (B, E) -> logits (B, K) float64; `graph_logits` (B, graph): the model's own."""
-        logits = class_logits(video, self.weights, scale, self.keys, self.key_class, self.alpha, self.beta)
+        text = scale * np.asarray(video, np.float64) @ self.weights.T.astype(np.float64)
         if self.graph:
             if graph_logits is None:
                 raise ValueError("this head scores the model's own classes by its logits: pass graph_logits")
-            logits[:, :self.graph] += graph_logits  # their weights are zero rows: s f W^T is the graph's
-        return logits
+            text[:, :self.graph] = graph_logits  # their weights are zero rows: s f W^T is the graph's
+        return self._neutral(text) + class_logits(video, np.zeros_like(self.weights), 0.0, self.keys, self.key_class,
+                                                  self.alpha, self.beta)
+
+    def _neutral(self, text: np.ndarray) -> np.ndarray:
+        """Example-only classes get the mean text logit of the classes with text (module docstring)."""
+        if not self.prototypes and not self.has_text.all():
+            text[:, ~self.has_text] = text[:, self.has_text].mean(axis=1, keepdims=True)
+        return text
 
     def leave_one_out(self, alpha: float, beta: float, scale: float) -> tuple[int, float]:
         """(correct, mean log-probability of the true class) when each example is scored by the others."""
         y = self.key_class
         onehot = np.eye(len(self.labels))[y]  # (N, K)
-        base = self.keys @ self.weights.T  # (N, K)
         own = self.keys.astype(np.float64)
-        sums = onehot.T @ own  # (K, E) example sums per class
-        for_self = sums[y] - own  # each example's class sum without it
-        proto = for_self / np.maximum(np.linalg.norm(for_self, axis=1, keepdims=True), 1e-12)
-        no_text = ~self.has_text[y]
+        base = scale * own @ self.weights.T.astype(np.float64)  # (N, K)
         rows = np.arange(len(y))
-        base[rows[no_text], y[no_text]] = np.sum(own[no_text] * proto[no_text], axis=1)
-        affinity = np.exp(-beta * (1.0 - self.keys @ self.keys.T))
+        if self.prototypes:  # each example's own class prototype, without it
+            for_self = (onehot.T @ own)[y] - own
+            proto = for_self / np.maximum(np.linalg.norm(for_self, axis=1, keepdims=True), 1e-12)
+            base[rows, y] = scale * np.sum(own * proto, axis=1)
+        else:
+            base = self._neutral(base)
+        affinity = np.exp(-beta * (1.0 - own @ own.T))
         np.fill_diagonal(affinity, 0.0)
-        logits = scale * base + alpha * affinity @ onehot
+        logits = base + alpha * affinity @ onehot
         z = logits - logits.max(axis=1, keepdims=True)
         logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
         return int(np.sum(logits.argmax(axis=1) == y)), float(logp[rows, y].mean())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ def paired_paths(path: str | Path) -> tuple[Path, Path]:
 
 
 def write_pair(path: str | Path, doc: dict, arrays: dict[str, np.ndarray]) -> Path:
-    """Write `arrays` to NAME.npz and `doc` (with "arrays": the npz file name) to NAME.json, each to a temporary
+    """Write `arrays` to NAME.npz and `doc` (with "arrays": the npz file name, for readers) to NAME.json, each to a temporary
     name first and then renamed, the arrays first. Returns NAME.json. Raises OSError."""
     meta_path, array_path = paired_paths(path)
     meta_path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,9 +48,9 @@ def read_pair(path: str | Path, kind: str, noun: str, version: int, error: type[
     if not isinstance(doc.get("version"), int) or doc["version"] > version:
         raise error(f"{meta_path} has {noun} format {doc.get('version')!r}; this toolkit reads up to {version}: "
                     "upgrade stop-toolkit")
-    try:
-        with np.load(array_path.with_name(str(doc.get("arrays", array_path.name))), allow_pickle=False) as npz:
+    try:  # always the sibling NAME.npz, so that a pair copied under another name still opens
+        with np.load(array_path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, KeyError) as err:
-        raise error(f"{meta_path}: its arrays cannot be read ({err})") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise error(f"{meta_path}: its arrays ({array_path.name}) cannot be read ({err})") from None
     return doc, arrays
