@@ -87,13 +87,15 @@ def describe(bank) -> list[str]:
 
 
 def run(args, parser: argparse.ArgumentParser) -> int:
-    from .runtime.bank import LabelBank
+    from .runtime.bank import DEFAULT_ALPHA, LabelBank
 
     adding = bool(args.label or args.clips)
     if sum([adding, args.list, bool(args.remove)]) > 1:
         parser.error("give one of: --label with clips, --list, --remove")
     if args.example and not args.remove:
         parser.error("--example goes with --remove")
+    if args.tune and (args.alpha is not None or args.beta is not None):
+        parser.error("--tune chooses alpha and beta: give either --tune or --alpha/--beta")
     if args.json and not args.list:
         parser.error("--json goes with --list")
     if adding and not args.label:
@@ -127,8 +129,11 @@ def run(args, parser: argparse.ArgumentParser) -> int:
     backend = open_backend(args.model, args.backend, args.threads, plugin=args.plugin)
     meta = backend.metadata
     bank = LabelBank.open(args.bank, meta, str(Path(args.model).resolve()), create=adding)
-    if adding:
-        _teach(bank, backend, args)
+    changed = _teach(bank, backend, args) if adding else False
+    changed = changed or args.tune or args.alpha is not None or args.beta is not None
+    if not changed:
+        print(f"nothing new for {args.label!r}: {args.bank} is unchanged")
+        return 0
     if args.alpha is not None:
         bank.alpha, bank.tuned = args.alpha, None
     if args.beta is not None:
@@ -137,6 +142,10 @@ def run(args, parser: argparse.ArgumentParser) -> int:
         tuned = bank.tune(meta.logit_scale, *_own_labels(meta, args.model))
         print(f"tuned leave-one-out: alpha {tuned['alpha']:g}, beta {tuned['beta']:g} "
               f"({100 * tuned['loo_top1']:.1f} % of {tuned['examples']} examples right)")
+        if tuned["alpha"] > DEFAULT_ALPHA:
+            print(f"note: alpha {tuned['alpha']:g} is above the default {DEFAULT_ALPHA:g}: the taught classes may take "
+                  "clips of the model's own classes too (the examples cannot show it); check with stop-recognize, "
+                  f"and --alpha {DEFAULT_ALPHA:g} goes back", file=sys.stderr)
     path = bank.save(args.bank)
     print(f"saved {path}: {len(bank.classes)} class(es), {len(bank.example)} example(s)")
     return 0
@@ -164,7 +173,8 @@ def _check(bank, args) -> None:
     bank.check_model(open_backend(args.model, args.backend, args.threads, plugin=args.plugin).metadata, args.model)
 
 
-def _teach(bank, backend, args) -> None:
+def _teach(bank, backend, args) -> bool:
+    """Embed the clips and add them to class --label; False when every clip was already there."""
     import numpy as np
 
     from stop_train.labels import label_texts
@@ -198,13 +208,15 @@ def _teach(bank, backend, args) -> None:
             continue
         embeddings.append(embed_example(backend, path, start, end))
         examples.append(Example(source, round(lo, 3), round(hi, 3), now()))
+        known.add((source, round(lo, 3), round(hi, 3)))  # the same clip twice in one command, too
         print(f"  [{i}/{len(clips)}] {path.name} {lo:.2f}-{hi:.2f} s", file=sys.stderr, flush=True)
     if not examples and bank.find(args.label) is not None:
-        return
+        return False
     bank.add(args.label, np.stack(embeddings) if embeddings else np.zeros((0, bank.width)), examples, text, text_embedding)
     bank.tuned = None
     cls = bank.classes[bank.find(args.label)]
     print(f"{args.label!r}: {len(cls.examples)} example(s){'' if cls.text else ', example-only'}")
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -177,7 +177,7 @@ def test_teach_and_recognize_from_the_command_line_without_torch(exported, clips
              if line.split() and line.split()[0] in ("BAD", "ADD", "ADD2", "ONLY", "TUNE", "LIST", "OTHER", "BACKWARDS",
                                                      "NOFILE", "BROKEN", "MSS", "REC", "REC_OTHER", "RM1", "RM", "AFTER", "LOADED")}
     assert codes["ADD"] == codes["ADD2"] == codes["ONLY"] == codes["TUNE"] == codes["LIST"] == "0"
-    assert codes["BAD"] == "2" and "no frame between 60.00 and" in err  # @1:00- lies past the 3 s clip: nothing added
+    assert codes["BAD"] == "2" and "no frame after 60.00 s" in err  # @1:00- lies past the 3 s clip: nothing added
     assert "already an example of 'opening a valve': skipped" in err
     assert "'opening a valve': 2 example(s)" in out and "'station 3': 2 example(s), example-only" in out
     assert "tuned leave-one-out: alpha" in out

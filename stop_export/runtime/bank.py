@@ -103,7 +103,8 @@ class LabelBank:
         counts = np.bincount(bank.example_class, minlength=len(classes)) if len(bank.example_class) else np.zeros(len(classes))
         if (len(bank.text) != len(classes) or len(bank.example) != len(bank.example_class)
                 or len(counts) != len(classes) or [len(c.examples) for c in classes] != counts.tolist()
-                or np.any(np.diff(bank.example_class) < 0)):
+                or np.any(np.diff(bank.example_class) < 0)
+                or (bank.text.size and bank.example.size and bank.text.shape[1] != bank.example.shape[1])):
             raise BankError(f"{meta_path}: damaged bank (its classes and arrays disagree)")
         return bank
 

@@ -33,7 +33,7 @@ def eval_views(path: str | os.PathLike, info: VideoInfo, sampling: SamplingCfg, 
     if start_s is not None or end_s is not None:
         inside = np.flatnonzero((times >= (start_s or 0.0) - 1e-6) & (times <= (np.inf if end_s is None else end_s) + 1e-6))
         if inside.size == 0:
-            raise ValueError(f"no frame between {start_s or 0:.2f} and {end_s if end_s is not None else info.duration_s:.2f} s "
-                             f"(the video has frames from {times[0]:.2f} to {times[-1]:.2f} s)")
+            asked = f"after {start_s:.2f} s" if end_s is None else f"between {start_s or 0:.2f} and {end_s:.2f} s"
+            raise ValueError(f"no frame {asked} (the video has frames from {times[0]:.2f} to {times[-1]:.2f} s)")
         first, last = int(inside[0]), int(inside[-1]) + 1
     return sampled_views(times[first:last], lambda idx: read_frames(path, idx + first, info), sampling, pre)
