@@ -221,9 +221,10 @@ class LabelBank:
         classes and `labels` (their unit text embeddings `label_text`: the model's own, as competitors). Needs >= 2 classes and >= 2 examples in every
         class. Sets `alpha`, `beta` and `tuned`; returns `tuned`. Raises BankError otherwise."""
         counts = np.bincount(self.example_class, minlength=len(self.classes))
-        if len(self.classes) < 2 or counts.min() < 2:
-            few = [f"{c.name} ({n})" for c, n in zip(self.classes, counts) if n < 2]
-            raise BankError("leave-one-out tuning needs at least two classes with at least two examples each"
+        taught = [n for c, n in zip(self.classes, counts) if n or not c.text]  # a text class without examples competes
+        if len(taught) < 2 or min(taught) < 2:
+            few = [f"{c.name} ({n})" for c, n in zip(self.classes, counts) if (n or not c.text) and n < 2]
+            raise BankError("leave-one-out tuning needs at least two classes with examples, at least two each"
                             + (f"; too few: {', '.join(few)}" if few else ""))
         head = self.head(labels, label_text)
         best = None
