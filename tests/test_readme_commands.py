@@ -84,16 +84,16 @@ PLAN: dict[str, tuple[list[str], str]] = {
         (["--workers", "0"], '"t2v_R1"'),
     "stop-export RUN_RETRIEVAL --check": ([], "PASS"),
     "stop-search index RUN_RETRIEVAL/export/model.onnx /data/my_captions -o my_videos --ann": ([], "windows"),
-    "stop-search query my_videos a person opening a valve --top 5": ([], "  1. "),
-    'stop-teach RUN/export/model.onnx --bank site.json --label "opening a valve" valve.mp4@1.5-4 valve.mp4@0-1.5':
+    "stop-search query my_videos 'a person opening a valve' --top 5": ([], "  1. "),
+    "stop-teach RUN/export/model.onnx --bank site.json --label 'opening a valve' valve.mp4@1.5-4 valve.mp4@0-1.5":
         ([], "saved"),
-    'stop-teach RUN/export/model.onnx --bank site.json --label "station 3 check" --no-text check1.mp4 check2.mp4':
+    "stop-teach RUN/export/model.onnx --bank site.json --label 'station 3 check' --no-text check1.mp4 check2.mp4":
         ([], "example-only"),
     "stop-teach --bank site.json --list": ([], "opening a valve: 2 examples"),
     "stop-teach RUN/export/model.onnx --bank site.json --tune": ([], "tuned leave-one-out"),
     "stop-recognize RUN/export/model.onnx --bank site.json --source video.mp4": ([], "video (live"),
     "stop-recognize RUN/export/model.onnx --bank site.json --labels my_classes.txt --source 0": ([], "video (live"),
-    'stop-teach --bank site.json --remove "opening a valve" --example 1': ([], "removed example 1"),
+    "stop-teach --bank site.json --remove 'opening a valve' --example 1": ([], "removed example 1"),
     "stop-gui --model RUN/export/model.onnx --bank site.json --source 0": (["--quit-after", "4"], ""),
     "stop-gui": (["--quit-after", "3"], ""),
     "stop-gui --model RUN/export/model.onnx --source 0": (["--quit-after", "4"], ""),
@@ -109,7 +109,7 @@ def readme_commands() -> list[str]:
         for line in block.replace("\\\n", " ").splitlines():
             words = shlex.split(line, comments=True)
             if words:
-                commands.append(" ".join(words))
+                commands.append(shlex.join(words))  # arguments with spaces stay quoted
     return commands
 
 
