@@ -80,7 +80,8 @@ def test_bank_round_trip_editing_and_damage(tmp_path):
     doc = json.loads(path.read_text())
     for bad, message in ((dict(doc, version=99), "format 99; this toolkit reads up to 1"),
                          (dict(doc, format="stop-search-index"), "is not a label bank"),
-                         (dict(doc, classes=doc["classes"][:1]), "damaged bank")):
+                         (dict(doc, classes=doc["classes"][:1]), "damaged bank"),
+                         (dict(doc, alpha=float("nan")), "damaged bank")):
         path.write_text(json.dumps(bad))
         with pytest.raises(BankError, match=message):
             LabelBank.load(path)

@@ -104,8 +104,10 @@ class LabelBank:
         if (len(bank.text) != len(classes) or len(bank.example) != len(bank.example_class)
                 or len(counts) != len(classes) or [len(c.examples) for c in classes] != counts.tolist()
                 or np.any(np.diff(bank.example_class) < 0)
-                or (bank.text.size and bank.example.size and bank.text.shape[1] != bank.example.shape[1])):
-            raise BankError(f"{meta_path}: damaged bank (its classes and arrays disagree)")
+                or (bank.text.size and bank.example.size and bank.text.shape[1] != bank.example.shape[1])
+                or not (np.isfinite(bank.alpha) and bank.alpha >= 0 and np.isfinite(bank.beta) and bank.beta > 0)):
+            raise BankError(f"{meta_path}: damaged bank (its classes and arrays disagree, or alpha/beta are not numbers "
+                            "alpha >= 0, beta > 0)")
         return bank
 
     @classmethod
