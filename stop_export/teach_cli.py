@@ -125,6 +125,7 @@ def run(args, parser: argparse.ArgumentParser) -> int:
     if not args.model:
         parser.error("give the model (.onnx or .engine) the bank is for")
     from .runtime.backends import open_backend
+    from .runtime.recognizer import Recognizer
 
     backend = open_backend(args.model, args.backend, args.threads, plugin=args.plugin)
     meta = backend.metadata
@@ -139,7 +140,7 @@ def run(args, parser: argparse.ArgumentParser) -> int:
     if args.beta is not None:
         bank.beta, bank.tuned = args.beta, None
     if args.tune:
-        tuned = bank.tune(meta.logit_scale, *_own_labels(meta, args.model))
+        tuned = bank.tune(meta.logit_scale, *_own_labels(Recognizer(backend)))
         print(f"tuned leave-one-out: alpha {tuned['alpha']:g}, beta {tuned['beta']:g} "
               f"({100 * tuned['loo_top1']:.1f} % of {tuned['examples']} examples right)")
         if tuned["alpha"] > DEFAULT_ALPHA:
@@ -151,18 +152,15 @@ def run(args, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-def _own_labels(meta, model: str):
+def _own_labels(rec):
     """The model's own labels and their text embeddings (competitors when tuning), or (None, None) for a model
     without labels or without a text encoder beside it."""
-    from stop_train.labels import label_texts
-
     from .runtime.errors import BackendError
-    from .runtime.text import TextEncoder, text_encoder_beside
 
-    if not meta.labels:
+    if not rec.meta.labels:
         return None, None
     try:
-        return list(meta.labels), TextEncoder(text_encoder_beside(model)).encode(label_texts(meta.labels, meta.template))
+        return list(rec.meta.labels), rec.embed_labels(list(rec.meta.labels))
     except BackendError:
         return None, None
 
@@ -177,12 +175,11 @@ def _teach(bank, backend, args) -> bool:
     """Embed the clips and add them to class --label; False when every clip was already there."""
     import numpy as np
 
-    from stop_train.labels import label_texts
     from stop_train.video.decode import VideoReadError, probe
 
     from .runtime.bank import Example, embed_example, now
     from .runtime.recognize import RecognizeError
-    from .runtime.text import TextEncoder, text_encoder_beside
+    from .runtime.recognizer import Recognizer
 
     clips = [parse_clip(c) for c in args.clips]
     for path, _, _ in clips:
@@ -190,9 +187,8 @@ def _teach(bank, backend, args) -> bool:
             raise FileNotFoundError(f"no video at {path}")
     text, text_embedding = "", None
     if bank.find(args.label) is None and not args.no_text:
-        meta = backend.metadata
-        text = label_texts([args.label], meta.template)[0] if meta.task != "retrieval" else args.label
-        text_embedding = TextEncoder(text_encoder_beside(args.model)).encode([text])[0]
+        rec = Recognizer(backend)
+        text, text_embedding = rec.prompts([args.label])[0], rec.embed_labels([args.label])[0]
     embeddings, examples = [], []
     known = {(e.source, e.start_s, e.end_s) for c in bank.classes if c.name == args.label for e in c.examples}
     for i, (path, start, end) in enumerate(clips, 1):

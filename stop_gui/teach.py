@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFileDialog, QGridLayo
 from stop_export.runtime.bank import BankError, Example, LabelBank, embed_example, embed_recording, now
 from stop_export.runtime.errors import BackendError
 from stop_export.runtime.recognize import RecognizeError
-from stop_export.runtime.text import TextEncoder, text_encoder_beside
 
 TEACH_ERRORS = (BankError, BackendError, RecognizeError, OSError, ValueError, RuntimeError)
 
@@ -95,6 +94,12 @@ class TeachTab(QWidget):
         self.setEnabled(False)
 
     # ------------------------------------------------------------------------------------------ the bank
+    @property
+    def usable(self) -> bool:
+        """A bank needs the model's fingerprint (exported models carry one)."""
+        rec = self.host.recognizer
+        return rec is not None and bool(rec.meta.fingerprint)
+
     def load_for_model(self) -> None:
         """Called when a model was opened: its bank (the one last opened for this model, else the app's own for
         its fingerprint) is loaded and its classes join the predictions."""
@@ -102,8 +107,8 @@ class TeachTab(QWidget):
         self._recording = None
         self.bank, self.bank_path = None, None
         fingerprint = rec.meta.fingerprint if rec is not None else ""
-        self.setEnabled(bool(fingerprint) and not rec.backend.name.startswith("pytorch"))
-        if not self.isEnabled():
+        self.setEnabled(self.usable)
+        if not self.usable:
             self.note.setText("teaching needs an exported model (.onnx or .engine) with a fingerprint")
             self._show()
             return
@@ -248,19 +253,10 @@ class TeachTab(QWidget):
         name = name.strip()
         rec, bank = self.host.recognizer, self.bank
         new_text = text and bank.find(name) is None
-        meta = rec.meta
-        prompt = ""
+        prompt = rec.prompts([name])[0] if new_text else ""
 
         def work():
-            emb = embed()
-            text_emb = None
-            if new_text:
-                from stop_train.labels import label_texts
-
-                nonlocal prompt
-                prompt = label_texts([name], meta.template)[0] if meta.task != "retrieval" else name
-                text_emb = TextEncoder(text_encoder_beside(self.host.model_path)).encode([prompt])[0]
-            return emb, text_emb
+            return embed(), rec.embed_labels([name])[0] if new_text else None
 
         try:
             emb, text_emb = self.host._in_background(work, f"embedding an example of {name!r}…")

@@ -384,7 +384,7 @@ class MainWindow(QMainWindow):
         for widget in (self.toolbar, self.backend_box):
             widget.setEnabled(True)
         self.relabel_button.setEnabled(relabel)
-        self.teach.setEnabled(self.recognizer is not None and bool(self.recognizer.meta.fingerprint))
+        self.teach.setEnabled(self.teach.usable)
         if "error" in outcome:
             raise outcome["error"]
         return outcome["value"]

@@ -259,6 +259,7 @@ class Head:
 
     def __post_init__(self):
         self.weights = np.array(self.weights, np.float32)
+        self.onehot = np.eye(len(self.labels))[self.key_class]  # L (N, K)
         self.prototypes = not self.has_text.any()  # no text at all: example-only classes by their prototypes
         for k in np.flatnonzero(~self.has_text):
             self.weights[k] = _unit(self.keys[self.key_class == k].sum(axis=0)) if self.prototypes else 0.0
@@ -270,8 +271,10 @@ class Head:
             if graph_logits is None:
                 raise ValueError("this head scores the model's own classes by its logits: pass graph_logits")
             text[:, :self.graph] = graph_logits  # their weights are zero rows: s f W^T is the graph's
-        return self._neutral(text) + class_logits(video, np.zeros_like(self.weights), 0.0, self.keys, self.key_class,
-                                                  self.alpha, self.beta)
+        text = self._neutral(text)
+        if len(self.keys):
+            text += self.alpha * np.exp(-self.beta * (1.0 - np.asarray(video, np.float64) @ self.keys.T)) @ self.onehot
+        return text
 
     def _neutral(self, text: np.ndarray) -> np.ndarray:
         """Example-only classes get the mean text logit of the classes with text (module docstring)."""
@@ -281,8 +284,7 @@ class Head:
 
     def leave_one_out(self, alpha: float, beta: float, scale: float) -> tuple[int, float]:
         """(correct, mean log-probability of the true class) when each example is scored by the others."""
-        y = self.key_class
-        onehot = np.eye(len(self.labels))[y]  # (N, K)
+        y, onehot = self.key_class, self.onehot
         own = self.keys.astype(np.float64)
         base = scale * own @ self.weights.T.astype(np.float64)  # (N, K)
         rows = np.arange(len(y))

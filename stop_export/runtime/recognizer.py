@@ -103,14 +103,22 @@ class Recognizer:
         mean = pred.scores.mean(axis=0, keepdims=True)
         return Prediction(mean, pred.outputs, pred.labels)
 
-    def set_labels(self, labels: list[str], template: str | None = None) -> None:
-        """Score against new class keys: their prompts go through the exported text encoder."""
+    def prompts(self, labels: list[str], template: str | None = None) -> list[str]:
+        """The prompt texts of class keys (`template`, default the model's)."""
+        return label_texts(labels, template or self.meta.template)
+
+    def embed_labels(self, labels: list[str], template: str | None = None) -> np.ndarray:
+        """Unit text embeddings (K, E) of class keys' prompts, through the exported text encoder. Raises
+        BackendError when the model has none beside it."""
         path, name = getattr(self.backend, "path", None), self.meta.text_encoder
         if path is None or not name or not (Path(path).parent / name).is_file():
             raise BackendError("this model has no text encoder beside it: re-export with stop-export "
                                "(it writes <name>.text.onnx and the BPE file)")
-        emb = TextEncoder(Path(path).parent / name).encode(label_texts(labels, template or self.meta.template))
-        self._given = (list(labels), emb)
+        return TextEncoder(Path(path).parent / name).encode(self.prompts(labels, template))
+
+    def set_labels(self, labels: list[str], template: str | None = None) -> None:
+        """Score against new class keys: their prompts go through the exported text encoder."""
+        self._given = (list(labels), self.embed_labels(labels, template))
         self._rebuild()
 
     def set_bank(self, bank: LabelBank | None) -> None:
