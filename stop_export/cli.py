@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from .runtime.args import add_event_arguments, event_cfg, in_range, non_negative
+from .runtime.args import add_event_arguments, event_cfg, in_range, non_negative, stdout_closed
 
 log = logging.getLogger("stop_export")
 TOKENIZER_FILE = "clip_bpe_simple_vocab_16e6.txt.gz"
@@ -223,6 +223,8 @@ def recognize_main(argv: list[str] | None = None) -> int:
     except RecognizeError as err:
         print(f"stop-recognize: {err}", file=sys.stderr)
         return err.exit_code
+    except BrokenPipeError:
+        return stdout_closed()
     except KeyboardInterrupt:
         return 130
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from stop_train.data.types import VIDEO_EXTENSIONS
 
-from .runtime.args import in_range
+from .runtime.args import in_range, stdout_closed
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -184,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     except (BackendError, MetadataError, SearchIndexError, FileNotFoundError) as err:
         print(f"stop-search {args.command}: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        return stdout_closed()
 
 
 if __name__ == "__main__":

@@ -13,13 +13,18 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import sys
 from pathlib import Path
 
-from .runtime.args import in_range
+from .runtime.args import in_range, stdout_closed
+from .runtime.files import check_writable
 
 _TIME = r"(?:\d+:[0-5]?\d(?:\.\d*)?|\d+(?:\.\d*)?)"  # seconds, or m:ss with ss < 60
 _RANGE = re.compile(rf"^(?P<start>{_TIME})?-(?P<end>{_TIME})?$")
+# a --bank with one of these suffixes is a clip given in the wrong place, not a new bank's name
+MEDIA_SUFFIXES = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".ts", ".gif", ".jpg", ".jpeg",
+                  ".png", ".bmp", ".onnx", ".engine")
 
 
 def seconds(text: str) -> float:
@@ -105,6 +110,10 @@ def run(args, parser: argparse.ArgumentParser) -> int:
     if not (adding or args.list or args.remove or args.tune or args.alpha is not None or args.beta is not None):
         parser.error("nothing to do: add clips with --label, or --list, --remove, --tune, --alpha/--beta")
 
+    suffix = args.bank.suffix.lower()
+    if suffix not in (".json", ".npz") and (args.bank.is_file() or suffix in MEDIA_SUFFIXES):
+        parser.error(f"--bank {args.bank} is {'a file' if args.bank.is_file() else 'a video or image name'}, not a "
+                     "label bank: give BANK.json (created when absent), then the clips")
     if args.list or args.remove:
         bank = LabelBank.load(args.bank)
         if args.model:
@@ -124,6 +133,8 @@ def run(args, parser: argparse.ArgumentParser) -> int:
 
     if not args.model:
         parser.error("give the model (.onnx or .engine) the bank is for")
+    if adding or args.tune or args.alpha is not None or args.beta is not None:
+        check_writable(args.bank)  # before the clips are embedded
     from .runtime.backends import open_backend
     from .runtime.recognizer import Recognizer
 
@@ -177,7 +188,7 @@ def _teach(bank, backend, args) -> bool:
 
     from stop_train.video.decode import VideoReadError, probe
 
-    from .runtime.bank import Example, embed_example, now
+    from .runtime.bank import BankError, Example, embed_example, now
     from .runtime.recognize import RecognizeError
     from .runtime.recognizer import Recognizer
 
@@ -185,8 +196,13 @@ def _teach(bank, backend, args) -> bool:
     for path, _, _ in clips:
         if not path.is_file():
             raise FileNotFoundError(f"no video at {path}")
+    k = bank.find(args.label)
+    if k is not None and args.no_text and bank.classes[k].text:
+        raise BankError(f"{args.label!r} already has a text prompt ({bank.classes[k].text!r}): --no-text only makes a "
+                        f"new class example-only (stop-teach --bank {args.bank} --remove {shlex.quote(args.label)} "
+                        "first, to start it again without text)")
     text, text_embedding = "", None
-    if bank.find(args.label) is None and not args.no_text:
+    if k is None and not args.no_text:
         rec = Recognizer(backend)
         text, text_embedding = rec.prompts([args.label])[0], rec.embed_labels([args.label])[0]
     embeddings, examples = [], []
@@ -230,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     except (BankError, BackendError, MetadataError, RecognizeError, VideoReadError, FileNotFoundError, ValueError) as err:
         print(f"stop-teach: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        return stdout_closed()
     except OSError as err:
         print(f"stop-teach: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
         return 2

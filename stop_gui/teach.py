@@ -3,6 +3,7 @@ of the camera (the next N seconds), kept in a label bank (`stop_export.runtime.b
 and reloaded with the model; classes and examples are listed and can be removed."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ from PySide6.QtCore import QSettings, QStandardPaths, Qt
 from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QLineEdit,
                                QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
-from stop_export.runtime.bank import BankError, Example, LabelBank, embed_example, embed_recording, now
+from stop_export.runtime.bank import BankError, Example, LabelBank, embed_example, embed_recording, min_example_s, now
 from stop_export.runtime.errors import BackendError
 from stop_export.runtime.recognize import RecognizeError
 
@@ -112,6 +113,8 @@ class TeachTab(QWidget):
             self.note.setText("teaching needs an exported model (.onnx or .engine) with a fingerprint")
             self._show()
             return
+        need = min_example_s(rec.meta.sampling)
+        self.seconds_box.setMinimum(max(0.5, math.ceil(need * 2) / 2))  # whole or half seconds, >= one clip
         remembered = self.settings.value(f"bank/{fingerprint}", "")
         path = Path(remembered) if remembered else self.bank_dir / f"{fingerprint}.json"
         try:
@@ -177,6 +180,10 @@ class TeachTab(QWidget):
             return False
         if not self.host.source or self.host.state not in ("playing", "connecting"):
             self.host.show_message("start a camera (or play a video) to record an example")
+            return False
+        need = min_example_s(self.host.recognizer.meta.sampling)
+        if seconds < need:
+            self.host.show_message(f"record at least {need:.1f} s: one example fills one clip of the model")
             return False
         self._recording = {"name": name.strip(), "text": text, "seconds": seconds, "times": [], "frames": []}
         self.record_button.setEnabled(False)

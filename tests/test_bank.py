@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -141,6 +142,8 @@ def test_teach_and_recognize_from_the_command_line_without_torch(exported, clips
     model, other = exported["dynamic"], exported["official"]
     bank = tmp_path / "banks" / "site.json"
     (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    still = tmp_path / "still.png"
+    cv2.imwrite(str(still), np.full((48, 64, 3), 127, np.uint8))
     up, left, grow, odd = (str(clips / n) for n in ("MovingUp.avi", "MovingLeft.avi", "GrowingBigger.avi", "clip @ 2.avi"))
     result = edge_python(f"""
         import json, sys
@@ -159,6 +162,13 @@ def test_teach_and_recognize_from_the_command_line_without_torch(exported, clips
         print("NOFILE", teach([m, "--bank", b, "--label", "x", "/nowhere/clip.mp4"]))
         print("BROKEN", teach([m, "--bank", b, "--label", "x", {str(tmp_path / "broken.mp4")!r}]))
         print("MSS", teach([m, "--bank", b, "--label", "x", {left + "@1:70-2:00"!r}]))
+        print("SHORT", teach([m, "--bank", b, "--label", "x", {left + "@0-0.05"!r}]))  # 2 frames at 25 fps
+        print("STILL", teach([m, "--bank", b, "--label", "x", {str(still)!r}]))
+        print("NOTEXT", teach([m, "--bank", b, "--label", "opening a valve", "--no-text", {left!r}]))
+        try:
+            teach([m, "--bank", {str(tmp_path / "v" / "right.mp4")!r}, "--label", "x", {left!r}])
+        except SystemExit as exit:
+            print("MEDIA", exit.code)
         try:
             teach([m, "--bank", b, "--label", "x"])
         except SystemExit as exit:
@@ -176,7 +186,7 @@ def test_teach_and_recognize_from_the_command_line_without_torch(exported, clips
     out, err = result.stdout, result.stderr
     codes = {line.split()[0]: line.split()[1] for line in out.splitlines()
              if line.split() and line.split()[0] in ("BAD", "ADD", "ADD2", "ONLY", "TUNE", "LIST", "OTHER", "BACKWARDS",
-                                                     "NOFILE", "BROKEN", "MSS", "REC", "REC_OTHER", "RM1", "RM", "AFTER", "LOADED")}
+                                                     "NOFILE", "BROKEN", "MSS", "SHORT", "STILL", "NOTEXT", "MEDIA", "REC", "REC_OTHER", "RM1", "RM", "AFTER", "LOADED")}
     assert codes["ADD"] == codes["ADD2"] == codes["ONLY"] == codes["TUNE"] == codes["LIST"] == "0"
     assert codes["BAD"] == "2" and "no frame after 60.00 s" in err  # @1:00- lies past the 3 s clip: nothing added
     assert "already an example of 'opening a valve': skipped" in err
@@ -187,6 +197,10 @@ def test_teach_and_recognize_from_the_command_line_without_torch(exported, clips
     assert "GrowingBigger.avi 0.00-1.50 s" in out
     assert codes["OTHER"] == codes["BACKWARDS"] == codes["NOFILE"] == codes["REC_OTHER"] == codes["BROKEN"] == "2"
     assert codes["MSS"] == "2" and "must be START-END" in err and f"cannot read {tmp_path / 'broken.mp4'}" in err
+    assert codes["SHORT"] == codes["STILL"] == codes["NOTEXT"] == codes["MEDIA"] == "2"
+    assert "@0-0.05 holds 2 frames; one example needs at least" in err and "still.png holds 1 frame;" in err
+    assert "'opening a valve' already has a text prompt" in err and "right.mp4 is a video or image name" in err
+    assert not (tmp_path / "v").exists()
     assert "give the clips that show 'x'" in err  # --label without clips is a usage error
     assert "belongs to another model" in err and "ends (1 s) before it starts (2 s)" in err and "no video at /nowhere" in err
     video = next(json.loads(line) for line in out.splitlines() if line.startswith('{"type": "video"'))

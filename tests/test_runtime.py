@@ -118,6 +118,20 @@ def test_recognize_errors_are_one_line(exported, tmp_path, capsys):
     assert "no STOP metadata" in capsys.readouterr().err
 
 
+def test_a_reader_that_goes_away_stops_recognition_quietly(exported, video):
+    """`stop-recognize ... | head -1`: the reader closes the pipe; the command stops with 141 (SIGPIPE), no traceback."""
+    import subprocess
+    import sys
+
+    run = ("import sys; from stop_export.cli import recognize_main; sys.exit(recognize_main(sys.argv[1:]))")
+    proc = subprocess.Popen([sys.executable, "-c", run, str(exported["dynamic"]), "--source", str(video),
+                             "--predict-every", "0.1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the model is even loaded: its first line meets a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, err
+    assert "Traceback" not in err and "Broken pipe" not in err, err
+
+
 def test_readme_runtime_example_runs(exported, capsys):
     import re
 

@@ -3,8 +3,22 @@ usage line, and the event settings, so both tools take the same flags with the s
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 from .events import EventCfg
+
+SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away
+
+
+def stdout_closed() -> int:
+    """Call on BrokenPipeError: the reader of stdout went away (`stop-recognize ... | head -3`). Points stdout at
+    /dev/null so that the interpreter's final flush does not raise again, and returns the exit status to use
+    (SIGPIPE_EXIT), so the command stops quietly, as Unix tools do."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return SIGPIPE_EXIT
 
 
 def in_range(kind, low: float, high: float = float("inf"), low_open: bool = False):

@@ -320,33 +320,61 @@ def embed_views(run: Callable[[np.ndarray], np.ndarray], views: np.ndarray) -> n
     return _unit(_unit(run(np.ascontiguousarray(views))).mean(axis=0))
 
 
+def min_example_s(sampling) -> float:
+    """Seconds an example must last to fill one clip: (T - 1) x frame interval with the interval sampler, else 0
+    (the segments sampler spreads T frames over any range that holds them)."""
+    return (sampling.frames - 1) * sampling.frame_interval_s if sampling.sampler == "interval" else 0.0
+
+
+def check_clip_length(times: np.ndarray, sampling, what: str) -> None:
+    """Raises BankError when frames at `times` (seconds, increasing) cannot fill one clip of the model, as live
+    recognition needs one: fewer than T distinct frames, or, with the interval sampler, shorter than the clip's span
+    (T - 1) x frame interval. A still image or a clip of a few frames would teach a class with repeated frames."""
+    t = sampling.frames
+    if len(times) < t:
+        raise BankError(f"{what} holds {len(times)} frame{'' if len(times) == 1 else 's'}; one example needs at least "
+                        f"{t} (the model's clip length): give a longer clip or range")
+    span = min_example_s(sampling)
+    if times[-1] - times[0] < span - 1e-6:
+        raise BankError(f"{what} lasts {times[-1] - times[0]:.2f} s; one example needs at least {span:.2f} s (the "
+                        f"model's clip: {t} frames {sampling.frame_interval_s:g} s apart): give a longer clip or range")
+
+
 def embed_example(backend, path: str | Path, start_s: float | None = None, end_s: float | None = None
                   ) -> np.ndarray:
     """The example embedding (E,) of a file, or of its frames in [`start_s`, `end_s`] seconds: the metadata's eval
-    views (`eval_views`), through the model. Raises BankError for a range without frames, RecognizeError for
-    an unreadable file."""
+    views (`eval_views`), through the model. Raises BankError for a range without enough frames for one clip
+    (`check_clip_length`), RecognizeError for an unreadable file."""
     from stop_train.video.decode import VideoReadError, probe
-    from stop_train.video.views import eval_views
+    from stop_train.video.views import eval_views, frames_in_range
 
     from .recognize import RecognizeError
 
     meta = backend.metadata
     try:
-        views = eval_views(path, probe(path), meta.sampling, meta.preprocess, start_s, end_s)
+        info = probe(path)
+        times = info.times()
+        what = f"{path}" if start_s is None and end_s is None else f"{path}@{start_s or 0:g}-{'' if end_s is None else f'{end_s:g}'}"
+        check_clip_length(times[frames_in_range(times, start_s, end_s)], meta.sampling, what)
+        views = eval_views(path, info, meta.sampling, meta.preprocess, start_s, end_s)
     except (VideoReadError, OSError) as err:
         raise RecognizeError(f"cannot read {path}: {err}") from None
+    except BankError:
+        raise
     except ValueError as err:
         raise BankError(f"{path}: {err}") from None
     return embed_views(lambda clips: backend.run(clips)["video_embedding"], views)
 
 
 def embed_recording(backend, times: np.ndarray, frames: list[np.ndarray]) -> np.ndarray:
-    """The example embedding (E,) of frames recorded from a camera (RGB uint8 (H, W, 3) at `times` seconds)."""
+    """The example embedding (E,) of frames recorded from a camera (RGB uint8 (H, W, 3) at `times` seconds).
+    Raises BankError when they cannot fill one clip (`check_clip_length`)."""
     from stop_train.video.views import sampled_views
 
     if not frames:
         raise BankError("nothing was recorded")
     meta = backend.metadata
+    check_clip_length(np.asarray(times), meta.sampling, "the recording")
     views = sampled_views(np.asarray(times), lambda idx: np.stack([frames[i] for i in idx]), meta.sampling,
                           meta.preprocess)
     return embed_views(lambda clips: backend.run(clips)["video_embedding"], views)

@@ -2,6 +2,7 @@
 the previous pair readable: the search index and the label bank."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import zipfile
@@ -21,14 +22,28 @@ def write_pair(path: str | Path, doc: dict, arrays: dict[str, np.ndarray]) -> Pa
     """Write `arrays` to NAME.npz and `doc` (with "arrays": the npz file name, for readers) to NAME.json, each to a temporary
     name first and then renamed, the arrays first. Returns NAME.json. Raises OSError."""
     meta_path, array_path = paired_paths(path)
-    meta_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = array_path.with_name(array_path.name + f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(array_path)
-    tmp = meta_path.with_name(meta_path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({**doc, "arrays": array_path.name}, indent=1, ensure_ascii=False), encoding="utf-8")
-    tmp.replace(meta_path)
+    try:
+        meta_path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(tmp, **arrays)
+        tmp.replace(array_path)
+        tmp = meta_path.with_name(meta_path.name + f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({**doc, "arrays": array_path.name}, indent=1, ensure_ascii=False), encoding="utf-8")
+        tmp.replace(meta_path)
+    except OSError as err:  # name the file the user asked for, not the temporary one
+        tmp.unlink(missing_ok=True)
+        raise OSError(err.errno, err.strerror or str(err), str(meta_path)) from None
     return meta_path
+
+
+def check_writable(path: str | Path) -> None:
+    """Raises OSError (EACCES) naming the folder when NAME.json + NAME.npz could not be written there (the folder,
+    or the nearest existing folder above it, is not writable): checked before long work whose result would be lost."""
+    folder = paired_paths(path)[0].parent.absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise OSError(errno.EACCES, "cannot write there (not a writable folder)", str(folder))
 
 
 def read_pair(path: str | Path, kind: str, noun: str, version: int, error: type[Exception], hint: str
