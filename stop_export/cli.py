@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from .runtime.args import add_event_arguments, event_cfg, in_range, non_negative, stdout_closed
+from .runtime.args import add_event_arguments, event_cfg, in_range, non_negative, settle_stdout, stdout_closed
 
 log = logging.getLogger("stop_export")
 TOKENIZER_FILE = "clip_bpe_simple_vocab_16e6.txt.gz"
@@ -225,6 +225,10 @@ def recognize_main(argv: list[str] | None = None) -> int:
         return err.exit_code
     except BrokenPipeError:
         return stdout_closed()
+    except OSError as err:  # stdout or the events file cannot take more (a full disk)
+        print(f"stop-recognize: {err.filename or 'cannot write the output'}: {err.strerror or err}", file=sys.stderr)
+        settle_stdout()
+        return 2
     except KeyboardInterrupt:
         return 130
 

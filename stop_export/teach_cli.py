@@ -17,14 +17,11 @@ import shlex
 import sys
 from pathlib import Path
 
-from .runtime.args import in_range, stdout_closed
+from .runtime.args import in_range, settle_stdout, stdout_closed
 from .runtime.files import check_writable
 
 _TIME = r"(?:\d+:[0-5]?\d(?:\.\d*)?|\d+(?:\.\d*)?)"  # seconds, or m:ss with ss < 60
 _RANGE = re.compile(rf"^(?P<start>{_TIME})?-(?P<end>{_TIME})?$")
-# a --bank with one of these suffixes is a clip given in the wrong place, not a new bank's name
-MEDIA_SUFFIXES = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".ts", ".gif", ".jpg", ".jpeg",
-                  ".png", ".bmp", ".onnx", ".engine")
 
 
 def seconds(text: str) -> float:
@@ -92,9 +89,10 @@ def describe(bank) -> list[str]:
 
 
 def run(args, parser: argparse.ArgumentParser) -> int:
-    from .runtime.bank import DEFAULT_ALPHA, LabelBank
+    from .runtime.bank import DEFAULT_ALPHA, NOT_BANK_SUFFIXES, BankError, LabelBank, check_bank_path, class_name
 
     adding = bool(args.label or args.clips)
+    setting = args.alpha is not None or args.beta is not None
     if sum([adding, args.list, bool(args.remove)]) > 1:
         parser.error("give one of: --label with clips, --list, --remove")
     if args.example and not args.remove:
@@ -106,14 +104,17 @@ def run(args, parser: argparse.ArgumentParser) -> int:
     if adding and not args.label:
         parser.error("name the class the clips show with --label")
     if args.label and not args.clips:
+        if args.model and Path(args.model).suffix.lower() in NOT_BANK_SUFFIXES[:-2]:  # a clip where the model goes
+            parser.error(f"{args.model} is a clip: give the model (.onnx or .engine) first, then the clips")
         parser.error(f"give the clips that show {args.label!r} (VIDEO or VIDEO@START-END, after the model)")
-    if not (adding or args.list or args.remove or args.tune or args.alpha is not None or args.beta is not None):
+    if not (adding or args.list or args.remove or args.tune or setting):
         parser.error("nothing to do: add clips with --label, or --list, --remove, --tune, --alpha/--beta")
-
-    suffix = args.bank.suffix.lower()
-    if suffix not in (".json", ".npz") and (args.bank.is_file() or suffix in MEDIA_SUFFIXES):
-        parser.error(f"--bank {args.bank} is {'a file' if args.bank.is_file() else 'a video or image name'}, not a "
-                     "label bank: give BANK.json (created when absent), then the clips")
+    try:
+        check_bank_path(args.bank)
+        if args.label is not None:
+            args.label = class_name(args.label)  # before any clip is embedded
+    except BankError as err:
+        parser.error(str(err))
     if args.list or args.remove:
         bank = LabelBank.load(args.bank)
         if args.model:
@@ -124,11 +125,23 @@ def run(args, parser: argparse.ArgumentParser) -> int:
             else:
                 print("\n".join(describe(bank) if bank.classes else ["the bank has no classes"]))
             return 0
-        bank.remove(args.remove, None if args.example is None else args.example - 1)
+        name = args.remove.strip()
+        bank.remove(name, None if args.example is None else args.example - 1)
         bank.tuned = None  # tuned for the classes it had
         bank.save(args.bank)
-        print(f"removed {'example ' + str(args.example) + ' of ' if args.example else ''}{args.remove!r}; "
+        gone = args.example and bank.find(name) is None  # its last example, and it had no text
+        print(f"removed {'example ' + str(args.example) + ' of ' if args.example else ''}{name!r}"
+              f"{' (its last example: the example-only class is gone)' if gone else ''}; "
               f"the bank has {len(bank.classes)} class(es)")
+        return 0
+
+    if setting and not (adding or args.tune):  # only alpha / beta: no model needed
+        bank = LabelBank.load(args.bank)
+        if args.model:
+            _check(bank, args)
+        _set_alpha_beta(bank, args)
+        path = bank.save(args.bank)
+        print(f"saved {path}: alpha {bank.alpha:g}, beta {bank.beta:g}")
         return 0
 
     if not args.model:
@@ -141,15 +154,12 @@ def run(args, parser: argparse.ArgumentParser) -> int:
     backend = open_backend(args.model, args.backend, args.threads, plugin=args.plugin)
     meta = backend.metadata
     bank = LabelBank.open(args.bank, meta, str(Path(args.model).resolve()), create=adding)
-    changed = _teach(bank, backend, args) if adding else False
-    changed = changed or args.tune or args.alpha is not None or args.beta is not None
+    taught = _teach(bank, backend, args) if adding else None
+    changed = taught is not None or args.tune or setting
     if not changed:
         print(f"nothing new for {args.label!r}: {args.bank} is unchanged")
         return 0
-    if args.alpha is not None:
-        bank.alpha, bank.tuned = args.alpha, None
-    if args.beta is not None:
-        bank.beta, bank.tuned = args.beta, None
+    _set_alpha_beta(bank, args)
     if args.tune:
         tuned = bank.tune(meta.logit_scale, *_own_labels(Recognizer(backend)))
         print(f"tuned leave-one-out: alpha {tuned['alpha']:g}, beta {tuned['beta']:g} "
@@ -158,9 +168,18 @@ def run(args, parser: argparse.ArgumentParser) -> int:
             print(f"note: alpha {tuned['alpha']:g} is above the default {DEFAULT_ALPHA:g}: the taught classes may take "
                   "clips of the model's own classes too (the examples cannot show it); check with stop-recognize, "
                   f"and --alpha {DEFAULT_ALPHA:g} goes back", file=sys.stderr)
-    path = bank.save(args.bank)
+    path = bank.save(args.bank)  # before anything is printed: a reader that went away must not cost the examples
+    if taught:
+        print(taught)
     print(f"saved {path}: {len(bank.classes)} class(es), {len(bank.example)} example(s)")
     return 0
+
+
+def _set_alpha_beta(bank, args) -> None:
+    if args.alpha is not None:
+        bank.alpha, bank.tuned = args.alpha, None
+    if args.beta is not None:
+        bank.beta, bank.tuned = args.beta, None
 
 
 def _own_labels(rec):
@@ -182,8 +201,9 @@ def _check(bank, args) -> None:
     bank.check_model(open_backend(args.model, args.backend, args.threads, plugin=args.plugin).metadata, args.model)
 
 
-def _teach(bank, backend, args) -> bool:
-    """Embed the clips and add them to class --label; False when every clip was already there."""
+def _teach(bank, backend, args) -> str | None:
+    """Embed the clips and add them to class --label; returns what was taught, None when every clip was already
+    there."""
     import numpy as np
 
     from stop_train.video.decode import VideoReadError, probe
@@ -223,12 +243,14 @@ def _teach(bank, backend, args) -> bool:
         known.add((source, round(lo, 3), round(hi, 3)))  # the same clip twice in one command, too
         print(f"  [{i}/{len(clips)}] {path.name} {lo:.2f}-{hi:.2f} s", file=sys.stderr, flush=True)
     if not examples and bank.find(args.label) is not None:
-        return False
+        return None
     bank.add(args.label, np.stack(embeddings) if embeddings else np.zeros((0, bank.width)), examples, text, text_embedding)
     bank.tuned = None
     cls = bank.classes[bank.find(args.label)]
-    print(f"{args.label!r}: {len(cls.examples)} example(s){'' if cls.text else ', example-only'}")
-    return True
+    kind = "" if cls.text else ", example-only"
+    if not cls.text and cls.name in backend.metadata.labels:
+        kind = f", example-only in the bank (the model's own label {cls.name!r} keeps its text)"
+    return f"{args.label!r}: {len(cls.examples)} example(s){kind}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -243,13 +265,14 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return run(args, parser)
-    except (BankError, BackendError, MetadataError, RecognizeError, VideoReadError, FileNotFoundError, ValueError) as err:
+    except (BankError, BackendError, MetadataError, RecognizeError, VideoReadError, ValueError) as err:
         print(f"stop-teach: {err}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return stdout_closed()
-    except OSError as err:
-        print(f"stop-teach: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
+    except OSError as err:  # a bank that cannot be written, or a full standard output
+        print(f"stop-teach: {err.filename + ': ' if err.filename else ''}{err.strerror or err}", file=sys.stderr)
+        settle_stdout()
         return 2
     except KeyboardInterrupt:
         print("stop-teach: interrupted; the bank was not changed", file=sys.stderr)

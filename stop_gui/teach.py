@@ -11,7 +11,8 @@ from PySide6.QtCore import QSettings, QStandardPaths, Qt
 from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QLineEdit,
                                QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
-from stop_export.runtime.bank import BankError, Example, LabelBank, embed_example, embed_recording, min_example_s, now
+from stop_export.runtime.bank import (BankError, Example, LabelBank, class_name, embed_example, embed_recording,
+                                      min_example_s, now)
 from stop_export.runtime.errors import BackendError
 from stop_export.runtime.recognize import RecognizeError
 
@@ -248,8 +249,10 @@ class TeachTab(QWidget):
         if self.host.recognizer is None or self.bank is None:
             self.host.show_message("open an exported model first")
             return False
-        if not name.strip():
-            self.host.show_message("name the class first")
+        try:
+            class_name(name)
+        except BankError as err:
+            self.host.show_message(str(err) if name.strip() else "name the class first")
             return False
         if self._recording is not None:
             self.host.show_message("a recording is under way")

@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from stop_export.runtime.bank import BankError, Example, Head, LabelBank, class_logits
+from stop_export.runtime.bank import BankError, Example, Head, LabelBank, check_bank_path, class_logits, class_name
+from stop_export.runtime.files import check_writable
 from stop_train.data.synthetic import SyntheticSpec, render_scene, write_video
 from test_edge import edge_python
 
@@ -93,6 +94,38 @@ def test_bank_round_trip_editing_and_damage(tmp_path):
         LabelBank.load(tmp_path / "missing.json")
 
 
+def test_names_and_paths_a_user_can_get_wrong(tmp_path):
+    bank = LabelBank("f")
+    bank.add("  waving ", unit(np.ones((1, 4))), [ex(0)])  # pasted with spaces
+    assert bank.names == ["waving"] and bank.find(" waving") == 0
+    for bad in ("", "   ", "two\nlines", "a\tb"):
+        with pytest.raises(BankError, match="needs a name|one line"):
+            class_name(bad)
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    (tmp_path / "folder.json").mkdir()
+    for bad, message in (("x.mp4", "video, image or model name"), (tmp_path / "clip.mp4", "is a file"),
+                         (tmp_path / "folder.json", "is a folder"), (".", "give the bank a file name")):
+        with pytest.raises(BankError, match=message):
+            check_bank_path(bad)
+        with pytest.raises(BankError, match=message):
+            LabelBank.load(bad)
+    check_bank_path(tmp_path / "site.json")
+    check_bank_path(tmp_path / "site.v2")  # any other name is a bank's: site.v2.json
+
+    (tmp_path / "plain").write_text("")
+    with pytest.raises(OSError, match="not a folder"):
+        check_writable(tmp_path / "plain" / "sub" / "b.json")  # before any clip is embedded
+    (tmp_path / "w" / "b.npz").mkdir(parents=True)
+    with pytest.raises(OSError) as err:
+        check_writable(tmp_path / "w" / "b.json")
+    assert err.value.filename == str(tmp_path / "w" / "b.npz")
+    (tmp_path / "v" / "b.json").mkdir(parents=True)
+    with pytest.raises(OSError) as err:  # the write itself names the file, not its temporary name
+        bank.save(tmp_path / "v" / "b.json")
+    assert err.value.filename == str(tmp_path / "v" / "b.json")
+    assert sorted(p.name for p in (tmp_path / "v").iterdir()) == ["b.json", "b.npz"]  # no temporary file left
+
+
 def test_leave_one_out_tuning():
     rng = np.random.default_rng(2)
     centres = unit(rng.normal(size=(3, 16)))
@@ -136,6 +169,10 @@ def test_a_bank_without_examples_gives_text_only_scores(exported, clips):
     other = Recognizer.open(exported["official"], "cpu")
     with pytest.raises(BankError, match="belongs to another model"):
         other.set_bank(taught)
+    narrow = LabelBank(rec.meta.fingerprint)  # a hand-made bank of the right model with embeddings of another width
+    narrow.add("waving", unit(np.ones((1, rec.meta.model.embed_dim + 1))), [ex(0)])
+    with pytest.raises(BankError, match=f"embeddings are {rec.meta.model.embed_dim + 1} wide"):
+        rec.set_bank(narrow)
 
 
 def test_teach_and_recognize_from_the_command_line_without_torch(exported, clips, tmp_path):
@@ -165,6 +202,8 @@ def test_teach_and_recognize_from_the_command_line_without_torch(exported, clips
         print("SHORT", teach([m, "--bank", b, "--label", "x", {left + "@0-0.05"!r}]))  # 2 frames at 25 fps
         print("STILL", teach([m, "--bank", b, "--label", "x", {str(still)!r}]))
         print("NOTEXT", teach([m, "--bank", b, "--label", "opening a valve", "--no-text", {left!r}]))
+        print("SPACES", teach([m, "--bank", b, "--label", " opening a valve ", {up + "@0.5-2.5"!r}]))  # pasted
+        print("ALPHA", teach(["--bank", b, "--alpha", "3"]))  # no model needed
         try:
             teach([m, "--bank", {str(tmp_path / "v" / "right.mp4")!r}, "--label", "x", {left!r}])
         except SystemExit as exit:
@@ -186,7 +225,7 @@ def test_teach_and_recognize_from_the_command_line_without_torch(exported, clips
     out, err = result.stdout, result.stderr
     codes = {line.split()[0]: line.split()[1] for line in out.splitlines()
              if line.split() and line.split()[0] in ("BAD", "ADD", "ADD2", "ONLY", "TUNE", "LIST", "OTHER", "BACKWARDS",
-                                                     "NOFILE", "BROKEN", "MSS", "SHORT", "STILL", "NOTEXT", "MEDIA", "REC", "REC_OTHER", "RM1", "RM", "AFTER", "LOADED")}
+                                                     "NOFILE", "BROKEN", "MSS", "SHORT", "STILL", "NOTEXT", "MEDIA", "SPACES", "ALPHA", "REC", "REC_OTHER", "RM1", "RM", "AFTER", "LOADED")}
     assert codes["ADD"] == codes["ADD2"] == codes["ONLY"] == codes["TUNE"] == codes["LIST"] == "0"
     assert codes["BAD"] == "2" and "no frame after 60.00 s" in err  # @1:00- lies past the 3 s clip: nothing added
     assert "already an example of 'opening a valve': skipped" in err
@@ -199,8 +238,9 @@ def test_teach_and_recognize_from_the_command_line_without_torch(exported, clips
     assert codes["MSS"] == "2" and "must be START-END" in err and f"cannot read {tmp_path / 'broken.mp4'}" in err
     assert codes["SHORT"] == codes["STILL"] == codes["NOTEXT"] == codes["MEDIA"] == "2"
     assert "@0-0.05 holds 2 frames; one example needs at least" in err and "still.png holds 1 frame;" in err
-    assert "'opening a valve' already has a text prompt" in err and "right.mp4 is a video or image name" in err
+    assert "'opening a valve' already has a text prompt" in err and "right.mp4 is a video, image or model name" in err
     assert not (tmp_path / "v").exists()
+    assert codes["SPACES"] == codes["ALPHA"] == "0" and "saved " + str(bank) + ": alpha 3, beta" in out
     assert "give the clips that show 'x'" in err  # --label without clips is a usage error
     assert "belongs to another model" in err and "ends (1 s) before it starts (2 s)" in err and "no video at /nowhere" in err
     video = next(json.loads(line) for line in out.splitlines() if line.startswith('{"type": "video"'))
@@ -211,6 +251,23 @@ def test_teach_and_recognize_from_the_command_line_without_torch(exported, clips
     assert codes["LOADED"] == "[]"
     saved = LabelBank.load(bank)
     assert saved.names == ["opening a valve"] and saved.tuned is None  # edits drop a tuning made for other classes
+    assert saved.alpha == 3
+
+
+def test_teaching_into_a_pipe_whose_reader_went_away_still_saves(exported, clips, tmp_path):
+    """`stop-teach ... | (reader that quits at once)`: the bank is saved before anything is printed, and the command
+    ends with 141 (SIGPIPE) and no traceback."""
+    import subprocess
+    import sys
+
+    bank = tmp_path / "b.json"
+    run = "import sys; from stop_export.teach_cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", run, str(exported["dynamic"]), "--bank", str(bank), "--label", "q",
+                             str(clips / "MovingLeft.avi")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and "Traceback" not in err, err
+    assert LabelBank.load(bank).names == ["q"]
 
 
 def test_the_app_teaches_and_reloads_without_torch(exported, clips, tmp_path):

@@ -132,6 +132,27 @@ def test_a_reader_that_goes_away_stops_recognition_quietly(exported, video):
     assert "Traceback" not in err and "Broken pipe" not in err, err
 
 
+def test_events_reach_their_file_even_when_stdout_is_gone(tmp_path, monkeypatch):
+    import sys
+
+    from stop_export.runtime.events import Event
+    from stop_export.runtime.recognize import Printer
+
+    class Gone:
+        def write(self, _text):
+            raise BrokenPipeError
+
+        def flush(self):
+            pass
+
+    printer = Printer(False, tmp_path / "events.jsonl")
+    monkeypatch.setattr(sys, "stdout", Gone())
+    with pytest.raises(BrokenPipeError):
+        printer.event(Event("waving", 1.0, 2.5, 0.9))
+    printer.close()
+    assert [json.loads(line)["label"] for line in (tmp_path / "events.jsonl").read_text().splitlines()] == ["waving"]
+
+
 def test_readme_runtime_example_runs(exported, capsys):
     import re
 

@@ -12,13 +12,23 @@ SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a writer whose rea
 
 
 def stdout_closed() -> int:
-    """Call on BrokenPipeError: the reader of stdout went away (`stop-recognize ... | head -3`). Points stdout at
-    /dev/null so that the interpreter's final flush does not raise again, and returns the exit status to use
-    (SIGPIPE_EXIT), so the command stops quietly, as Unix tools do."""
+    """Call when stdout can take no more: its reader went away (BrokenPipeError: `stop-recognize ... | head -3`),
+    or it is full. Points stdout at /dev/null so that the interpreter's final flush does not raise again, and
+    returns the exit status for a reader that went away (SIGPIPE_EXIT), so the command stops quietly, as Unix
+    tools do."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
     return SIGPIPE_EXIT
+
+
+def settle_stdout() -> None:
+    """After an OSError: when it was stdout that failed (a full disk, a closed reader), what it still holds cannot
+    be written either; point it at /dev/null so the interpreter's final flush does not fail again."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        stdout_closed()
 
 
 def in_range(kind, low: float, high: float = float("inf"), low_open: bool = False):

@@ -23,6 +23,7 @@ from it share a bank, and any other model is refused.
 from __future__ import annotations
 
 import time
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -42,8 +43,38 @@ ALPHA_GRID = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)  # leave-one-out tuning
 BETA_GRID = (1.0, 3.0, 5.5, 8.0, 12.0)
 
 
+# a --bank with one of these suffixes is a clip or a model given in the wrong place, not a bank's name
+NOT_BANK_SUFFIXES = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".ts", ".gif", ".jpg", ".jpeg",
+                     ".png", ".bmp", ".onnx", ".engine")
+
+
 class BankError(ValueError):
     """A bank that cannot be read, that belongs to another model, or a request it cannot satisfy."""
+
+
+def class_name(text: str) -> str:
+    """A class name as stored: `text` without surrounding white space. Raises BankError for an empty name or one
+    with a control character (a new line, a tab: a name is one line of a list or a banner)."""
+    name = text.strip()
+    if not name:
+        raise BankError("a class needs a name")
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        raise BankError(f"a class name is one line of text without tabs: {name!r}")
+    return name
+
+
+def check_bank_path(path: str | Path) -> None:
+    """Raises BankError when `path` cannot name a bank: no file name, a folder, or a video, image or model file
+    (a clip given in the wrong place)."""
+    path = Path(path)
+    if not path.name or path.name in (".", ".."):
+        raise BankError(f"give the bank a file name (e.g. site.json), not {str(path) or 'an empty path'!r}")
+    if path.is_dir():
+        raise BankError(f"{path} is a folder, not a label bank: give a file name in it (e.g. {path / 'site.json'})")
+    suffix = path.suffix.lower()
+    if suffix not in (".json", ".npz") and (path.is_file() or suffix in NOT_BANK_SUFFIXES):
+        raise BankError(f"{path} is {'a file' if path.is_file() else 'a video, image or model name'}, not a label "
+                        "bank: give BANK.json (stop-teach creates it)")
 
 
 @dataclass
@@ -92,6 +123,7 @@ class LabelBank:
     @classmethod
     def load(cls, path: str | Path) -> "LabelBank":
         """Read a bank. Raises BankError naming the problem (missing, not a bank, newer format, damaged)."""
+        check_bank_path(path)
         meta_path = paired_paths(path)[0]
         doc, arrays = read_pair(path, "stop-label-bank", "label bank", BANK_VERSION, BankError, "teach one with stop-teach")
         try:
@@ -114,6 +146,7 @@ class LabelBank:
     def open(cls, path: str | Path, meta: Metadata, model: str = "", create: bool = False) -> "LabelBank":
         """The bank at `path` for the model `meta` (checked with `check_model`), or a new empty one when there is
         none and `create`."""
+        check_bank_path(path)
         if create and not paired_paths(path)[0].exists():
             if not meta.fingerprint:
                 raise BankError(f"{model or 'this model'} was exported before models carried a fingerprint: re-export it")
@@ -130,6 +163,8 @@ class LabelBank:
             raise BankError(f"this label bank belongs to another model (fingerprint {self.fingerprint}, "
                             f"{self.model or 'path not recorded'}); {where} has {meta.fingerprint}: teach this "
                             "model a bank of its own")
+        if self.width and self.width != meta.model.embed_dim:
+            raise BankError(f"damaged bank: its embeddings are {self.width} wide, {where}'s {meta.model.embed_dim}")
 
     # ------------------------------------------------------------------------------------------ editing
     @property
@@ -137,16 +172,16 @@ class LabelBank:
         return [c.name for c in self.classes]
 
     def find(self, name: str) -> int | None:
+        """The index of class `name` (surrounding white space ignored), or None."""
+        name = name.strip()
         return next((i for i, c in enumerate(self.classes) if c.name == name), None)
 
     def add(self, name: str, embeddings: np.ndarray, examples: list[Example], text: str = "",
             text_embedding: np.ndarray | None = None) -> None:
         """Add example embeddings (n, E) with their `examples` to class `name`, creating it (with `text` and its
-        `text_embedding` (E,), or example-only) when new. Raises BankError for an empty class name, a size
-        mismatch, or a new example-only class without examples."""
-        name = name.strip()
-        if not name:
-            raise BankError("a class needs a name")
+        `text_embedding` (E,), or example-only) when new. Raises BankError for a bad class name (`class_name`), a
+        size mismatch, or a new example-only class without examples."""
+        name = class_name(name)
         embeddings = np.asarray(embeddings, np.float32).reshape(len(examples), -1) if examples else None
         given = embeddings.shape[1] if examples else len(text_embedding) if text_embedding is not None else 0
         width = self.width or given

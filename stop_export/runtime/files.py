@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -22,28 +23,38 @@ def write_pair(path: str | Path, doc: dict, arrays: dict[str, np.ndarray]) -> Pa
     """Write `arrays` to NAME.npz and `doc` (with "arrays": the npz file name, for readers) to NAME.json, each to a temporary
     name first and then renamed, the arrays first. Returns NAME.json. Raises OSError."""
     meta_path, array_path = paired_paths(path)
-    tmp = array_path.with_name(array_path.name + f".{os.getpid()}.tmp.npz")
+    target, tmp = array_path, array_path.with_name(array_path.name + f".{os.getpid()}.tmp.npz")
     try:
         meta_path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(tmp, **arrays)
         tmp.replace(array_path)
-        tmp = meta_path.with_name(meta_path.name + f".{os.getpid()}.tmp")
+        target, tmp = meta_path, meta_path.with_name(meta_path.name + f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps({**doc, "arrays": array_path.name}, indent=1, ensure_ascii=False), encoding="utf-8")
         tmp.replace(meta_path)
-    except OSError as err:  # name the file the user asked for, not the temporary one
+    except OSError as err:  # name the file being written, not its temporary name
         tmp.unlink(missing_ok=True)
-        raise OSError(err.errno, err.strerror or str(err), str(meta_path)) from None
+        raise OSError(err.errno, err.strerror or str(err), str(target)) from None
     return meta_path
 
 
 def check_writable(path: str | Path) -> None:
-    """Raises OSError (EACCES) naming the folder when NAME.json + NAME.npz could not be written there (the folder,
-    or the nearest existing folder above it, is not writable): checked before long work whose result would be lost."""
-    folder = paired_paths(path)[0].parent.absolute()
+    """Raises OSError naming the place when NAME.json + NAME.npz could not be written there: one of them is a folder,
+    or a file cannot be created in their folder (or the nearest existing folder above it). For checks before long
+    work whose result would be lost."""
+    names = paired_paths(path)
+    for name in names:
+        if name.is_dir():
+            raise OSError(errno.EISDIR, "a folder is in the way", str(name))
+    folder = names[0].parent.absolute()
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK):
-        raise OSError(errno.EACCES, "cannot write there (not a writable folder)", str(folder))
+    if not folder.is_dir():
+        raise OSError(errno.ENOTDIR, "not a folder: nothing can be written under it", str(folder))
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise OSError(err.errno, f"cannot write there ({err.strerror})", str(folder)) from None
 
 
 def read_pair(path: str | Path, kind: str, noun: str, version: int, error: type[Exception], hint: str

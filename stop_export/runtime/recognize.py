@@ -105,14 +105,24 @@ class Printer:
             print(f"[{t:8.2f} s] " + " | ".join(f"{k} {s:.2f}" for k, s in top), flush=True)
 
     def event(self, event) -> None:
-        record = {"type": "event", **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in event.to_dict().items()}}
+        self.record(event)
+        self.show(event)
+
+    def record(self, event) -> None:
+        """Append `event` to the events file (first: it must not depend on a reader of stdout)."""
+        if self.events:
+            self.events.write(json.dumps(self._event_dict(event)) + "\n")
+            self.events.flush()
+
+    def show(self, event) -> None:
         if self.as_json:
-            self._line(record)
+            self._line(self._event_dict(event))
         else:
             print(f"event: {event.label} {event.start_s:.2f}-{event.end_s:.2f} s (peak {event.peak:.2f})", flush=True)
-        if self.events:
-            self.events.write(json.dumps(record) + "\n")
-            self.events.flush()
+
+    @staticmethod
+    def _event_dict(event) -> dict:
+        return {"type": "event", **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in event.to_dict().items()}}
 
     def video(self, top: list[tuple[str, float]], protocol: str, windows: int) -> None:
         if self.as_json:
@@ -208,9 +218,12 @@ def recognize(rec: Recognizer, source: str, printer: Printer, *, protocol: str =
                 printer.window(end, top_k_of(scores, rec.labels, top_k))
                 for event in detector.update(end, scores):
                     printer.event(event)
-        finally:  # events still open when the source ends, or is given up, are closed at its last frame
-            for event in detector.finish(buffer.latest):
-                printer.event(event)
+        finally:  # events still open when the source ends, is given up, or stdout's reader went away, are closed
+            closing = list(detector.finish(buffer.latest))  # at its last frame; all kept before any is shown
+            for event in closing:
+                printer.record(event)
+            for event in closing:
+                printer.show(event)
     if total is None:
         raise RecognizeError(f"{source} ended after {buffer.latest or 0:.2f} s, before one clip ({buffer.span:.2f} s) "
                              "was complete; try --protocol eval or a smaller --frame-interval")
