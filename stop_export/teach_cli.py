@@ -62,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="an example-only class: its name is not used as a text prompt (actions hard to name)")
     p.add_argument("--list", action="store_true", help="list the bank's classes and examples")
     p.add_argument("--json", action="store_true", help="with --list: JSON on stdout")
-    p.add_argument("--remove", metavar="LABEL", help="remove a class (or, with --example N, one of its examples)")
+    p.add_argument("--remove", metavar="LABEL", action="append",
+                   help="remove a class (or, with --example N, one of its examples)")
     p.add_argument("--example", type=in_range(int, 1), metavar="N", help="with --remove: the example number --list shows")
     p.add_argument("--tune", action="store_true",
                    help="choose alpha and beta leave-one-out (every class needs >= 2 examples)")
@@ -95,6 +96,9 @@ def run(args, parser: argparse.ArgumentParser) -> int:
     setting = args.alpha is not None or args.beta is not None
     if sum([adding, args.list, bool(args.remove)]) > 1:
         parser.error("give one of: --label with clips, --list, --remove")
+    if args.remove and len(args.remove) > 1:
+        parser.error("one --remove at a time (with --example N, the example number refers to that class)")
+    args.remove = args.remove[0] if args.remove else None
     if args.example and not args.remove:
         parser.error("--example goes with --remove")
     if args.tune and (args.alpha is not None or args.beta is not None):
@@ -217,6 +221,10 @@ def _teach(bank, backend, args) -> str | None:
         if not path.is_file():
             raise FileNotFoundError(f"no video at {path}")
     k = bank.find(args.label)
+    same = [n for n in [*bank.names, *backend.metadata.labels] if n != args.label and n.casefold() == args.label.casefold()]
+    if k is None and same:
+        print(f"note: {args.label!r} is a new class; {same[0]!r} differs only in case (names are matched exactly)",
+              file=sys.stderr)
     if k is not None and args.no_text and bank.classes[k].text:
         raise BankError(f"{args.label!r} already has a text prompt ({bank.classes[k].text!r}): --no-text only makes a "
                         f"new class example-only (stop-teach --bank {args.bank} --remove {shlex.quote(args.label)} "

@@ -204,6 +204,11 @@ def test_teach_and_recognize_from_the_command_line_without_torch(exported, clips
         print("NOTEXT", teach([m, "--bank", b, "--label", "opening a valve", "--no-text", {left!r}]))
         print("SPACES", teach([m, "--bank", b, "--label", " opening a valve ", {up + "@0.5-2.5"!r}]))  # pasted
         print("ALPHA", teach(["--bank", b, "--alpha", "3"]))  # no model needed
+        print("CASE", teach([m, "--bank", b + ".case.json", "--label", "movingleft", "--no-text", {left!r}]))
+        try:
+            teach(["--bank", b, "--remove", "a", "--remove", "b"])
+        except SystemExit as exit:
+            print("REMOVE2", exit.code)
         try:
             teach([m, "--bank", {str(tmp_path / "v" / "right.mp4")!r}, "--label", "x", {left!r}])
         except SystemExit as exit:
@@ -225,7 +230,7 @@ def test_teach_and_recognize_from_the_command_line_without_torch(exported, clips
     out, err = result.stdout, result.stderr
     codes = {line.split()[0]: line.split()[1] for line in out.splitlines()
              if line.split() and line.split()[0] in ("BAD", "ADD", "ADD2", "ONLY", "TUNE", "LIST", "OTHER", "BACKWARDS",
-                                                     "NOFILE", "BROKEN", "MSS", "SHORT", "STILL", "NOTEXT", "MEDIA", "SPACES", "ALPHA", "REC", "REC_OTHER", "RM1", "RM", "AFTER", "LOADED")}
+                                                     "NOFILE", "BROKEN", "MSS", "SHORT", "STILL", "NOTEXT", "MEDIA", "SPACES", "ALPHA", "CASE", "REMOVE2", "REC", "REC_OTHER", "RM1", "RM", "AFTER", "LOADED")}
     assert codes["ADD"] == codes["ADD2"] == codes["ONLY"] == codes["TUNE"] == codes["LIST"] == "0"
     assert codes["BAD"] == "2" and "no frame after 60.00 s" in err  # @1:00- lies past the 3 s clip: nothing added
     assert "already an example of 'opening a valve': skipped" in err
@@ -240,6 +245,7 @@ def test_teach_and_recognize_from_the_command_line_without_torch(exported, clips
     assert "@0-0.05 holds 2 frames; one example needs at least" in err and "still.png holds 1 frame;" in err
     assert "'opening a valve' already has a text prompt" in err and "right.mp4 is a video, image or model name" in err
     assert not (tmp_path / "v").exists()
+    assert codes["CASE"] == "0" and "'MovingLeft' differs only in case" in err and codes["REMOVE2"] == "2"
     assert codes["SPACES"] == codes["ALPHA"] == "0" and "saved " + str(bank) + ": alpha 3, beta" in out
     assert "give the clips that show 'x'" in err  # --label without clips is a usage error
     assert "belongs to another model" in err and "ends (1 s) before it starts (2 s)" in err and "no video at /nowhere" in err
