@@ -22,6 +22,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -31,6 +32,9 @@ TRAIN_GROUPS = range(4, 10)  # fold 1 tests on groups 1-3
 ALPHAS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 BETAS = (1.0, 3.0, 5.5, 8.0, 12.0)
 SHOTS = (1, 2, 5)
+WHITE_ALPHAS = (4.0, 8.0, 16.0, 32.0, 64.0)  # a candidate: the cache in whitened space (see `whitening`)
+WHITE_BETAS = (3.0, 5.5, 8.0, 12.0, 20.0)
+SHRINK = 0.01  # covariance shrinkage towards its mean variance
 LEARNED = 90.0  # text-only top-1 (%) on its trained classes below which a pair's model is left out of the choice
 
 
@@ -137,8 +141,58 @@ def in_order(frames: np.ndarray) -> np.ndarray:
     return (unit - unit.mean(0)).ravel()
 
 
+def whitening(emb: dict[str, np.ndarray], data: Path, classes) -> Callable[[np.ndarray], np.ndarray]:
+    """A candidate method (not in the runtime): the map f -> unit((f - mu) C^-1/2) with the mean and (shrunk)
+    covariance of the embeddings of the model's own training videos (`classes`: its trained classes only), which
+    an export could carry. Cosine similarity in raw embedding space is dominated by the few directions that
+    separate the trained classes; whitening gives the others, where unseen actions differ, equal weight."""
+    train = np.stack([emb[f"{c}/{p.name}"] for c in classes for p in videos_of(data, c, TRAIN_GROUPS)])
+    mu = train.mean(0)
+    cov = np.cov(train - mu, rowvar=False)
+    cov = (1 - SHRINK) * cov + SHRINK * np.trace(cov) / len(cov) * np.eye(len(cov))
+    vals, vecs = np.linalg.eigh(cov)
+    root = vecs @ np.diag(vals ** -0.5) @ vecs.T
+
+    def white(f: np.ndarray) -> np.ndarray:
+        w = (f - mu) @ root
+        return w / np.linalg.norm(w, axis=-1, keepdims=True)
+    return white
+
+
+def linear_probe(features: dict[str, np.ndarray], data: Path, held: tuple[str, str]) -> tuple[float, float]:
+    """Diagnosis: a logistic regression on standardised features of all the fold's training videos of all six
+    classes (what the features hold linearly, given every label): top-1 (%) of the held-out and trained classes'
+    test videos among all six."""
+    import torch
+
+    def xy(groups):
+        keys = [(f"{c}/{p.name}", i) for i, c in enumerate(CLASSES) for p in videos_of(data, c, groups)]
+        return (torch.tensor(np.stack([features[k] for k, _ in keys]), dtype=torch.float32),
+                torch.tensor([i for _, i in keys]))
+
+    (x, y), (xt, yt) = xy(TRAIN_GROUPS), xy(range(1, 4))
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    x, xt = (x - mu) / sd, (xt - mu) / sd
+    torch.manual_seed(0)
+    probe = torch.nn.Linear(x.shape[1], len(CLASSES))
+    opt = torch.optim.LBFGS(probe.parameters(), max_iter=500)
+
+    def loss():
+        opt.zero_grad()
+        value = torch.nn.functional.cross_entropy(probe(x), y) + 1e-3 * probe.weight.pow(2).sum()
+        value.backward()
+        return value
+
+    opt.step(loss)
+    with torch.no_grad():
+        hit = (probe(xt).argmax(1) == yt).numpy()
+    is_held = np.isin(yt.numpy(), [CLASSES.index(c) for c in held])
+    return 100 * hit[is_held].mean(), 100 * hit[~is_held].mean()
+
+
 def evaluate(onnx: Path, emb: dict[str, np.ndarray], data: Path, held: tuple[str, str], draws: int) -> dict:
-    """Top-1 (held-out, trained) for text only and for each (K, alpha, beta), mean over draws."""
+    """Top-1 (held-out, trained) for text only and for each (K, alpha, beta), mean over draws; with ("white", K,
+    alpha, beta) keys, the same for the cache in whitened space (`whitening`)."""
     from stop_export.runtime.bank import class_logits
     from stop_export.runtime.recognizer import Recognizer
     from stop_export.runtime.text import text_encoder_beside, TextEncoder
@@ -157,6 +211,8 @@ def evaluate(onnx: Path, emb: dict[str, np.ndarray], data: Path, held: tuple[str
         return 100 * hit[is_held].mean(), 100 * hit[~is_held].mean()
 
     result = {"text": top1(class_logits(x, text, scale))}
+    white = whitening(emb, data, [c for c in CLASSES if c not in held])
+    xw, text_logits = white(x), class_logits(x, text, scale)
     pools = {c: videos_of(data, c, TRAIN_GROUPS) for c in held}
     rng = np.random.default_rng(0)
     for k in SHOTS:
@@ -171,6 +227,11 @@ def evaluate(onnx: Path, emb: dict[str, np.ndarray], data: Path, held: tuple[str
                 for b in BETAS:
                     logits = class_logits(x, text, scale, keys, key_class, alpha=a, beta=b)
                     result.setdefault((k, a, b), []).append(top1(logits))
+            affinity, onehot = xw @ white(keys).T, np.eye(len(CLASSES))[key_class]
+            for a in WHITE_ALPHAS:
+                for b in WHITE_BETAS:
+                    logits = text_logits + a * np.exp(-b * (1 - affinity)) @ onehot
+                    result.setdefault(("white", k, a, b), []).append(top1(logits))
     return {key: (np.mean(v, axis=0) if isinstance(key, tuple) else v) for key, v in result.items()}
 
 
@@ -231,6 +292,9 @@ def main() -> None:
         results[-1]["separable"] = {"video embedding": separability(emb, data, PAIRS[pair]),
                                     "frame tokens in order": separability({k: in_order(v) for k, v in frames.items()},
                                                                           data, PAIRS[pair])}
+        results[-1]["probe"] = {"video embedding": linear_probe(emb, data, PAIRS[pair]),
+                                "frame tokens in order": linear_probe({k: in_order(v) for k, v in frames.items()},
+                                                                      data, PAIRS[pair])}
     if args.train_only:
         return
     if args.control:
@@ -251,14 +315,18 @@ def main() -> None:
           "classes among all six / between the two; trained classes among all six), per pair:")
     for name in results[0]["separable"]:
         print(f"  {name:22s} " + ", ".join("{:.1f} / {:.1f} / {:.1f}".format(*r["separable"][name]) for r in results))
-    table = {key: np.array([r[key] for r in results]) for key in results[0] if isinstance(key, tuple)}
+    print("a linear probe on them, trained on all training videos of all six classes (held-out / trained):")
+    for name in results[0]["probe"]:
+        print(f"  {name:22s} " + ", ".join("{:.1f} / {:.1f}".format(*r["probe"][name]) for r in results))
+    white = {key[1:]: np.array([r[key] for r in results]) for key in results[0] if isinstance(key, tuple) and key[0] == "white"}
+    table = {key: np.array([r[key] for r in results]) for key in results[0] if isinstance(key, tuple) and key[0] != "white"}
     # a model that did not learn its own four classes says nothing about teaching it more: left out of the choice
     learned = text[:, 1] >= LEARNED
     for i in np.flatnonzero(~learned):
         print(f"pair {args.pairs[i]} ({' / '.join(PAIRS[args.pairs[i]])} held out): its model did not learn its trained "
               f"classes (text-only top-1 {text[i, 1]:.1f} % < {LEARNED:g} %): left out of the choice of defaults")
     ok = [(k, a, b) for (k, a, b), v in table.items()
-          if k == max(SHOTS) and learned.any() and v[learned, 1].mean() >= text[learned, 1].mean() - 2]
+          if k == max(SHOTS) and learned.any() and np.all(v[learned, 1] >= text[learned, 1] - 2)]  # each model's
     best = max(ok, key=lambda key: table[key][learned, 0].mean()) if ok else None
     print(f"{'K':>2s} {'alpha':>6s} {'beta':>5s} {'held-out':>9s} {'trained':>8s}  per pair (held-out/trained)")
     for (k, a, b), v in sorted(table.items()):
@@ -269,9 +337,21 @@ def main() -> None:
         print(f"chosen defaults (pairs whose model learned): alpha {best[1]:g}, beta {best[2]:g}; K=5 held-out "
               f"{table[best][learned, 0].mean():.1f} %, trained {table[best][learned, 1].mean():.1f} % "
               f"(text only {text[learned, 1].mean():.1f} %)")
+    # the candidate, chosen the same way: the best mean held-out at K = 5 keeping each pair's trained classes within 2
+    fits = [key for key, v in white.items() if key[0] == max(SHOTS) and learned.any()
+            and np.all(v[learned, 1] >= text[learned, 1] - 2)]
+    if fits:
+        key = max(fits, key=lambda key: white[key][learned, 0].mean())
+        print(f"candidate, the cache in whitened space (training-set statistics; not in the runtime): K=5 alpha "
+              f"{key[1]:g} beta {key[2]:g}: held-out {white[key][:, 0].mean():.1f} %, trained "
+              f"{white[key][:, 1].mean():.1f} % (per pair: " + ", ".join(f"{h:.1f}/{t:.1f}" for h, t in white[key]) + ")")
+        for k in SHOTS:
+            v = white[(k, *key[1:])]
+            print(f"  K={k}: held-out {v[:, 0].mean():.1f}, trained {v[:, 1].mean():.1f}")
     print("training + export minutes per pair: " + ", ".join(f"{m:.1f}" for m in minutes))
     (args.runs_root / "results.json").write_text(json.dumps(
-        {"text": text.tolist(), "ceiling": ceiling.tolist(), "separable": [r["separable"] for r in results], "grid": {f"{k},{a},{b}": v.tolist() for (k, a, b), v in table.items()}}, indent=1))
+        {"text": text.tolist(), "ceiling": ceiling.tolist(), "separable": [r["separable"] for r in results],
+         "probe": [r["probe"] for r in results], "white": {f"{k},{a},{b}": v.tolist() for (k, a, b), v in white.items()}, "grid": {f"{k},{a},{b}": v.tolist() for (k, a, b), v in table.items()}}, indent=1))
 
 
 if __name__ == "__main__":
