@@ -107,9 +107,16 @@ def run(args, parser: argparse.ArgumentParser) -> int:
         parser.error("--json goes with --list")
     if adding and not args.label:
         parser.error("name the class the clips show with --label")
-    if args.label and not args.clips:
-        if args.model and Path(args.model).suffix.lower() in NOT_BANK_SUFFIXES[:-2]:  # a clip where the model goes
+    if args.model and not Path(args.model).exists():  # a clip (maybe with a range) where the model goes
+        try:
+            clip = parse_clip(args.model)[0]
+        except ValueError:
+            clip = None
+        if clip is not None and clip.suffix.lower() in NOT_BANK_SUFFIXES[:-2]:
             parser.error(f"{args.model} is a clip: give the model (.onnx or .engine) first, then the clips")
+    elif args.model and Path(args.model).suffix.lower() in NOT_BANK_SUFFIXES[:-2]:
+        parser.error(f"{args.model} is a clip: give the model (.onnx or .engine) first, then the clips")
+    if args.label and not args.clips:
         parser.error(f"give the clips that show {args.label!r} (VIDEO or VIDEO@START-END, after the model)")
     if not (adding or args.list or args.remove or args.tune or setting):
         parser.error("nothing to do: add clips with --label, or --list, --remove, --tune, --alpha/--beta")

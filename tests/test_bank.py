@@ -206,6 +206,10 @@ def test_teach_and_recognize_from_the_command_line_without_torch(exported, clips
         print("ALPHA", teach(["--bank", b, "--alpha", "3"]))  # no model needed
         print("CASE", teach([m, "--bank", b + ".case.json", "--label", "movingleft", "--no-text", {left!r}]))
         try:
+            teach(["--bank", b, "--label", "x", {left + "@0-1"!r}, {left!r}])  # the model forgotten
+        except SystemExit as exit:
+            print("FORGOT", exit.code)
+        try:
             teach(["--bank", b, "--remove", "a", "--remove", "b"])
         except SystemExit as exit:
             print("REMOVE2", exit.code)
@@ -230,7 +234,7 @@ def test_teach_and_recognize_from_the_command_line_without_torch(exported, clips
     out, err = result.stdout, result.stderr
     codes = {line.split()[0]: line.split()[1] for line in out.splitlines()
              if line.split() and line.split()[0] in ("BAD", "ADD", "ADD2", "ONLY", "TUNE", "LIST", "OTHER", "BACKWARDS",
-                                                     "NOFILE", "BROKEN", "MSS", "SHORT", "STILL", "NOTEXT", "MEDIA", "SPACES", "ALPHA", "CASE", "REMOVE2", "REC", "REC_OTHER", "RM1", "RM", "AFTER", "LOADED")}
+                                                     "NOFILE", "BROKEN", "MSS", "SHORT", "STILL", "NOTEXT", "MEDIA", "SPACES", "ALPHA", "CASE", "REMOVE2", "FORGOT", "REC", "REC_OTHER", "RM1", "RM", "AFTER", "LOADED")}
     assert codes["ADD"] == codes["ADD2"] == codes["ONLY"] == codes["TUNE"] == codes["LIST"] == "0"
     assert codes["BAD"] == "2" and "no frame after 60.00 s" in err  # @1:00- lies past the 3 s clip: nothing added
     assert "already an example of 'opening a valve': skipped" in err
@@ -245,6 +249,7 @@ def test_teach_and_recognize_from_the_command_line_without_torch(exported, clips
     assert "@0-0.05 holds 2 frames; one example needs at least" in err and "still.png holds 1 frame;" in err
     assert "'opening a valve' already has a text prompt" in err and "right.mp4 is a video, image or model name" in err
     assert not (tmp_path / "v").exists()
+    assert codes["FORGOT"] == "2" and "@0-1 is a clip: give the model (.onnx or .engine) first" in err
     assert codes["CASE"] == "0" and "'MovingLeft' differs only in case" in err and codes["REMOVE2"] == "2"
     assert codes["SPACES"] == codes["ALPHA"] == "0" and "saved " + str(bank) + ": alpha 3, beta" in out
     assert "give the clips that show 'x'" in err  # --label without clips is a usage error

@@ -116,6 +116,9 @@ def test_recognize_errors_are_one_line(exported, tmp_path, capsys):
     onnx.save(model, str(no_meta))
     assert recognize_main([str(no_meta), "--source", str(bad)]) == 2
     assert "no STOP metadata" in capsys.readouterr().err
+    assert recognize_main(["no-such-model", "--source", str(bad)]) == 2  # a mistyped model: read as a run or preset
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'no-such-model' is not a run directory, a model folder or a preset" in err[0]
 
 
 def test_a_reader_that_goes_away_stops_recognition_quietly(exported, video):

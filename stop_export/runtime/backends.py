@@ -102,15 +102,20 @@ class TorchBackend:
         try:
             import torch
 
-            from ..onnx.export import VideoClassifier, build_metadata, label_embeddings, resolve_source
+            from ..onnx.export import ExportError, VideoClassifier, build_metadata, label_embeddings, resolve_source
         except ImportError as err:
-            raise BackendError(f"the PyTorch backend needs torch and the training extra ({err})") from None
+            raise BackendError(f"{source} is not an .onnx or .engine file, so it is read as a run directory, model "
+                               f"folder or preset by the PyTorch backend, which needs torch and the training extra "
+                               f"({err})") from None
         dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
         if precision not in dtypes:
             raise BackendError(f"precision {precision!r} is not one of {', '.join(dtypes)}")
-        src = resolve_source(source, labels=labels)
+        try:
+            src = resolve_source(source, labels=labels)
+            text = label_embeddings(src)
+        except ExportError as err:  # a mistyped model path lands here: one line, as for the other backends
+            raise BackendError(str(err)) from None
         self.torch = torch
-        text = label_embeddings(src)
         self.module = VideoClassifier(src.model.to(dtypes[precision]), text, src.preprocess).to(device).eval()
         self.device = device
         self.metadata = build_metadata(src)
