@@ -90,7 +90,7 @@ def describe(bank) -> list[str]:
 
 
 def run(args, parser: argparse.ArgumentParser) -> int:
-    from .runtime.bank import DEFAULT_ALPHA, NOT_BANK_SUFFIXES, BankError, LabelBank, check_bank_path, class_name
+    from .runtime.bank import CLIP_SUFFIXES, DEFAULT_ALPHA, BankError, LabelBank, check_bank_path, class_name
 
     adding = bool(args.label or args.clips)
     setting = args.alpha is not None or args.beta is not None
@@ -107,15 +107,13 @@ def run(args, parser: argparse.ArgumentParser) -> int:
         parser.error("--json goes with --list")
     if adding and not args.label:
         parser.error("name the class the clips show with --label")
-    if args.model and not Path(args.model).exists():  # a clip (maybe with a range) where the model goes
+    if args.model:  # a clip (maybe with a range) where the model goes
         try:
             clip = parse_clip(args.model)[0]
         except ValueError:
-            clip = None
-        if clip is not None and clip.suffix.lower() in NOT_BANK_SUFFIXES[:-2]:
+            clip = Path(args.model)
+        if clip.suffix.lower() in CLIP_SUFFIXES:
             parser.error(f"{args.model} is a clip: give the model (.onnx or .engine) first, then the clips")
-    elif args.model and Path(args.model).suffix.lower() in NOT_BANK_SUFFIXES[:-2]:
-        parser.error(f"{args.model} is a clip: give the model (.onnx or .engine) first, then the clips")
     if args.label and not args.clips:
         parser.error(f"give the clips that show {args.label!r} (VIDEO or VIDEO@START-END, after the model)")
     if not (adding or args.list or args.remove or args.tune or setting):
@@ -157,8 +155,7 @@ def run(args, parser: argparse.ArgumentParser) -> int:
 
     if not args.model:
         parser.error("give the model (.onnx or .engine) the bank is for")
-    if adding or args.tune or args.alpha is not None or args.beta is not None:
-        check_writable(args.bank)  # before the clips are embedded
+    check_writable(args.bank)  # before the clips are embedded
     from .runtime.backends import open_backend
     from .runtime.recognizer import Recognizer
 
@@ -171,17 +168,17 @@ def run(args, parser: argparse.ArgumentParser) -> int:
         print(f"nothing new for {args.label!r}: {args.bank} is unchanged")
         return 0
     _set_alpha_beta(bank, args)
-    if args.tune:
-        tuned = bank.tune(meta.logit_scale, *_own_labels(Recognizer(backend)))
+    tuned = bank.tune(meta.logit_scale, *_own_labels(Recognizer(backend))) if args.tune else None
+    path = bank.save(args.bank)  # before anything is printed: a reader that went away must not cost the work
+    if taught:
+        print(taught)
+    if tuned:
         print(f"tuned leave-one-out: alpha {tuned['alpha']:g}, beta {tuned['beta']:g} "
               f"({100 * tuned['loo_top1']:.1f} % of {tuned['examples']} examples right)")
         if tuned["alpha"] > DEFAULT_ALPHA:
             print(f"note: alpha {tuned['alpha']:g} is above the default {DEFAULT_ALPHA:g}: the taught classes may take "
                   "clips of the model's own classes too (the examples cannot show it); check with stop-recognize, "
                   f"and --alpha {DEFAULT_ALPHA:g} goes back", file=sys.stderr)
-    path = bank.save(args.bank)  # before anything is printed: a reader that went away must not cost the examples
-    if taught:
-        print(taught)
     print(f"saved {path}: {len(bank.classes)} class(es), {len(bank.example)} example(s)")
     return 0
 

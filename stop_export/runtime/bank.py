@@ -43,9 +43,10 @@ ALPHA_GRID = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)  # leave-one-out tuning
 BETA_GRID = (1.0, 3.0, 5.5, 8.0, 12.0)
 
 
-# a --bank with one of these suffixes is a clip or a model given in the wrong place, not a bank's name
-NOT_BANK_SUFFIXES = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".ts", ".gif", ".jpg", ".jpeg",
-                     ".png", ".bmp", ".onnx", ".engine")
+# a --bank with one of these suffixes is a clip (video or image) or a model given in the wrong place, not a bank
+CLIP_SUFFIXES = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".ts", ".gif", ".jpg", ".jpeg",
+                 ".png", ".bmp")
+NOT_BANK_SUFFIXES = (*CLIP_SUFFIXES, ".onnx", ".engine")
 
 
 class BankError(ValueError):
