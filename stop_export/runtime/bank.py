@@ -30,6 +30,8 @@ from typing import Callable
 
 import numpy as np
 
+from stop_train.data.types import VIDEO_EXTENSIONS
+
 from ..schema import Metadata
 from .files import paired_paths, read_pair, write_pair
 
@@ -44,8 +46,7 @@ BETA_GRID = (1.0, 3.0, 5.5, 8.0, 12.0)
 
 
 # a --bank with one of these suffixes is a clip (video or image) or a model given in the wrong place, not a bank
-CLIP_SUFFIXES = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".ts", ".gif", ".jpg", ".jpeg",
-                 ".png", ".bmp")
+CLIP_SUFFIXES = (*VIDEO_EXTENSIONS, ".m4v", ".mpg", ".mpeg", ".ts", ".gif", ".jpg", ".jpeg", ".png", ".bmp")
 NOT_BANK_SUFFIXES = (*CLIP_SUFFIXES, ".onnx", ".engine")
 
 
@@ -307,10 +308,7 @@ class Head:
             if graph_logits is None:
                 raise ValueError("this head scores the model's own classes by its logits: pass graph_logits")
             text[:, :self.graph] = graph_logits  # their weights are zero rows: s f W^T is the graph's
-        text = self._neutral(text)
-        if len(self.keys):
-            text += self.alpha * np.exp(-self.beta * (1.0 - np.asarray(video, np.float64) @ self.keys.T)) @ self.onehot
-        return text
+        return self._neutral(text) + cache_logits(video, self.keys, self.onehot, self.alpha, self.beta)
 
     def _neutral(self, text: np.ndarray) -> np.ndarray:
         """Example-only classes get the mean text logit of the classes with text (module docstring)."""
@@ -345,9 +343,17 @@ def class_logits(video: np.ndarray, weights: np.ndarray, scale: float, keys: np.
     video = np.asarray(video, np.float64)
     logits = scale * video @ np.asarray(weights, np.float64).T
     if keys is not None and len(keys):
-        affinity = np.exp(-beta * (1.0 - video @ np.asarray(keys, np.float64).T))  # (B, N)
-        logits += alpha * affinity @ np.eye(len(weights))[np.asarray(key_class)]  # L: one-hot classes (N, K)
+        logits += cache_logits(video, keys, np.eye(len(weights))[np.asarray(key_class)], alpha, beta)
     return logits
+
+
+def cache_logits(video: np.ndarray, keys: np.ndarray, onehot: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+    """The cache term alpha * exp(-beta (1 - f F^T)) L: unit `video` (B, E), unit example `keys` (N, E), their
+    one-hot classes `onehot` (N, K) -> (B, K) float64 (zeros without keys)."""
+    if not len(keys):
+        return np.zeros((len(video), onehot.shape[1]))
+    affinity = np.exp(-beta * (1.0 - np.asarray(video, np.float64) @ np.asarray(keys, np.float64).T))  # (B, N)
+    return alpha * affinity @ onehot
 
 
 # --------------------------------------------------------------------------------------- example clips
