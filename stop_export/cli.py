@@ -107,7 +107,8 @@ def export_main(argv: list[str] | None = None) -> int:
         text_name, tok_name = out.stem + ".text.onnx", TOKENIZER_FILE
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(default_bpe(), out.parent / tok_name)
-    meta = build_metadata(src, text_encoder=text_name, tokenizer=tok_name)
+    stats, stats_name = _statistics(src, out)
+    meta = build_metadata(src, text_encoder=text_name, tokenizer=tok_name, statistics=stats_name)
     what = "retrieval (no labels: video embeddings for stop-search)" if src.task == "retrieval" else f"{len(src.labels)} labels"
     print(f"exporting {src.description}: {meta.mode} mode, {what}, "
           f"input (B, {meta.frames}, {meta.size}, {meta.size}, 3) uint8 -> {out}", flush=True)
@@ -115,10 +116,35 @@ def export_main(argv: list[str] | None = None) -> int:
     if text_name:
         print(f"exporting the text encoder -> {out.parent / text_name}", flush=True)
         export_text(src.model, out.parent / text_name, meta)
+    if stats is not None:
+        stats.fingerprint = meta.fingerprint
+        stats.save(out.parent / stats_name)
+        print(f"class statistics of {int(stats.count.sum())} training clips (teaching new classes from a few "
+              f"examples) -> {out.parent / stats_name}", flush=True)
     print(f"done in {time.time() - start:.0f} s", flush=True)
     if args.check and not _check(src, out, args.check_clips, out.parent / text_name if text_name else None):
         return 1
     return _engines(args, out)
+
+
+def _statistics(src, out: Path):
+    """(the checkpoint's class statistics, their file name beside `out`), or (None, '') when it has none or they
+    do not fit the model (a note says so)."""
+    from stop_train.statistics import FrameStatistics, StatisticsError
+
+    if src.statistics is None or src.task != "recognition":
+        return None, ""
+    try:
+        stats = FrameStatistics.load(src.statistics)
+    except StatisticsError as err:
+        print(f"stop-export: note: exporting without class statistics: {err}", file=sys.stderr)
+        return None, ""
+    cfg = src.model.cfg
+    if stats.dim != cfg.frames * cfg.embed_dim:
+        print(f"stop-export: note: exporting without class statistics: {src.statistics} holds {stats.dim}-wide "
+              f"features, the model gives {cfg.frames} x {cfg.embed_dim}", file=sys.stderr)
+        return None, ""
+    return stats, out.stem + ".stats.npz"
 
 
 def _engines(args, onnx_path: Path) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from stop_train.config import ModelConfig
@@ -21,6 +22,7 @@ METADATA_KEY = "stop"  # metadata_props key holding the JSON document
 INPUT_NAME = "frames"
 DYNAMIC_OUTPUTS = ("logits", "video_embedding", "spatial_mask", "gap_variation", "gap_prompt_count")
 OFFICIAL_OUTPUTS = ("logits", "video_embedding", "spatial_mask", "frame_weight")
+FRAME_OUTPUT = "frame_embedding"  # (B, T, E), last, in files that have it (`Metadata.frame_embedding`)
 TEXT_INPUT = "token_ids"
 TEXT_OUTPUT = "text_embedding"
 TASKS = ("recognition", "retrieval")  # retrieval: no labels and no logits; the text encoder is always beside it
@@ -47,6 +49,10 @@ class Metadata:
     # '' in files exported before it was recorded
     fingerprint: str = ""
     task: str = "recognition"  # TASKS; files exported before it was recorded are recognition models
+    # the graph's last output is `frame_embedding` (B, T, E); False in files exported before it existed
+    frame_embedding: bool = False
+    # file name, beside the model, of its class statistics (`stop_train.statistics`); '' = none
+    statistics: str = ""
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -66,7 +72,7 @@ class Metadata:
     @property
     def outputs(self) -> tuple[str, ...]:
         """The graph's outputs, in order: a retrieval model has no `logits`."""
-        names = DYNAMIC_OUTPUTS if self.mode == "dynamic" else OFFICIAL_OUTPUTS
+        names = (DYNAMIC_OUTPUTS if self.mode == "dynamic" else OFFICIAL_OUTPUTS) + (FRAME_OUTPUT,) * self.frame_embedding
         return names if self.task == "recognition" else names[1:]
 
     @property
@@ -126,6 +132,9 @@ class Metadata:
             raise MetadataError(f"{where}: no labels in the metadata")
         if self.task == "retrieval" and not self.text_encoder:
             raise MetadataError(f"{where}: a retrieval model needs its text encoder (metadata names none)")
+        if self.statistics and (Path(self.statistics).name != self.statistics or self.statistics in (".", "..")):
+            raise MetadataError(f"{where}: the class statistics must be named as a file beside the model, got "
+                                f"{self.statistics!r}")
         if self.sampling.frames != self.model.frames:
             raise MetadataError(f"{where}: sampling takes {self.sampling.frames} frames, the model {self.model.frames}")
         if self.preprocess.size != self.model.vision.image_size:

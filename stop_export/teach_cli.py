@@ -180,6 +180,14 @@ def run(args, parser: argparse.ArgumentParser) -> int:
                   "clips of the model's own classes too (the examples cannot show it); check with stop-recognize, "
                   f"and --alpha {DEFAULT_ALPHA:g} goes back", file=sys.stderr)
     print(f"saved {path}: {len(bank.classes)} class(es), {len(bank.example)} example(s)")
+    rec = Recognizer(backend)
+    rec.set_bank(bank)
+    for note in rec.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"with the model's own labels, scored by {rec.scoring}")
+    if (tuned or setting) and rec.bank_head_uses_means:
+        print("note: alpha and beta only weigh the example cache, which scores the bank when a class has no clips "
+              "behind it (labels of your own, --labels); here the model's class statistics score it", file=sys.stderr)
     return 0
 
 
@@ -212,8 +220,6 @@ def _check(bank, args) -> None:
 def _teach(bank, backend, args) -> str | None:
     """Embed the clips and add them to class --label; returns what was taught, None when every clip was already
     there."""
-    import numpy as np
-
     from stop_train.video.decode import VideoReadError, probe
 
     from .runtime.bank import BankError, Example, embed_example, now
@@ -256,7 +262,7 @@ def _teach(bank, backend, args) -> str | None:
         print(f"  [{i}/{len(clips)}] {path.name} {lo:.2f}-{hi:.2f} s", file=sys.stderr, flush=True)
     if not examples and bank.find(args.label) is not None:
         return None
-    bank.add(args.label, np.stack(embeddings) if embeddings else np.zeros((0, bank.width)), examples, text, text_embedding)
+    bank.add_clips(args.label, embeddings, examples, text, text_embedding)
     bank.tuned = None
     cls = bank.classes[bank.find(args.label)]
     kind = "" if cls.text else ", example-only"

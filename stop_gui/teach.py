@@ -275,7 +275,7 @@ class TeachTab(QWidget):
             return False
         if rec is not self.host.recognizer or bank is not self.bank:
             return False  # the model changed meanwhile
-        bank.add(name, emb[None], [example], prompt, text_emb)
+        bank.add_clips(name, [emb], [example], prompt, text_emb)
         bank.tuned = None
         try:
             self._save()
@@ -307,8 +307,11 @@ class TeachTab(QWidget):
             self.tree.addTopLevelItem(top)
         self.tree.expandAll()
         where = f"bank: {self.bank_path}" if self.bank_path else ""
-        self.note.setText(f"{len(bank.classes)} taught class(es); {where}" if bank.classes else
+        rec = self.host.recognizer
+        scored = f"; scored by {rec.scoring}" if rec is not None and rec.bank is bank else ""
+        self.note.setText(f"{len(bank.classes)} taught class(es); {where}{scored}" if bank.classes else
                           "no taught classes yet: name one, mark a range (or record), add")
+        self.note.setToolTip("\n".join(rec.notes) if rec is not None else "")
 
 
 def _small(frame: np.ndarray, size: int) -> np.ndarray:

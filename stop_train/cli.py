@@ -4,6 +4,7 @@
     stop-train eval RUN_DIR [--split test] [--checkpoint best] [--test-clips N] [--test-crops M]
     stop-train eval MODEL_DIR --dataset ucf101 --data-root /data/UCF101 [--fold 1]   # converted checkpoints
     stop-train folds RUN_DIR [RUN_DIR ...]        # mean of the folds' test metrics
+    stop-train stats RUN_DIR [--checkpoint best]  # class statistics for label banks (new runs write them)
     stop-train convert CHECKPOINT OUT_DIR         # published STOP checkpoint -> model folder
     torchrun --nproc_per_node 4 -m stop_train.cli train ...   # several GPUs or nodes
 """
@@ -17,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-COMMANDS = ("train", "eval", "folds", "convert")
+COMMANDS = ("train", "eval", "stats", "folds", "convert")
 RUNS_ROOT = Path("runs")
 
 
@@ -115,8 +116,10 @@ def _train(argv: list[str]) -> int:
         if trainer.main:
             print(f"run {run_dir}: {picked}; no test split, so no test ran "
                   f"(evaluate later: stop-train eval {run_dir} --split SPLIT)")
+        _statistics(trainer)
         return 0
     metrics = trainer.test(split)
+    _statistics(trainer)
     if trainer.main and trainer.retrieval:
         print(f"run {run_dir}: {picked}; {split} ({metrics['videos']} videos, {metrics['captions']} captions): "
               f"text->video R@1 {metrics['t2v_R1']:.1f} R@5 {metrics['t2v_R5']:.1f} R@10 {metrics['t2v_R10']:.1f} "
@@ -125,6 +128,25 @@ def _train(argv: list[str]) -> int:
         print(f"run {run_dir}: {picked}; {split} top-1 {metrics['top1']:.3f}, top-5 {metrics['top5']:.3f}, "
               f"mean class {metrics['mean_class_acc']:.3f}")
     return 0
+
+
+def _statistics(trainer, checkpoint: str | None = None) -> bool:
+    """Write the chosen checkpoint's class statistics (what label banks teach new classes with); a run they cannot
+    be made for (retrieval, one class) says why and goes on."""
+    from .statistics import StatisticsError
+
+    if trainer.retrieval:
+        return False
+    try:
+        path, stats = trainer.write_statistics(checkpoint)
+    except StatisticsError as err:
+        if trainer.main:
+            print(f"no class statistics: {err}", file=sys.stderr)
+        return False
+    if trainer.main:
+        print(f"class statistics of {int(stats.count.sum())} training videos -> {path} (stop-export carries them: "
+              "label banks teach new classes with them)")
+    return True
 
 
 def _given_flags(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
@@ -207,6 +229,32 @@ def _eval(argv: list[str]) -> int:
     return 0
 
 
+def _stats(argv: list[str]) -> int:
+    from .engine.loop import Trainer
+    from .engine.setup import read_run_config
+
+    parser = argparse.ArgumentParser(
+        prog="stop-train stats",
+        description="Write a run checkpoint's class statistics (its frame embeddings over the training videos), which "
+                    "stop-export carries so that label banks can teach the model new classes from a few examples. "
+                    "Runs trained with this version write them at the end; this is for older runs.")
+    parser.add_argument("run", type=Path, help="run directory")
+    parser.add_argument("--checkpoint", default=None, help="best, last (default: the run's chosen one)")
+    for flag, kind in (("--data-root", str), ("--workers", int), ("--batch-size", int), ("--device", str),
+                       ("--probe-cache", str)):
+        parser.add_argument(flag, type=kind, default=None, help="(default: the run's)")
+    args = parser.parse_args(argv)
+    if not ((args.run / "config.json").is_file() and (args.run / "checkpoints").is_dir()):
+        raise FileNotFoundError(f"{args.run} is not a run directory (config.json + checkpoints/)")
+    saved, model_cfg = read_run_config(args.run)
+    if saved.task == "retrieval":
+        raise ValueError(f"{args.run} is a retrieval run: class statistics need classes")
+    given = {k: v for k in ("data_root", "workers", "batch_size", "device", "probe_cache")
+             if (v := getattr(args, k)) is not None}
+    trainer = Trainer(dataclasses.replace(saved, **given), model_cfg, args.run, start="eval", eval_split="train")
+    return 0 if _statistics(trainer, args.checkpoint) else 1
+
+
 def _folds(argv: list[str]) -> int:
     from .engine.folds import average_folds
 
@@ -248,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     command = argv[0] if argv and argv[0] in COMMANDS else "train"
     rest = argv[1:] if argv and argv[0] in COMMANDS else argv
-    run = {"train": _train, "eval": _eval, "folds": _folds, "convert": _convert}[command]
+    run = {"train": _train, "eval": _eval, "stats": _stats, "folds": _folds, "convert": _convert}[command]
     try:
         return run(rest)
     except ModuleNotFoundError as err:
@@ -261,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stop-train {command}: error: {err}", file=sys.stderr)
         return 1
     finally:
-        if command in ("train", "eval"):
+        if command in ("train", "eval", "stats"):
             try:
                 from .engine.distributed import finalize
             except ImportError:  # the training extra is missing: nothing was started

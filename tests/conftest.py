@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # Qt widgets and QObjects in tests run headless
@@ -40,6 +41,35 @@ SYNTHETIC_LABELS = ["MovingLeft", "MovingRight", "MovingUp", "MovingDown", "Grow
 OFFICIAL_TINY = {"mode": "official", "mask_layout": "lattice", "text_postfix_prompts": 2}
 
 
+def write_statistics(model, checkpoint: Path, videos: Path, per_class: int = 3) -> None:
+    """The trainer's class-statistics pass (`frame_statistics`) over generated videos of the synthetic classes,
+    written into the model folder `checkpoint` as the trainer writes it."""
+    import contextlib
+
+    from stop_train.data.synthetic import SyntheticSpec, render_scene, write_video
+    from stop_train.data.types import VideoItem
+    from stop_train.engine.data import ClipDataset
+    from stop_train.engine.distributed import DistInfo
+    from stop_train.engine.loop import frame_statistics
+    from stop_train.statistics import STATISTICS_FILE
+    from stop_train.video.decode import probe
+    from stop_train.video.preprocess import PreprocessCfg
+    from stop_train.video.sampling import SamplingCfg
+
+    rng = np.random.default_rng(1)
+    items = []
+    videos.mkdir(parents=True, exist_ok=True)
+    for label, name in enumerate(SYNTHETIC_LABELS[::2]):  # the forward classes; the others have no clips
+        for i in range(per_class):
+            path = videos / f"{name}_{i}.avi"
+            write_video(path, render_scene(name, SyntheticSpec(frames=25), rng), fps=25)
+            items.append(VideoItem(path, SYNTHETIC_LABELS.index(name), str(i)))
+    data = ClipDataset(items, [probe(v.path) for v in items], SamplingCfg(frames=model.cfg.frames),
+                       PreprocessCfg.for_model(model.cfg), train=False)
+    stats = frame_statistics(model, data, SYNTHETIC_LABELS, "cpu", contextlib.nullcontext, DistInfo(), 4, 0)
+    stats.save(checkpoint / STATISTICS_FILE)
+
+
 def export_tiny(folder: Path, mode: str) -> Path:
     """Save the tiny preset (random weights) as a model folder and export it with the synthetic labels.
 
@@ -51,7 +81,10 @@ def export_tiny(folder: Path, mode: str) -> Path:
     from stop_train.model import create_model, save_model
 
     torch.manual_seed(0)
-    save_model(create_model("tiny", **(OFFICIAL_TINY if mode == "official" else {})), folder / "model")
+    model = create_model("tiny", **(OFFICIAL_TINY if mode == "official" else {}))
+    save_model(model, folder / "model")
+    if mode == "dynamic":  # class statistics beside the weights, as a trained checkpoint has them
+        write_statistics(model, folder / "model", folder / "train-videos")
     (folder / "labels.txt").write_text("\n".join(SYNTHETIC_LABELS) + "\n")
     out = folder / f"tiny-{mode}.onnx"
     assert export_main([str(folder / "model"), "--labels", str(folder / "labels.txt"), "-o", str(out)]) == 0

@@ -80,7 +80,7 @@ def test_bank_round_trip_editing_and_damage(tmp_path):
         back.remove("opening a valve", 5)
 
     doc = json.loads(path.read_text())
-    for bad, message in ((dict(doc, version=99), "format 99; this toolkit reads up to 1"),
+    for bad, message in ((dict(doc, version=99), "format 99; this toolkit reads up to 2"),
                          (dict(doc, format="stop-search-index"), "is not a label bank"),
                          (dict(doc, classes=doc["classes"][:1]), "damaged bank"),
                          (dict(doc, alpha=float("nan")), "damaged bank")):
@@ -161,7 +161,7 @@ def test_a_bank_without_examples_gives_text_only_scores(exported, clips):
     rec.set_labels(list(rec.meta.labels))
     assert np.allclose(rec.predict_file(video).scores, graph, atol=1e-5)
     taught = LabelBank(rec.meta.fingerprint)
-    taught.add("waving", embed_example(rec.backend, clips / "MovingUp.avi", 0.5, 2.5)[None], [ex(0)])
+    taught.add_clips("waving", [embed_example(rec.backend, clips / "MovingUp.avi", 0.5, 2.5)], [ex(0)])
     rec.set_bank(taught)
     assert rec.labels == [*rec.meta.labels, "waving"]
     scores = rec.predict_file(clips / "MovingUp.avi").scores[0]
@@ -173,6 +173,65 @@ def test_a_bank_without_examples_gives_text_only_scores(exported, clips):
     narrow.add("waving", unit(np.ones((1, rec.meta.model.embed_dim + 1))), [ex(0)])
     with pytest.raises(BankError, match=f"embeddings are {rec.meta.model.embed_dim + 1} wide"):
         rec.set_bank(narrow)
+
+
+def test_a_model_with_class_statistics_scores_a_bank_by_class_means(exported, clips, tmp_path):
+    """When every class has clips behind it (the model's training videos, from its class statistics, or examples),
+    a bank is scored by class means of frame embeddings (`stop_train.statistics`); otherwise, or with statistics of
+    another model, or examples without frame embeddings, by the cache."""
+    import shutil
+
+    from stop_export.runtime.bank import embed_example
+    from stop_export.runtime.recognizer import Recognizer, softmax
+    from stop_train.video.decode import probe
+    from stop_train.video.views import eval_views
+
+    rec = Recognizer.open(exported["dynamic"], "cpu")
+    assert rec.meta.frame_embedding and rec.meta.statistics == "tiny-dynamic.stats.npz"
+    stats = rec.statistics
+    assert stats.fingerprint == rec.meta.fingerprint and stats.labels == rec.meta.labels
+    assert stats.count.tolist() == [3, 0, 3, 0, 3, 0]  # conftest: clips of the forward classes only
+    bank = LabelBank(rec.meta.fingerprint)
+    bank.add_clips("waving", [embed_example(rec.backend, clips / "MovingUp.avi", 0.5, 2.5)], [ex(0)])
+    rec.set_bank(bank)
+    assert "example cache" in rec.scoring  # MovingRight, MovingDown, ShrinkingSmaller have no clips behind them
+    taught = {"MovingRight": "MovingLeft.avi", "MovingDown": "clip @ 2.avi", "ShrinkingSmaller": "GrowingBigger.avi"}
+    for i, (name, clip) in enumerate(taught.items(), 1):
+        bank.add_clips(name, [embed_example(rec.backend, clips / clip)], [ex(i)])
+    rec.set_bank(bank)
+    assert "class means" in rec.scoring and rec.labels == [*rec.meta.labels, "waving"]
+
+    views = eval_views(clips / "MovingUp.avi", probe(clips / "MovingUp.avi"), rec.sampling, rec.preprocess)
+    pred = rec.predict(views)
+    frames = pred.outputs["frame_embedding"]
+    assert frames.shape == (len(views), rec.meta.frames, rec.meta.model.embed_dim)
+    row = {n: bank.frames[bank.example_class == bank.find(n)] for n in [*taught, "waving"]}
+    means = np.stack([stats.mean[i] if stats.count[i] else row[n].mean(0) for i, n in enumerate(rec.meta.labels)]
+                     + [row["waving"].mean(0)])
+    counts = np.array([3, 1, 3, 1, 3, 1, 1])
+    d = frames.reshape(len(frames), -1) - means[:, None]  # (K, B, D)
+    cov = stats.basis @ np.diag(stats.variance) @ stats.basis.T  # full rank at this size
+    d2 = np.einsum("kbd,de,kbe->bk", d, np.linalg.inv(cov), d)
+    assert np.allclose(pred.scores, softmax(-0.5 * d2 / (1 + 1 / counts)), atol=1e-4)
+
+    bank.save(tmp_path / "bank.json")
+    back = LabelBank.load(tmp_path / "bank.json")
+    assert np.array_equal(back.frames, bank.frames) and back.frames.shape == (4, frames[0].size)
+    rec.set_bank(back)
+    assert np.allclose(rec.predict(views).scores, pred.scores)
+    # an example without frame embeddings (a model exported before them): the bank is scored by the cache
+    back.add("waving", unit(np.ones((1, rec.meta.model.embed_dim))), [ex(9)])
+    assert back.frames.shape == (0, 0)
+    rec.set_bank(back)
+    assert "example cache" in rec.scoring
+
+    # statistics of another model beside a copy of this one: a note, and the cache
+    shutil.copy(exported["dynamic"], tmp_path / "copy.onnx")
+    stats.fingerprint = "0123456789abcdef"
+    stats.save(tmp_path / rec.meta.statistics)
+    other = Recognizer.open(tmp_path / "copy.onnx", "cpu")
+    other.set_bank(bank)
+    assert "example cache" in other.scoring and any("belongs to another model" in n for n in other.notes)
 
 
 def test_teach_and_recognize_from_the_command_line_without_torch(exported, clips, tmp_path):

@@ -19,7 +19,7 @@ from stop_export.onnx.function import TemporalPromptInsert
 from stop_export.runtime.backends import OrtBackend
 from stop_export.runtime.recognizer import Recognizer
 from stop_export.runtime.tokenizer import ClipTokenizer
-from stop_export.schema import DYNAMIC_OUTPUTS, METADATA_KEY, OFFICIAL_OUTPUTS, Metadata, MetadataError
+from stop_export.schema import DYNAMIC_OUTPUTS, FRAME_OUTPUT, METADATA_KEY, OFFICIAL_OUTPUTS, Metadata, MetadataError
 from stop_train.labels import LABEL_SETS, label_texts, load_labels
 from stop_train.model.insert_op import temporal_prompt_insert_reference
 from stop_train.tolerances import BATCH_REL_ERR, GOLDEN_REL_ERR, relative_error
@@ -31,7 +31,8 @@ def torch_outputs(path, clips: np.ndarray) -> dict[str, np.ndarray]:
     with torch.no_grad():
         module = VideoClassifier(src.model, src.model.encode_labels(src.labels, src.template), src.preprocess).eval()
         outs = module(torch.from_numpy(clips))
-    names = DYNAMIC_OUTPUTS if src.model.cfg.mode == "dynamic" else OFFICIAL_OUTPUTS
+    names = (DYNAMIC_OUTPUTS if src.model.cfg.mode == "dynamic" else OFFICIAL_OUTPUTS) + (FRAME_OUTPUT,)
+    assert len(outs) == len(names)
     return {n: o.numpy() for n, o in zip(names, outs)}
 
 
@@ -45,7 +46,9 @@ def test_graph_interface_node_and_function(exported, mode):
     dims = inp.type.tensor_type.shape.dim
     assert dims[0].dim_param == "batch" and [d.dim_value for d in dims[1:]] == [4, 64, 64, 3]
     names = [o.name for o in model.graph.output]
-    assert names == list(DYNAMIC_OUTPUTS if mode == "dynamic" else OFFICIAL_OUTPUTS)
+    assert names == [*(DYNAMIC_OUTPUTS if mode == "dynamic" else OFFICIAL_OUTPUTS), FRAME_OUTPUT]
+    (frames,) = [o for o in model.graph.output if o.name == FRAME_OUTPUT]
+    assert [d.dim_value for d in frames.type.tensor_type.shape.dim[1:]] == [4, 32]  # (B, T, E)
     custom = [n for n in model.graph.node if n.domain == "stop"]
     if mode == "dynamic":
         assert len(custom) == 1 and custom[0].op_type == "TemporalPromptInsert"
@@ -58,6 +61,9 @@ def test_graph_interface_node_and_function(exported, mode):
     meta = Metadata.from_json({p.key: p.value for p in model.metadata_props}[METADATA_KEY])
     assert meta.labels == SYNTHETIC_LABELS and meta.mode == mode and meta.frames == 4 and meta.size == 64
     assert meta.text_encoder == f"tiny-{mode}.text.onnx" and (exported[mode].parent / meta.tokenizer).is_file()
+    assert meta.frame_embedding  # conftest gives the dynamic model class statistics, as a trained checkpoint has them
+    assert meta.statistics == ("tiny-dynamic.stats.npz" if mode == "dynamic" else "")
+    assert not meta.statistics or (exported[mode].parent / meta.statistics).is_file()
 
 
 @pytest.mark.parametrize("mode", ["dynamic", "official"])
@@ -147,6 +153,13 @@ def test_metadata_rejects_newer_schema_and_missing_fields_and_reads_schema_1():
         Metadata.from_json(json.dumps(v1 | {"frames": 8}))
     with pytest.raises(MetadataError, match="sampling takes 8 frames"):
         Metadata.from_json(json.dumps(stored | {"sampling": {"frames": 8}}))
+    # files exported before the frame embeddings and class statistics: neither; a statistics name is a file name
+    assert (old.frame_embedding, old.statistics, old.outputs[-1]) == (False, "", "gap_prompt_count")
+    with_frames = Metadata.from_json(json.dumps(stored | {"frame_embedding": True, "statistics": "m.stats.npz"}))
+    assert with_frames.outputs[-1] == "frame_embedding" and with_frames.statistics == "m.stats.npz"
+    for bad in ("../m.stats.npz", "/etc/m.npz", ".."):
+        with pytest.raises(MetadataError, match="named as a file beside the model"):
+            Metadata.from_json(json.dumps(stored | {"statistics": bad}))
 
 
 @pytest.mark.parametrize("name", LABEL_SETS)

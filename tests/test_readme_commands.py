@@ -65,6 +65,7 @@ PLAN: dict[str, tuple[list[str], str]] = {
     "stop-train convert pytorch_model.bin converted_published/ --frames 12": ([], "official mode, T=12"),
     "stop-train eval converted_published/ --dataset hmdb51 --data-root /data/hmdb51 --fold 1": (["--workers", "0"], '"top1"'),
     "stop-train folds RUN_FOLD1 RUN_FOLD2 RUN_FOLD3": ([], '"top1"'),
+    "stop-train stats RUN_DIR": (["--workers", "0"], "class statistics of"),
     "torchrun --nproc_per_node 4 -m stop_train.cli train --dataset ucf101 --data-root /data/UCF101":
         (["--max-steps", "1", "--batch-size", "2", "--workers", "0"], "stopped after 1 steps"),
     "stop-export runs/demo-20261125-130000 --check": ([], "top-1 agreement"),
@@ -91,8 +92,9 @@ PLAN: dict[str, tuple[list[str], str]] = {
         ([], "example-only"),
     "stop-teach --bank site.json --list": ([], "opening a valve: 2 examples"),
     "stop-teach RUN/export/model.onnx --bank site.json --tune": ([], "tuned leave-one-out"),
-    "stop-recognize RUN/export/model.onnx --bank site.json --source video.mp4": ([], "video (live"),
-    "stop-recognize RUN/export/model.onnx --bank site.json --labels my_classes.txt --source 0": ([], "video (live"),
+    # the demo run's model carries its class statistics; labels of its own file have no clips behind them
+    "stop-recognize RUN/export/model.onnx --bank site.json --source video.mp4": ([], "scored by the class means"),
+    "stop-recognize RUN/export/model.onnx --bank site.json --labels my_classes.txt --source 0": ([], "example cache"),
     "stop-teach --bank site.json --remove 'opening a valve' --example 1": ([], "removed example 1"),
     "stop-gui --model RUN/export/model.onnx --bank site.json --source 0": (["--quit-after", "4"], ""),
     "stop-gui": (["--quit-after", "3"], ""),

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -16,6 +17,7 @@ from stop_train.cli import main
 from stop_train.data.synthetic import SyntheticSpec, write_synthetic_motion
 from stop_train.engine.loop import epoch_batches, lr_factor
 from stop_train.engine.distributed import DistInfo
+from stop_train.statistics import STATISTICS_FILE, FrameStatistics
 
 SPEC = SyntheticSpec(groups=6, clips_per_group=1, frames=12, width=48, height=32)
 BIN = Path(sys.executable).parent
@@ -83,6 +85,14 @@ def test_full_run_writes_the_run_directory_then_eval_and_folds(data_root, tmp_pa
     # best holds the files last had when it won: the same inode if epoch 2 won, else last was saved again since
     linked = os.path.samefile(best / "model.safetensors", last / "model.safetensors")
     assert linked == (state["best_epoch"] == 1)
+    # the chosen checkpoint's class statistics (label banks): one clip of each training video, by class
+    stats = FrameStatistics.load(best / STATISTICS_FILE)
+    assert stats.labels == (run / "labels.txt").read_text().split() and stats.dim == 4 * 32
+    assert stats.count.sum() == 36 - 12 - 6 and np.all(stats.count > 0)  # all videos less the test and val ones
+    assert not (last / STATISTICS_FILE).exists() or linked
+    assert main(["stats", str(run), "--checkpoint", "last", "--workers", "0"]) == 0
+    assert "class statistics of" in capsys.readouterr().out
+    assert FrameStatistics.load(last / STATISTICS_FILE).count.tolist() == stats.count.tolist()
     assert main(["folds", str(run), str(run)]) == 0
     folds = json.loads(capsys.readouterr().out)
     assert folds["top1"]["mean"] == pytest.approx(test["top1"]) and folds["top1"]["std"] == 0
@@ -137,6 +147,10 @@ def test_torchrun_two_processes_match_one(data_root, tmp_path):
     m2 = json.loads((two / "test_metrics.json").read_text())
     assert m1["count"] == m2["count"] == 12 and m1["top1"] == m2["top1"]
     assert len(list(csv.DictReader(open(two / "metrics.csv")))) == 1  # written once, by rank 0
+    # class statistics summed over the ranks' shards equal one process's
+    a, b = (FrameStatistics.load(run / "checkpoints" / "best" / STATISTICS_FILE) for run in (one, two))
+    assert a.count.tolist() == b.count.tolist() and np.allclose(a.mean, b.mean, atol=1e-3)
+    assert np.allclose(a.variance, b.variance, rtol=1e-2)
 
 
 def test_shuffled_frames_are_a_permutation_of_the_clip(data_root):

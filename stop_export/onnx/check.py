@@ -7,7 +7,7 @@ import numpy as np
 
 from stop_train.tolerances import GOLDEN_REL_ERR, TOP1_MARGIN_FACTOR, relative_error
 
-FLOAT_OUTPUTS = ("logits", "video_embedding", "gap_variation", "frame_weight")
+FLOAT_OUTPUTS = ("logits", "video_embedding", "gap_variation", "frame_weight", "frame_embedding")
 EXACT_OUTPUTS = ("spatial_mask", "gap_prompt_count")
 
 

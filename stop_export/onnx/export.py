@@ -19,6 +19,7 @@ from stop_train.config import ModelConfig, load_config
 from stop_train.labels import DEFAULT_TEMPLATE, load_labels
 from stop_train.model import STOP, create_model, load_model
 from stop_train.op_spec import OP_DOMAIN, OP_TYPE
+from stop_train.statistics import STATISTICS_FILE
 from stop_train.video import PreprocessCfg, SamplingCfg
 
 from ..schema import INPUT_NAME, METADATA_KEY, TEXT_INPUT, TEXT_OUTPUT, Metadata
@@ -45,6 +46,7 @@ class ExportSource:
     preprocess: PreprocessCfg
     description: str
     task: str = "recognition"  # a retrieval run's model: no labels, no logits, the text encoder always
+    statistics: Path | None = None  # the checkpoint's class statistics (`stop_train.statistics`), when it has them
 
 
 def _read_labels(path: Path) -> list[str]:
@@ -63,6 +65,7 @@ def resolve_source(source: str | Path, labels: str | None = None, template: str 
     """
     path = Path(source)
     run_cfg: dict[str, Any] = {}
+    stats: Path | None = None
     run_labels: list[str] | None = None
     if (path / "checkpoints").is_dir() and (path / "config.json").is_file():
         run_cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
@@ -75,10 +78,12 @@ def resolve_source(source: str | Path, labels: str | None = None, template: str 
             found = sorted(p.name for p in (path / "checkpoints").iterdir() if p.is_dir())
             raise ExportError(f"{path} has no checkpoint {checkpoint!r} (found: {', '.join(found) or 'none'})")
         model = load_model(folder).eval()
+        stats = folder / STATISTICS_FILE
         run_labels = _read_labels(path / "labels.txt") if (path / "labels.txt").is_file() else None
         description = f"run {path.resolve()} ({checkpoint})"
     elif (path / "model.safetensors").is_file():
         model = load_model(path).eval()
+        stats = path / STATISTICS_FILE
         run_root = path.parent.parent  # a checkpoint inside a run: <run>/checkpoints/<name>
         if path.parent.name == "checkpoints" and (run_root / "config.json").is_file():
             run_cfg = json.loads((run_root / "config.json").read_text(encoding="utf-8"))
@@ -113,7 +118,8 @@ def resolve_source(source: str | Path, labels: str | None = None, template: str 
         raise ExportError(f"{description} carries no labels: pass --labels FILE (one class per line) or a bundled "
                           "set (ucf101, hmdb51, kinetics400, ssv2)")
     return ExportSource(model, classes, template or train.get("template", DEFAULT_TEMPLATE), sampling,
-                        PreprocessCfg.for_model(cfg), description)
+                        PreprocessCfg.for_model(cfg), description,
+                        statistics=stats if stats is not None and stats.is_file() else None)
 
 
 class VideoClassifier(nn.Module):
@@ -134,12 +140,14 @@ class VideoClassifier(nn.Module):
         # cast first: TensorRT takes uint8 only straight into a Cast (no Transpose on uint8)
         x = (frames.float().permute(0, 1, 4, 2, 3) - self.mean) * self.inv_std
         # a bf16 model (PyTorch backend) runs in bf16; the outputs are float32 in every precision
-        emb, aux = self.model.encode_video(x.to(self.model.global_prompts.dtype), return_aux=True)
-        emb = emb.float()
+        # all tokens through the last block: the frames' class tokens are an output too (`frame_embedding`)
+        hidden, aux = self.model.forward_visual(x.to(self.model.global_prompts.dtype), all_tokens=True)
+        emb = F.normalize(self.model.video_features(hidden), dim=-1).float()
+        frames = self.model.frame_embeddings(hidden).float()
         if self.model.dynamic:
-            outs = (emb, aux["spatial_mask"], aux["gap_variation"].float(), aux["gap_prompt_count"])
+            outs = (emb, aux["spatial_mask"], aux["gap_variation"].float(), aux["gap_prompt_count"], frames)
         else:
-            outs = (emb, aux["spatial_mask"], aux["frame_weight"].float())
+            outs = (emb, aux["spatial_mask"], aux["frame_weight"].float(), frames)
         if not self.classify:
             return outs
         return (self.model.logit_scale.float() * emb @ self.text_embedding.t(), *outs)
@@ -166,13 +174,14 @@ def model_fingerprint(model: STOP) -> str:
     return digest.hexdigest()[:16]
 
 
-def build_metadata(src: ExportSource, text_encoder: str = "", tokenizer: str = "") -> Metadata:
+def build_metadata(src: ExportSource, text_encoder: str = "", tokenizer: str = "", statistics: str = "") -> Metadata:
     cfg: ModelConfig = src.model.cfg
     pre = src.preprocess
     return Metadata(
         labels=list(src.labels), template=src.template, logit_scale=float(src.model.logit_scale), model=cfg,
         preprocess=pre, sampling=src.sampling, toolkit_version=stop_train.__version__, source=src.description,
         text_encoder=text_encoder, tokenizer=tokenizer, fingerprint=model_fingerprint(src.model), task=src.task,
+        frame_embedding=True, statistics=statistics,
     )
 
 

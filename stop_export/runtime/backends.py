@@ -119,12 +119,22 @@ class TorchBackend:
         self.module = VideoClassifier(src.model.to(dtypes[precision]), text, src.preprocess).to(device).eval()
         self.device = device
         self.metadata = build_metadata(src)
+        self.statistics_file = src.statistics  # the checkpoint's own (`stop_train.statistics`), or None
         self.name = f"pytorch-{device}" + ("-bf16" if precision == "bf16" else "")
 
     def run(self, frames: np.ndarray) -> dict[str, np.ndarray]:
         with self.torch.no_grad():
             outs = self.module(self.torch.from_numpy(np.ascontiguousarray(frames)).to(self.device))
         return {name: out.cpu().numpy() for name, out in zip(self.metadata.outputs, outs)}
+
+
+def statistics_file(backend: Backend) -> Path | None:
+    """Where the model's class statistics are (`stop_train.statistics`): the file its metadata names beside an
+    .onnx or .engine file, a checkpoint's own for the PyTorch backend; None when it has none."""
+    if getattr(backend, "statistics_file", None) is not None:
+        return Path(backend.statistics_file)
+    path, name = getattr(backend, "path", None), backend.metadata.statistics
+    return Path(path).parent / name if path is not None and name else None
 
 
 def open_backend(model: str | Path, backend: str = "auto", threads: int = 0, labels: str | None = None,

@@ -26,16 +26,17 @@ import time
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
 from stop_train.data.types import VIDEO_EXTENSIONS
+from stop_train.statistics import FrameStatistics
 
 from ..schema import Metadata
 from .files import paired_paths, read_pair, write_pair
 
-BANK_VERSION = 1
+BANK_VERSION = 2  # 2: the examples' frame embeddings
 # chosen by benchmarks/few_shot_check.py --epochs 18 (issue 15): the best mean held-out top-1 with 5 examples per
 # class among the settings that keep every model's trained classes within 2 points of text only (three held-out
 # pairs); a sharp beta: only clips close to an example are lifted (README, learning check)
@@ -107,6 +108,9 @@ class LabelBank:
     text: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # (C, E), zero rows: no text
     example: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # (N, E) unit rows
     example_class: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))  # (N,) index into classes
+    # (N, T*E) the examples' frame embeddings (`frame_embedding` output, flattened), or (0, 0) when any example
+    # lacks them (a model exported without that output, a version-1 bank): the cache alone then scores the bank
+    frames: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
 
     # ------------------------------------------------------------------------------------------- files
     @staticmethod
@@ -120,7 +124,8 @@ class LabelBank:
                "model": self.model, "alpha": self.alpha, "beta": self.beta, "tuned": self.tuned,
                "classes": [asdict(c) for c in self.classes]}
         return write_pair(path, doc, {"text": self.text.astype(np.float32), "example": self.example.astype(np.float32),
-                                      "example_class": self.example_class.astype(np.int32)})
+                                      "example_class": self.example_class.astype(np.int32),
+                                      "frames": self.frames.astype(np.float32)})
 
     @classmethod
     def load(cls, path: str | Path) -> "LabelBank":
@@ -131,7 +136,8 @@ class LabelBank:
         try:
             classes = [BankClass(c["name"], c["text"], [Example(**e) for e in c["examples"]]) for c in doc["classes"]]
             bank = cls(str(doc["fingerprint"]), str(doc.get("model", "")), float(doc["alpha"]), float(doc["beta"]),
-                       doc.get("tuned"), classes, arrays["text"], arrays["example"], arrays["example_class"])
+                       doc.get("tuned"), classes, arrays["text"], arrays["example"], arrays["example_class"],
+                       arrays.get("frames", np.zeros((0, 0), np.float32)))
         except (KeyError, TypeError, ValueError) as err:
             raise BankError(f"{meta_path}: damaged bank ({err})") from None
         counts = np.bincount(bank.example_class, minlength=len(classes)) if len(bank.example_class) else np.zeros(len(classes))
@@ -139,6 +145,7 @@ class LabelBank:
                 or len(counts) != len(classes) or [len(c.examples) for c in classes] != counts.tolist()
                 or np.any(np.diff(bank.example_class) < 0)
                 or (bank.text.size and bank.example.size and bank.text.shape[1] != bank.example.shape[1])
+                or bank.frames.ndim != 2 or (len(bank.frames) and len(bank.frames) != len(bank.example))
                 or not (np.isfinite(bank.alpha) and bank.alpha >= 0 and np.isfinite(bank.beta) and bank.beta > 0)):
             raise BankError(f"{meta_path}: damaged bank (its classes and arrays disagree, or alpha/beta are not numbers "
                             "alpha >= 0, beta > 0)")
@@ -179,11 +186,17 @@ class LabelBank:
         return next((i for i, c in enumerate(self.classes) if c.name == name), None)
 
     def add(self, name: str, embeddings: np.ndarray, examples: list[Example], text: str = "",
-            text_embedding: np.ndarray | None = None) -> None:
-        """Add example embeddings (n, E) with their `examples` to class `name`, creating it (with `text` and its
-        `text_embedding` (E,), or example-only) when new. Raises BankError for a bad class name (`class_name`), a
-        size mismatch, or a new example-only class without examples."""
+            text_embedding: np.ndarray | None = None, frames: np.ndarray | None = None) -> None:
+        """Add example embeddings (n, E) with their `examples` (and their frame embeddings (n, T*E), when the model
+        gives them) to class `name`, creating it (with `text` and its `text_embedding` (E,), or example-only) when
+        new. Raises BankError for a bad class name (`class_name`), a size mismatch, or a new example-only class
+        without examples."""
         name = class_name(name)
+        had_frames = len(self.frames) == len(self.example)  # every example so far has them (or there are none)
+        if frames is not None and examples:
+            frames = np.asarray(frames, np.float32).reshape(len(examples), -1)
+            if len(self.frames) and frames.shape[1] != self.frames.shape[1]:
+                raise BankError(f"frame embedding width {frames.shape[1]} does not match the bank's {self.frames.shape[1]}")
         embeddings = np.asarray(embeddings, np.float32).reshape(len(examples), -1) if examples else None
         given = embeddings.shape[1] if examples else len(text_embedding) if text_embedding is not None else 0
         width = self.width or given
@@ -204,8 +217,20 @@ class LabelBank:
         if self.example.size == 0:
             self.example = np.zeros((0, width), np.float32)
         self.example = np.concatenate([self.example[:at], _unit(embeddings), self.example[at:]])
+        if had_frames and (frames is not None or not examples):
+            if frames is not None and examples:
+                self.frames = frames if not len(self.frames) else np.concatenate([self.frames[:at], frames, self.frames[at:]])
+        else:  # an example without frame embeddings: the bank is scored by its cache alone
+            self.frames = np.zeros((0, 0), np.float32)
         self.example_class = np.concatenate([self.example_class[:at], np.full(len(examples), k, np.int32),
                                              self.example_class[at:]]).astype(np.int32)
+
+    def add_clips(self, name: str, clips: list[ClipEmbedding], examples: list[Example], text: str = "",
+                  text_embedding: np.ndarray | None = None) -> None:
+        """`add` for the clips `embed_example` / `embed_recording` give, one per example."""
+        frames = None if not clips or any(c.frames is None for c in clips) else np.stack([c.frames.ravel() for c in clips])
+        embeddings = np.stack([c.embedding for c in clips]) if clips else np.zeros((0, self.width), np.float32)
+        self.add(name, embeddings, examples, text, text_embedding, frames)
 
     def remove(self, name: str, example: int | None = None) -> None:
         """Remove class `name`, or only its `example`-th example (0-based). A class left with neither text nor
@@ -218,6 +243,8 @@ class LabelBank:
             if not 0 <= example < len(rows):
                 raise BankError(f"{name!r} has {len(rows)} example(s): there is no example {example + 1}")
             self.example = np.delete(self.example, rows[example], axis=0)
+            if len(self.frames):
+                self.frames = np.delete(self.frames, rows[example], axis=0)
             self.example_class = np.delete(self.example_class, rows[example])
             del self.classes[k].examples[example]
             if self.classes[k].examples or self.classes[k].text:
@@ -225,6 +252,8 @@ class LabelBank:
             rows = rows[:0]
         keep = self.example_class != k
         self.example, self.example_class = self.example[keep], self.example_class[keep]
+        if len(self.frames):
+            self.frames = self.frames[keep]
         self.example_class = (self.example_class - (self.example_class > k)).astype(np.int32)
         self.text = np.delete(self.text, k, axis=0)
         del self.classes[k]
@@ -234,10 +263,13 @@ class LabelBank:
         return int(self.text.shape[1]) if self.text.size else (int(self.example.shape[1]) if self.example.size else 0)
 
     # ------------------------------------------------------------------------------------------- scoring
-    def head(self, labels: list[str] | None = None, label_text: np.ndarray | None = None) -> "Head":
+    def head(self, labels: list[str] | None = None, label_text: np.ndarray | None = None,
+             statistics: FrameStatistics | None = None) -> "Head":
         """The classifier over `labels` followed by the bank's classes not among them; a label the bank also has
         takes the bank's examples (and keeps its own text). `label_text`: the labels' unit text embeddings
-        (K, E); None: `labels` are the model's own classes, scored by its graph's logits."""
+        (K, E); None: `labels` are the model's own classes, scored by its graph's logits. With the model's class
+        `statistics`, when every class has clips behind it (the model's training videos or examples) and every
+        example its frame embeddings, the head scores by them (module docstring); else by the cache."""
         labels = list(labels or [])
         graph = len(labels) if label_text is None else 0
         weights = list(np.zeros((graph, self.width), np.float32) if label_text is None else np.asarray(label_text, np.float32))
@@ -251,7 +283,29 @@ class LabelBank:
                 has_text.append(bool(cls.text))
         key_class = np.array([slot[self.classes[c].name] for c in self.example_class], np.int64)
         return Head(labels, np.stack(weights) if weights else np.zeros((0, self.width), np.float32),
-                    np.array(has_text, bool), self.example, key_class, self.alpha, self.beta, graph)
+                    np.array(has_text, bool), self.example, key_class, self.alpha, self.beta, graph,
+                    self._class_means(labels, key_class, statistics))
+
+    def _class_means(self, labels: list[str], key_class: np.ndarray, stats: FrameStatistics | None
+                     ) -> ClassMeans | None:
+        """The classes' means in frame-embedding space and the clips behind each, from the model's training videos
+        (`stats`, by class name) and the examples together; None when a class has neither, an example has no frame
+        embeddings, or there are no examples (the model's own scores are then unchanged)."""
+        if stats is None or not len(self.example) or len(self.frames) != len(self.example) \
+                or self.frames.shape[1] != stats.dim:
+            return None
+        sums = np.zeros((len(labels), stats.dim))
+        counts = np.zeros(len(labels))
+        trained = {name: i for i, name in enumerate(stats.labels) if stats.count[i] > 0}
+        for k, name in enumerate(labels):
+            if name in trained:
+                i = trained[name]
+                counts[k], sums[k] = stats.count[i], stats.count[i] * stats.mean[i].astype(np.float64)
+        np.add.at(sums, key_class, self.frames.astype(np.float64))
+        counts += np.bincount(key_class, minlength=len(labels))
+        if not np.all(counts > 0):
+            return None
+        return ClassMeans(sums / counts[:, None], counts, stats)
 
     def tune(self, scale: float, labels: list[str] | None = None, label_text: np.ndarray | None = None,
              alphas=ALPHA_GRID, betas=BETA_GRID) -> dict:
@@ -282,8 +336,23 @@ class LabelBank:
 
 
 @dataclass
+class ClassMeans:
+    """Every class of a head as a mean of frame embeddings (D = T*E) over the clips behind it."""
+
+    mean: np.ndarray  # (K, D) float64
+    count: np.ndarray  # (K,) clips behind each mean (training videos + examples)
+    statistics: FrameStatistics  # the model's: its covariance
+
+    def logits(self, frames: np.ndarray) -> np.ndarray:
+        """Frame embeddings (B, T, E) -> logits (B, K) float64 (`stop_train.statistics`)."""
+        frames = np.asarray(frames)
+        return self.statistics.logits(frames.reshape(len(frames), -1), self.mean, self.count)
+
+
+@dataclass
 class Head:
-    """Class weights and the example cache: `logits(video, scale)` is the module docstring's formula."""
+    """Class weights and the example cache: `logits(video, scale)` is the module docstring's formula, or, with
+    `means`, the class statistics' (module docstring)."""
 
     labels: list[str]
     weights: np.ndarray  # (K, E) unit text embeddings; rows without text are replaced by prototypes
@@ -293,6 +362,7 @@ class Head:
     alpha: float
     beta: float
     graph: int = 0  # the first `graph` classes are the model's own, scored by its graph's logits
+    means: ClassMeans | None = None  # set: clips are scored by their frame embeddings instead
 
     def __post_init__(self):
         self.weights = np.array(self.weights, np.float32)
@@ -301,8 +371,14 @@ class Head:
         for k in np.flatnonzero(~self.has_text):
             self.weights[k] = _unit(self.keys[self.key_class == k].sum(axis=0)) if self.prototypes else 0.0
 
-    def logits(self, video: np.ndarray, scale: float, graph_logits: np.ndarray | None = None) -> np.ndarray:
-        """Unit video embeddings (B, E) -> logits (B, K) float64; `graph_logits` (B, graph): the model's own."""
+    def logits(self, video: np.ndarray, scale: float, graph_logits: np.ndarray | None = None,
+               frames: np.ndarray | None = None) -> np.ndarray:
+        """Unit video embeddings (B, E) -> logits (B, K) float64; `graph_logits` (B, graph): the model's own;
+        `frames` (B, T, E): the graph's frame embeddings (used when the head has `means`)."""
+        if self.means is not None:
+            if frames is None:
+                raise ValueError("this head scores clips by their frame embeddings: pass frames")
+            return self.means.logits(frames)
         text = scale * np.asarray(video, np.float64) @ self.weights.T.astype(np.float64)
         if self.graph:
             if graph_logits is None:
@@ -357,9 +433,20 @@ def cache_logits(video: np.ndarray, keys: np.ndarray, onehot: np.ndarray, alpha:
 
 
 # --------------------------------------------------------------------------------------- example clips
-def embed_views(run: Callable[[np.ndarray], np.ndarray], views: np.ndarray) -> np.ndarray:
-    """One example's unit embedding (E,): the mean of its views' (V, T, S, S, 3) embeddings, normalised."""
-    return _unit(_unit(run(np.ascontiguousarray(views))).mean(axis=0))
+class ClipEmbedding(NamedTuple):
+    """What a bank keeps of one example clip."""
+
+    embedding: np.ndarray  # (E,) unit video embedding
+    frames: np.ndarray | None  # (T, E) frame embeddings; None from a model exported without that output
+
+
+def embed_views(run: Callable[[np.ndarray], dict[str, np.ndarray]], views: np.ndarray) -> ClipEmbedding:
+    """One example from its views (V, T, S, S, 3) through the graph `run`: the unit mean of the views' unit video
+    embeddings, and the mean of their frame embeddings."""
+    out = run(np.ascontiguousarray(views))
+    frames = out.get("frame_embedding")
+    return ClipEmbedding(_unit(_unit(out["video_embedding"]).mean(axis=0)),
+                         None if frames is None else np.asarray(frames, np.float32).mean(axis=0))
 
 
 def min_example_s(sampling) -> float:
@@ -383,8 +470,8 @@ def check_clip_length(times: np.ndarray, sampling, what: str) -> None:
 
 
 def embed_example(backend, path: str | Path, start_s: float | None = None, end_s: float | None = None
-                  ) -> np.ndarray:
-    """The example embedding (E,) of a file, or of its frames in [`start_s`, `end_s`] seconds: the metadata's eval
+                  ) -> ClipEmbedding:
+    """The example (`ClipEmbedding`) of a file, or of its frames in [`start_s`, `end_s`] seconds: the metadata's eval
     views (`eval_views`), through the model. Raises BankError for a range without enough frames for one clip
     (`check_clip_length`), RecognizeError for an unreadable file."""
     from stop_train.video.decode import VideoReadError, probe
@@ -405,11 +492,11 @@ def embed_example(backend, path: str | Path, start_s: float | None = None, end_s
         raise
     except ValueError as err:
         raise BankError(f"{path}: {err}") from None
-    return embed_views(lambda clips: backend.run(clips)["video_embedding"], views)
+    return embed_views(backend.run, views)
 
 
-def embed_recording(backend, times: np.ndarray, frames: list[np.ndarray]) -> np.ndarray:
-    """The example embedding (E,) of frames recorded from a camera (RGB uint8 (H, W, 3) at `times` seconds).
+def embed_recording(backend, times: np.ndarray, frames: list[np.ndarray]) -> ClipEmbedding:
+    """The example (`ClipEmbedding`) of frames recorded from a camera (RGB uint8 (H, W, 3) at `times` seconds).
     Raises BankError when they cannot fill one clip (`check_clip_length`)."""
     from stop_train.video.views import sampled_views
 
@@ -419,7 +506,7 @@ def embed_recording(backend, times: np.ndarray, frames: list[np.ndarray]) -> np.
     check_clip_length(np.asarray(times), meta.sampling, "the recording")
     views = sampled_views(np.asarray(times), lambda idx: np.stack([frames[i] for i in idx]), meta.sampling,
                           meta.preprocess)
-    return embed_views(lambda clips: backend.run(clips)["video_embedding"], views)
+    return embed_views(backend.run, views)
 
 
 def now() -> str:

@@ -168,6 +168,9 @@ def run_recognize(args) -> int:
             from .bank import LabelBank
 
             rec.set_bank(LabelBank.load(bank))
+            for note in rec.notes:
+                print(f"stop-recognize: note: {note}", file=sys.stderr)
+            print(f"{len(rec.bank.classes)} class(es) from {bank}: scored by {rec.scoring}", file=sys.stderr)
             if len(rec.labels) < 2:
                 raise RecognizeError(f"{bank} and the model's labels give only {len(rec.labels)} class(es): scores are "
                                      "shared out among the classes, give at least two (--labels, or teach another)")

@@ -12,8 +12,10 @@ from stop_train.labels import label_texts
 from stop_train.video.preprocess import PreprocessCfg
 from stop_train.video.sampling import SamplingCfg
 
-from ..schema import Metadata
-from .backends import Backend, open_backend
+from stop_train.statistics import FrameStatistics, StatisticsError
+
+from ..schema import FRAME_OUTPUT, Metadata
+from .backends import Backend, open_backend, statistics_file
 from .bank import Head, LabelBank
 from .buffer import ClipBuffer
 from .errors import BackendError
@@ -54,6 +56,8 @@ class Recognizer:
         self._head: tuple[list[str], Head | None] = (list(self.meta.labels), None)
         self._given: tuple[list[str], np.ndarray] | None = None  # labels given to set_labels, their text embeddings
         self.bank: LabelBank | None = None
+        self._statistics: FrameStatistics | None | bool = False  # False: not read yet
+        self.notes: list[str] = []  # what a user should know about how the classes are scored (once each)
         self.preprocess: PreprocessCfg = self.meta.preprocess
         self.sampling: SamplingCfg = self.meta.sampling
 
@@ -89,7 +93,8 @@ class Recognizer:
                                "(stop-recognize --labels FILE or --bank BANK), or search with stop-search")
         outputs = self.backend.run(np.ascontiguousarray(frames))
         if head is not None:
-            logits = head.logits(outputs["video_embedding"], self.meta.logit_scale, outputs.get("logits"))
+            logits = head.logits(outputs["video_embedding"], self.meta.logit_scale, outputs.get("logits"),
+                                 outputs.get(FRAME_OUTPUT))
         else:
             logits = outputs["logits"]
         return Prediction(softmax(logits.astype(np.float64)), outputs, list(labels))
@@ -130,13 +135,54 @@ class Recognizer:
         self.bank = bank
         self._rebuild()
 
+    @property
+    def bank_head_uses_means(self) -> bool:
+        """The labels are scored by class means of frame embeddings (the model's class statistics)."""
+        head = self._head[1]
+        return head is not None and head.means is not None
+
+    @property
+    def scoring(self) -> str:
+        """How the labels are scored now, for messages."""
+        head = self._head[1]
+        if head is None:
+            return "the model's own logits"
+        if self.bank_head_uses_means:
+            return "the class means of frame embeddings (the model's class statistics with the examples)"
+        if len(head.keys):
+            return f"text and the example cache (alpha {head.alpha:g}, beta {head.beta:g})"
+        return "text"
+
+    @property
+    def statistics(self) -> FrameStatistics | None:
+        """The model's class statistics, read once when a bank needs them; None when it has none (a file that is
+        missing, damaged or another model's is a note in `notes`, and the bank is scored by its cache)."""
+        if self._statistics is False:
+            self._statistics = None
+            path = statistics_file(self.backend)
+            if path is not None:
+                try:
+                    stats = FrameStatistics.load(path)
+                except StatisticsError as err:
+                    self.notes.append(f"{err}: taught classes are scored by the example cache alone")
+                else:
+                    if stats.fingerprint and self.meta.fingerprint and stats.fingerprint != self.meta.fingerprint:
+                        self.notes.append(f"{path} belongs to another model: taught classes are scored by the "
+                                          "example cache alone")
+                    elif stats.dim != self.meta.frames * self.meta.model.embed_dim:
+                        self.notes.append(f"{path} does not fit the model (features {stats.dim} wide): taught classes "
+                                          "are scored by the example cache alone")
+                    else:
+                        self._statistics = stats
+        return self._statistics
+
     def _rebuild(self) -> None:
         if self._given is not None:
             labels, text = self._given
         else:
             labels, text = ([] if self.meta.task == "retrieval" else list(self.meta.labels)), None
         if self.bank is not None and self.bank.classes:
-            head = self.bank.head(labels, text)
+            head = self.bank.head(labels, text, self.statistics if len(self.bank.example) else None)
         elif text is not None:
             head = Head(labels, text, np.ones(len(labels), bool), np.zeros((0, text.shape[1]), np.float32),
                         np.zeros(0, np.int64), 0.0, 0.0)

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from ..config import ModelConfig
 from ..labels import label_texts
 from ..model import STOP, create_model, dead_parameters
+from ..statistics import STATISTICS_FILE, FrameStatistics
 from .checkpoint import WEIGHTS, link_checkpoint, load_checkpoint, rewrite_state, save_checkpoint, write_json
 from .config import TrainConfig
 from .data import ClipDataset, collate, collate_views
@@ -115,6 +116,46 @@ def evaluate(model: STOP, dataset: ClipDataset, text_ids: torch.Tensor, device, 
     ok = keep & ~torch.isnan(scores).any(-1)  # padding repeats and unreadable videos are not counted
     s, y = scores[ok].numpy(), labels[ok].numpy()
     return classification_metrics(s, y), s, y
+
+
+@torch.no_grad()
+def frame_statistics(model: STOP, dataset: ClipDataset, classes: list[str], device, autocast, info: DistInfo,
+                     batch_size: int, workers: int, progress: bool = False) -> FrameStatistics:
+    """Class statistics (`stop_train.statistics`) of every video of `dataset` (evaluation views): each video's
+    frame embeddings (T, E), averaged over its views and flattened, as one example clip is embedded; on every rank.
+    Raises StatisticsError when the videos cannot make statistics (fewer than two classes)."""
+    was_training = model.training
+    model.eval()
+    indices, valid = shard(list(range(len(dataset))), info)
+    batches = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
+    loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate_views,
+                        generator=torch.Generator())
+    dim = model.cfg.frames * model.cfg.embed_dim
+    sums = torch.zeros(len(classes), dim, dtype=torch.float64, device=device)
+    counts = torch.zeros(len(classes), dtype=torch.float64, device=device)
+    outer = torch.zeros(dim, dim, dtype=torch.float64, device=device)
+    pos = 0
+    for x, present in _progress(loader, progress, "class statistics"):
+        if x is not None:
+            b, v = x.shape[:2]
+            with autocast():
+                hidden, _ = model.forward_visual(x.flatten(0, 1).to(device), all_tokens=True)
+                frames = model.frame_embeddings(hidden)
+            feats = frames.float().view(b, v, -1).mean(1).double()
+            rows = [pos + j for j, ok in enumerate(present) if ok]
+            keep = torch.tensor([valid[r] for r in rows], device=device)  # padding repeats are not counted
+            feats = feats[keep]
+            labels = torch.tensor([dataset.items[indices[r]].label for r, k in zip(rows, keep.tolist()) if k],
+                                  device=device, dtype=torch.long)
+            sums.index_add_(0, labels, feats)
+            counts += torch.bincount(labels, minlength=len(classes)).double()
+            outer += feats.T @ feats
+        pos += len(present)
+    model.train(was_training)
+    if info.world > 1:
+        for t in (sums, counts, outer):
+            torch.distributed.all_reduce(t)
+    return FrameStatistics.from_sums(classes, sums.cpu().numpy(), counts.cpu().numpy(), outer.cpu().numpy())
 
 
 def _progress(iterable, enabled: bool, desc: str, total: int | None = None):
@@ -321,14 +362,34 @@ class Trainer:
             log.info("epoch %d: loss %.4f (no validation), %.1f clips/s", epoch + 1, loss, clips_per_s)
 
     # ---------------------------------------------------------------------------------- testing
-    def test(self, split: str, checkpoint: str | Path | None = None, out_dir: Path | None = None) -> dict[str, float]:
-        """Evaluate a checkpoint (a name under `checkpoints/`, default the chosen one, or a model folder) on a
-        split with the test views; writes `<split>_metrics.json` and a confusion PNG into `out_dir` (the run)."""
+    def _checkpoint_folder(self, checkpoint: str | Path | None) -> Path:
+        """A name under `checkpoints/` (default the chosen one) or a model folder; raises FileNotFoundError."""
         checkpoint = checkpoint or self.chosen
         folder = Path(checkpoint) if isinstance(checkpoint, Path) else self.run_dir / "checkpoints" / checkpoint
         if not (folder / WEIGHTS).is_file():
             found = sorted(p.parent.name for p in folder.parent.glob("*/" + WEIGHTS)) if folder.parent.is_dir() else []
             raise FileNotFoundError(f"no checkpoint {folder} (found: {', '.join(found) or 'none'})")
+        return folder
+
+    def write_statistics(self, checkpoint: str | Path | None = None) -> tuple[Path, FrameStatistics]:
+        """Class statistics of a checkpoint (default the chosen one) over the training videos, with the test
+        views, written beside its weights (`STATISTICS_FILE`, which stop-export carries for label banks).
+        Raises StatisticsError (fewer than two classes), FileNotFoundError (no such checkpoint)."""
+        folder = self._checkpoint_folder(checkpoint)
+        self.model.load_state_dict(load_file(str(folder / WEIGHTS)))
+        train = self.data.train
+        dataset = ClipDataset(train.items, train.infos, self.data.sampling, self.data.preprocess, train=False)
+        stats = frame_statistics(self.model, dataset, self.data.classes, self.device, self.autocast, self.dist,
+                                 max(1, self.cfg.batch_size // 2), self.cfg.workers, progress=self.main)
+        if self.main:
+            stats.save(folder / STATISTICS_FILE)
+        return folder / STATISTICS_FILE, stats
+
+    def test(self, split: str, checkpoint: str | Path | None = None, out_dir: Path | None = None) -> dict[str, float]:
+        """Evaluate a checkpoint (a name under `checkpoints/`, default the chosen one, or a model folder) on a
+        split with the test views; writes `<split>_metrics.json` and a confusion PNG into `out_dir` (the run)."""
+        checkpoint = checkpoint or self.chosen
+        folder = self._checkpoint_folder(checkpoint)
         self.model.load_state_dict(load_file(str(folder / WEIGHTS)))
         dataset = self.data.split(split)
         out_dir = out_dir or self.run_dir

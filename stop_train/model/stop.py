@@ -178,8 +178,7 @@ class STOP(nn.Module):
     def video_features(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden (B, S, D) -> video feature (B, E) per `cfg.video_feature` (ln_post and proj per token)."""
         cfg = self.cfg
-        g = cfg.global_prompts
-        stride = cfg.frame_tokens + (cfg.prompts_per_gap if self.dynamic else 0)
+        g, stride = cfg.global_prompts, self.frame_stride
         choice = cfg.video_feature
         if choice == "global_prompt0":
             tokens = hidden[:, :1]
@@ -191,6 +190,19 @@ class STOP(nn.Module):
             tokens = torch.cat([hidden[:, :g], hidden[:, g::stride]], dim=1)
         visual = self.clip.visual
         return (visual.ln_post(tokens) @ visual.proj).mean(dim=1)
+
+    def frame_embeddings(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden (B, S, D) from `forward_visual` with all tokens -> (B, T, E): each frame's class token after the
+        last block, through ln_post and proj, not normalised, in frame order (a clip and its time reversal give
+        reversed rows, where every pooled video feature is nearly the same). What a label bank's examples are
+        compared by (`stop_train.statistics`)."""
+        visual = self.clip.visual
+        return visual.ln_post(hidden[:, self.cfg.global_prompts::self.frame_stride]) @ visual.proj
+
+    @property
+    def frame_stride(self) -> int:
+        """Positions from one frame's class token to the next in `forward_visual`'s hidden tokens."""
+        return self.cfg.frame_tokens + (self.cfg.prompts_per_gap if self.dynamic else 0)
 
     def encode_video(self, video: torch.Tensor, normalize: bool = True, return_aux: bool = False):
         """video (B, T, 3, H, W), CLIP-normalised -> embedding (B, E) [, overlays dict]."""
