@@ -144,7 +144,7 @@ def linear_probe(features: dict[str, np.ndarray], data: Path, held: tuple[str, s
 
 
 def evaluate(onnx: Path, emb: dict[str, np.ndarray], frames: dict[str, np.ndarray], data: Path,
-             held: tuple[str, str], draws: int) -> dict:
+             held: tuple[str, str], draws: int, seed: int = 0) -> dict:
     """Top-1 (held-out, trained) for text only, for each (K, alpha, beta) of the cache, and, with ("means", K) keys,
     for the runtime's head with the model's class statistics (`LabelBank.head`), ("density", K) the same with the
     Gaussian density's -D/2 log(1 + 1/n) term added; mean over draws."""
@@ -171,7 +171,7 @@ def evaluate(onnx: Path, emb: dict[str, np.ndarray], frames: dict[str, np.ndarra
 
     result = {"text": top1(class_logits(x, text, scale))}
     pools = {c: videos_of(data, c, TRAIN_GROUPS) for c in held}
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     for k in SHOTS:
         for d in range(draws):
             keys, key_class, bank = [], [], LabelBank(rec.meta.fingerprint)
@@ -228,6 +228,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=18)
     parser.add_argument("--draws", type=int, default=10, help="example draws per K (>= 5)")
+    parser.add_argument("--seed", type=int, default=0, help="of the example draws")
     parser.add_argument("--runs-root", type=Path, default=Path("runs/few-shot-check"))
     parser.add_argument("--train-only", action="store_true", help="train and export, then stop")
     parser.add_argument("--threads", type=int, default=2)
@@ -248,7 +249,7 @@ def main() -> None:
         if args.train_only:
             continue
         emb, frames = embed_all(onnx, data)
-        results.append(evaluate(onnx, emb, data=data, frames=frames, held=PAIRS[pair], draws=args.draws))
+        results.append(evaluate(onnx, emb, data=data, frames=frames, held=PAIRS[pair], draws=args.draws, seed=args.seed))
         flat = {k: v.ravel() for k, v in frames.items()}
         results[-1]["separable"] = {"video embedding": separability(emb, data, PAIRS[pair]),
                                     "frame embeddings": separability(flat, data, PAIRS[pair])}

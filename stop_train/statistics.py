@@ -14,6 +14,8 @@ adds S / n_k):
 
     logit_k = -1/2 (x - mu_k)^T S^-1 (x - mu_k) / (1 + 1/n_k)
 
+S is pooled over every class's clips, as discriminant analysis pools it: when a label bank teaches classes, its
+examples' deviations from their class's example mean join the training clips' (`sq_distance`'s `scatter`).
 The Gaussian predictive density would also charge -D/2 log(1 + 1/n_k); it is left out, as it sinks a class taught
 by five examples under classes learned from thousands (benchmarks/few_shot_check.py prints both).
 """
@@ -82,25 +84,48 @@ class FrameStatistics:
                    np.ascontiguousarray(vectors[:, :rank], np.float32), values[:rank], residual, fingerprint, shrinkage)
 
     # ------------------------------------------------------------------------------------------ scoring
-    def sq_distance(self, x: np.ndarray, means: np.ndarray) -> np.ndarray:
-        """Squared Mahalanobis distances (B, K) float64 of features `x` (B, D) to `means` (K, D) under the shrunk
-        within-class covariance."""
-        x, means = np.asarray(x, np.float64), np.asarray(means, np.float64)
+    @property
+    def dof(self) -> int:
+        """Degrees of freedom of the pooled covariance: training clips less the classes they fall in."""
+        return int(self.count.sum() - np.count_nonzero(self.count))
+
+    def precision(self, z: np.ndarray) -> np.ndarray:
+        """S^-1 z for rows z (N, D) -> (N, D) float64."""
+        z = np.asarray(z, np.float64)
         basis = self.basis.astype(np.float64)
-        px, pm = x @ basis, means @ basis  # (B, r), (K, r)
-        inv = 1.0 / self.variance
-        d2 = ((px ** 2) @ inv)[:, None] + ((pm ** 2) @ inv)[None] - 2 * (px * inv) @ pm.T
+        p = z @ basis
+        out = (p / self.variance) @ basis.T
         if basis.shape[1] < basis.shape[0]:  # the directions outside the basis, all of variance `residual`
-            rest = ((x ** 2).sum(1)[:, None] + (means ** 2).sum(1)[None] - 2 * x @ means.T
-                    - (px ** 2).sum(1)[:, None] - (pm ** 2).sum(1)[None] + 2 * px @ pm.T)
-            d2 += rest / self.residual
+            out += (z - p @ basis.T) / self.residual
+        return out
+
+    def sq_distance(self, x: np.ndarray, means: np.ndarray, scatter: tuple[np.ndarray, int] | None = None
+                    ) -> np.ndarray:
+        """Squared Mahalanobis distances (B, K) float64 of features `x` (B, D) to `means` (K, D) under the shrunk
+        within-class covariance S, or, with `scatter` = (residuals R (m, D), their degrees of freedom f): under
+        the covariance pooled with more clips' deviations from their class means (taught examples),
+        (n S + (1 - shrinkage) R^T R) / (n + f) with n = `dof` (applied by the Woodbury identity: m is small)."""
+        x, means = np.asarray(x, np.float64), np.asarray(means, np.float64)
+        sx, sm = self.precision(x), self.precision(means)
+        d2 = np.sum(x * sx, 1)[:, None] + np.sum(means * sm, 1)[None] - 2 * x @ sm.T
+        if scatter is not None and len(scatter[0]):
+            residuals, extra = scatter
+            n = self.dof
+            u = np.sqrt(1.0 - self.shrinkage) * np.asarray(residuals, np.float64)  # (m, D)
+            w = self.precision(u)  # S^-1 U, as rows
+            g = np.linalg.inv(np.eye(len(u)) + u @ w.T / n)  # (I + U^T A^-1 U)^-1, A = n S
+            px, pm = x @ w.T / n, means @ w.T / n  # (B, m), (K, m)
+            q = (np.einsum("bi,ij,bj->b", px, g, px)[:, None] + np.einsum("ki,ij,kj->k", pm, g, pm)[None]
+                 - 2 * px @ g @ pm.T)
+            d2 = (n + extra) * (d2 / n - q)
         return np.maximum(d2, 0.0)
 
-    def logits(self, x: np.ndarray, means: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    def logits(self, x: np.ndarray, means: np.ndarray, counts: np.ndarray,
+               scatter: tuple[np.ndarray, int] | None = None) -> np.ndarray:
         """The module docstring's logits (B, K) float64 of features `x` (B, D) for classes with `means` (K, D)
-        estimated from `counts` (K,) clips each."""
+        estimated from `counts` (K,) clips each (`scatter`: see `sq_distance`)."""
         counts = np.asarray(counts, np.float64)
-        return -0.5 * self.sq_distance(x, means) / (1.0 + 1.0 / counts)
+        return -0.5 * self.sq_distance(x, means, scatter) / (1.0 + 1.0 / counts)
 
     # -------------------------------------------------------------------------------------------- files
     def save(self, path: str | Path) -> Path:

@@ -192,7 +192,8 @@ def test_a_model_with_class_statistics_scores_a_bank_by_class_means(exported, cl
     assert stats.fingerprint == rec.meta.fingerprint and stats.labels == rec.meta.labels
     assert stats.count.tolist() == [3, 0, 3, 0, 3, 0]  # conftest: clips of the forward classes only
     bank = LabelBank(rec.meta.fingerprint)
-    bank.add_clips("waving", [embed_example(rec.backend, clips / "MovingUp.avi", 0.5, 2.5)], [ex(0)])
+    bank.add_clips("waving", [embed_example(rec.backend, clips / "MovingUp.avi", 0.5, 2.5),
+                              embed_example(rec.backend, clips / "MovingUp.avi", 1.0, 3.0)], [ex(0), ex(10)])
     rec.set_bank(bank)
     assert "example cache" in rec.scoring  # MovingRight, MovingDown, ShrinkingSmaller have no clips behind them
     taught = {"MovingRight": "MovingLeft.avi", "MovingDown": "clip @ 2.avi", "ShrinkingSmaller": "GrowingBigger.avi"}
@@ -208,15 +209,17 @@ def test_a_model_with_class_statistics_scores_a_bank_by_class_means(exported, cl
     row = {n: bank.frames[bank.example_class == bank.find(n)] for n in [*taught, "waving"]}
     means = np.stack([stats.mean[i] if stats.count[i] else row[n].mean(0) for i, n in enumerate(rec.meta.labels)]
                      + [row["waving"].mean(0)])
-    counts = np.array([3, 1, 3, 1, 3, 1, 1])
+    counts = np.array([3, 1, 3, 1, 3, 1, 2])
     d = frames.reshape(len(frames), -1) - means[:, None]  # (K, B, D)
     cov = stats.basis @ np.diag(stats.variance) @ stats.basis.T  # full rank at this size
+    r = row["waving"] - row["waving"].mean(0)  # the two examples' deviations join the pooled covariance
+    cov = (stats.dof * cov + (1 - stats.shrinkage) * r.T @ r) / (stats.dof + 1)
     d2 = np.einsum("kbd,de,kbe->bk", d, np.linalg.inv(cov), d)
     assert np.allclose(pred.scores, softmax(-0.5 * d2 / (1 + 1 / counts)), atol=1e-4)
 
     bank.save(tmp_path / "bank.json")
     back = LabelBank.load(tmp_path / "bank.json")
-    assert np.array_equal(back.frames, bank.frames) and back.frames.shape == (4, frames[0].size)
+    assert np.array_equal(back.frames, bank.frames) and back.frames.shape == (5, frames[0].size)
     rec.set_bank(back)
     assert np.allclose(rec.predict(views).scores, pred.scores)
     # an example without frame embeddings (a model exported before them): the bank is scored by the cache

@@ -40,6 +40,14 @@ def test_statistics_are_the_shrunk_pooled_within_class_covariance():
     counts = np.array([40, 40, 5, 1])
     assert np.allclose(stats.logits(q, means, counts), -0.5 * expected / (1 + 1 / counts), rtol=1e-4)
 
+    # taught examples' deviations pooled into the covariance: (n S + (1 - shrinkage) R^T R) / (n + f)
+    residuals = rng.normal(size=(4, 12))
+    pooled = (117 * cov + 0.9 * residuals.T @ residuals) / (117 + 2)
+    expected_pooled = np.einsum("bkd,de,bke->bk", diff, np.linalg.inv(pooled), diff)
+    assert stats.dof == 120 - 3
+    assert np.allclose(stats.sq_distance(q, means, (residuals, 2)), expected_pooled, rtol=1e-4)
+    assert np.allclose(stats.sq_distance(q, means, (residuals[:0], 0)), stats.sq_distance(q, means))
+
     # truncated to the leading directions, every other direction sharing one variance: the same formula with that
     # covariance written out
     low = FrameStatistics.from_sums(["a", "b", "c", "unseen"], *sums_of(x, y, 4), shrinkage=0.1, max_rank=5)
@@ -47,6 +55,9 @@ def test_statistics_are_the_shrunk_pooled_within_class_covariance():
     approx = v @ np.diag(low.variance) @ v.T + low.residual * (np.eye(12) - v @ v.T)
     expected = np.einsum("bkd,de,bke->bk", diff, np.linalg.inv(approx), diff)
     assert low.basis.shape == (12, 5) and np.allclose(low.sq_distance(q, means), expected, rtol=1e-4)
+    pooled = (117 * approx + 0.9 * residuals.T @ residuals) / (117 + 2)
+    expected = np.einsum("bkd,de,bke->bk", diff, np.linalg.inv(pooled), diff)
+    assert np.allclose(low.sq_distance(q, means, (residuals, 2)), expected, rtol=1e-4)
     eig = np.sort(np.linalg.eigvalsh(cov))[::-1]
     assert np.allclose(low.variance, eig[:5], rtol=1e-6) and np.isclose(low.residual, eig[5:].mean(), rtol=1e-6)
 

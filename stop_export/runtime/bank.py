@@ -301,11 +301,15 @@ class LabelBank:
             if name in trained:
                 i = trained[name]
                 counts[k], sums[k] = stats.count[i], stats.count[i] * stats.mean[i].astype(np.float64)
-        np.add.at(sums, key_class, self.frames.astype(np.float64))
+        frames = self.frames.astype(np.float64)
+        np.add.at(sums, key_class, frames)
         counts += np.bincount(key_class, minlength=len(labels))
         if not np.all(counts > 0):
             return None
-        return ClassMeans(sums / counts[:, None], counts, stats)
+        # the examples' deviations from their own class's example mean join the covariance (pooled over classes)
+        residuals = [frames[key_class == k] - frames[key_class == k].mean(0) for k in np.unique(key_class)]
+        return ClassMeans(sums / counts[:, None], counts, stats,
+                          (np.concatenate(residuals), len(frames) - len(residuals)))
 
     def tune(self, scale: float, labels: list[str] | None = None, label_text: np.ndarray | None = None,
              alphas=ALPHA_GRID, betas=BETA_GRID) -> dict:
@@ -342,11 +346,13 @@ class ClassMeans:
     mean: np.ndarray  # (K, D) float64
     count: np.ndarray  # (K,) clips behind each mean (training videos + examples)
     statistics: FrameStatistics  # the model's: its covariance
+    scatter: tuple[np.ndarray, int]  # the examples' deviations from their class's example mean, and their dof
 
     def logits(self, frames: np.ndarray) -> np.ndarray:
-        """Frame embeddings (B, T, E) -> logits (B, K) float64 (`stop_train.statistics`)."""
+        """Frame embeddings (B, T, E) -> logits (B, K) float64 (`stop_train.statistics`), the covariance pooled
+        with the examples'."""
         frames = np.asarray(frames)
-        return self.statistics.logits(frames.reshape(len(frames), -1), self.mean, self.count)
+        return self.statistics.logits(frames.reshape(len(frames), -1), self.mean, self.count, self.scatter)
 
 
 @dataclass
