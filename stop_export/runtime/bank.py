@@ -1,9 +1,14 @@
 """Label banks (torch-free): teach a model new classes from a few example clips, on the edge box.
 
 A bank holds, for each class, the text-prompt embedding of its name (or none: an example-only class) and the
-video embeddings of its example clips (one example = one clip of a file's time range, or of frames recorded
-from a camera, under the metadata's eval sampling: `embed_example`). Classification is Tip-Adapter's
-training-free cache (Zhang et al., "Tip-Adapter: Training-free Adaption of CLIP for Few-shot Classification",
+video embeddings and frame embeddings of its example clips (one example = one clip of a file's time range, or
+of frames recorded from a camera, under the metadata's eval sampling: `embed_example`).
+
+When the model carries its class statistics (`stop_train.statistics`) and every class scored has clips behind it
+(the model's training videos, or examples), every class is the mean frame embedding of those clips and a clip is
+scored by Gaussian discriminant analysis (`ClassMeans`; the formula is in `stop_train.statistics`). Otherwise
+(labels of the user's own, a model without statistics or frame embeddings, a version-1 bank) classification is
+Tip-Adapter's training-free cache (Zhang et al., "Tip-Adapter: Training-free Adaption of CLIP for Few-shot Classification",
 ECCV 2022, eq. 6), with the model's own logit scale s in place of CLIP's 100:
 
     logits = s * f W^T + alpha * exp(-beta * (1 - f F^T)) L
@@ -17,7 +22,7 @@ everywhere), or, when no class has text, s times the cosine to the unit mean of 
 
 A bank is two files, `BANK.json` (format version, the model fingerprint, alpha and beta, the classes with each
 example's source and time range) and `BANK.npz` (text embeddings (C, E), example embeddings (N, E), their
-class (N,)); no pickle. The fingerprint covers the weights and config, so an ONNX file and the engines built
+class (N,), their frame embeddings (N, T*E), or (0, 0) when an example lacks them); no pickle. The fingerprint covers the weights and config, so an ONNX file and the engines built
 from it share a bank, and any other model is refused.
 """
 from __future__ import annotations
