@@ -32,7 +32,8 @@ def test_a_retrieval_export_has_no_logits_and_always_a_text_encoder(retrieval_mo
     from stop_export.schema import Metadata
 
     model = onnx.load(str(retrieval_models[0]), load_external_data=False)
-    assert [o.name for o in model.graph.output] == ["video_embedding", "spatial_mask", "gap_variation", "gap_prompt_count"]
+    assert [o.name for o in model.graph.output] == ["video_embedding", "spatial_mask", "gap_variation", "gap_prompt_count",
+                                                   "frame_embedding"]
     meta = Metadata.from_json({p.key: p.value for p in model.metadata_props}["stop"])
     assert meta.task == "retrieval" and meta.labels == [] and meta.text_encoder == "search.text.onnx"
     assert (retrieval_models[0].parent / "search.text.onnx").is_file()
