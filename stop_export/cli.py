@@ -140,6 +140,16 @@ def _statistics(src, out: Path):
         print(f"stop-export: note: exporting without class statistics: {err}", file=sys.stderr)
         return None, ""
     cfg = src.model.cfg
+    from .onnx.export import model_fingerprint
+
+    if stats.fingerprint and stats.fingerprint != model_fingerprint(src.model):
+        print(f"stop-export: note: exporting without class statistics: {src.statistics} belongs to other weights "
+              f"(rewrite them with stop-train stats)", file=sys.stderr)
+        return None, ""
+    if list(src.labels) != stats.labels:
+        print("stop-export: note: the labels exported are not the classes the statistics were made of "
+              f"({', '.join(stats.labels[:6])}{', ...' if len(stats.labels) > 6 else ''}): label banks use the "
+              "statistics only for labels with those names", file=sys.stderr)
     if stats.dim != cfg.frames * cfg.embed_dim:
         print(f"stop-export: note: exporting without class statistics: {src.statistics} holds {stats.dim}-wide "
               f"features, the model gives {cfg.frames} x {cfg.embed_dim}", file=sys.stderr)

@@ -170,18 +170,18 @@ def run(args, parser: argparse.ArgumentParser) -> int:
     _set_alpha_beta(bank, args)
     tuned = bank.tune(meta.logit_scale, *_own_labels(Recognizer(backend))) if args.tune else None
     path = bank.save(args.bank)  # before anything is printed: a reader that went away must not cost the work
+    rec = Recognizer(backend)
+    rec.set_bank(bank)
     if taught:
         print(taught)
     if tuned:
         print(f"tuned leave-one-out: alpha {tuned['alpha']:g}, beta {tuned['beta']:g} "
-              f"({100 * tuned['loo_top1']:.1f} % of {tuned['examples']} examples right)")
-        if tuned["alpha"] > DEFAULT_ALPHA:
+              f"({100 * tuned['loo_top1']:.1f} % of {tuned['examples']} examples right by the example cache)")
+        if tuned["alpha"] > DEFAULT_ALPHA and not rec.bank_head_uses_means:
             print(f"note: alpha {tuned['alpha']:g} is above the default {DEFAULT_ALPHA:g}: the taught classes may take "
                   "clips of the model's own classes too (the examples cannot show it); check with stop-recognize, "
                   f"and --alpha {DEFAULT_ALPHA:g} goes back", file=sys.stderr)
     print(f"saved {path}: {len(bank.classes)} class(es), {len(bank.example)} example(s)")
-    rec = Recognizer(backend)
-    rec.set_bank(bank)
     for note in rec.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"with the model's own labels, scored by {rec.scoring}")

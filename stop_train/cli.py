@@ -240,7 +240,15 @@ def _stats(argv: list[str]) -> int:
                     "Runs trained with this version write them at the end; this is for older runs.")
     parser.add_argument("run", type=Path, help="run directory")
     parser.add_argument("--checkpoint", default=None, help="best, last (default: the run's chosen one)")
-    for flag, kind in (("--data-root", str), ("--workers", int), ("--batch-size", int), ("--device", str),
+    def count(low: int):
+        def parse(text: str) -> int:
+            value = int(text)
+            if value < low:
+                raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+            return value
+        return parse
+
+    for flag, kind in (("--data-root", str), ("--workers", count(0)), ("--batch-size", count(1)), ("--device", str),
                        ("--probe-cache", str)):
         parser.add_argument(flag, type=kind, default=None, help="(default: the run's)")
     args = parser.parse_args(argv)

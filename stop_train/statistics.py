@@ -156,7 +156,8 @@ class FrameStatistics:
         except FileNotFoundError:
             raise StatisticsError(f"no class statistics at {path}") from None
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-            raise StatisticsError(f"{path} is not a readable class-statistics file ({err})") from None
+            why = "not an NPZ of arrays" if "pickle" in str(err) else str(err)  # never advise loading pickles
+            raise StatisticsError(f"{path} is not a readable class-statistics file ({why})") from None
         if not isinstance(doc, dict) or doc.get("format") != "stop-frame-statistics":
             raise StatisticsError(f"{path} is not a class-statistics file")
         if not isinstance(doc.get("version"), int) or doc["version"] > STATISTICS_VERSION:

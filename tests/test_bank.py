@@ -196,6 +196,7 @@ def test_a_model_with_class_statistics_scores_a_bank_by_class_means(exported, cl
                               embed_example(rec.backend, clips / "MovingUp.avi", 1.0, 3.0)], [ex(0), ex(10)])
     rec.set_bank(bank)
     assert "example cache" in rec.scoring  # MovingRight, MovingDown, ShrinkingSmaller have no clips behind them
+    assert any("no clips behind 'MovingRight', 'MovingDown', 'ShrinkingSmaller'" in n for n in rec.notes)
     taught = {"MovingRight": "MovingLeft.avi", "MovingDown": "clip @ 2.avi", "ShrinkingSmaller": "GrowingBigger.avi"}
     for i, (name, clip) in enumerate(taught.items(), 1):
         bank.add_clips(name, [embed_example(rec.backend, clips / clip)], [ex(i)])
@@ -226,7 +227,7 @@ def test_a_model_with_class_statistics_scores_a_bank_by_class_means(exported, cl
     back.add("waving", unit(np.ones((1, rec.meta.model.embed_dim))), [ex(9)])
     assert back.frames.shape == (0, 0)
     rec.set_bank(back)
-    assert "example cache" in rec.scoring
+    assert "example cache" in rec.scoring and any("have no frame embeddings" in n for n in rec.notes)
 
     # statistics of another model beside a copy of this one: a note, and the cache
     shutil.copy(exported["dynamic"], tmp_path / "copy.onnx")
@@ -235,6 +236,11 @@ def test_a_model_with_class_statistics_scores_a_bank_by_class_means(exported, cl
     other = Recognizer.open(tmp_path / "copy.onnx", "cpu")
     other.set_bank(bank)
     assert "example cache" in other.scoring and any("belongs to another model" in n for n in other.notes)
+    stats.fingerprint = ""  # a checkpoint's file copied in by hand, from before the trainer recorded the weights
+    stats.save(tmp_path / rec.meta.statistics)
+    other = Recognizer.open(tmp_path / "copy.onnx", "cpu")
+    other.set_bank(bank)
+    assert "example cache" in other.scoring and any("carries no model fingerprint" in n for n in other.notes)
 
 
 def test_teach_and_recognize_from_the_command_line_without_torch(exported, clips, tmp_path):

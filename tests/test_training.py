@@ -90,9 +90,21 @@ def test_full_run_writes_the_run_directory_then_eval_and_folds(data_root, tmp_pa
     assert stats.labels == (run / "labels.txt").read_text().split() and stats.dim == 4 * 32
     assert stats.count.sum() == 36 - 12 - 6 and np.all(stats.count > 0)  # all videos less the test and val ones
     assert not (last / STATISTICS_FILE).exists() or linked
+    from stop_train.model import load_model
+    from stop_train.model.factory import model_fingerprint
+
+    assert stats.fingerprint == model_fingerprint(load_model(best))  # what stop-export compares
     assert main(["stats", str(run), "--checkpoint", "last", "--workers", "0"]) == 0
     assert "class statistics of" in capsys.readouterr().out
     assert FrameStatistics.load(last / STATISTICS_FILE).count.tolist() == stats.count.tolist()
+    with pytest.raises(SystemExit):
+        main(["stats", str(run), "--batch-size", "0"])
+    labels = (run / "labels.txt").read_text()
+    names = labels.split()
+    (run / "labels.txt").write_text("\n".join([names[1], names[0], *names[2:]]) + "\n")  # data of other classes
+    assert main(["stats", str(run), "--workers", "0"]) == 1
+    assert "are not the run's" in capsys.readouterr().err
+    (run / "labels.txt").write_text(labels)
     assert main(["folds", str(run), str(run)]) == 0
     folds = json.loads(capsys.readouterr().out)
     assert folds["top1"]["mean"] == pytest.approx(test["top1"]) and folds["top1"]["std"] == 0

@@ -1,7 +1,6 @@
 """Export a STOP video classifier (and its text encoder) to ONNX, as DECISIONS §3 defines the graph."""
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import stop_train
 from stop_train.config import ModelConfig, load_config
 from stop_train.labels import DEFAULT_TEMPLATE, load_labels
 from stop_train.model import STOP, create_model, load_model
+from stop_train.model.factory import model_fingerprint  # noqa: F401  (a label bank or cache keyed on the model)
 from stop_train.op_spec import OP_DOMAIN, OP_TYPE
 from stop_train.statistics import STATISTICS_FILE
 from stop_train.video import PreprocessCfg, SamplingCfg
@@ -162,16 +162,6 @@ class TextEncoder(nn.Module):
 
     def forward(self, token_ids: torch.Tensor) -> torch.Tensor:
         return self.model.encode_text(token_ids)
-
-
-def model_fingerprint(model: STOP) -> str:
-    """16 hex digits of SHA-256 over the model config and every weight (float32 bytes, in name order): what
-    a label bank or a cache keyed on the model compares. Labels and the export format do not enter it."""
-    digest = hashlib.sha256(json.dumps(model.cfg.to_dict(), sort_keys=True).encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def build_metadata(src: ExportSource, text_encoder: str = "", tokenizer: str = "", statistics: str = "") -> Metadata:

@@ -291,6 +291,24 @@ class LabelBank:
                     np.array(has_text, bool), self.example, key_class, self.alpha, self.beta, graph,
                     self._class_means(labels, key_class, statistics))
 
+    def without_means(self, labels: list[str], stats: FrameStatistics | None) -> str:
+        """Why a head over `labels` (all of its classes) with `stats` is scored by the cache, for a note; '' when
+        it is not (or when there are no statistics or examples to speak of)."""
+        if stats is None or not len(self.example):
+            return ""
+        if len(self.frames) != len(self.example):
+            return (f"the bank's {len(self.example)} example(s) have no frame embeddings (taught with a model exported "
+                    "before them, or a version-1 bank): remove them and teach them again to score by the model's class "
+                    "statistics; until then the example cache scores the bank")
+        behind = {n for n, c in zip(stats.labels, stats.count) if c > 0}
+        behind |= {self.classes[c].name for c in np.unique(self.example_class)}
+        missing = [n for n in labels if n not in behind]
+        if not missing:
+            return ""
+        return (f"no clips behind {', '.join(repr(n) for n in missing[:4])}{', ...' if len(missing) > 4 else ''} "
+                "(neither one of the model's training classes nor taught): the example cache scores the labels; "
+                "teach them examples to score by the model's class statistics")
+
     def _class_means(self, labels: list[str], key_class: np.ndarray, stats: FrameStatistics | None
                      ) -> ClassMeans | None:
         """The classes' means in frame-embedding space and the clips behind each, from the model's training videos

@@ -166,9 +166,10 @@ class Recognizer:
                 except StatisticsError as err:
                     self.notes.append(f"{err}: taught classes are scored by the example cache alone")
                 else:
-                    if stats.fingerprint and self.meta.fingerprint and stats.fingerprint != self.meta.fingerprint:
-                        self.notes.append(f"{path} belongs to another model: taught classes are scored by the "
-                                          "example cache alone")
+                    if not stats.fingerprint or stats.fingerprint != self.meta.fingerprint:
+                        whose = "carries no model fingerprint" if not stats.fingerprint else "belongs to another model"
+                        self.notes.append(f"{path} {whose}: taught classes are scored by the example cache alone "
+                                          "(re-export the model: stop-export writes its own)")
                     elif stats.dim != self.meta.frames * self.meta.model.embed_dim:
                         self.notes.append(f"{path} does not fit the model (features {stats.dim} wide): taught classes "
                                           "are scored by the example cache alone")
@@ -182,7 +183,11 @@ class Recognizer:
         else:
             labels, text = ([] if self.meta.task == "retrieval" else list(self.meta.labels)), None
         if self.bank is not None and self.bank.classes:
-            head = self.bank.head(labels, text, self.statistics if len(self.bank.example) else None)
+            stats = self.statistics if len(self.bank.example) else None
+            head = self.bank.head(labels, text, stats)
+            why = self.bank.without_means(head.labels, stats)
+            if why and why not in self.notes:
+                self.notes.append(why)
         elif text is not None:
             head = Head(labels, text, np.ones(len(labels), bool), np.zeros((0, text.shape[1]), np.float32),
                         np.zeros(0, np.int64), 0.0, 0.0)

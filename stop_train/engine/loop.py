@@ -18,7 +18,8 @@ from torch.utils.data import DataLoader
 from ..config import ModelConfig
 from ..labels import label_texts
 from ..model import STOP, create_model, dead_parameters
-from ..statistics import STATISTICS_FILE, FrameStatistics
+from ..model.factory import model_fingerprint
+from ..statistics import STATISTICS_FILE, FrameStatistics, StatisticsError
 from .checkpoint import WEIGHTS, link_checkpoint, load_checkpoint, rewrite_state, save_checkpoint, write_json
 from .config import TrainConfig
 from .data import ClipDataset, collate, collate_views
@@ -376,11 +377,22 @@ class Trainer:
         views, written beside its weights (`STATISTICS_FILE`, which stop-export carries for label banks).
         Raises StatisticsError (fewer than two classes), FileNotFoundError (no such checkpoint)."""
         folder = self._checkpoint_folder(checkpoint)
-        self.model.load_state_dict(load_file(str(folder / WEIGHTS)))
+        labels = folder.parent.parent / "labels.txt"
+        own = labels.read_text(encoding="utf-8").split("\n") if labels.is_file() else None
+        if own is not None and [c for c in own if c.strip()] != list(self.data.classes):
+            raise StatisticsError(f"the data's classes ({', '.join(self.data.classes[:6])}"
+                                  f"{', ...' if len(self.data.classes) > 6 else ''}) are not the run's ({labels}): "
+                                  "give the data root the run was trained on")
         train = self.data.train
+        seen = {item.label for item in train.items}
+        if len(seen) < 2:
+            raise StatisticsError(f"class statistics need training videos of at least two classes; the data has "
+                                  f"{len(seen)}")
+        self.model.load_state_dict(load_file(str(folder / WEIGHTS)))
         dataset = ClipDataset(train.items, train.infos, self.data.sampling, self.data.preprocess, train=False)
         stats = frame_statistics(self.model, dataset, self.data.classes, self.device, self.autocast, self.dist,
                                  max(1, self.cfg.batch_size // 2), self.cfg.workers, progress=self.main)
+        stats.fingerprint = model_fingerprint(self.model)  # the weights they belong to (what stop-export records)
         if self.main:
             stats.save(folder / STATISTICS_FILE)
         return folder / STATISTICS_FILE, stats

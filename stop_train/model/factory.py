@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -85,3 +86,13 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu", **overrid
     model = STOP(apply_overrides(cfg, overrides))
     model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
     return model.to(device)
+
+
+def model_fingerprint(model: STOP) -> str:
+    """16 hex digits of SHA-256 over the model config and every weight (float32 bytes, in name order): what
+    a label bank or a cache keyed on the model compares. Labels and the export format do not enter it."""
+    digest = hashlib.sha256(json.dumps(model.cfg.to_dict(), sort_keys=True).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
