@@ -192,7 +192,8 @@ def evaluate(onnx: Path, emb: dict[str, np.ndarray], frames: dict[str, np.ndarra
             means = head.logits(x, scale, frames=xf)
             result.setdefault(("means", k), []).append(top1(means))
             spread = 1 + 1 / head.means.count
-            result.setdefault(("density", k), []).append(top1(means - 0.5 * stats.dim * np.log(spread)))
+            temperature = np.sqrt(2.0 * stats.dim)  # the head's (`stop_train.statistics`): back to log-densities
+            result.setdefault(("density", k), []).append(top1(means - 0.5 * stats.dim * np.log(spread) / temperature))
     return {key: (np.mean(v, axis=0) if isinstance(key, tuple) else v) for key, v in result.items()}
 
 

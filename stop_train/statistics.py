@@ -12,7 +12,12 @@ Baseline for Training-free CLIP-based Adaptation", ICLR 2024), each squared dist
 to be for a clip of that class, (1 + 1/n_k) times that of a known mean (a class mean estimated from n_k clips
 adds S / n_k):
 
-    logit_k = -1/2 (x - mu_k)^T S^-1 (x - mu_k) / (1 + 1/n_k)
+    logit_k = -1/2 (x - mu_k)^T S^-1 (x - mu_k) / (1 + 1/n_k) / sqrt(2 D)
+
+The last division is a temperature, not part of the argmax: for a clip of class k the scaled squared distance is
+chi-square with D degrees of freedom under the model, whose standard deviation is sqrt(2 D), so logits differ by
+about one per standard deviation between classes instead of by hundreds (softmax scores of 1.00 / 0.00 for any
+clip, which leave nothing for event thresholds to filter).
 
 S is pooled over every class's clips, as discriminant analysis pools it: when a label bank teaches classes, its
 examples' deviations from their class's example mean join the training clips' (`sq_distance`'s `scatter`).
@@ -125,7 +130,7 @@ class FrameStatistics:
         """The module docstring's logits (B, K) float64 of features `x` (B, D) for classes with `means` (K, D)
         estimated from `counts` (K,) clips each (`scatter`: see `sq_distance`)."""
         counts = np.asarray(counts, np.float64)
-        return -0.5 * self.sq_distance(x, means, scatter) / (1.0 + 1.0 / counts)
+        return -0.5 * self.sq_distance(x, means, scatter) / (1.0 + 1.0 / counts) / np.sqrt(2.0 * self.dim)
 
     # -------------------------------------------------------------------------------------------- files
     def save(self, path: str | Path) -> Path:

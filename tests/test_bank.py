@@ -216,7 +216,7 @@ def test_a_model_with_class_statistics_scores_a_bank_by_class_means(exported, cl
     r = row["waving"] - row["waving"].mean(0)  # the two examples' deviations join the pooled covariance
     cov = (stats.dof * cov + (1 - stats.shrinkage) * r.T @ r) / (stats.dof + 1)
     d2 = np.einsum("kbd,de,kbe->bk", d, np.linalg.inv(cov), d)
-    assert np.allclose(pred.scores, softmax(-0.5 * d2 / (1 + 1 / counts)), atol=1e-4)
+    assert np.allclose(pred.scores, softmax(-0.5 * d2 / (1 + 1 / counts) / np.sqrt(2 * frames[0].size)), atol=1e-4)
 
     bank.save(tmp_path / "bank.json")
     back = LabelBank.load(tmp_path / "bank.json")

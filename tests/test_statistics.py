@@ -38,7 +38,7 @@ def test_statistics_are_the_shrunk_pooled_within_class_covariance():
     assert np.allclose(stats.sq_distance(q, means), expected, rtol=1e-4)
     # the logits: each squared distance over its expectation's factor (1 + 1/n)
     counts = np.array([40, 40, 5, 1])
-    assert np.allclose(stats.logits(q, means, counts), -0.5 * expected / (1 + 1 / counts), rtol=1e-4)
+    assert np.allclose(stats.logits(q, means, counts), -0.5 * expected / (1 + 1 / counts) / np.sqrt(24), rtol=1e-4)
 
     # taught examples' deviations pooled into the covariance: (n S + (1 - shrinkage) R^T R) / (n + f)
     residuals = rng.normal(size=(4, 12))
