@@ -57,7 +57,8 @@ class Recognizer:
         self._given: tuple[list[str], np.ndarray] | None = None  # labels given to set_labels, their text embeddings
         self.bank: LabelBank | None = None
         self._statistics: FrameStatistics | None | bool = False  # False: not read yet
-        self.notes: list[str] = []  # what a user should know about how the classes are scored (once each)
+        self._stats_notes: list[str] = []  # why the statistics beside the model are not used
+        self._bank_note = ""  # why the bank's head is scored by the cache, for the bank as it is now
         self.preprocess: PreprocessCfg = self.meta.preprocess
         self.sampling: SamplingCfg = self.meta.sampling
 
@@ -136,6 +137,12 @@ class Recognizer:
         self._rebuild()
 
     @property
+    def notes(self) -> list[str]:
+        """What a user should know about how the labels are scored now (statistics not used, and why the bank
+        falls back to the example cache)."""
+        return [*self._stats_notes, *([self._bank_note] if self._bank_note and self.bank is not None else [])]
+
+    @property
     def bank_head_uses_means(self) -> bool:
         """The labels are scored by class means of frame embeddings (the model's class statistics)."""
         head = self._head[1]
@@ -164,20 +171,21 @@ class Recognizer:
                 try:
                     stats = FrameStatistics.load(path)
                 except StatisticsError as err:
-                    self.notes.append(f"{err}: taught classes are scored by the example cache alone")
+                    self._stats_notes.append(f"{err}: taught classes are scored by the example cache alone")
                 else:
                     if not stats.fingerprint or stats.fingerprint != self.meta.fingerprint:
                         whose = "carries no model fingerprint" if not stats.fingerprint else "belongs to another model"
-                        self.notes.append(f"{path} {whose}: taught classes are scored by the example cache alone "
+                        self._stats_notes.append(f"{path} {whose}: taught classes are scored by the example cache alone "
                                           "(re-export the model: stop-export writes its own)")
                     elif stats.dim != self.meta.frames * self.meta.model.embed_dim:
-                        self.notes.append(f"{path} does not fit the model (features {stats.dim} wide): taught classes "
+                        self._stats_notes.append(f"{path} does not fit the model (features {stats.dim} wide): taught classes "
                                           "are scored by the example cache alone")
                     else:
                         self._statistics = stats
         return self._statistics
 
     def _rebuild(self) -> None:
+        self._bank_note = ""
         if self._given is not None:
             labels, text = self._given
         else:
@@ -185,9 +193,7 @@ class Recognizer:
         if self.bank is not None and self.bank.classes:
             stats = self.statistics if len(self.bank.example) else None
             head = self.bank.head(labels, text, stats)
-            why = self.bank.without_means(head.labels, stats)
-            if why and why not in self.notes:
-                self.notes.append(why)
+            self._bank_note = self.bank.without_means(head.labels, stats)
         elif text is not None:
             head = Head(labels, text, np.ones(len(labels), bool), np.zeros((0, text.shape[1]), np.float32),
                         np.zeros(0, np.int64), 0.0, 0.0)
