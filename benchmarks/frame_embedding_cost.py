@@ -14,20 +14,10 @@ import statistics
 import torch
 import torch.nn.functional as F
 
+from forward_cpu import _VideoEncoder as _Before  # the video embedding alone (what graphs gave before)
 from forward_cpu import gflops, measure
 from stop_train.config import load_config
 from stop_train.model import create_model
-
-
-class _Before(torch.nn.Module):
-    """The video embedding alone (the last block computes only what it reads)."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, video):
-        return self.model.encode_video(video)
 
 
 class _Now(torch.nn.Module):

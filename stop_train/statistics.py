@@ -110,27 +110,28 @@ class FrameStatistics:
         within-class covariance S, or, with `scatter` = (residuals R (m, D), their degrees of freedom f): under
         the covariance pooled with more clips' deviations from their class means (taught examples),
         (n S + (1 - shrinkage) R^T R) / (n + f) with n = `dof` (applied by the Woodbury identity: m is small)."""
-        x, means = np.asarray(x, np.float64), np.asarray(means, np.float64)
-        sx, sm = self.precision(x), self.precision(means)
-        d2 = np.sum(x * sx, 1)[:, None] + np.sum(means * sm, 1)[None] - 2 * x @ sm.T
-        if scatter is not None and len(scatter[0]):
-            residuals, extra = scatter
-            n = self.dof
-            u = np.sqrt(1.0 - self.shrinkage) * np.asarray(residuals, np.float64)  # (m, D)
-            w = self.precision(u)  # S^-1 U, as rows
-            g = np.linalg.inv(np.eye(len(u)) + u @ w.T / n)  # (I + U^T A^-1 U)^-1, A = n S
-            px, pm = x @ w.T / n, means @ w.T / n  # (B, m), (K, m)
-            q = (np.einsum("bi,ij,bj->b", px, g, px)[:, None] + np.einsum("ki,ij,kj->k", pm, g, pm)[None]
-                 - 2 * px @ g @ pm.T)
-            d2 = (n + extra) * (d2 / n - q)
-        return np.maximum(d2, 0.0)
+        return self.prepare(means, np.ones(len(means)), scatter).sq_distance(x)
 
     def logits(self, x: np.ndarray, means: np.ndarray, counts: np.ndarray,
                scatter: tuple[np.ndarray, int] | None = None) -> np.ndarray:
         """The module docstring's logits (B, K) float64 of features `x` (B, D) for classes with `means` (K, D)
         estimated from `counts` (K,) clips each (`scatter`: see `sq_distance`)."""
-        counts = np.asarray(counts, np.float64)
-        return -0.5 * self.sq_distance(x, means, scatter) / (1.0 + 1.0 / counts) / np.sqrt(2.0 * self.dim)
+        return self.prepare(means, counts, scatter).logits(x)
+
+    def prepare(self, means: np.ndarray, counts: np.ndarray, scatter: tuple[np.ndarray, int] | None = None
+                ) -> "ClassScorer":
+        """What scoring against fixed class means needs, computed once (a head scores every window)."""
+        means = np.asarray(means, np.float64)
+        sm = self.precision(means)
+        scorer = ClassScorer(self, np.asarray(counts, np.float64), means, sm, np.sum(means * sm, 1))
+        if scatter is not None and len(scatter[0]):
+            residuals, scorer.extra = scatter
+            u = np.sqrt(1.0 - self.shrinkage) * np.asarray(residuals, np.float64)  # (m, D)
+            scorer.w = self.precision(u) / self.dof  # A^-1 U as rows, A = n S
+            scorer.g = np.linalg.inv(np.eye(len(u)) + u @ scorer.w.T)  # (I + U^T A^-1 U)^-1
+            scorer.pm = means @ scorer.w.T  # (K, m)
+            scorer.pm_g_pm = np.einsum("ki,ij,kj->k", scorer.pm, scorer.g, scorer.pm)
+        return scorer
 
     # -------------------------------------------------------------------------------------------- files
     def save(self, path: str | Path) -> Path:
@@ -180,3 +181,34 @@ class FrameStatistics:
                 or not stats.residual > 0):
             raise StatisticsError(f"{path}: damaged class statistics (its arrays disagree)")
         return stats
+
+
+@dataclass
+class ClassScorer:
+    """`FrameStatistics.prepare`: the class-side terms of the distances, so that a clip costs one precision product."""
+
+    stats: FrameStatistics
+    counts: np.ndarray  # (K,)
+    means: np.ndarray  # (K, D)
+    sm: np.ndarray  # S^-1 means (K, D)
+    msm: np.ndarray  # means^T S^-1 means (K,)
+    extra: int = 0  # Woodbury terms, when examples join the covariance
+    w: np.ndarray | None = None
+    g: np.ndarray | None = None
+    pm: np.ndarray | None = None
+    pm_g_pm: np.ndarray | None = None
+
+    def sq_distance(self, x: np.ndarray) -> np.ndarray:
+        """Features (B, D) -> squared distances (B, K) float64 (`FrameStatistics.sq_distance`)."""
+        x = np.asarray(x, np.float64)
+        d2 = np.sum(x * self.stats.precision(x), 1)[:, None] + self.msm[None] - 2 * x @ self.sm.T
+        if self.w is not None:
+            n = self.stats.dof
+            px = x @ self.w.T  # (B, m)
+            q = np.einsum("bi,ij,bj->b", px, self.g, px)[:, None] + self.pm_g_pm[None] - 2 * px @ self.g @ self.pm.T
+            d2 = (n + self.extra) * (d2 / n - q)
+        return np.maximum(d2, 0.0)
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """Features (B, D) -> the module docstring's logits (B, K) float64."""
+        return -0.5 * self.sq_distance(x) / (1.0 + 1.0 / self.counts) / np.sqrt(2.0 * self.stats.dim)

@@ -371,11 +371,14 @@ class ClassMeans:
     statistics: FrameStatistics  # the model's: its covariance
     scatter: tuple[np.ndarray, int]  # the examples' deviations from their class's example mean, and their dof
 
+    def __post_init__(self):
+        self.scorer = self.statistics.prepare(self.mean, self.count, self.scatter)  # once, not per window
+
     def logits(self, frames: np.ndarray) -> np.ndarray:
         """Frame embeddings (B, T, E) -> logits (B, K) float64 (`stop_train.statistics`), the covariance pooled
         with the examples'."""
         frames = np.asarray(frames)
-        return self.statistics.logits(frames.reshape(len(frames), -1), self.mean, self.count, self.scatter)
+        return self.scorer.logits(frames.reshape(len(frames), -1))
 
 
 @dataclass
