@@ -75,6 +75,7 @@ def _video_files(items: list[str]) -> list[Path]:
 def _index(args) -> int:
     from .runtime.backends import open_backend
     from .runtime.recognize import RecognizeError
+    from .runtime.files import pair_exists
     from .runtime.search import (SearchIndex, SearchIndexError, WindowCfg, ann_path, build_ann, default_stride,
                                  embed_video)
 
@@ -89,7 +90,7 @@ def _index(args) -> int:
         raise SearchIndexError(f"{args.model} was exported before models carried a fingerprint: re-export it")
     interval = args.frame_interval or meta.sampling.frame_interval_s
     meta_path, _ = SearchIndex.paths(args.output)
-    index = SearchIndex.load(args.output) if meta_path.is_file() else None
+    index = SearchIndex.load(args.output) if pair_exists(args.output) else None
     stride = args.stride or (index.windows.stride_s if index else default_stride((meta.frames - 1) * interval))
     windows = WindowCfg(meta.frames, interval, stride)
     if index is not None:

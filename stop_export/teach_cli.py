@@ -130,7 +130,7 @@ def run(args, parser: argparse.ArgumentParser) -> int:
             _check(bank, args)
         if args.list:
             if args.json:
-                print(json.dumps(json.loads(LabelBank.paths(args.bank)[0].read_text(encoding="utf-8")), indent=1))
+                print(json.dumps(bank.document(), indent=1))
             else:
                 print("\n".join(describe(bank) if bank.classes else ["the bank has no classes"]))
             return 0

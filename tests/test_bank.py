@@ -123,7 +123,7 @@ def test_names_and_paths_a_user_can_get_wrong(tmp_path):
     with pytest.raises(OSError) as err:  # the write itself names the file, not its temporary name
         bank.save(tmp_path / "v" / "b.json")
     assert err.value.filename == str(tmp_path / "v" / "b.json")
-    assert sorted(p.name for p in (tmp_path / "v").iterdir()) == ["b.json", "b.npz"]  # no temporary file left
+    assert sorted(p.name for p in (tmp_path / "v").iterdir()) == ["b.json"]  # nothing written, no temporary file
 
 
 def test_leave_one_out_tuning():

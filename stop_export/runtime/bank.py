@@ -22,7 +22,8 @@ everywhere), or, when no class has text, s times the cosine to the unit mean of 
 
 A bank is two files, `BANK.json` (format version, the model fingerprint, alpha and beta, the classes with each
 example's source and time range) and `BANK.npz` (text embeddings (C, E), example embeddings (N, E), their
-class (N,), their frame embeddings (N, T*E), or (0, 0) when an example lacks them); no pickle. The fingerprint covers the weights and config, so an ONNX file and the engines built
+class (N,), their frame embeddings (N, T*E), or (0, 0) when an example lacks them, and the document of BANK.json:
+one rename writes a bank, `files`); no pickle. The fingerprint covers the weights and config, so an ONNX file and the engines built
 from it share a bank, and any other model is refused.
 """
 from __future__ import annotations
@@ -39,7 +40,7 @@ from stop_train.data.types import VIDEO_EXTENSIONS
 from stop_train.statistics import FrameStatistics
 
 from ..schema import Metadata
-from .files import paired_paths, read_pair, write_pair
+from .files import pair_exists, paired_paths, read_pair, write_pair
 
 BANK_VERSION = 2  # 2: the examples' frame embeddings
 # chosen by benchmarks/few_shot_check.py --epochs 18 (issue 15): the best mean held-out top-1 with 5 examples per
@@ -123,12 +124,15 @@ class LabelBank:
         """(BANK.json, BANK.npz) for `path` given with or without the .json suffix."""
         return paired_paths(path)
 
+    def document(self) -> dict:
+        """What BANK.json holds: everything but the arrays."""
+        return {"format": "stop-label-bank", "version": BANK_VERSION, "fingerprint": self.fingerprint,
+                "model": self.model, "alpha": self.alpha, "beta": self.beta, "tuned": self.tuned,
+                "classes": [asdict(c) for c in self.classes]}
+
     def save(self, path: str | Path) -> Path:
-        """Write BANK.json and BANK.npz (each to a temporary name, then renamed). Raises OSError."""
-        doc = {"format": "stop-label-bank", "version": BANK_VERSION, "fingerprint": self.fingerprint,
-               "model": self.model, "alpha": self.alpha, "beta": self.beta, "tuned": self.tuned,
-               "classes": [asdict(c) for c in self.classes]}
-        return write_pair(path, doc, {"text": self.text.astype(np.float32), "example": self.example.astype(np.float32),
+        """Write BANK.npz and BANK.json (`files.write_pair`: a crash leaves the previous bank). Raises OSError."""
+        return write_pair(path, self.document(), {"text": self.text.astype(np.float32), "example": self.example.astype(np.float32),
                                       "example_class": self.example_class.astype(np.int32),
                                       "frames": self.frames.astype(np.float32)})
 
@@ -161,7 +165,7 @@ class LabelBank:
         """The bank at `path` for the model `meta` (checked with `check_model`), or a new empty one when there is
         none and `create`."""
         check_bank_path(path)
-        if create and not paired_paths(path)[0].exists():
+        if create and not pair_exists(path):
             if not meta.fingerprint:
                 raise BankError(f"{model or 'this model'} was exported before models carried a fingerprint: re-export it")
             return cls(meta.fingerprint, str(model))

@@ -1,15 +1,28 @@
-"""A document and its arrays as two files (`NAME.json` + `NAME.npz`, no pickle), written so that a crash leaves
-the previous pair readable: the search index and the label bank."""
+"""A document and its arrays (`NAME.json` + `NAME.npz`, no pickle), written so that a crash at any point leaves
+the previous state readable: the search index and the label bank.
+
+The npz holds the arrays and a copy of the document (`DOC_KEY`: its JSON as UTF-8 bytes) and is written by one
+rename (`stop_train.atomic`): that rename is the write. NAME.json is written after it. Both carry the same random
+"generation"; readers take NAME.json (which people may edit) when its generation is the npz's, and the npz's copy
+when it is not (a crash between the two renames left an older NAME.json) or when NAME.json is missing (a crash
+after the first npz). Pairs written before the document went into the npz are read from NAME.json.
+"""
 from __future__ import annotations
 
 import errno
 import json
-import os
+import logging
 import tempfile
+import uuid
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from stop_train.atomic import atomic_write, atomic_write_bytes, dumps
+
+DOC_KEY = "__document__"
+log = logging.getLogger(__name__)
 
 
 def paired_paths(path: str | Path) -> tuple[Path, Path]:
@@ -19,21 +32,27 @@ def paired_paths(path: str | Path) -> tuple[Path, Path]:
     return base.with_name(base.name + ".json"), base.with_name(base.name + ".npz")
 
 
+def pair_exists(path: str | Path) -> bool:
+    """Whether a pair was written at `path` (its document is in NAME.json, or in NAME.npz alone after a crash
+    between the two writes)."""
+    return any(p.exists() for p in paired_paths(path))
+
+
 def write_pair(path: str | Path, doc: dict, arrays: dict[str, np.ndarray]) -> Path:
-    """Write `arrays` to NAME.npz and `doc` (with "arrays": the npz file name, for readers) to NAME.json, each to a temporary
-    name first and then renamed, the arrays first. Returns NAME.json. Raises OSError."""
+    """Write `arrays` and `doc` to NAME.npz in one rename, then `doc` (with "arrays": the npz file name, for
+    readers) to NAME.json. Returns NAME.json. Raises OSError naming the file when NAME.npz could not be written
+    (nothing changed: NAME.json is not touched either); a NAME.json that cannot be written after it is logged,
+    not raised (the pair is written: readers take the npz's document)."""
     meta_path, array_path = paired_paths(path)
-    target, tmp = array_path, array_path.with_name(array_path.name + f".{os.getpid()}.tmp.npz")
+    if meta_path.is_dir():  # before the npz: the refresh of NAME.json below cannot fail for it
+        raise OSError(errno.EISDIR, "a folder is in the way", str(meta_path))
+    text = dumps({**doc, "arrays": array_path.name, "generation": uuid.uuid4().hex}, indent=1)
+    atomic_write(array_path, lambda f: np.savez(f, **arrays, **{DOC_KEY: np.frombuffer(text, np.uint8)}))
     try:
-        meta_path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(tmp, **arrays)
-        tmp.replace(array_path)
-        target, tmp = meta_path, meta_path.with_name(meta_path.name + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({**doc, "arrays": array_path.name}, indent=1, ensure_ascii=False), encoding="utf-8")
-        tmp.replace(meta_path)
-    except OSError as err:  # name the file being written, not its temporary name
-        tmp.unlink(missing_ok=True)
-        raise OSError(err.errno, err.strerror or str(err), str(target)) from None
+        atomic_write_bytes(meta_path, text)
+    except OSError as err:
+        log.warning("%s holds the new %s, but its copy %s could not be refreshed (%s)", array_path,
+                    doc.get("format", "document"), meta_path.name, err.strerror or err)
     return meta_path
 
 
@@ -63,20 +82,29 @@ def read_pair(path: str | Path, kind: str, noun: str, version: int, error: type[
     in messages). Raises `error` naming the problem: missing (with `hint`), not that kind, a newer format,
     unreadable arrays."""
     meta_path, array_path = paired_paths(path)
-    if not meta_path.is_file():
+    if not pair_exists(path):
         raise error(f"no {noun.split()[-1]} at {meta_path} ({hint})")
+    arrays, doc = {}, None
+    if array_path.is_file() or not meta_path.is_file():
+        try:  # always the sibling NAME.npz, so that a pair copied under another name still opens
+            with np.load(array_path, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+            raise error(f"{meta_path}: its arrays ({array_path.name}) cannot be read ({err})") from None
+    where, doc = meta_path, None
     try:
-        doc = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise error(f"{meta_path} is not a {noun} ({err})") from None
+        inner = json.loads(arrays.pop(DOC_KEY).tobytes().decode("utf-8")) if DOC_KEY in arrays else None
+        if meta_path.is_file():
+            doc = json.loads(meta_path.read_text(encoding="utf-8-sig"))
+        if inner is not None and not (isinstance(doc, dict) and doc.get("generation") == inner.get("generation")):
+            where, doc = array_path, inner  # NAME.json is missing or older than the npz (module docstring)
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError) as err:
+        raise error(f"{where} is not a {noun} ({err})") from None
     if not isinstance(doc, dict) or doc.get("format") != kind:
-        raise error(f"{meta_path} is not a {noun}")
+        raise error(f"{where} is not a {noun}")
     if not isinstance(doc.get("version"), int) or doc["version"] > version:
-        raise error(f"{meta_path} has {noun} format {doc.get('version')!r}; this toolkit reads up to {version}: "
+        raise error(f"{where} has {noun} format {doc.get('version')!r}; this toolkit reads up to {version}: "
                     "upgrade stop-toolkit")
-    try:  # always the sibling NAME.npz, so that a pair copied under another name still opens
-        with np.load(array_path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-        raise error(f"{meta_path}: its arrays ({array_path.name}) cannot be read ({err})") from None
+    if not array_path.is_file():
+        raise error(f"{meta_path}: its arrays ({array_path.name}) are missing")
     return doc, arrays

@@ -3,7 +3,8 @@ file, rank windows against a text with the exported text encoder.
 
 An index is two files: `INDEX.json` (format version, the model's fingerprint, the window settings, one entry
 per video with its size and modification time) and `INDEX.npz` (window embeddings (W, E) float32, their
-video (W,), start and end times (W,) in seconds). No pickle. An index built with one model is refused by
+video (W,), start and end times (W,) in seconds, and the document of INDEX.json: one rename writes an index,
+`files`). No pickle. An index built with one model is refused by
 another (the fingerprint covers the config and every weight; an ONNX file and its engines share it).
 """
 from __future__ import annotations
@@ -68,7 +69,7 @@ class SearchIndex:
         return paired_paths(path)
 
     def save(self, path: str | Path) -> Path:
-        """Write both files (each written to a temporary name, then renamed; the arrays first)."""
+        """Write INDEX.npz and INDEX.json (`files.write_pair`: a crash leaves the previous index). Raises OSError."""
         doc = {"format": "stop-search-index", "version": INDEX_VERSION, "fingerprint": self.fingerprint,
                "model": self.model, "windows": asdict(self.windows), "videos": [asdict(v) for v in self.videos]}
         return write_pair(path, doc, {"embedding": self.embedding.astype(np.float32), "video": self.video.astype(np.int32),

@@ -1,0 +1,111 @@
+"""Writing user files so that a crash at any point leaves the previous file whole (torch-free: the edge runtime
+imports it too).
+
+A file is written to a hidden temporary name beside it (`.NAME.tmp-PID`), flushed and fsynced, then renamed over
+NAME: the rename is the one moment the new content appears. A failure removes the temporary file and raises
+OSError naming NAME (its errno kept: ENOSPC says the disk is full); a process killed mid-write leaves its
+temporary file, which the next write of NAME removes. JSON is written without NaN or infinity (they become null:
+strict JSON readers refuse them) and with file names that are not UTF-8 kept (`dumps`).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, BinaryIO, Callable
+
+TMP_MARK = ".tmp-"
+
+
+def temporary_name(path: Path) -> Path:
+    """The hidden name `path` is written under before it is renamed into place (one per process)."""
+    return path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
+
+
+def remove_stale(path: Path) -> None:
+    """Remove temporary files of `path` left by processes that no longer run (killed mid-write), and those of the
+    toolkit before 0.1.1 (`NAME.PID.tmp`, `NAME.PID.tmp.npz`)."""
+    for tmp in [*path.parent.glob(f".{path.name}{TMP_MARK}*"), *path.parent.glob(f"{path.name}.*.tmp"),
+                *path.parent.glob(f"{path.name}.*.tmp.npz")]:
+        pid = tmp.name.rsplit(TMP_MARK, 1)[-1] if TMP_MARK in tmp.name else tmp.name[len(path.name) + 1:].split(".")[0]
+        if pid.isdigit() and not _running(int(pid)):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process
+        return True
+    return True
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
+    """Call `write(f)` on a temporary binary file, fsync it and rename it to `path` (module docstring). Raises
+    OSError naming `path` (the temporary file removed)."""
+    path = Path(path)
+    tmp = temporary_name(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale(path)
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(err, OSError):
+            raise OSError(err.errno, err.strerror or str(err), str(path)) from None
+        raise
+    sync_folder(path.parent)
+    return path
+
+
+def sync_folder(folder: Path) -> None:
+    """fsync a folder, so that a rename in it survives a power cut (best effort: not every system allows it)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    return atomic_write(path, lambda f: f.write(data))
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """UTF-8 text; a name that is not UTF-8 (a lone surrogate from os.fsdecode) is kept as its original bytes."""
+    return atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"))
+
+
+def finite(data: Any) -> Any:
+    """`data` with every NaN or infinite float replaced by None (JSON null)."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite(v) for v in data]
+    return data
+
+
+def dumps(data: Any, indent: int | None = 2) -> bytes:
+    """Strict JSON as UTF-8 bytes: NaN and infinity become null (`finite`); a lone surrogate (a file name that is
+    not UTF-8, as os.fsdecode gives it) becomes the JSON escape \\udcXX, which json.loads gives back unchanged."""
+    text = json.dumps(finite(data), indent=indent, ensure_ascii=False, allow_nan=False)
+    return text.encode("utf-8", "backslashreplace")  # only lone surrogates cannot be encoded: "\\udcXX" in a string
+
+
+def atomic_write_json(path: str | Path, data: Any, indent: int | None = 2) -> Path:
+    return atomic_write_bytes(path, dumps(data, indent) + b"\n")

@@ -1,0 +1,106 @@
+"""Issue 24: a write of user data that fails at any point (a crash, a full disk) leaves the previous state readable,
+and leaves no temporary file behind (or the next write removes it)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from faults import each_fault, leftovers
+from stop_export.runtime.bank import Example, LabelBank
+from stop_export.runtime.search import SearchIndex, WindowCfg
+from stop_train.atomic import atomic_write_json, dumps
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def small_bank(classes: int) -> LabelBank:
+    rng = np.random.default_rng(classes)
+    bank = LabelBank("f1", "/m/model.onnx")
+    for c in range(classes):
+        bank.add(f"class {c}", unit(rng.normal(size=(2, 8))), [Example(f"/v/{c}-{i}.mp4", 0.0, 1.0) for i in range(2)],
+                 f"a video of class {c}.", unit(rng.normal(size=8)), rng.normal(size=(2, 16)))
+    return bank
+
+
+def same_bank(a: LabelBank, b: LabelBank) -> bool:
+    return a.document() == b.document() and all(np.array_equal(getattr(a, k), getattr(b, k))
+                                               for k in ("text", "example", "example_class", "frames"))
+
+
+def test_a_bank_write_that_fails_anywhere_keeps_the_previous_bank(tmp_path, monkeypatch):
+    path = tmp_path / "site.json"
+    old, new = small_bank(1), small_bank(2)
+    old.save(path)
+    outcomes = []
+    for k, error in each_fault(monkeypatch, lambda: new.save(path)):
+        now = LabelBank.load(path)
+        assert same_bank(now, old if error else new), k  # a failed write changed nothing; a write that returned is whole
+        assert leftovers(tmp_path) == [], k
+        if error:
+            assert error.filename in (str(path), str(path.with_suffix(".npz"))), k  # the file, not a temporary name
+        outcomes.append(error is None)
+        old.save(path)
+    assert outcomes[0] is False and outcomes[-1] is True
+
+
+def small_index(videos: int) -> SearchIndex:
+    rng = np.random.default_rng(videos)
+    index = SearchIndex("f1", "/m/model.onnx", WindowCfg(8, 0.25, 1.0))
+    from stop_export.runtime.search import IndexedVideo
+
+    index.videos = [IndexedVideo(f"/v/{i}.mp4", 100 + i, 7, 3.0, 2) for i in range(videos)]
+    index.embedding = unit(rng.normal(size=(2 * videos, 8)))
+    index.video = np.repeat(np.arange(videos), 2).astype(np.int32)
+    index.start, index.end = np.tile([0.0, 1.0], videos), np.tile([1.75, 2.75], videos)
+    return index
+
+
+def test_an_index_write_that_fails_anywhere_keeps_the_previous_index(tmp_path, monkeypatch):
+    path = tmp_path / "index"
+    old, new = small_index(1), small_index(3)
+    old.save(path)
+    for k, error in each_fault(monkeypatch, lambda: new.save(path)):
+        now = SearchIndex.load(path)
+        want = old if error else new
+        assert [v.path for v in now.videos] == [v.path for v in want.videos], k
+        assert np.array_equal(now.embedding, want.embedding) and np.array_equal(now.end, want.end), k
+        assert leftovers(tmp_path) == [], k
+        old.save(path)
+
+
+def test_pairs_of_the_old_format_are_read_and_edits_to_the_json_count(tmp_path):
+    bank = small_bank(2)
+    path = tmp_path / "old.json"  # as the toolkit wrote banks before: the document only in the JSON
+    path.write_text(json.dumps({**bank.document(), "arrays": "old.npz"}), encoding="utf-8")
+    np.savez(tmp_path / "old.npz", text=bank.text, example=bank.example, example_class=bank.example_class,
+             frames=bank.frames.astype(np.float32))
+    assert same_bank(LabelBank.load(path), bank)
+    bank.save(path)  # the new format; a person edits its JSON: the tools see the edit
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps(dict(doc, alpha=3.5)), encoding="utf-8")
+    assert LabelBank.load(path).alpha == 3.5
+    path.unlink()  # a crash after the first npz of a new bank: the npz alone is the bank
+    assert same_bank(LabelBank.load(path), bank)
+
+
+def test_temporary_files_of_a_killed_writer_are_removed_by_the_next_write(tmp_path):
+    path = tmp_path / "site.json"
+    dead = 2 ** 22 + 12345  # above the kernel's pid_max default: no such process
+    stale = [tmp_path / f".site.npz.tmp-{dead}", tmp_path / f"site.npz.{dead}.tmp.npz", tmp_path / f"site.json.{dead}.tmp"]
+    for p in stale:
+        p.write_bytes(b"half")
+    small_bank(1).save(path)
+    assert leftovers(tmp_path) == []
+
+
+def test_json_is_strict_and_keeps_names_that_are_not_utf8(tmp_path):
+    data = {"loss": float("nan"), "top1": float("inf"), "path": "caf\udce9.avi"}
+    text = dumps(data)
+    assert b"NaN" not in text and b"Infinity" not in text
+    assert json.loads(text) == {"loss": None, "top1": None, "path": "caf\udce9.avi"}
+    atomic_write_json(tmp_path / "m.json", data)
+    assert json.loads((tmp_path / "m.json").read_text(encoding="utf-8"))["path"] == "caf\udce9.avi"
