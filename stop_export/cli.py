@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 import sys
 import time
 from pathlib import Path
+
+from stop_train.atomic import atomic_write_bytes
 
 from .runtime.args import add_event_arguments, event_cfg, in_range, non_negative, settle_stdout, stdout_closed
 
@@ -105,8 +106,7 @@ def export_main(argv: list[str] | None = None) -> int:
         from open_clip.tokenizer import default_bpe
 
         text_name, tok_name = out.stem + ".text.onnx", TOKENIZER_FILE
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(default_bpe(), out.parent / tok_name)
+        atomic_write_bytes(out.parent / tok_name, Path(default_bpe()).read_bytes())
     stats, stats_name = _statistics(src, out)
     meta = build_metadata(src, text_encoder=text_name, tokenizer=tok_name, statistics=stats_name)
     what = "retrieval (no labels: video embeddings for stop-search)" if src.task == "retrieval" else f"{len(src.labels)} labels"

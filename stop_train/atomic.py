@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
@@ -109,3 +110,28 @@ def dumps(data: Any, indent: int | None = 2) -> bytes:
 
 def atomic_write_json(path: str | Path, data: Any, indent: int | None = 2) -> Path:
     return atomic_write_bytes(path, dumps(data, indent) + b"\n")
+
+
+class Busy(RuntimeError):
+    """Another process holds the lock on what this one would write."""
+
+
+@contextlib.contextmanager
+def exclusive(lock_path: str | Path, busy: str, wait: str | None = None):
+    """Hold the lock file `lock_path` (filelock: released by the system when the process ends, however it ends)
+    for the block. Another holder: raise Busy(`busy`) at once, or, with `wait`, print `wait` (one line, standard
+    error) and wait for it."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(lock_path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if wait is None:
+            raise Busy(busy) from None
+        print(wait, file=sys.stderr, flush=True)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()

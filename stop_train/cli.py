@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -72,11 +73,18 @@ RESUME_FLAGS = ("resume", "max_steps", "workers", "device", "save_every", "probe
 def _train(argv: list[str]) -> int:
     from .engine.config import TrainConfig
     from .engine.loop import Trainer
+    from .engine.rundir import locked, start_fresh
     from .engine.setup import new_run_config, read_run_config
 
     parser = _train_parser()
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start a new run in a --run-dir that holds one (the old run is moved to RUN_DIR.replaced-TIME)")
     args = vars(parser.parse_args(argv))
+    overwrite = args.pop("overwrite")
     cfg = TrainConfig.from_dict({**args, "model": parse_model_items(args.pop("model"))})
+    if cfg.resume and overwrite:
+        raise ValueError("--resume continues a run; --overwrite starts one again: give one of them")
+    main = int(os.environ.get("RANK", "0")) == 0  # torchrun: the first process holds the run's lock
     if cfg.resume:
         run_dir = Path(cfg.resume)
         saved, model_cfg = read_run_config(run_dir)
@@ -89,13 +97,22 @@ def _train(argv: list[str]) -> int:
                              f"{', '.join(changed)} would change the run (start a new run instead)")
         cfg = dataclasses.replace(saved, **{k: getattr(cfg, k) for k in RESUME_FLAGS
                                             if k in ("resume", "max_steps") or k in given})
-        trainer = Trainer(cfg, model_cfg, run_dir, start="resume")
-        trainer.restore(_last_checkpoint(run_dir))
-    else:
-        cfg, model_cfg = new_run_config(cfg)
-        stem = Path(cfg.preset).stem
-        run_dir = Path(cfg.run_dir) if cfg.run_dir else RUNS_ROOT / f"{cfg.dataset}-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-        trainer = Trainer(cfg, model_cfg, run_dir, start="new")
+        with locked(run_dir, main):
+            trainer = Trainer(cfg, model_cfg, run_dir, start="resume")
+            _resume(trainer, run_dir)
+            return _fit(trainer, cfg, run_dir)
+    cfg, model_cfg = new_run_config(cfg)
+    stem = Path(cfg.preset).stem
+    run_dir = Path(cfg.run_dir) if cfg.run_dir else RUNS_ROOT / f"{cfg.dataset}-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    with locked(run_dir, main):
+        aside = start_fresh(run_dir, overwrite, main)
+        if aside and main:
+            print(f"--overwrite: the previous run in {run_dir} was moved to {aside}", file=sys.stderr)
+        return _fit(Trainer(cfg, model_cfg, run_dir, start="new"), cfg, run_dir)
+
+
+def _fit(trainer, cfg, run_dir: Path) -> int:
+    """Train, then test the chosen checkpoint and write its class statistics; prints the result."""
     try:
         trainer.fit()
     except KeyboardInterrupt:
@@ -165,11 +182,25 @@ def _final_split(trainer) -> str | None:
     return None
 
 
-def _last_checkpoint(run_dir: Path) -> Path:
-    folder = run_dir / "checkpoints" / "last"
-    for candidate in (folder, folder.with_name("last.old")):  # .old: a crash between the two renames
-        if (candidate / "trainer_state.pt").is_file():
-            return candidate
+def _resume(trainer, run_dir: Path) -> None:
+    """Restore the newest readable checkpoint: last, else (a damaged file is named in one line) last.old (a crash
+    between a save's renames), best or best.old (an earlier epoch)."""
+    from .engine.checkpoint import STATE, WEIGHTS, CheckpointError
+
+    folders = [run_dir / "checkpoints" / name for name in ("last", "last.old", "best", "best.old")]
+    problems = []
+    for folder in (f for f in folders if (f / WEIGHTS).is_file() and (f / STATE).is_file()):
+        try:
+            trainer.restore(folder)
+        except CheckpointError as err:
+            problems.append(str(err))
+            continue
+        if problems and trainer.main:
+            print(f"stop-train: {problems[0]}; resuming from {folder} instead (epoch {trainer.state['epoch']})",
+                  file=sys.stderr)
+        return
+    if problems:
+        raise CheckpointError("; ".join(problems) + ": no readable checkpoint to resume from")
     raise FileNotFoundError(f"{run_dir} has no checkpoint to resume from")
 
 

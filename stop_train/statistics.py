@@ -27,12 +27,13 @@ by five examples under classes learned from thousands (benchmarks/few_shot_check
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .atomic import atomic_write
 
 STATISTICS_VERSION = 1
 # chosen by benchmarks/few_shot_check.py (0.003 to 0.1 were measured): the covariance of a few hundred training
@@ -135,20 +136,11 @@ class FrameStatistics:
 
     # -------------------------------------------------------------------------------------------- files
     def save(self, path: str | Path) -> Path:
-        """Write one NPZ (no pickle) through a temporary file, then rename. Raises OSError."""
-        path = Path(path)
+        """Write one NPZ (no pickle) in one rename (`stop_train.atomic`). Raises OSError naming `path`."""
         doc = {"format": "stop-frame-statistics", "version": STATISTICS_VERSION, "labels": self.labels,
                "fingerprint": self.fingerprint, "shrinkage": self.shrinkage, "residual": self.residual}
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(tmp, doc=np.array(json.dumps(doc, ensure_ascii=False)), mean=self.mean, count=self.count,
-                     basis=self.basis, variance=self.variance)
-            tmp.replace(path)
-        except OSError as err:
-            tmp.unlink(missing_ok=True)
-            raise OSError(err.errno, err.strerror or str(err), str(path)) from None
-        return path
+        return atomic_write(path, lambda f: np.savez(f, doc=np.array(json.dumps(doc, ensure_ascii=False)), mean=self.mean,
+                                                     count=self.count, basis=self.basis, variance=self.variance))
 
     @classmethod
     def load(cls, path: str | Path) -> "FrameStatistics":

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import stop_train
+from stop_train.atomic import atomic_write
 from stop_train.config import ModelConfig, load_config
 from stop_train.labels import DEFAULT_TEMPLATE, load_labels
 from stop_train.model import STOP, create_model, load_model
@@ -237,9 +238,6 @@ def _finish(proto: onnx.ModelProto, path: Path, meta: Metadata) -> onnx.ModelPro
     proto.producer_name, proto.producer_version = "stop-toolkit", stop_train.__version__
     onnx.checker.check_model(proto, full_check=True)
     proto = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    onnx.save(proto, str(tmp))
-    tmp.replace(path)
+    atomic_write(path, lambda f: onnx.save(proto, f))  # one rename: a failed export leaves the previous file
     log.info("wrote %s (%.1f MB)", path, path.stat().st_size / 1e6)
     return proto

@@ -22,6 +22,7 @@ from pathlib import Path
 import onnx
 from onnx import helper
 
+from stop_train.atomic import atomic_write_bytes, atomic_write_json
 from stop_train.op_spec import OP_DOMAIN, OP_TYPE
 
 from ..schema import METADATA_KEY, Metadata
@@ -122,10 +123,7 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, options: BuildO
     if cache is not None and options.timing_cache:
         Path(options.timing_cache).parent.mkdir(parents=True, exist_ok=True)
         Path(options.timing_cache).write_bytes(memoryview(config.get_timing_cache().serialize()))
-    engine_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = engine_path.with_name(engine_path.name + ".tmp")
-    tmp.write_bytes(memoryview(serialized))
-    tmp.replace(engine_path)
+    atomic_write_bytes(engine_path, memoryview(serialized))
     section = {
         "flavour": trt.flavour, "version": ".".join(map(str, trt.version)), "precision": precision,
         "compute_capability": compute_capability(), "plugin_version": PLUGIN_VERSION if use_plugin else "",
@@ -134,7 +132,7 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, options: BuildO
     }
     meta.tensorrt = section
     sidecar = engine_path.with_name(engine_path.name + SIDECAR_SUFFIX)
-    sidecar.write_text(json.dumps(json.loads(meta.to_json()), indent=2) + "\n", encoding="utf-8")
+    atomic_write_json(sidecar, json.loads(meta.to_json()))
     log.info("%s: %s engine %s (%.1f MB), TemporalPromptInsert -> %s", trt.describe(), precision, engine_path,
              engine_path.stat().st_size / 1e6, implementation)
     return section

@@ -1,15 +1,20 @@
-"""Checkpoint folders: `model.safetensors` + `trainer_state.pt`, each written to a temp file, fsynced, renamed."""
+"""Checkpoint folders: `model.safetensors` + `trainer_state.pt` + `config.json`, written into `NAME.partial` and
+swapped in by renames (`NAME` -> `NAME.old`, `NAME.partial` -> `NAME`): a crash leaves the previous checkpoint,
+as `NAME` or, between the two renames, `NAME.old` (`usable`). A write that fails says where and why in one line
+(`CheckpointWriteError`: a full disk is named as such); a damaged file is named when read (`CheckpointError`)."""
 from __future__ import annotations
 
-import json
+import errno
+import io
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, save
 
+from ..atomic import atomic_write, atomic_write_bytes, atomic_write_json
 from ..config import ModelConfig
 
 WEIGHTS = "model.safetensors"
@@ -17,42 +22,76 @@ STATE = "trainer_state.pt"
 CONFIG = "config.json"
 
 
-def _fsync_replace(tmp: Path, final: Path) -> None:
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    tmp.replace(final)
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read (truncated, empty, not ours): the message names it."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint that could not be written; the checkpoints written before are unchanged."""
+
+    def __str__(self) -> str:
+        return self.strerror
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temp file, fsync, rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    _fsync_replace(tmp, path)
+    """Write JSON atomically (`stop_train.atomic`: temp file, fsync, rename; NaN as null)."""
+    atomic_write_json(path, data)
+
+
+def _write_failed(err: BaseException, folder: Path) -> CheckpointWriteError:
+    """One line for a checkpoint write that failed: a full disk (ENOSPC, or torch's "unexpected pos" from its zip
+    writer) is said in words."""
+    text = str(err)
+    full = getattr(err, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "unexpected pos" in text
+    why = f"the disk is full (df -h {folder.parent})" if full else (getattr(err, "strerror", None) or text.splitlines()[0])
+    return CheckpointWriteError(errno.ENOSPC if full else getattr(err, "errno", None) or errno.EIO,
+                                f"could not write checkpoint {folder}: {why}; the checkpoints written before are "
+                                "unchanged")
 
 
 def save_checkpoint(folder: Path, model: torch.nn.Module, model_cfg: ModelConfig, state: dict[str, Any]) -> Path:
-    """Write a complete checkpoint folder; a crash leaves either the old folder or the new one, never half."""
+    """Write a complete checkpoint folder; a crash leaves either the old folder or the new one, never half.
+    Raises ValueError for weights that are not finite (nothing written), CheckpointWriteError (the staging folder
+    removed)."""
     folder = Path(folder)
     staging = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    weights = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(weights, str(staging / (WEIGHTS + ".tmp")))
-    _fsync_replace(staging / (WEIGHTS + ".tmp"), staging / WEIGHTS)
-    torch.save(state, staging / (STATE + ".tmp"))
-    _fsync_replace(staging / (STATE + ".tmp"), staging / STATE)
-    write_json(staging / CONFIG, model_cfg.to_dict())
-    _swap(staging, folder)
+    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    bad = next((k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None:
+        raise ValueError(f"the weights are not finite ({bad} holds NaN or infinity): not saved as {folder}; the "
+                         "checkpoints written before are unchanged")
+    try:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        atomic_write_bytes(staging / WEIGHTS, save(weights))
+        atomic_write(staging / STATE, lambda f: torch.save(state, f))
+        atomic_write_json(staging / CONFIG, model_cfg.to_dict())
+        _swap(staging, folder)
+    except (OSError, RuntimeError) as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise _write_failed(err, folder) from None
     return folder
 
 
 def _swap(staging: Path, folder: Path) -> None:
+    """`staging` becomes `folder`; the previous `folder` (or, after a crash between these renames, `folder.old`)
+    is removed only once the new one is in place."""
     old = folder.with_name(folder.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
     if folder.exists():
+        shutil.rmtree(old, ignore_errors=True)
         folder.replace(old)
     staging.replace(folder)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def usable(folder: Path) -> Path | None:
+    """`folder`, or `folder.old` when a crash between `_swap`'s renames left only it; None when neither has both
+    files."""
+    folder = Path(folder)
+    for candidate in (folder, folder.with_name(folder.name + ".old")):
+        if (candidate / WEIGHTS).is_file() and (candidate / STATE).is_file():
+            return candidate
+    return None
 
 
 def link_checkpoint(src: Path, dst: Path) -> Path:
@@ -61,32 +100,57 @@ def link_checkpoint(src: Path, dst: Path) -> Path:
     two folders stay independent."""
     src, dst = Path(src), Path(dst)
     staging = dst.with_name(dst.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    for f in src.iterdir():
-        try:
-            os.link(f, staging / f.name)
-        except OSError:
-            shutil.copy2(f, staging / f.name)
-    _swap(staging, dst)
+    try:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        for f in src.iterdir():
+            try:
+                os.link(f, staging / f.name)
+            except OSError:
+                shutil.copy2(f, staging / f.name)
+        _swap(staging, dst)
+    except OSError as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise _write_failed(err, dst) from None
     return dst
 
 
 def rewrite_state(folder: Path, state: dict[str, Any]) -> None:
     """Replace only the trainer state of a checkpoint folder (temp file, fsync, rename)."""
-    folder = Path(folder)
-    torch.save(state, folder / (STATE + ".tmp"))
-    _fsync_replace(folder / (STATE + ".tmp"), folder / STATE)
+    try:
+        atomic_write(Path(folder) / STATE, lambda f: torch.save(state, f))
+    except (OSError, RuntimeError) as err:
+        raise _write_failed(err, Path(folder)) from None
 
 
 def load_checkpoint(folder: Path, model: torch.nn.Module | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """-> (weights, trainer state); loads the weights into `model` when given."""
+    """-> (weights, trainer state); loads the weights into `model` when given (after both files are read).
+    Raises FileNotFoundError (a file is missing), CheckpointError naming a file that cannot be read."""
     folder = Path(folder)
     for name in (WEIGHTS, STATE):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{folder} is not a complete checkpoint: {name} is missing")
-    weights = load_file(str(folder / WEIGHTS))
+    weights = load_weights(folder / WEIGHTS)
+    try:  # our own file: RNG states, config
+        state = torch.load(io.BytesIO((folder / STATE).read_bytes()), map_location="cpu", weights_only=False)
+    except (EOFError, RuntimeError, ValueError, OSError, ImportError, AttributeError) as err:
+        raise CheckpointError(f"{folder / STATE} is damaged ({_first_line(err) or 'empty'})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{folder / STATE} is not a trainer state")
     if model is not None:
         model.load_state_dict(weights)
-    state = torch.load(folder / STATE, map_location="cpu", weights_only=False)  # our own file: RNG states, config
     return weights, state
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file. Raises CheckpointError naming a damaged (truncated, empty) file."""
+    try:
+        return load(Path(path).read_bytes())
+    except Exception as err:  # safetensors raises its own SafetensorError for a truncated file
+        if isinstance(err, OSError):
+            raise
+        raise CheckpointError(f"{path} is damaged ({_first_line(err)})") from None
+
+
+def _first_line(err: BaseException) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else ""

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import logging
 import math
 import random
@@ -20,13 +19,15 @@ from ..labels import label_texts
 from ..model import STOP, create_model, dead_parameters
 from ..model.factory import model_fingerprint
 from ..statistics import STATISTICS_FILE, FrameStatistics, StatisticsError
-from .checkpoint import WEIGHTS, link_checkpoint, load_checkpoint, rewrite_state, save_checkpoint, write_json
+from .checkpoint import (WEIGHTS, link_checkpoint, load_checkpoint, rewrite_state, save_checkpoint, usable,
+                         write_json)
 from .config import TrainConfig
 from .data import ClipDataset, collate, collate_views
 from .distributed import DistInfo, all_gather_arrays, all_reduce_mean, barrier, init_distributed, shard
 from .metrics import classification_metrics, confusion_matrix
 from .report import write_confusion_png
 from .retrieval import evaluate_retrieval, gather_batch, symmetric_ce
+from .rundir import append_row
 from .setup import VAL_COLUMNS, RunData, prepare_data, tensorboard_writer, write_run_files, write_skipped
 
 log = logging.getLogger(__name__)
@@ -220,7 +221,7 @@ class Trainer:
     @property
     def chosen(self) -> str:
         """The checkpoint a run reports and exports: `best` by validation, `last` without validation."""
-        return "best" if (self.run_dir / "checkpoints" / "best").is_dir() else "last"
+        return "best" if usable(self.run_dir / "checkpoints" / "best") else "last"
 
     # ------------------------------------------------------------------------------ checkpoints
     def save(self, name: str) -> None:
@@ -315,6 +316,10 @@ class Trainer:
                     else:
                         logits = self.net(x.to(self.device), self.text_ids.to(self.device))
                         loss = F.cross_entropy(logits.float(), y.to(self.device), label_smoothing=cfg.label_smoothing)
+                if not torch.isfinite(loss.detach()):  # nothing is saved from here: last keeps finite weights
+                    raise ValueError(f"the training loss is {loss.item()} at step {self.state['step'] + 1} (epoch "
+                                     f"{epoch + 1}, batch {i + 1}): training stopped; checkpoints/last keeps the "
+                                     "weights saved before it (lower --lr, or check the data)")
                 self.scaler.scale(loss / cfg.grad_accum).backward()
                 losses.append(loss.item())
                 clips += len(y)
@@ -348,13 +353,7 @@ class Trainer:
         row = {"epoch": epoch + 1, "step": self.state["step"], "train_loss": f"{loss:.4f}",
                "lr": f"{self.scheduler.get_last_lr()[0]:.3e}", **val,
                "clips_per_s": f"{clips_per_s:.2f}", "elapsed_s": f"{elapsed:.1f}"}
-        path = self.run_dir / "metrics.csv"
-        new = not path.exists()
-        with open(path, "a", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=csv_fields(self.cfg.task))
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        append_row(self.run_dir / "metrics.csv", csv_fields(self.cfg.task), row)
         self.data.tensorboard(epoch + 1, loss, metrics)
         if metrics:
             log.info("epoch %d: loss %.4f, val %s, %.1f clips/s", epoch + 1, loss,
@@ -367,6 +366,7 @@ class Trainer:
         """A name under `checkpoints/` (default the chosen one) or a model folder; raises FileNotFoundError."""
         checkpoint = checkpoint or self.chosen
         folder = Path(checkpoint) if isinstance(checkpoint, Path) else self.run_dir / "checkpoints" / checkpoint
+        folder = usable(folder) or folder  # NAME.old: a crash between a save's two renames
         if not (folder / WEIGHTS).is_file():
             found = sorted(p.parent.name for p in folder.parent.glob("*/" + WEIGHTS)) if folder.parent.is_dir() else []
             raise FileNotFoundError(f"no checkpoint {folder} (found: {', '.join(found) or 'none'})")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write_text
 from ..config import ModelConfig, load_preset
 from ..data import DATASETS, open_dataset
 from ..data.captions import CAPTION_DATASETS, CaptionSplit, open_caption_dataset
@@ -259,7 +260,7 @@ def write_run_files(cfg: TrainConfig, model_cfg: ModelConfig, run_dir: Path, dat
     written once, when a run starts."""
     run_dir.mkdir(parents=True, exist_ok=True)
     if data.classes:  # a retrieval run has captions, no labels
-        (run_dir / "labels.txt").write_text("".join(c + "\n" for c in data.classes), encoding="utf-8")
+        atomic_write_text(run_dir / "labels.txt", "".join(c + "\n" for c in data.classes))
     sampling = data.sampling
     interval = sampling.frame_interval_s
     if sampling.sampler == "segments" and data.train.infos:  # the time scale the model learned, for live use

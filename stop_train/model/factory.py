@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from ..config import ModelConfig, apply_overrides, load_config
 from .backbone import load_clip_weights, pretrained_quick_gelu, resolve_pretrained
@@ -64,15 +64,14 @@ def create_model(
 
 
 def save_model(model: STOP, folder: str | Path) -> Path:
-    """Write `folder/model.safetensors` and `folder/config.json` (each via a temp file and rename)."""
+    """Write `folder/model.safetensors` and `folder/config.json` (each in one rename, `stop_train.atomic`)."""
+    from safetensors.torch import save
+
+    from ..atomic import atomic_write_bytes, atomic_write_json
+
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / (WEIGHTS_FILE + ".tmp")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    tmp.replace(folder / WEIGHTS_FILE)
-    tmp = folder / (CONFIG_FILE + ".tmp")
-    tmp.write_text(json.dumps(model.cfg.to_dict(), indent=2) + "\n", encoding="utf-8")
-    tmp.replace(folder / CONFIG_FILE)
+    atomic_write_bytes(folder / WEIGHTS_FILE, save({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}))
+    atomic_write_json(folder / CONFIG_FILE, model.cfg.to_dict())
     return folder
 
 

@@ -1,0 +1,161 @@
+"""Issue 24, training side: checkpoints and run files survive a failed write at any point, one stop-train per run
+directory, no run silently replaces another, a loss that is not finite stops the run, a damaged checkpoint is
+named and the previous one used, a full disk is said in words."""
+from __future__ import annotations
+
+import csv
+import errno
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from faults import each_fault, leftovers
+from stop_train.cli import main
+from stop_train.config import load_config
+from stop_train.engine.checkpoint import (CheckpointWriteError, link_checkpoint, load_checkpoint, rewrite_state,
+                                          save_checkpoint, usable)
+from stop_train.engine.rundir import append_row
+from test_training import args, data_root  # noqa: F401  (the module's synthetic data set)
+
+
+class Tiny(torch.nn.Module):
+    def __init__(self, value: float):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.full((3, 2), value))
+
+
+def saved(folder) -> tuple[float, int]:
+    weights, state = load_checkpoint(usable(folder))
+    return float(weights["w"][0, 0]), state["step"]
+
+
+def test_a_checkpoint_save_that_fails_anywhere_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    cfg, last, best = load_config("tiny"), tmp_path / "checkpoints" / "last", tmp_path / "checkpoints" / "best"
+    save_checkpoint(last, Tiny(1.0), cfg, {"step": 1})
+    link_checkpoint(last, best)
+    writes = {"save": lambda: save_checkpoint(last, Tiny(2.0), cfg, {"step": 2}),
+              "rewrite": lambda: rewrite_state(last, {"step": 2}),
+              "link": lambda: link_checkpoint(last, best)}
+    for what, write in writes.items():
+        for k, error in each_fault(monkeypatch, write):
+            target = best if what == "link" else last
+            value, step = saved(target)
+            if error is not None:  # nothing changed, and the message says where
+                assert isinstance(error, CheckpointWriteError) and str(target) in str(error), (what, k)
+            if what != "link":
+                assert (value, step) == ((1.0, 1) if error else (2.0 if what == "save" else 1.0, 2)), (what, k)
+            assert leftovers(tmp_path) == [], (what, k)
+            save_checkpoint(last, Tiny(1.0), cfg, {"step": 1})
+
+
+def test_a_full_disk_is_said_in_words_and_loses_nothing(tmp_path, monkeypatch):
+    last = tmp_path / "last"
+    save_checkpoint(last, Tiny(1.0), load_config("tiny"), {"step": 1})
+    torn = RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 6528 vs 6420")
+    for error in (torn, OSError(errno.ENOSPC, "No space left on device")):
+        def fail(*a, **k):
+            raise error
+        with monkeypatch.context() as m:
+            m.setattr(torch, "save", fail)
+            with pytest.raises(CheckpointWriteError) as err:
+                save_checkpoint(last, Tiny(2.0), load_config("tiny"), {"step": 2})
+        message = str(err.value)
+        assert "disk is full" in message and str(last) in message and "written before are unchanged" in message
+        assert "\n" not in message and saved(last) == (1.0, 1) and leftovers(tmp_path) == []
+
+
+def test_weights_that_are_not_finite_are_never_saved(tmp_path):
+    with pytest.raises(ValueError, match="not finite"):
+        save_checkpoint(tmp_path / "last", Tiny(float("nan")), load_config("tiny"), {"step": 1})
+    assert not (tmp_path / "last").exists()
+
+
+def test_metrics_rows_survive_a_failed_append(tmp_path, monkeypatch):
+    path, fields = tmp_path / "metrics.csv", ["epoch", "loss"]
+    append_row(path, fields, {"epoch": 1, "loss": 0.5})
+    before = path.read_text()
+    for k, error in each_fault(monkeypatch, lambda: append_row(path, fields, {"epoch": 2, "loss": 0.4})):
+        rows = list(csv.DictReader(open(path, encoding="utf-8")))
+        assert [r["epoch"] for r in rows] == (["1"] if error else ["1", "2"]), k
+        assert leftovers(tmp_path) == [], k
+        path.write_text(before)
+
+
+def hold(lock):
+    """A process that holds the file lock `lock` until its standard input closes."""
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; from filelock import FileLock; "
+                               f"lock = FileLock({str(lock)!r}); lock.acquire(); print('held', flush=True); "
+                               "sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_second_stop_train_on_one_run_dir_stops_with_one_line(data_root, tmp_path, capsys):  # noqa: F811
+    run = tmp_path / "run"
+    run.mkdir()
+    holder = hold(run / '.lock')  # another process (a first stop-train) holds the run
+    try:
+        assert main(args(data_root, run, "--epochs", "1")) == 1
+        err = capsys.readouterr().err
+        assert f"another stop-train is using {run} (lock {run / '.lock'})" in err and "Traceback" not in err
+        assert not (run / "config.json").exists() and not (run / "metrics.csv").exists()
+    finally:
+        holder.communicate("")
+    assert main(args(data_root, run, "--epochs", "1")) == 0  # the lock is released with its process
+    holder = hold(run / '.lock')
+    try:
+        assert main(["--resume", str(run), "--workers", "0"]) == 1
+        assert "another stop-train is using" in capsys.readouterr().err
+    finally:
+        holder.communicate("")
+    assert len(list(csv.DictReader(open(run / "metrics.csv")))) == 1  # one epoch, written once
+
+
+def test_a_new_run_does_not_replace_a_finished_one(data_root, tmp_path, capsys):  # noqa: F811
+    run = tmp_path / "run"
+    assert main(args(data_root, run, "--epochs", "1")) == 0
+    config = (run / "config.json").read_text()
+    capsys.readouterr()
+    assert main(args(data_root, run, "--epochs", "2", "--lr", "1e-4")) == 1
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and "--resume" in err and "--overwrite" in err and "Traceback" not in err
+    assert (run / "config.json").read_text() == config
+    assert main(args(data_root, run, "--epochs", "1", "--lr", "1e-4", "--overwrite")) == 0
+    aside = next(tmp_path.glob("run.replaced-*"))
+    assert (aside / "config.json").read_text() == config and (aside / "checkpoints" / "last").is_dir()
+    assert '"lr": 0.0001' in (run / "config.json").read_text()
+    assert [r["epoch"] for r in csv.DictReader(open(run / "metrics.csv"))] == ["1"]  # only the new run's rows
+    assert "moved to" in capsys.readouterr().err
+
+
+def test_a_loss_that_is_not_finite_stops_the_run_at_its_step(data_root, tmp_path, capsys, monkeypatch):  # noqa: F811
+    import stop_train.engine.loop as loop
+
+    monkeypatch.setattr(loop.F, "cross_entropy", lambda logits, *a, **k: (logits * float("nan")).sum())
+    run = tmp_path / "run"
+    assert main(args(data_root, run, "--epochs", "1")) == 1
+    err = capsys.readouterr().err
+    assert "loss is nan at step 1 (epoch 1, batch 1)" in err and "Traceback" not in err
+    assert not (run / "checkpoints" / "last").exists()
+
+
+def test_resume_names_a_damaged_checkpoint_and_uses_the_previous_good_one(data_root, tmp_path, capsys):  # noqa: F811
+    run = tmp_path / "run"
+    assert main(args(data_root, run, "--epochs", "1")) == 0  # last and best: epoch 1
+    last = run / "checkpoints" / "last"
+    head = (last / "model.safetensors").read_bytes()[:1000]
+    (last / "model.safetensors").unlink()  # best holds a hard link to the same file: a copy cut short, not the file
+    (last / "model.safetensors").write_bytes(head)  # truncated
+    capsys.readouterr()
+    assert main(["--resume", str(run), "--workers", "0"]) == 0
+    err = capsys.readouterr().err
+    assert f"{last / 'model.safetensors'} is damaged" in err and f"resuming from {run / 'checkpoints' / 'best'}" in err
+    for name in ("last", "best"):
+        (run / "checkpoints" / name / "trainer_state.pt").unlink()
+        (run / "checkpoints" / name / "trainer_state.pt").write_bytes(b"")  # 0 bytes
+    assert main(["--resume", str(run), "--workers", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "trainer_state.pt is damaged" in err and "no readable checkpoint" in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.startswith("stop-train")]) == 1
