@@ -18,7 +18,9 @@ import sys
 from pathlib import Path
 
 from .runtime.args import in_range, settle_stdout, stdout_closed
-from .runtime.files import check_writable
+from stop_train.atomic import exclusive
+
+from .runtime.files import check_writable, pair_lock
 
 _TIME = r"(?:\d+:[0-5]?\d(?:\.\d*)?|\d+(?:\.\d*)?)"  # seconds, or m:ss with ss < 60
 _RANGE = re.compile(rf"^(?P<start>{_TIME})?-(?P<end>{_TIME})?$")
@@ -90,7 +92,7 @@ def describe(bank) -> list[str]:
 
 
 def run(args, parser: argparse.ArgumentParser) -> int:
-    from .runtime.bank import CLIP_SUFFIXES, DEFAULT_ALPHA, BankError, LabelBank, check_bank_path, class_name
+    from .runtime.bank import CLIP_SUFFIXES, BankError, LabelBank, check_bank_path, class_name
 
     adding = bool(args.label or args.clips)
     setting = args.alpha is not None or args.beta is not None
@@ -124,16 +126,33 @@ def run(args, parser: argparse.ArgumentParser) -> int:
             args.label = class_name(args.label)  # before any clip is embedded
     except BankError as err:
         parser.error(str(err))
-    if args.list or args.remove:
+    if args.list:
         bank = LabelBank.load(args.bank)
         if args.model:
             _check(bank, args)
-        if args.list:
-            if args.json:
-                print(json.dumps(bank.document(), indent=1))
-            else:
-                print("\n".join(describe(bank) if bank.classes else ["the bank has no classes"]))
-            return 0
+        if args.json:
+            print(json.dumps(bank.document(), indent=1))
+        else:
+            print("\n".join(describe(bank) if bank.classes else ["the bank has no classes"]))
+        return 0
+    if not (args.remove or (setting and not (adding or args.tune)) or args.model):
+        parser.error("give the model (.onnx or .engine) the bank is for")
+    check_writable(args.bank)  # before the clips are embedded
+    # one stop-teach at a time changes a bank (load, change, save): another waits, and both changes are kept
+    lock = pair_lock(args.bank)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(lock, "", wait=f"waiting for another stop-teach to finish with {args.bank} (lock {lock})"):
+        return _change(args, adding, setting)
+
+
+def _change(args, adding: bool, setting: bool) -> int:
+    """Remove, set alpha / beta, or add clips and tune: load the bank, change it, save it."""
+    from .runtime.bank import DEFAULT_ALPHA, LabelBank
+
+    if args.remove:
+        bank = LabelBank.load(args.bank)
+        if args.model:
+            _check(bank, args)
         name = args.remove.strip()
         bank.remove(name, None if args.example is None else args.example - 1)
         bank.tuned = None  # tuned for the classes it had
@@ -153,9 +172,6 @@ def run(args, parser: argparse.ArgumentParser) -> int:
         print(f"saved {path}: alpha {bank.alpha:g}, beta {bank.beta:g}")
         return 0
 
-    if not args.model:
-        parser.error("give the model (.onnx or .engine) the bank is for")
-    check_writable(args.bank)  # before the clips are embedded
     from .runtime.backends import open_backend
     from .runtime.recognizer import Recognizer
 

@@ -104,3 +104,30 @@ def test_json_is_strict_and_keeps_names_that_are_not_utf8(tmp_path):
     assert json.loads(text) == {"loss": None, "top1": None, "path": "caf\udce9.avi"}
     atomic_write_json(tmp_path / "m.json", data)
     assert json.loads((tmp_path / "m.json").read_text(encoding="utf-8"))["path"] == "caf\udce9.avi"
+
+
+def test_two_stop_teach_at_once_keep_both_classes(exported, tmp_path):
+    """Two stop-teach adding classes to one bank: the second waits for the first (the bank's lock), so that
+    neither saves over the other's class."""
+    import subprocess
+    import sys
+
+    from stop_export.runtime.files import pair_lock
+    from stop_train.data.synthetic import SyntheticSpec, render_scene, write_video
+    from test_run_safety import hold
+
+    clip = tmp_path / "left.avi"
+    write_video(clip, render_scene("MovingLeft", SyntheticSpec(frames=50), np.random.default_rng(0)), fps=25)
+    bank = tmp_path / "site.json"
+    holder = hold(pair_lock(bank))  # so that both start before either may change the bank
+    run = "import sys; from stop_export.teach_cli import main; sys.exit(main(sys.argv[1:]))"
+    teachers = [subprocess.Popen([sys.executable, "-c", run, str(exported["dynamic"]), "--bank", str(bank), "--label",
+                                  label, str(clip)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for label in ("first", "second")]
+    for teacher in teachers:
+        assert "waiting for another stop-teach to finish with" in teacher.stderr.readline()
+    holder.communicate("")
+    for teacher in teachers:
+        out, err = teacher.communicate(timeout=300)
+        assert teacher.returncode == 0, err
+    assert sorted(LabelBank.load(bank).names) == ["first", "second"]

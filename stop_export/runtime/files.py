@@ -38,6 +38,12 @@ def pair_exists(path: str | Path) -> bool:
     return any(p.exists() for p in paired_paths(path))
 
 
+def pair_lock(path: str | Path) -> Path:
+    """The lock file that writers of the pair at `path` hold while they change it: `.NAME.json.lock` beside it."""
+    meta_path = paired_paths(path)[0]
+    return meta_path.with_name(f".{meta_path.name}.lock")
+
+
 def write_pair(path: str | Path, doc: dict, arrays: dict[str, np.ndarray]) -> Path:
     """Write `arrays` and `doc` to NAME.npz in one rename, then `doc` (with "arrays": the npz file name, for
     readers) to NAME.json. Returns NAME.json. Raises OSError naming the file when NAME.npz could not be written
