@@ -47,4 +47,4 @@ def test_times_of_repeated_stamps_are_the_decoders_not_the_header_rate(corpus):
     info = probe(corpus["carphone-vfr-repeated.webm"])  # three frames per 0.1 s stamp, 4 s long
     assert info.method == "decoding" and not info.seekable
     assert info.times()[:6].tolist() == pytest.approx([0, 0, 0, 0.1, 0.1, 0.1])
-    assert info.times()[-1] == pytest.approx(3.9)  # the header's 30 fps would say 3.97
+    assert info.times()[-1] == pytest.approx(3.9, abs=0.005)  # the header's 30 fps would say 3.97
