@@ -278,7 +278,7 @@ def test_seek_lands_on_the_first_frame_at_or_after_the_time(files, name):
 def test_probe_cache_redoes_entries_of_older_probe_versions(files, tmp_path):
     import json
 
-    from stop_train.engine.data import ProbeCache
+    from stop_train.video.probe_cache import ProbeCache
 
     video = files / "vfr.mp4"
     st = video.stat()

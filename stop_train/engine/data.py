@@ -1,10 +1,7 @@
 """Clips for training and evaluation: probing (cached), sampling, decoding, pre-processing."""
 from __future__ import annotations
 
-import json
 import logging
-import os
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -13,70 +10,11 @@ from torch.utils.data import Dataset
 
 from ..data.types import VideoItem
 from ..video import PreprocessCfg, SamplingCfg, normalize_frames, prepare_clip, train_indices
-from ..video.decode import PROBE_VERSION, VideoInfo, VideoReadError, probe, read_frames
+from ..video.decode import VideoInfo, VideoReadError, read_frames
+from ..video.probe_cache import ProbeCache, probe_items  # noqa: F401 - re-exported for the run setup
 from ..video.views import eval_views
 
 log = logging.getLogger(__name__)
-
-
-class ProbeCache:
-    """Probed videos (`VideoInfo`, or the reason a video is unusable) in a JSON file keyed by path, size and
-    mtime. Entries written by another probe version (`PROBE_VERSION`) are probed again."""
-
-    def __init__(self, path: Path | None):
-        self.path = path
-        self.entries: dict[str, dict] = {}
-        if path is not None and path.is_file():
-            try:
-                self.entries = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                log.warning("ignoring an unreadable probe cache %s", path)
-
-    def probe(self, video: Path) -> VideoInfo:
-        """VideoInfo of `video`; raises VideoReadError (the reason is cached too)."""
-        try:
-            st = video.stat()
-        except OSError:
-            raise VideoReadError("file not found") from None
-        key, stamp = str(video), [st.st_size, st.st_mtime_ns]
-        entry = self.entries.get(key)
-        if entry is not None and entry.get("stamp") == stamp and entry.get("version") == PROBE_VERSION:
-            if "error" in entry:
-                raise VideoReadError(entry["error"])
-            try:
-                return VideoInfo.from_dict(entry["info"])
-            except (KeyError, TypeError, ValueError):
-                pass  # malformed: probe again
-        entry = {"stamp": stamp, "version": PROBE_VERSION}
-        try:
-            info = probe(video)
-            entry["info"] = info.to_dict()
-        except VideoReadError as err:
-            entry["error"] = str(err)
-        self.entries[key] = entry
-        if "error" in entry:
-            raise VideoReadError(entry["error"])
-        return info
-
-    def save(self) -> None:
-        if self.path is None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.entries), encoding="utf-8")
-        tmp.replace(self.path)
-
-
-def probe_items(items: Sequence[VideoItem], cache: ProbeCache, progress=None):
-    """-> (usable items, their VideoInfo, skipped [(path, reason)])."""
-    usable, infos, skipped = [], [], []
-    for item in progress(items) if progress else items:  # I/O: one probe per video, cached
-        try:
-            infos.append(cache.probe(item.path))
-            usable.append(item)
-        except VideoReadError as err:
-            skipped.append((str(item.path), str(err)))
-    return usable, infos, skipped
 
 
 class ClipDataset(Dataset):
