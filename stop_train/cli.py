@@ -6,6 +6,7 @@
     stop-train folds RUN_DIR [RUN_DIR ...]        # mean of the folds' test metrics
     stop-train stats RUN_DIR [--checkpoint best]  # class statistics for label banks (new runs write them)
     stop-train convert CHECKPOINT OUT_DIR         # published STOP checkpoint -> model folder
+    stop-train check FOLDER                       # how each video will be read: exactly, by decoding, unreadable
     torchrun --nproc_per_node 4 -m stop_train.cli train ...   # several GPUs or nodes
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-COMMANDS = ("train", "eval", "stats", "folds", "convert")
+COMMANDS = ("train", "eval", "stats", "folds", "convert", "check")
 RUNS_ROOT = Path("runs")
 
 
@@ -330,12 +331,18 @@ def _convert(argv: list[str]) -> int:
     return 0
 
 
+def _check(argv: list[str]) -> int:
+    from .video.survey import main as check_main
+
+    return check_main(argv, RUNS_ROOT)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     command = argv[0] if argv and argv[0] in COMMANDS else "train"
     rest = argv[1:] if argv and argv[0] in COMMANDS else argv
-    run = {"train": _train, "eval": _eval, "stats": _stats, "folds": _folds, "convert": _convert}[command]
+    run = {"train": _train, "eval": _eval, "stats": _stats, "folds": _folds, "convert": _convert, "check": _check}[command]
     try:
         return run(rest)
     except ModuleNotFoundError as err:

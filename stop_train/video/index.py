@@ -135,7 +135,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         why = _tail_mismatch(path, info)
         if not why:
             return info
-    log.info("%s: indexing by decoding (%s)", path, why)
+    log.debug("%s: indexing by decoding (%s)", path, why)
     return index_by_decoding(path, why, head)
 
 

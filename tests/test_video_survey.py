@@ -1,0 +1,83 @@
+"""`stop-train check`: how each video of a dataset folder will be read, before training; and the probe cache
+it shares with training (merging concurrent savers, surviving a failed write)."""
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+import pytest
+
+import realvideos
+from stop_train.video.libav import VideoReadError
+from stop_train.video.probe_cache import ProbeCache
+from stop_train.video.survey import main as check_main
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """A dataset folder from real clips: one read exactly, one cut mid-GOP, one packed-B-frame AVI under a name
+    that is not UTF-8, one cut with no key frame, one that is not a video."""
+    src = realvideos.build(tmp_path_factory.mktemp("src"), ["bikes.mp4", "bikes-cut2.65s.mkv",
+                                                          "bikes-xvid-packed.avi", "carphone-cut1.53s.mkv"])
+    root = tmp_path_factory.mktemp("ds")
+    (root / "Run").mkdir()
+    (root / "Jump").mkdir()
+    os.link(src["bikes.mp4"], root / "Run" / "a.mp4")
+    os.link(src["bikes-cut2.65s.mkv"], root / "Run" / "b.mkv")
+    os.link(src["bikes-xvid-packed.avi"], os.path.join(os.fsencode(root / "Jump"), b"caf\xe9.avi"))
+    os.link(src["carphone-cut1.53s.mkv"], root / "Jump" / "c.mkv")
+    (root / "Jump" / "d.mp4").write_bytes(b"not a video")
+    return root
+
+
+def test_check_says_per_file_how_it_is_read(dataset, tmp_path, capsys):
+    cache = tmp_path / "probe.json"
+    code = check_main([str(dataset), "--probe-cache", str(cache)])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 1  # some videos are unreadable
+    rows = {line.split()[-1] if "(" not in line else line.split("(")[0].split()[-1]: line for line in out[:-1]}
+    assert rows["Run/a.mp4"].startswith("read exactly")
+    assert rows["Run/b.mkv"].startswith("read by decoding") and "starts between key frames" in rows["Run/b.mkv"]
+    assert rows["Jump/caf\\xe9.avi"].startswith("read by decoding") and "packed B-frames" in rows["Jump/caf\\xe9.avi"]
+    assert rows["Jump/c.mkv"].startswith("unreadable") and "no frame decodes" in rows["Jump/c.mkv"]
+    assert rows["Jump/d.mp4"].startswith("unreadable") and "cannot open" in rows["Jump/d.mp4"]
+    assert out[-1].startswith("checked 5 videos") and "1 read exactly, 2 read by decoding, 2 unreadable" in out[-1]
+    entries = json.loads(cache.read_text(encoding="utf-8"))
+    assert len(entries) == 5 and os.path.join(os.fsdecode(dataset / "Jump"), os.fsdecode(b"caf\xe9.avi")) in entries
+    # training's probe reads the same cache without probing again
+    again = ProbeCache(cache)
+    again.probe(dataset / "Run" / "b.mkv")
+    assert not again._new
+
+
+def test_check_refuses_a_folder_without_videos(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        check_main([str(tmp_path), "--probe-cache", str(tmp_path / "c.json")])
+    assert stop.value.code == 2 and "no video files" in capsys.readouterr().err
+
+
+def test_probe_cache_savers_merge_and_a_failed_save_keeps_the_old_cache(dataset, tmp_path, monkeypatch):
+    path = tmp_path / "probe.json"
+    first, second = ProbeCache(path), ProbeCache(path)
+    first.probe(dataset / "Run" / "a.mp4")
+    second.probe(dataset / "Run" / "b.mkv")
+    threads = [threading.Thread(target=c.save) for c in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(json.loads(path.read_text())) == 2  # neither saver lost the other's entry
+    before = path.read_bytes()
+    third = ProbeCache(path)
+    with pytest.raises(VideoReadError, match="cannot open"):  # an unreadable file's reason is cached too
+        third.probe(dataset / "Jump" / "d.mp4")
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError, match="probe.json"):
+        third.save()
+    monkeypatch.undo()
+    assert path.read_bytes() == before and not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
