@@ -6,12 +6,14 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
 import time
 from pathlib import Path
 
+from stop_train.atomic import finite
 from stop_train.data.types import VIDEO_EXTENSIONS
 
 from .runtime.args import in_range, stdout_closed
@@ -75,12 +77,13 @@ def _video_files(items: list[str]) -> list[Path]:
 def _index(args) -> int:
     from .runtime.backends import open_backend
     from .runtime.recognize import RecognizeError
-    from .runtime.files import pair_exists
+    from .runtime.files import check_writable, pair_exists
     from .runtime.search import (SearchIndex, SearchIndexError, WindowCfg, ann_path, build_ann, default_stride,
                                  embed_video)
 
     if args.output.is_dir():
         raise SearchIndexError(f"-o {args.output} is a folder: give the index a file name, e.g. {args.output / 'index'}")
+    check_writable(args.output)  # before the videos are embedded
     videos = _video_files(args.videos)
     if not videos:
         raise FileNotFoundError("no video files found in " + ", ".join(args.videos))
@@ -165,7 +168,7 @@ def _query(args) -> int:
     hits = index.search(query, args.top, args.moments, scores=scores)
     for rank, hit in enumerate(hits, start=1):
         if args.json:
-            print(json.dumps({"rank": rank, **hit}))
+            print(json.dumps(finite({"rank": rank, **hit}), allow_nan=False))
         else:
             where = ", ".join(f"{fmt_time(m['start'])}-{fmt_time(m['end'])} ({m['score']:.3f})" for m in hit["moments"])
             print(f"{rank:3d}. {hit['score']:.3f}  {hit['video']}  {where}")
@@ -187,6 +190,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return stdout_closed()
+    except OSError as err:  # one line; an index that cannot be written leaves the one written before
+        what = f"{err.filename}: " if err.filename else ""
+        if args.command == "index":
+            full = "the disk is full" if err.errno in (errno.ENOSPC, errno.EDQUOT) else err.strerror or str(err)
+            print(f"stop-search index: cannot write {what}{full}; the index written before (if any) is unchanged",
+                  file=sys.stderr)
+        else:
+            print(f"stop-search {args.command}: {what}{err.strerror or err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

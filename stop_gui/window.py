@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import csv
-import json
+import io
 import threading
 import time
 from pathlib import Path
@@ -20,6 +20,7 @@ from stop_export.runtime.recognizer import Recognizer
 from stop_export.runtime.search import SearchIndex, SearchIndexError, fmt_time
 from stop_export.runtime.text import TextEncoder
 from stop_export.schema import MetadataError
+from stop_train.atomic import atomic_write_json, atomic_write_text
 from stop_train.video.source import SourceError, SourceSpec
 
 from .pipeline import Boundary, CaptureWorker, FrameHub, InferenceWorker, Pipeline, Window
@@ -810,16 +811,15 @@ class MainWindow(QMainWindow):
 
     def export_events(self, path: str | Path, fmt: str = "csv") -> Path:
         """Write the ended events (label, start_s, end_s, peak, source) to `export_path(path, fmt)`.
-        Returns the path written; raises OSError."""
+        Returns the path written (in one rename: a failed export leaves the previous file); raises OSError."""
         path, fmt = export_path(path, fmt)
         if fmt == "json":
-            path.write_text(json.dumps(self.event_rows, indent=2) + "\n", encoding="utf-8")
-        else:
-            with open(path, "w", newline="", encoding="utf-8") as f:
-                writer = csv.DictWriter(f, fieldnames=list(EVENT_COLUMNS))
-                writer.writeheader()
-                writer.writerows(self.event_rows)
-        return path
+            return atomic_write_json(path, self.event_rows)
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=list(EVENT_COLUMNS))
+        writer.writeheader()
+        writer.writerows(self.event_rows)
+        return atomic_write_text(path, text.getvalue())
 
     def _toggle_heatmap(self, on: bool) -> None:
         self.video.heatmap = on

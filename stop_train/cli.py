@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from .atomic import finite
+
 COMMANDS = ("train", "eval", "stats", "folds", "convert", "check")
 RUNS_ROOT = Path("runs")
 
@@ -257,7 +259,8 @@ def _eval(argv: list[str]) -> int:
     trainer = Trainer(cfg, model_cfg, run_dir, start="eval", eval_split=args.split)
     metrics = trainer.test(args.split, checkpoint, out_dir=out)
     if trainer.main:
-        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}))
+        print(json.dumps(finite({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}),
+                         allow_nan=False))
     return 0
 
 
@@ -302,7 +305,7 @@ def _folds(argv: list[str]) -> int:
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--split", default="test")
     args = parser.parse_args(argv)
-    print(json.dumps(average_folds(args.runs, args.split), indent=2))
+    print(json.dumps(finite(average_folds(args.runs, args.split)), indent=2, allow_nan=False))
     return 0
 
 

@@ -11,16 +11,16 @@ from pathlib import Path
 class Faults:
     """Counts the files opened for writing, fsyncs and renames (Path.replace and Path.rename go through os) made
     while installed, and raises `error` at the `at`-th (1-based;
-    0: never)."""
+    0: never), or, `full` (a full disk), at every one from the `at`-th on."""
 
-    def __init__(self, monkeypatch, at: int = 0, error: OSError | None = None):
-        self.at, self.calls = at, 0
+    def __init__(self, monkeypatch, at: int = 0, error: OSError | None = None, full: bool = False):
+        self.at, self.calls, self.full = at, 0, full
         self.error = error or OSError(errno.EIO, "injected fault")
         real_open, real_fsync, real_replace, real_rename = builtins.open, os.fsync, os.replace, os.rename
 
         def hit():
             self.calls += 1
-            if self.calls == self.at:
+            if self.calls == self.at or (self.full and self.calls > self.at > 0):
                 raise self.error
 
         def fake_open(file, mode="r", *args, **kwargs):

@@ -131,3 +131,69 @@ def test_two_stop_teach_at_once_keep_both_classes(exported, tmp_path):
         out, err = teacher.communicate(timeout=300)
         assert teacher.returncode == 0, err
     assert sorted(LabelBank.load(bank).names) == ["first", "second"]
+
+
+def test_json_output_never_holds_nan(capsys):
+    from stop_export.runtime.recognize import Printer
+
+    printer = Printer(True, None)
+    printer.window(1.0, [("a", float("nan")), ("b", 0.5)])
+    printer.video([("a", float("nan"))], "eval", 1)
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line)["top"][0] for line in lines] == [["a", None], ["a", None]]
+    assert all("NaN" not in line for line in lines)
+
+
+def test_stop_export_refuses_weights_that_are_not_finite(tmp_path, capsys):
+    import torch
+
+    from stop_export.cli import export_main
+    from stop_train.model import create_model, save_model
+
+    model = create_model("tiny")
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    save_model(model, tmp_path / "model")
+    (tmp_path / "labels.txt").write_text("a\nb\n")
+    out = tmp_path / "model.onnx"
+    assert export_main([str(tmp_path / "model"), "--labels", str(tmp_path / "labels.txt"), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "the weights are not finite" in err and "nothing exported" in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_stop_search_index_checks_the_output_first_and_says_a_full_disk_in_one_line(retrieval_models, tmp_path,
+                                                                                     capsys, monkeypatch):
+    import errno
+    import os
+
+    from faults import Faults
+    from stop_export.search_cli import main as search
+    from stop_train.data.synthetic import SyntheticSpec, render_scene, write_video
+
+    model = str(retrieval_models[0])
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    write_video(videos / "a.avi", render_scene("MovingLeft", SyntheticSpec(frames=50), np.random.default_rng(0)), fps=25)
+    (tmp_path / "file").write_text("")
+    unwritable = [tmp_path / "file" / "index"]  # under a file: nothing can be written there, not even by root
+    if os.geteuid() != 0:
+        (tmp_path / "ro").mkdir(mode=0o555)
+        unwritable.append(tmp_path / "ro" / "index")
+    for out in unwritable:
+        assert search(["index", model, str(videos), "-o", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and str(out.parent) in err, err
+        assert "a.avi" not in err  # refused before any video was embedded
+    index = tmp_path / "index"
+    assert search(["index", model, str(videos), "-o", str(index)]) == 0
+    before = SearchIndex.load(index)
+    write_video(videos / "b.avi", render_scene("MovingUp", SyntheticSpec(frames=50), np.random.default_rng(1)), fps=25)
+    capsys.readouterr()
+    with monkeypatch.context() as m:
+        Faults(m, 1, OSError(errno.ENOSPC, "No space left on device"), full=True)
+        assert search(["index", model, str(videos), "-o", str(index)]) == 2
+    err = capsys.readouterr().err
+    assert "the disk is full; the index written before (if any) is unchanged" in err and "Traceback" not in err
+    assert [v.path for v in SearchIndex.load(index).videos] == [v.path for v in before.videos]
+    assert leftovers(tmp_path) == []

@@ -101,6 +101,10 @@ def resolve_source(source: str | Path, labels: str | None = None, template: str 
     else:
         raise ExportError(f"{path} is neither a run directory (config.json + checkpoints/) nor a model folder "
                           "(model.safetensors + config.json)")
+    bad = next((k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None:
+        raise ExportError(f"{description}: the weights are not finite ({bad} holds NaN or infinity; the training "
+                          "diverged): nothing exported")
     train = run_cfg.get("train", {})
     task = task or train.get("task", "recognition")
     cfg = model.cfg

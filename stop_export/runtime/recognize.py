@@ -11,6 +11,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from stop_train.atomic import finite
 from stop_train.video.decode import VideoReadError
 from stop_train.video.source import ReconnectPolicy, SourceError, SourceLost, SourceSpec, live_frames, open_source
 
@@ -111,7 +112,7 @@ class Printer:
     def record(self, event) -> None:
         """Append `event` to the events file (first: it must not depend on a reader of stdout)."""
         if self.events:
-            self.events.write(json.dumps(self._event_dict(event)) + "\n")
+            self.events.write(json.dumps(finite(self._event_dict(event)), allow_nan=False) + "\n")
             self.events.flush()
 
     def show(self, event) -> None:
@@ -133,7 +134,7 @@ class Printer:
                   + " | ".join(f"{k} {s:.2f}" for k, s in top), flush=True)
 
     def _line(self, record: dict) -> None:
-        sys.stdout.write(json.dumps(record) + "\n")
+        sys.stdout.write(json.dumps(finite(record), allow_nan=False) + "\n")  # NaN scores as null: strict JSON
         sys.stdout.flush()
 
     def close(self) -> None:
