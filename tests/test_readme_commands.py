@@ -50,6 +50,7 @@ EPOCH_BOUND = ["--epochs", "1", "--batch-size", "4", "--workers", "0"]  # small 
 # appended flags (bounds), and what the output must show, per command
 PLAN: dict[str, tuple[list[str], str]] = {
     "make demo": ([], ""),  # expanded below: each recipe line of `make -n demo`, bounded
+    "stop-train check /data/UCF101": ([], " read exactly, 0 read by decoding, 0 unreadable"),
     "stop-train --dataset ucf101 --data-root /data/UCF101 --fold 1": (TRAIN_BOUND, "stopped after 2 steps"),
     "stop-train --dataset hmdb51 --data-root /data/hmdb51 --model mode=official --model frames=12":
         (TRAIN_BOUND, "stopped after 2 steps"),
