@@ -249,7 +249,7 @@ def _eval(argv: list[str]) -> int:
             raise ValueError(f"{target} is a model folder: give the data with --dataset and --data-root")
         if args.checkpoint:
             raise ValueError("--checkpoint names a checkpoint of a run; a model folder is one checkpoint")
-        model_cfg = ModelConfig.from_dict(json.loads((target / "config.json").read_text(encoding="utf-8")))
+        model_cfg = ModelConfig.from_dict(json.loads((target / "config.json").read_text(encoding="utf-8-sig")))
         cfg = TrainConfig.from_dict({**given, "pretrained": "none"})
         run_dir, checkpoint, out = target, target, args.output or target
     else:

@@ -253,7 +253,7 @@ def load_preset(preset_or_path: str | Path) -> tuple[ModelConfig, str]:
             hint = f"; no file {path}" if path.suffix == ".json" else ""
             raise ValueError(f"unknown preset {str(preset_or_path)!r}{hint}; presets: {', '.join(names)}")
         path = presets_dir() / f"{preset_or_path}.json"
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         data = json.load(f)
     if isinstance(data.get("model"), dict) and "train" in data:  # a run's config.json
         data = data["model"]

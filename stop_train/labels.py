@@ -49,7 +49,7 @@ def labels_dir() -> Path:
 def _read_label_file(path: Path) -> list[str]:
     labels: list[str] = []
     seen = {}
-    with open(path, "r", encoding="utf-8", newline="") as fh:
+    with open(path, "r", encoding="utf-8-sig", newline="") as fh:
         text = fh.read()
     for lineno, raw in enumerate(text.splitlines(), start=1):
         label = raw.strip()

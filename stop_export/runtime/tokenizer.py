@@ -49,7 +49,7 @@ class ClipTokenizer:
         if not path.is_file():
             raise FileNotFoundError(f"no BPE merges file at {path} (stop-export writes it beside the model)")
         opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8") as f:
+        with opener(path, "rt", encoding="utf-8-sig") as f:
             lines = f.read().split("\n")[1:MERGES + 1]
         merges = [tuple(line.split()) for line in lines]
         symbols = list(byte_to_unicode().values())

@@ -23,7 +23,7 @@ def read_sidecar(engine: str | Path) -> Metadata:
     if not path.is_file():
         raise BackendError(f"{engine} has no sidecar {path.name}: rebuild the engine with stop-export --engine/--fp16")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         raise BackendError(f"not a STOP engine sidecar: {path}") from None
     if not isinstance(data, dict) or "schema_version" not in data or not isinstance(data.get("tensorrt"), dict) \

@@ -181,7 +181,7 @@ def index_msrvtt(root: Path, annotations: str = "", videos: str = "", ext: str =
                                + ", ".join(d or "." for d in MSRVTT_VIDEO_DIRS) + "); give --video-dir",
                                MSRVTT_LAYOUT)
     try:
-        data = json.loads(data_path.read_text(encoding="utf-8"))
+        data = json.loads(data_path.read_text(encoding="utf-8-sig"))
         sentences = [(str(s["video_id"]), str(s["caption"]).strip()) for s in data["sentences"]]
     except (ValueError, KeyError, TypeError) as err:
         raise ValueError(f"{data_path}: not MSR-VTT's caption file (expected {{'sentences': [{{'video_id', "

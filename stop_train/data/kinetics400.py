@@ -50,7 +50,7 @@ or lists: --train-list FILE --val-list FILE (default: kinetics400_{train,val}_li
 
 def _read_csv(path: Path, class_id: Mapping[str, int]) -> list[tuple[str, int, str]]:
     """``(clip stem, label, youtube id)`` rows of one annotation CSV."""
-    with open(path, "r", encoding="utf-8", newline="") as fh:
+    with open(path, "r", encoding="utf-8-sig", newline="") as fh:
         reader = csv.DictReader(fh)
         header = [h.strip() for h in reader.fieldnames or []]
         if not set(COLUMNS) <= set(header):

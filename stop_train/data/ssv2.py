@@ -41,7 +41,7 @@ def _template_key(template: str) -> str:
 
 def read_ssv2_labels(path: Path) -> list[str]:
     """Templates of the labels JSON in id order, checked against ``load_labels('ssv2')``."""
-    with open(path, "r", encoding="utf-8") as fh:
+    with open(path, "r", encoding="utf-8-sig") as fh:
         mapping = json.load(fh)
     by_id = sorted((int(i), t) for t, i in mapping.items())
     if [i for i, _ in by_id] != list(range(len(by_id))):
@@ -87,7 +87,7 @@ def index_ssv2(
         path = folder / filename
         if not path.is_file():
             raise layout_error("ssv2", root, f"{filename} not found in {folder}", LAYOUT)
-        with open(path, "r", encoding="utf-8") as fh:
+        with open(path, "r", encoding="utf-8-sig") as fh:
             records = json.load(fh)
         items = splits[split] = []
         for record in records:

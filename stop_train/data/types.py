@@ -68,7 +68,7 @@ def read_lines(path: Path) -> Iterator[tuple[int, str]]:
     Undecodable bytes are kept with ``surrogateescape`` so the names still match the
     file names that ``os.listdir`` returns on POSIX.
     """
-    with open(path, "r", encoding="utf-8", errors="surrogateescape", newline="") as fh:
+    with open(path, "r", encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
         text = fh.read()
     for lineno, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()

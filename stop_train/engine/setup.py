@@ -282,7 +282,7 @@ def read_run_config(run_dir: Path) -> tuple[TrainConfig, ModelConfig]:
     saved = run_dir / "config.json"
     if not saved.is_file():
         raise FileNotFoundError(f"{run_dir} is not a run directory (no config.json)")
-    data = json.loads(saved.read_text(encoding="utf-8"))
+    data = json.loads(saved.read_text(encoding="utf-8-sig"))
     if not isinstance(data, dict) or not {"train", "model"} <= set(data):
         raise ValueError(f"{saved} is not a run's config.json (no 'train' and 'model' sections)")
     return TrainConfig.from_dict(data["train"]), ModelConfig.from_dict(data["model"])
