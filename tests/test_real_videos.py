@@ -48,3 +48,43 @@ def test_times_of_repeated_stamps_are_the_decoders_not_the_header_rate(corpus):
     assert info.method == "decoding" and not info.seekable
     assert info.times()[:6].tolist() == pytest.approx([0, 0, 0, 0.1, 0.1, 0.1])
     assert info.times()[-1] == pytest.approx(3.9, abs=0.005)  # the header's 30 fps would say 3.97
+
+
+def test_teaching_and_the_eval_protocol_take_the_files_the_live_reader_plays(exported, corpus, tmp_path, capsys):
+    """On 97ce12d `stop-teach` refused the packed-B-frame AVI ('cannot read') and `--protocol eval` read the cut
+    with two numberings mixed; both now read the frames ffmpeg and the live reader give."""
+    from stop_export.cli import recognize_main
+    from stop_export.teach_cli import main as teach
+
+    model, bank = str(exported["dynamic"]), str(tmp_path / "bank.json")
+    packed, cut = str(corpus["bikes-xvid-packed.avi"]), str(corpus["bikes-cut2.65s.mkv"])
+    assert teach([model, "--bank", bank, "--label", "riding a bike", packed, cut + "@0.5-3.5"]) == 0
+    assert "saved" in capsys.readouterr().out
+    assert recognize_main([model, "--source", cut, "--protocol", "eval"]) == 0
+    assert capsys.readouterr().out.startswith("video (eval): ")
+
+
+@pytest.mark.parametrize("name", ["bikes-cut2.65s.mkv", "bikes-xvid-packed.avi", "bikes-sar-32-27.mkv"])
+def test_the_apps_player_pushes_the_live_readers_frames(corpus, name):
+    import numpy as np
+
+    from stop_gui.pipeline import CaptureWorker
+    from stop_train.video.source import FileSource
+
+    live = list(FileSource(corpus[name]).frames())
+
+    class Hub:
+        pushed: list = []
+
+        def push(self, frame, t, captured_at):
+            self.pushed.append((t, frame))
+            return 0.0
+
+        def boundary(self, reason):
+            worker.stop()
+
+    hub = Hub()
+    worker = CaptureWorker(hub, str(corpus[name]), realtime=False)
+    worker.run()
+    assert len(hub.pushed) == len(live)
+    assert all(t == f.t and np.array_equal(img, f.image) for (t, img), f in zip(hub.pushed, live))
