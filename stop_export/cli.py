@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from stop_train.atomic import atomic_write_bytes
+from stop_train.atomic import atomic_write_bytes, readable_output
 
 from .runtime.args import add_event_arguments, event_cfg, in_range, non_negative, settle_stdout, stdout_closed
 
@@ -65,6 +65,7 @@ def _default_output(source: str) -> Path:
 
 def export_main(argv: list[str] | None = None) -> int:
     args = _export_parser().parse_args(argv)
+    readable_output()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("onnxscript", "onnx_ir", "torch.onnx"):  # the exporter's pass-by-pass chatter
         logging.getLogger(noisy).setLevel(logging.ERROR)
@@ -250,6 +251,7 @@ def _recognize_parser() -> argparse.ArgumentParser:
 def recognize_main(argv: list[str] | None = None) -> int:
     parser = _recognize_parser()
     args = parser.parse_args(argv)
+    readable_output()  # file names that are not UTF-8
     event_cfg(parser, args)  # --off <= --on, as a usage error
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from .runtime.recognize import RecognizeError, run_recognize

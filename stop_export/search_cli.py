@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from stop_train.atomic import finite
+from stop_train.atomic import finite, readable_output
 from stop_train.data.types import VIDEO_EXTENSIONS
 
 from .runtime.args import in_range, stdout_closed
@@ -179,6 +179,7 @@ def _query(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    readable_output()  # file names that are not UTF-8
     from .runtime.errors import BackendError
     from .runtime.search import SearchIndexError
     from .schema import MetadataError

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from .runtime.args import in_range, settle_stdout, stdout_closed
-from stop_train.atomic import exclusive
+from stop_train.atomic import exclusive, readable_output
 
 from .runtime.files import check_writable, pair_lock
 
@@ -290,6 +290,7 @@ def _teach(bank, backend, args) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_intermixed_args(argv)  # clips may follow --label
+    readable_output()  # file names that are not UTF-8
     from stop_train.video.decode import VideoReadError
 
     from .runtime.bank import BankError

@@ -135,3 +135,13 @@ def exclusive(lock_path: str | Path, busy: str, wait: str | None = None):
         yield
     finally:
         lock.release()
+
+
+def readable_output() -> None:
+    """Let standard output and error print file names that are not UTF-8 (a lone surrogate from os.fsdecode) as
+    \\xNN escapes instead of failing with UnicodeEncodeError: for the command lines' main functions."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="backslashreplace")

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from .atomic import finite
+from .atomic import finite, readable_output
 
 COMMANDS = ("train", "eval", "stats", "folds", "convert", "check")
 RUNS_ROOT = Path("runs")
@@ -342,6 +342,7 @@ def _check(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    readable_output()  # file names that are not UTF-8
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     command = argv[0] if argv and argv[0] in COMMANDS else "train"
     rest = argv[1:] if argv and argv[0] in COMMANDS else argv

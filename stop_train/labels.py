@@ -49,8 +49,8 @@ def labels_dir() -> Path:
 def _read_label_file(path: Path) -> list[str]:
     labels: list[str] = []
     seen = {}
-    with open(path, "r", encoding="utf-8-sig", newline="") as fh:
-        text = fh.read()
+    with open(path, "r", encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:  # a run's labels.txt
+        text = fh.read()  # holds folder names as the file system has them, UTF-8 or not
     for lineno, raw in enumerate(text.splitlines(), start=1):
         label = raw.strip()
         if not label:

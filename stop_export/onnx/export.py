@@ -51,7 +51,7 @@ class ExportSource:
 
 
 def _read_labels(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+    return [line.strip() for line in path.read_text(encoding="utf-8-sig", errors="surrogateescape").splitlines() if line.strip()]
 
 
 def resolve_source(source: str | Path, labels: str | None = None, template: str | None = None,

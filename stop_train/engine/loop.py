@@ -378,7 +378,7 @@ class Trainer:
         Raises StatisticsError (fewer than two classes), FileNotFoundError (no such checkpoint)."""
         folder = self._checkpoint_folder(checkpoint)
         labels = folder.parent.parent / "labels.txt"
-        own = labels.read_text(encoding="utf-8-sig").split("\n") if labels.is_file() else None
+        own = labels.read_text(encoding="utf-8-sig", errors="surrogateescape").split("\n") if labels.is_file() else None
         if own is not None and [c for c in own if c.strip()] != list(self.data.classes):
             raise StatisticsError(f"the data's classes ({', '.join(self.data.classes[:6])}"
                                   f"{', ...' if len(self.data.classes) > 6 else ''}) are not the run's ({labels}): "
