@@ -160,7 +160,7 @@ def _head(path) -> _Head:
     with container:
         first = next(iter(decoded(container, stream)), None)
         if first is None:
-            raise VideoReadError("no frame decodes (no key frame, or every packet is damaged)")
+            raise VideoReadError(f"no frame decodes ({_why_nothing_decodes(path)})")
         sar = sample_aspect_ratio(stream)
         tb = stream.time_base
         rate = next((float(r) for r in (stream.average_rate, stream.guessed_rate, stream.base_rate)
@@ -169,6 +169,20 @@ def _head(path) -> _Head:
     width, height = square_size(first.width, first.height, sar)
     height, width = orientation_of(first).display_shape(height, width)
     return _Head(width, height, (tb.numerator, tb.denominator) if tb else (1, 1), rate, sar, codec)
+
+
+def _why_nothing_decodes(path) -> str:
+    container, stream = open_video(path)
+    with container:
+        try:
+            packets = [p for p in container.demux(stream) if p.size]
+        except Exception:  # noqa: BLE001 - demuxing fails too: say what decoding said
+            return "every packet is damaged"
+    if not packets:
+        return "the video stream holds no packets"
+    if not any(p.is_keyframe for p in packets):
+        return f"none of its {len(packets)} packets is a key frame: a cut that starts after the last key frame"
+    return "every packet is damaged"
 
 
 def _packets(path, head: _Head) -> list[tuple]:
