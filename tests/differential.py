@@ -86,11 +86,8 @@ def _damaged_gops(path: Path, count: int) -> np.ndarray:
 
 def check(path: Path, seed: int = 0) -> Result:
     """Compare every reader with ffmpeg on `path` (see the module doc)."""
-    from stop_train.video import PreprocessCfg, SamplingCfg, prepare_clip
-    from stop_train.video.decode import VideoReadError, probe, read_frames
-    from stop_train.video.sampling import eval_view_indices
+    from stop_train.video.decode import VideoReadError, probe
     from stop_train.video.source import FileSource
-    from stop_train.video.views import eval_views, frames_in_range
 
     path = Path(path)
     try:
@@ -99,62 +96,85 @@ def check(path: Path, seed: int = 0) -> Result:
         ref, _, _ = reference(path)
         outcome = "refused" if len(ref) == 0 else "MISMATCH"
         return Result(path.name, outcome, f"{err}" + ("" if len(ref) == 0 else f"; ffmpeg decodes {len(ref)} frames"))
-    sar = info.sar[0] / info.sar[1]
-    size = None if sar == 1 else (info.width, info.height)  # upright files only carry a sample aspect ratio here
-    ref, ref_t, log = reference(path, size)
+    square = info.sar[0] == info.sar[1]
+    ref, ref_t, _ = reference(path, None if square else (info.width, info.height))  # upright files here
     res = Result(path.name, info.method, info.why)
-    clean = ~_damaged_gops(path, info.frames)
-    p = res.problems
     if info.frames != len(ref) or (info.height, info.width) != ref.shape[1:3]:
-        p.append(f"probe: {info.frames} frames {info.width}x{info.height}, ffmpeg {len(ref)} "
-                 f"{ref.shape[2] if ref.ndim == 4 else '?'}x{ref.shape[1] if ref.ndim == 4 else '?'}")
+        res.problems.append(f"probe: {info.frames} frames {info.width}x{info.height}, ffmpeg {len(ref)} frames "
+                            f"{ref.shape[2] if ref.ndim == 4 else '?'}x{ref.shape[1] if ref.ndim == 4 else '?'}")
         res.outcome = "MISMATCH"
         return res
     if not _times_ok(info.times(), ref_t):
-        p.append(f"probe times differ by up to {np.abs(info.times() - ref_t).max():.3f} s")
-    source = FileSource(path)
-    frames = list(source.frames())
+        res.problems.append(f"probe times differ by up to {np.abs(info.times() - ref_t).max():.3f} s")
+    clean = ~_damaged_gops(path, info.frames)
+    frames = list(FileSource(path).frames())
     live, live_t = np.stack([f.image for f in frames]), np.array([f.t for f in frames])
     if live.shape != ref.shape:
-        p.append(f"live reader: {live.shape} vs {ref.shape}")
+        res.problems.append(f"live reader: {live.shape} vs {ref.shape}")
     else:
         bad = _differ(live[clean], ref[clean])
         if len(bad):
-            p.append(f"live reader: frames {bad[:6].tolist()} differ from ffmpeg")
+            res.problems.append(f"live reader: frames {bad[:6].tolist()} differ from ffmpeg")
         if not _times_ok(live_t, ref_t):
-            p.append("live reader: times differ")
-    rng = np.random.default_rng(seed)
-    n = info.frames
+            res.problems.append("live reader: times differ")
+        rng = np.random.default_rng(seed)
+        res.problems += _clip_reads(path, info, live, clean, rng) + _seeks(path, info, live, clean, rng)
+        res.problems += _views(path, info, live, clean)
+    if res.problems:
+        res.outcome = "MISMATCH"
+    return res
+
+
+def _clip_reads(path, info, live, clean, rng) -> list[str]:
+    """read_frames on single frames and 8-frame sets (with and without repeats) = the live reader's frames."""
+    from stop_train.video.decode import VideoReadError, read_frames
+
+    out, n = [], info.frames
     for k in range(12):
         idx = [int(rng.integers(n))] if k < 4 else sorted(rng.choice(n, size=min(8, n), replace=k % 2 == 0).tolist())
         try:
             got = read_frames(path, idx, info)
         except VideoReadError as err:
-            p.append(f"read_frames {idx}: {err}")
+            out.append(f"read_frames {idx}: {err}")
             continue
         if not np.array_equal(got[clean[idx]], live[idx][clean[idx]]):
-            p.append(f"read_frames {idx}: not the live reader's frames")
-    times = info.times()
+            out.append(f"read_frames {idx}: not the live reader's frames")
+    return out
+
+
+def _seeks(path, info, live, clean, rng) -> list[str]:
+    """The player's seek to random times (backwards): the first frame at or after each, with its time."""
+    from stop_train.video.source import FileSource
+
+    out, times = [], info.times()
     seeker = FileSource(path)
-    it = seeker.frames()
-    next(it)
+    frames = seeker.frames()
+    next(frames)
     for target in sorted(rng.uniform(0, times[-1], 3), reverse=True):
         seeker.seek(float(target))
-        frame = next(it, None)
+        frame = next(frames, None)
         want = int(np.searchsorted(times, target - 1e-6))
         if frame is None or frame.t != times[want] or (clean[want] and not np.array_equal(frame.image, live[want])):
-            p.append(f"seek to {target:.3f} s: not frame {want}")
-    it.close()
-    sampling, pre = SamplingCfg(frames=4), PreprocessCfg(size=32)
-    start, end = float(times[n // 4]), float(times[-1])
+            out.append(f"seek to {target:.3f} s: not frame {want}")
+    frames.close()
+    return out
+
+
+def _views(path, info, live, clean) -> list[str]:
+    """eval_views over the last 3/4 of the file (teaching's example reader, the search indexer's windows)."""
+    from stop_train.video import PreprocessCfg, SamplingCfg, prepare_clip
+    from stop_train.video.decode import VideoReadError
+    from stop_train.video.sampling import eval_view_indices
+    from stop_train.video.views import eval_views, frames_in_range
+
+    sampling, pre, times = SamplingCfg(frames=4), PreprocessCfg(size=32), info.times()
+    start, end = float(times[info.frames // 4]), float(times[-1])
     try:
         views = eval_views(path, info, sampling, pre, start, end)
-        kept = frames_in_range(times, start, end)
-        idx = eval_view_indices(sampling, times[kept])[0] + kept.start
-        if clean[idx].all() and not np.array_equal(views[0], prepare_clip(live[idx], pre)):
-            p.append("eval_views over a range: not the live reader's frames")
     except (VideoReadError, ValueError) as err:
-        p.append(f"eval_views: {err}")
-    if p:
-        res.outcome = "MISMATCH"
-    return res
+        return [f"eval_views: {err}"]
+    kept = frames_in_range(times, start, end)
+    idx = eval_view_indices(sampling, times[kept])[0] + kept.start
+    if clean[idx].all() and not np.array_equal(views[0], prepare_clip(live[idx], pre)):
+        return ["eval_views over a range: not the live reader's frames"]
+    return []
