@@ -8,6 +8,7 @@ a camera or a stream).
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 import time
@@ -64,6 +65,17 @@ def _default_output(source: str) -> Path:
 
 
 def export_main(argv: list[str] | None = None) -> int:
+    try:
+        return _export(argv)
+    except OSError as err:  # each output is replaced in one rename (stop_train.atomic): what was there stays
+        full = err.errno in (errno.ENOSPC, errno.EDQUOT)
+        print(f"stop-export: {err.filename + ': ' if err.filename else ''}"
+              f"{'the disk is full' if full else err.strerror or err}; the files exported before are unchanged",
+              file=sys.stderr)
+        return 2
+
+
+def _export(argv: list[str] | None) -> int:
     args = _export_parser().parse_args(argv)
     readable_output()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
@@ -69,6 +70,47 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
         raise
     sync_folder(path.parent)
     return path
+
+
+@contextlib.contextmanager
+def replacing_folder(folder: str | Path, files_from: Path | None = None, skip: tuple[str, ...] = ()):
+    """Yield a staging folder (`NAME.partial`) that replaces `folder` as a whole when the block ends
+    (`swap_folder`); it starts with hard links (else copies) of the files of `files_from` but `skip`. An exception
+    removes it and leaves `folder` as it was."""
+    folder = Path(folder)
+    staging = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.mkdir(parents=True)
+        for f in sorted(files_from.iterdir()) if files_from is not None and files_from.is_dir() else ():
+            if f.is_file() and f.name not in skip:
+                try:
+                    os.link(f, staging / f.name)
+                except OSError:
+                    shutil.copy2(f, staging / f.name)
+        yield staging
+        swap_folder(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def swap_folder(staging: Path, folder: Path) -> None:
+    """`staging` becomes `folder` by two renames (`folder` -> `folder.old`, `staging` -> `folder`); the previous
+    content (`folder`, or `folder.old` left by a crash between the renames) is removed only once the new one is in
+    place; a second rename that fails puts the previous folder back."""
+    old = folder.with_name(folder.name + ".old")
+    if folder.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(folder, old)
+    try:
+        os.replace(staging, folder)
+    except OSError:
+        if old.exists() and not folder.exists():
+            os.replace(old, folder)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    sync_folder(folder.parent)
 
 
 def sync_folder(folder: Path) -> None:

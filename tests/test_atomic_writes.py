@@ -197,3 +197,22 @@ def test_stop_search_index_checks_the_output_first_and_says_a_full_disk_in_one_l
     assert "the disk is full; the index written before (if any) is unchanged" in err and "Traceback" not in err
     assert [v.path for v in SearchIndex.load(index).videos] == [v.path for v in before.videos]
     assert leftovers(tmp_path) == []
+
+
+def test_an_export_that_fails_keeps_the_files_exported_before(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from conftest import export_tiny
+    from faults import Faults
+    from stop_export.cli import export_main
+
+    out = export_tiny(tmp_path, "dynamic")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    capsys.readouterr()
+    with monkeypatch.context() as m:
+        Faults(m, 1, OSError(errno.ENOSPC, "No space left on device"), full=True)
+        assert export_main([str(tmp_path / "model"), "--labels", str(tmp_path / "labels.txt"), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "the disk is full; the files exported before are unchanged" in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+    assert leftovers(tmp_path) == []

@@ -159,3 +159,39 @@ def test_resume_names_a_damaged_checkpoint_and_uses_the_previous_good_one(data_r
     err = capsys.readouterr().err
     assert "trainer_state.pt is damaged" in err and "no readable checkpoint" in err and "Traceback" not in err
     assert len([line for line in err.splitlines() if line.startswith("stop-train")]) == 1
+
+
+def test_every_run_file_writer_keeps_the_previous_file_when_it_fails(tmp_path, monkeypatch):
+    """config.json / skipped_videos.json / *_metrics.json (write_json), labels.txt, class statistics, model folders:
+    a write that fails at any point leaves the previous content."""
+    import json
+
+    import numpy as np
+
+    from stop_train.atomic import atomic_write_text
+    from stop_train.engine.checkpoint import write_json
+    from stop_train.model import create_model, load_model, save_model
+    from stop_train.statistics import FrameStatistics
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 4))
+    model = create_model("tiny")
+    first = next(model.parameters())
+    writers = {
+        "config.json": (lambda v: write_json(tmp_path / "config.json", {"v": v}),
+                        lambda: json.loads((tmp_path / "config.json").read_text())["v"]),
+        "labels.txt": (lambda v: atomic_write_text(tmp_path / "labels.txt", f"{v}\nb\n"),
+                       lambda: int((tmp_path / "labels.txt").read_text().split()[0])),
+        "statistics": (lambda v: FrameStatistics.from_sums(["a", "b"], np.stack([x[:4].sum(0), x[4:].sum(0)]) * v,
+                                                           np.array([4.0, 4.0]), x.T @ x * v ** 2,
+                                                           fingerprint=str(v)).save(tmp_path / "s.npz"),
+                       lambda: int(FrameStatistics.load(tmp_path / "s.npz").fingerprint)),
+        "model folder": (lambda v: (torch.nn.init.constant_(first, v), save_model(model, tmp_path / "m")),
+                         lambda: int(next(load_model(tmp_path / "m").parameters()).flatten()[0])),
+    }
+    for name, (write, read) in writers.items():
+        write(1)
+        for k, error in each_fault(monkeypatch, lambda: write(2)):
+            assert read() == (1 if error else 2), (name, k)
+            assert leftovers(tmp_path) == [], (name, k)
+            write(1)

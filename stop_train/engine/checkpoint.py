@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import errno
 import io
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load, save
 
-from ..atomic import atomic_write, atomic_write_bytes, atomic_write_json
+from ..atomic import atomic_write, atomic_write_bytes, atomic_write_json, replacing_folder
 from ..config import ModelConfig
 
 WEIGHTS = "model.safetensors"
@@ -54,38 +52,23 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, model_cfg: ModelConfig
     Raises ValueError for weights that are not finite (nothing written), CheckpointWriteError (the staging folder
     removed)."""
     folder = Path(folder)
-    staging = folder.with_name(folder.name + ".partial")
     weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     bad = next((k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
     if bad is not None:
         raise ValueError(f"the weights are not finite ({bad} holds NaN or infinity): not saved as {folder}; the "
                          "checkpoints written before are unchanged")
     try:
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        atomic_write_bytes(staging / WEIGHTS, save(weights))
-        atomic_write(staging / STATE, lambda f: torch.save(state, f))
-        atomic_write_json(staging / CONFIG, model_cfg.to_dict())
-        _swap(staging, folder)
+        with replacing_folder(folder) as staging:
+            atomic_write_bytes(staging / WEIGHTS, save(weights))
+            atomic_write(staging / STATE, lambda f: torch.save(state, f))
+            atomic_write_json(staging / CONFIG, model_cfg.to_dict())
     except (OSError, RuntimeError) as err:
-        shutil.rmtree(staging, ignore_errors=True)
         raise _write_failed(err, folder) from None
     return folder
 
 
-def _swap(staging: Path, folder: Path) -> None:
-    """`staging` becomes `folder`; the previous `folder` (or, after a crash between these renames, `folder.old`)
-    is removed only once the new one is in place."""
-    old = folder.with_name(folder.name + ".old")
-    if folder.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        folder.replace(old)
-    staging.replace(folder)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def usable(folder: Path) -> Path | None:
-    """`folder`, or `folder.old` when a crash between `_swap`'s renames left only it; None when neither has both
+    """`folder`, or `folder.old` when a crash between `swap_folder`'s renames left only it; None when neither has both
     files."""
     folder = Path(folder)
     for candidate in (folder, folder.with_name(folder.name + ".old")):
@@ -99,18 +82,10 @@ def link_checkpoint(src: Path, dst: Path) -> Path:
     else copies), swapped in as atomically as `save_checkpoint`. Files are never rewritten in place, so the
     two folders stay independent."""
     src, dst = Path(src), Path(dst)
-    staging = dst.with_name(dst.name + ".partial")
     try:
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        for f in src.iterdir():
-            try:
-                os.link(f, staging / f.name)
-            except OSError:
-                shutil.copy2(f, staging / f.name)
-        _swap(staging, dst)
+        with replacing_folder(dst, files_from=src):
+            pass
     except OSError as err:
-        shutil.rmtree(staging, ignore_errors=True)
         raise _write_failed(err, dst) from None
     return dst
 

@@ -64,14 +64,17 @@ def create_model(
 
 
 def save_model(model: STOP, folder: str | Path) -> Path:
-    """Write `folder/model.safetensors` and `folder/config.json` (each in one rename, `stop_train.atomic`)."""
+    """Write `folder/model.safetensors` and `folder/config.json`, replacing the folder as a whole
+    (`stop_train.atomic.replacing_folder`: a failure leaves the previous pair; other files in it are kept)."""
     from safetensors.torch import save
 
-    from ..atomic import atomic_write_bytes, atomic_write_json
+    from ..atomic import atomic_write_bytes, atomic_write_json, replacing_folder
 
     folder = Path(folder)
-    atomic_write_bytes(folder / WEIGHTS_FILE, save({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}))
-    atomic_write_json(folder / CONFIG_FILE, model.cfg.to_dict())
+    weights = save({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()})
+    with replacing_folder(folder, files_from=folder, skip=(WEIGHTS_FILE, CONFIG_FILE)) as staging:
+        atomic_write_bytes(staging / WEIGHTS_FILE, weights)
+        atomic_write_json(staging / CONFIG_FILE, model.cfg.to_dict())
     return folder
 
 
