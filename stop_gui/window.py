@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import threading
 import time
@@ -813,6 +814,8 @@ class MainWindow(QMainWindow):
         """Write the ended events (label, start_s, end_s, peak, source) to `export_path(path, fmt)`.
         Returns the path written (in one rename: a failed export leaves the previous file); raises OSError."""
         path, fmt = export_path(path, fmt)
+        if not path.parent.is_dir():  # the writer would create it: a mistyped folder is an error here
+            raise FileNotFoundError(errno.ENOENT, "no such folder", str(path.parent))
         if fmt == "json":
             return atomic_write_json(path, self.event_rows)
         text = io.StringIO()
