@@ -195,3 +195,19 @@ def test_every_run_file_writer_keeps_the_previous_file_when_it_fails(tmp_path, m
             assert read() == (1 if error else 2), (name, k)
             assert leftovers(tmp_path) == [], (name, k)
             write(1)
+
+
+def test_a_damaged_model_file_is_named_by_eval_and_export(tmp_path, capsys):
+    from stop_export.cli import export_main
+    from stop_train.model import create_model, save_model
+
+    folder = save_model(create_model("tiny"), tmp_path / "model")
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:500])  # a copy cut short
+    (tmp_path / "labels.txt").write_text("a\nb\n")
+    assert export_main([str(folder), "--labels", str(tmp_path / "labels.txt"), "-o", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert f"{weights} is damaged" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert main(["eval", str(folder), "--dataset", "synthetic-motion", "--data-root", str(tmp_path / "d")]) == 1
+    err = capsys.readouterr().err
+    assert f"{weights} is damaged" in err and "Traceback" not in err

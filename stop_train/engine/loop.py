@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
 from ..config import ModelConfig
@@ -19,8 +18,8 @@ from ..labels import label_texts
 from ..model import STOP, create_model, dead_parameters
 from ..model.factory import model_fingerprint
 from ..statistics import STATISTICS_FILE, FrameStatistics, StatisticsError
-from .checkpoint import (WEIGHTS, link_checkpoint, load_checkpoint, rewrite_state, save_checkpoint, usable,
-                         write_json)
+from .checkpoint import (WEIGHTS, link_checkpoint, load_checkpoint, load_weights, rewrite_state, save_checkpoint,
+                         usable, write_json)
 from .config import TrainConfig
 from .data import ClipDataset, collate, collate_views
 from .distributed import DistInfo, all_gather_arrays, all_reduce_mean, barrier, init_distributed, shard
@@ -388,7 +387,7 @@ class Trainer:
         if len(seen) < 2:
             raise StatisticsError(f"class statistics need training videos of at least two classes; the data has "
                                   f"{len(seen)}")
-        self.model.load_state_dict(load_file(str(folder / WEIGHTS)))
+        self.model.load_state_dict(load_weights(folder / WEIGHTS))
         dataset = ClipDataset(train.items, train.infos, self.data.sampling, self.data.preprocess, train=False)
         stats = frame_statistics(self.model, dataset, self.data.classes, self.device, self.autocast, self.dist,
                                  max(1, self.cfg.batch_size // 2), self.cfg.workers, progress=self.main)
@@ -402,7 +401,7 @@ class Trainer:
         split with the test views; writes `<split>_metrics.json` and a confusion PNG into `out_dir` (the run)."""
         checkpoint = checkpoint or self.chosen
         folder = self._checkpoint_folder(checkpoint)
-        self.model.load_state_dict(load_file(str(folder / WEIGHTS)))
+        self.model.load_state_dict(load_weights(folder / WEIGHTS))
         dataset = self.data.split(split)
         out_dir = out_dir or self.run_dir
         about = {"split": split, "checkpoint": str(checkpoint), "test_clips": self.cfg.test_clips,

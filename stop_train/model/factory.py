@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 
 from ..config import ModelConfig, apply_overrides, load_config
 from .backbone import load_clip_weights, pretrained_quick_gelu, resolve_pretrained
@@ -79,14 +78,17 @@ def save_model(model: STOP, folder: str | Path) -> Path:
 
 
 def load_model(folder: str | Path, device: str | torch.device = "cpu", **overrides: Any) -> STOP:
-    """Load a model folder written by `save_model` or by the converter."""
+    """Load a model folder written by `save_model` or by the converter. Raises FileNotFoundError (not a model
+    folder), ValueError (a damaged file, named)."""
+    from ..engine.checkpoint import load_weights
+
     folder = Path(folder)
     for name in (WEIGHTS_FILE, CONFIG_FILE):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{folder} has no {name}: not a STOP model folder")
-    cfg = ModelConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8")))
+    cfg = ModelConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8-sig")))
     model = STOP(apply_overrides(cfg, overrides))
-    model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+    model.load_state_dict(load_weights(folder / WEIGHTS_FILE))
     return model.to(device)
 
 
