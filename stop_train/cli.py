@@ -76,7 +76,7 @@ RESUME_FLAGS = ("resume", "max_steps", "workers", "device", "save_every", "probe
 def _train(argv: list[str]) -> int:
     from .engine.config import TrainConfig
     from .engine.loop import Trainer
-    from .engine.rundir import locked, start_fresh
+    from .engine.rundir import holds_run, locked, start_fresh
     from .engine.setup import new_run_config, read_run_config
 
     parser = _train_parser()
@@ -106,7 +106,11 @@ def _train(argv: list[str]) -> int:
             return _fit(trainer, cfg, run_dir)
     cfg, model_cfg = new_run_config(cfg)
     stem = Path(cfg.preset).stem
-    run_dir = Path(cfg.run_dir) if cfg.run_dir else RUNS_ROOT / f"{cfg.dataset}-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir = Path(cfg.run_dir)
+    if not cfg.run_dir:  # two runs started in one second: the second gets a name of its own
+        base = RUNS_ROOT / f"{cfg.dataset}-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_dir = next(d for d in (base.with_name(f"{base.name}-{n}" if n > 1 else base.name) for n in range(1, 1000))
+                       if not holds_run(d))
     with locked(run_dir, main):
         aside = start_fresh(run_dir, overwrite, main)
         if aside and main:

@@ -211,3 +211,14 @@ def test_a_damaged_model_file_is_named_by_eval_and_export(tmp_path, capsys):
     assert main(["eval", str(folder), "--dataset", "synthetic-motion", "--data-root", str(tmp_path / "d")]) == 1
     err = capsys.readouterr().err
     assert f"{weights} is damaged" in err and "Traceback" not in err
+
+
+def test_two_new_runs_started_in_one_second_get_a_folder_each(data_root, tmp_path, monkeypatch):  # noqa: F811
+    import stop_train.cli as cli
+
+    monkeypatch.setattr(cli, "RUNS_ROOT", tmp_path / "runs")
+    monkeypatch.setattr(cli.time, "strftime", lambda *a: "20261207-101500")
+    argv = [a for a in args(data_root, tmp_path / "unused", "--epochs", "1") if a not in ("--run-dir", str(tmp_path / "unused"))]
+    assert cli.main(argv) == 0 and cli.main(argv) == 0
+    runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert runs == ["synthetic-motion-tiny-20261207-101500", "synthetic-motion-tiny-20261207-101500-2"]
