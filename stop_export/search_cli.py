@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from stop_train.atomic import finite, readable_output
+from stop_train.atomic import exclusive, finite, readable_output
 from stop_train.data.types import VIDEO_EXTENSIONS
 
 from .runtime.args import in_range, stdout_closed
@@ -75,11 +75,8 @@ def _video_files(items: list[str]) -> list[Path]:
 
 
 def _index(args) -> int:
-    from .runtime.backends import open_backend
-    from .runtime.recognize import RecognizeError
-    from .runtime.files import check_writable, pair_exists
-    from .runtime.search import (SearchIndex, SearchIndexError, WindowCfg, ann_path, build_ann, default_stride,
-                                 embed_video)
+    from .runtime.files import check_writable, pair_lock
+    from .runtime.search import SearchIndexError
 
     if args.output.is_dir():
         raise SearchIndexError(f"-o {args.output} is a folder: give the index a file name, e.g. {args.output / 'index'}")
@@ -87,6 +84,20 @@ def _index(args) -> int:
     videos = _video_files(args.videos)
     if not videos:
         raise FileNotFoundError("no video files found in " + ", ".join(args.videos))
+    # one stop-search index at a time updates an index (load, embed, save): another waits, and both add their videos
+    lock = pair_lock(args.output)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(lock, "", wait=f"waiting for another stop-search index to finish with {args.output} (lock {lock})"):
+        return _update(args, videos)
+
+
+def _update(args, videos: list[Path]) -> int:
+    """Embed the new and changed `videos` into the index (created when absent), saving every 20 videos."""
+    from .runtime.backends import open_backend
+    from .runtime.files import pair_exists
+    from .runtime.recognize import RecognizeError
+    from .runtime.search import SearchIndex, SearchIndexError, WindowCfg, ann_path, build_ann, default_stride, embed_video
+
     backend = open_backend(args.model, args.backend, args.threads, plugin=args.plugin)
     meta = backend.metadata
     if not meta.fingerprint:

@@ -106,30 +106,37 @@ def test_json_is_strict_and_keeps_names_that_are_not_utf8(tmp_path):
     assert json.loads((tmp_path / "m.json").read_text(encoding="utf-8"))["path"] == "caf\udce9.avi"
 
 
-def test_two_stop_teach_at_once_keep_both_classes(exported, tmp_path):
-    """Two stop-teach adding classes to one bank: the second waits for the first (the bank's lock), so that
-    neither saves over the other's class."""
+def together(pair, module: str, command: str, argvs: list[list[str]]) -> None:
+    """Run `module`'s main once per argv, all at once, on the pair at `pair`: its lock is held until every one has
+    said that it waits, so that all of them start before any may change the pair; each must then succeed."""
     import subprocess
     import sys
 
     from stop_export.runtime.files import pair_lock
-    from stop_train.data.synthetic import SyntheticSpec, render_scene, write_video
     from test_run_safety import hold
+
+    holder = hold(pair_lock(pair))
+    run = f"import sys; from {module} import main; sys.exit(main(sys.argv[1:]))"
+    procs = [subprocess.Popen([sys.executable, "-c", run, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for argv in argvs]
+    for proc in procs:
+        assert f"waiting for another {command} to finish with" in proc.stderr.readline()
+    holder.communicate("")
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+
+
+def test_two_stop_teach_at_once_keep_both_classes(exported, tmp_path):
+    """Two stop-teach adding classes to one bank: the second waits for the first (the bank's lock), so that
+    neither saves over the other's class."""
+    from stop_train.data.synthetic import SyntheticSpec, render_scene, write_video
 
     clip = tmp_path / "left.avi"
     write_video(clip, render_scene("MovingLeft", SyntheticSpec(frames=50), np.random.default_rng(0)), fps=25)
     bank = tmp_path / "site.json"
-    holder = hold(pair_lock(bank))  # so that both start before either may change the bank
-    run = "import sys; from stop_export.teach_cli import main; sys.exit(main(sys.argv[1:]))"
-    teachers = [subprocess.Popen([sys.executable, "-c", run, str(exported["dynamic"]), "--bank", str(bank), "--label",
-                                  label, str(clip)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                for label in ("first", "second")]
-    for teacher in teachers:
-        assert "waiting for another stop-teach to finish with" in teacher.stderr.readline()
-    holder.communicate("")
-    for teacher in teachers:
-        out, err = teacher.communicate(timeout=300)
-        assert teacher.returncode == 0, err
+    together(bank, "stop_export.teach_cli", "stop-teach",
+             [[str(exported["dynamic"]), "--bank", str(bank), "--label", label, str(clip)] for label in ("first", "second")])
     assert sorted(LabelBank.load(bank).names) == ["first", "second"]
 
 
@@ -216,3 +223,17 @@ def test_an_export_that_fails_keeps_the_files_exported_before(tmp_path, capsys, 
     assert "the disk is full; the files exported before are unchanged" in err and "Traceback" not in err
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
     assert leftovers(tmp_path) == []
+
+
+def test_two_stop_search_index_at_once_keep_both_videos(retrieval_models, tmp_path):
+    """Two stop-search index into one index, each with a video of its own: the second waits for the first (the
+    index's lock), so that neither saves over the other's videos."""
+    from stop_train.data.synthetic import SyntheticSpec, render_scene, write_video
+
+    clips = [tmp_path / "left.avi", tmp_path / "up.avi"]
+    for clip, scene in zip(clips, ("MovingLeft", "MovingUp")):
+        write_video(clip, render_scene(scene, SyntheticSpec(frames=50), np.random.default_rng(0)), fps=25)
+    index = tmp_path / "index"
+    together(index, "stop_export.search_cli", "stop-search index",
+             [["index", str(retrieval_models[0]), str(clip), "-o", str(index)] for clip in clips])
+    assert sorted(v.path for v in SearchIndex.load(index).videos) == sorted(map(str, clips))
