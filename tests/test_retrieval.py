@@ -238,7 +238,11 @@ def test_torchrun_two_processes_match_one(captions_root, tmp_path):
 
     w1 = load_file(str(one / "checkpoints" / "last" / "model.safetensors"))
     w2 = load_file(str(two / "checkpoints" / "last" / "model.safetensors"))
-    assert max((w1[k] - w2[k]).abs().max().item() for k in w1) < 1e-4
+    diff = torch.cat([(w1[k] - w2[k]).abs().flatten() for k in w1])
+    # float sums in another order flip AdamW's normalised step on parameters whose gradient is ~0 (up to one
+    # step, lr = 1e-3 at its peak): bound the largest difference by half a step, and nearly all by far less,
+    # which a wrong gather (every parameter off) cannot meet
+    assert diff.max().item() < 5e-4 and torch.quantile(diff, 0.99).item() < 1e-5, diff.max()
     m1, m2 = (json.loads((r / "test_metrics.json").read_text()) for r in (one, two))
     assert m1["videos"] == m2["videos"] == 8 and m1["t2v_R1"] == m2["t2v_R1"]
 
