@@ -82,6 +82,10 @@ def _recipes() -> dict[str, tuple[str, Callable[[Path, Path], None]]]:
         "bikes.ts": ("bikes.mp4", lambda s, d: _copy(s, d)),
         "bikes-faststart.mov": ("bikes.mp4", lambda s, d: _copy(s, d, "-movflags", "+faststart")),
         "carphone-distorted.mkv": ("carphone_distorted.mp4", lambda s, d: _copy(s, d)),
+        # H.264 with B-frames in AVI (no presentation stamps: the last frames' are made up), and MP4 whose clock
+        # ticks 30 times a second under a 25 fps video (stamps rounded to the clock)
+        "bikes-remux.avi": ("bikes.mp4", lambda s, d: _copy(s, d)),
+        "bikes-timescale30.mp4": ("bikes.mp4", lambda s, d: _copy(s, d, "-video_track_timescale", "30")),
         # an edit list starting between key frames (input seeking keeps the GOP and trims in the list)
         "bikes-editlist-cut.mp4": ("bikes.mp4", lambda s, d: _copy(s, d, before=("-ss", "3.3"))),
         # raw elementary streams: no container timestamps at all

@@ -29,7 +29,7 @@ from .libav import (VideoReadError, check_file, decoded, open_video, orientation
 
 log = logging.getLogger(__name__)
 
-PROBE_VERSION = 3  # bump when VideoInfo changes meaning: cached probes of older versions are redone
+PROBE_VERSION = 4  # bump when VideoInfo changes meaning: cached probes of older versions are redone
 DEFAULT_FPS = 25.0  # only for files whose frames carry no timestamps and no rate at all
 _JITTER = 0.02  # a rate is constant when every timestamp lies within 2 % of a frame (or 1 tick) of a line
 _VOP = b"\x00\x00\x01\xb6"  # MPEG-4 Part 2 picture start code
@@ -245,7 +245,11 @@ def _tail_mismatch(path, info: VideoInfo) -> str:
             got = [i for i, _ in run_after_seek(container, stream, int(info.frame_pts()[key]), info.index_of)]
         if got and got[0] <= want[0]:
             got = [i for i in got if i >= want[0]]
-            return "" if got == want else f"the last GOP decodes to {len(got)} of its {len(want)} frames"
+            if got == want:
+                return ""
+            if len(got) == len(want):
+                return "the last GOP's frames do not decode at the timestamps their packets give"
+            return f"the last GOP decodes to {len(got)} of its {len(want)} frames"
     return "no seek reaches the last GOP"
 
 
@@ -269,13 +273,21 @@ def _best_effort(rows: list[tuple], default_step: float, seconds: float) -> tupl
             if last is not None and t < last - _JOIN_S / seconds:
                 offset += last + step - t
                 t = last + step
-            step = duration if duration and duration > 0 else (t - last if last is not None and t > last else step)
+            step = _duration_estimate(duration, t - last if last is not None else -1.0, step)
             t = t if last is None else max(t, last)
         out.append(t)
         last = t
     ticks = np.asarray(out, dtype=np.float64)
     own = use_pts and all(p is not None for p in pts) and bool(np.all(np.diff(np.asarray(pts, dtype=np.float64)) > 0))
     return ticks, own
+
+
+def _duration_estimate(duration, ts_diff: float, previous: float) -> float:
+    """ffmpeg's `video_duration_estimate` for a frame: its own duration, unless that is 1 tick while the last
+    step was longer (a duration libavformat made up), else the step since the last frame, else the last estimate."""
+    if duration and duration > 0 and not (duration == 1 and ts_diff > 2):
+        return float(duration)
+    return ts_diff if ts_diff > 0 else previous
 
 
 def _faults(stamps: list) -> int:
@@ -296,12 +308,15 @@ def _timing(ticks: np.ndarray, keys: list[int], head: _Head, seekable: bool, met
         return VideoInfo(1, head.fps, head.width, head.height, start_pts=int(ticks[0]),
                          step=1.0 / head.fps / seconds, **common)
     step = (ticks[-1] - ticks[0]) / (count - 1)
-    line = ticks[0] + step * np.arange(count)
-    if step > 0 and exact and np.abs(ticks - line).max() <= min(max(1.0, _JITTER * step), 0.5 * step):
+    off_line = np.abs(ticks - (ticks[0] + step * np.arange(count))).max() if step > 0 else np.inf
+    if exact and off_line <= 1e-6 * step:  # constant rate: a start and a step reproduce every stamp exactly
         fps = float(1.0 / (step * seconds))
         return VideoInfo(count, fps, head.width, head.height, start_pts=int(ticks[0]), step=float(step), **common)
-    gaps = np.diff(ticks)
-    typical = float(np.median(gaps[gaps > 0])) if np.any(gaps > 0) else 1.0 / head.fps / seconds
+    if off_line <= min(max(1.0, _JITTER * step), 0.5 * step):  # a constant rate on a coarse clock: its mean rate
+        typical = step
+    else:  # variable rate: the typical frame duration
+        gaps = np.diff(ticks)
+        typical = float(np.median(gaps[gaps > 0])) if np.any(gaps > 0) else 1.0 / head.fps / seconds
     stored = tuple(as_int.tolist()) if exact else tuple(ticks.tolist())
     return VideoInfo(count, float(1.0 / (typical * seconds)), head.width, head.height, start_pts=int(ticks[0]),
                      pts=stored, **common)
