@@ -9,6 +9,7 @@ strict JSON readers refuse them) and with file names that are not UTF-8 kept (`d
 """
 from __future__ import annotations
 
+import codecs
 import contextlib
 import json
 import math
@@ -179,6 +180,17 @@ def exclusive(lock_path: str | Path, busy: str, wait: str | None = None):
         lock.release()
 
 
+def _escape_bytes(err: UnicodeError):
+    """Codec error handler: a lone surrogate \\udcXX (byte XX of a name that is not UTF-8, from os.fsdecode)
+    as the text \\xXX, what `ls -b` shows; anything else as Python's backslash escape."""
+    bad = err.object[err.start:err.end]
+    return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else c.encode("ascii", "backslashreplace")
+                   .decode("ascii") for c in bad), err.end
+
+
+codecs.register_error("stop-escape-bytes", _escape_bytes)
+
+
 def readable_output() -> None:
     """Let standard output and error print file names that are not UTF-8 (a lone surrogate from os.fsdecode) as
     \\xNN escapes instead of failing with UnicodeEncodeError: for the command lines' main functions."""
@@ -186,4 +198,4 @@ def readable_output() -> None:
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             with contextlib.suppress(ValueError, OSError):
-                reconfigure(errors="backslashreplace")
+                reconfigure(errors="stop-escape-bytes")

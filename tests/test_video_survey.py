@@ -81,3 +81,17 @@ def test_probe_cache_savers_merge_and_a_failed_save_keeps_the_old_cache(dataset,
         third.save()
     monkeypatch.undo()
     assert path.read_bytes() == before and not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def test_check_takes_training_s_extensions_and_counts_what_it_leaves_out(tmp_path, capsys):
+    ts = realvideos.build(tmp_path / "src", ["bikes.ts"])["bikes.ts"]
+    (tmp_path / "ds" / "cls").mkdir(parents=True)
+    os.link(ts, tmp_path / "ds" / "cls" / "a.ts")
+    (tmp_path / "ds" / "cls" / "notes.txt").write_text("x")
+    with pytest.raises(SystemExit) as stop:  # the default suffixes: nothing to check, and it says what is there
+        check_main([str(tmp_path / "ds"), "--probe-cache", str(tmp_path / "c.json")])
+    assert stop.value.code == 2 and "other files: 1 .ts, 1 .txt (--extensions" in capsys.readouterr().err
+    assert check_main([str(tmp_path / "ds"), "--probe-cache", str(tmp_path / "c.json"), "--extensions", "ts"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("read exactly") and "cls/a.ts" in out[0]
+    assert out[-1] == "not checked (not .ts): 1 .txt"

@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,13 +36,25 @@ def printable(path: os.PathLike | str) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def videos_under(folder: Path) -> list[Path]:
-    """Video files below `folder` (by suffix, any case), sorted; hidden files and folders left out."""
-    found = []
+def videos_under(folder: Path, suffixes: tuple[str, ...] = SUFFIXES) -> tuple[list[Path], Counter]:
+    """(video files below `folder` by suffix, any case, sorted; the suffixes of the other files, counted).
+    Hidden files and folders are left out, as the dataset indexers leave them."""
+    found, other = [], Counter()
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [Path(root) / f for f in files if not f.startswith(".") and f.lower().endswith(SUFFIXES)]
-    return sorted(found)
+        for f in files:
+            if f.startswith("."):
+                continue
+            if f.lower().endswith(suffixes):
+                found.append(Path(root) / f)
+            else:
+                other[os.path.splitext(f)[1].lower() or "(none)"] += 1
+    return sorted(found), other
+
+
+def parse_extensions(text: str) -> tuple[str, ...]:
+    """`--extensions` as training takes it: comma-separated, the dot optional; '' = the indexers' default."""
+    return tuple(e if e.startswith(".") else "." + e for e in text.lower().split(",") if e) or SUFFIXES
 
 
 def survey(paths: list[Path], cache: ProbeCache, progress=None) -> list[Verdict]:
@@ -66,13 +79,18 @@ def main(argv: list[str] | None = None, runs_root: Path = Path("runs")) -> int:
     parser.add_argument("folder", type=Path, help="dataset folder (searched recursively)")
     parser.add_argument("--probe-cache", type=Path, default=runs_root / ".probe-cache.json",
                         help="probe cache shared with training (default %(default)s)")
+    parser.add_argument("--extensions", default="", help="comma-separated video suffixes, as stop-train takes them "
+                        f"(default {','.join(SUFFIXES)})")
     parser.add_argument("--quiet", action="store_true", help="list only the videos that are not read exactly")
     args = parser.parse_args(argv)
     if not args.folder.is_dir():
         parser.exit(2, f"stop-train check: {printable(args.folder)} is not a folder\n")
-    paths = videos_under(args.folder)
+    suffixes = parse_extensions(args.extensions)
+    paths, other = videos_under(args.folder, suffixes)
+    ignored = ", ".join(f"{n} {suffix}" for suffix, n in other.most_common())
     if not paths:
-        parser.exit(2, f"stop-train check: no video files ({', '.join(SUFFIXES)}) under {printable(args.folder)}\n")
+        parser.exit(2, f"stop-train check: no video files ({', '.join(suffixes)}) under {printable(args.folder)}"
+                       + (f"; other files: {ignored} (--extensions takes more suffixes)" if ignored else "") + "\n")
     tty = sys.stderr.isatty()
     cache, start = ProbeCache(args.probe_cache), time.monotonic()
     verdicts = survey(paths, cache, (lambda i, n: print(f"\rprobing {i}/{n}", end="", file=sys.stderr)) if tty else None)
@@ -94,4 +112,7 @@ def main(argv: list[str] | None = None, runs_root: Path = Path("runs")) -> int:
     print(f"checked {len(verdicts)} videos in {time.monotonic() - start:.1f} s: {counts['exact']} read exactly, "
           f"{counts['decoding']} read by decoding, {counts['unreadable']} unreadable"
           + (" (training skips these)" if counts["unreadable"] else ""))
+    if ignored:
+        hint = "" if args.extensions else "; stop-train reads them only with --extensions"
+        print(f"not checked (not {','.join(suffixes)}{hint}): {ignored}")
     return 1 if counts["unreadable"] else 0
