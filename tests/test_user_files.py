@@ -75,7 +75,7 @@ def test_file_names_that_are_not_utf8_work_end_to_end(exported, retrieval_models
     from stop_train.cli import main as train
 
     clips = non_utf8_clips(tmp_path / "data")
-    run = tmp_path / "run"
+    run = tmp_path / os.fsdecode(b"r\xe9un")  # the run directory's name is not UTF-8 either (TensorBoard is left out)
     assert train(["--dataset", "folder", "--data-root", str(tmp_path / "data"), "--preset", "tiny", "--pretrained",
                   "none", "--val-fraction", "0.25", "--batch-size", "4", "--workers", "0", "--epochs", "1",
                   "--probe-cache", str(tmp_path / "probe.json"), "--run-dir", str(run)]) == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -302,4 +303,11 @@ def tensorboard_writer(run_dir: Path):
     except ImportError:  # tensorboard is optional: metrics.csv always has the figures
         log.info("tensorboard is not installed: metrics go to metrics.csv only")
         return None
-    return SummaryWriter(str(run_dir / "tensorboard"))
+    folder = os.fspath(run_dir / "tensorboard")
+    try:
+        folder.encode("utf-8")
+    except UnicodeEncodeError:  # TensorBoard's writer encodes its path as UTF-8 and fails on other names
+        log.warning("no TensorBoard logs: %s is not a UTF-8 name, which TensorBoard cannot write to; "
+                    "metrics.csv has every epoch", os.fsencode(folder).decode("utf-8", "backslashreplace"))
+        return None
+    return SummaryWriter(folder)
