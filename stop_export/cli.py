@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from stop_train.atomic import atomic_write_bytes, readable_output
+from stop_train.atomic import atomic_write_bytes, publish, readable_output, staging
 
 from .runtime.args import add_event_arguments, event_cfg, in_range, non_negative, settle_stdout, stdout_closed
 
@@ -97,7 +97,7 @@ def _export(argv: list[str] | None) -> int:
     except ImportError as err:
         print(f"stop-export needs PyTorch and onnx: pip install 'stop-toolkit[train,export]' ({err})", file=sys.stderr)
         return 2
-    from .onnx.export import ExportError, build_metadata, export_text, export_video, resolve_source
+    from .onnx.export import ExportError, build_metadata, resolve_source
 
     out = args.output or _default_output(args.source)
     if out.suffix != ".onnx":
@@ -116,28 +116,37 @@ def _export(argv: list[str] | None) -> int:
               file=sys.stderr)
         return 2
     if not args.no_text_encoder:
-        from open_clip.tokenizer import default_bpe
-
         text_name, tok_name = out.stem + ".text.onnx", TOKENIZER_FILE
-        atomic_write_bytes(out.parent / tok_name, Path(default_bpe()).read_bytes())
     stats, stats_name = _statistics(src, out)
     meta = build_metadata(src, text_encoder=text_name, tokenizer=tok_name, statistics=stats_name)
     what = "retrieval (no labels: video embeddings for stop-search)" if src.task == "retrieval" else f"{len(src.labels)} labels"
     print(f"exporting {src.description}: {meta.mode} mode, {what}, "
           f"input (B, {meta.frames}, {meta.size}, {meta.size}, 3) uint8 -> {out}", flush=True)
-    export_video(src, out, meta)
-    if text_name:
-        print(f"exporting the text encoder -> {out.parent / text_name}", flush=True)
-        export_text(src.model, out.parent / text_name, meta)
-    if stats is not None:
-        stats.fingerprint = meta.fingerprint
-        stats.save(out.parent / stats_name)
-        print(f"class statistics of {int(stats.count.sum())} training clips (teaching new classes from a few "
-              f"examples) -> {out.parent / stats_name}", flush=True)
+    with staging(out.parent, out.name) as stage:  # every file first, then renamed in: a failure changes nothing
+        _write_outputs(src, meta, stage, out.name, stats)
+        publish(stage, out.parent, [n for n in (tok_name, stats_name, text_name, out.name) if n])
     print(f"done in {time.time() - start:.0f} s", flush=True)
     if args.check and not _check(src, out, args.check_clips, out.parent / text_name if text_name else None):
         return 1
     return _engines(args, out)
+
+
+def _write_outputs(src, meta, stage: Path, name: str, stats) -> None:
+    """The model, its text encoder and BPE file, and its class statistics, into the folder `stage`."""
+    from .onnx.export import export_text, export_video
+
+    export_video(src, stage / name, meta)
+    if meta.text_encoder:
+        from open_clip.tokenizer import default_bpe
+
+        print(f"exporting the text encoder -> {meta.text_encoder}", flush=True)
+        export_text(src.model, stage / meta.text_encoder, meta)
+        atomic_write_bytes(stage / meta.tokenizer, Path(default_bpe()).read_bytes())
+    if stats is not None:
+        stats.fingerprint = meta.fingerprint
+        stats.save(stage / meta.statistics)
+        print(f"class statistics of {int(stats.count.sum())} training clips (teaching new classes from a few "
+              f"examples) -> {meta.statistics}", flush=True)
 
 
 def _statistics(src, out: Path):

@@ -904,7 +904,8 @@ class MainWindow(QMainWindow):
             return None
         if self._encoder is None:
             try:
-                self._encoder = TextEncoder(Path(self.model_path).parent / self.recognizer.meta.text_encoder)
+                self._encoder = TextEncoder(Path(self.model_path).parent / self.recognizer.meta.text_encoder,
+                                            self.recognizer.meta.fingerprint)
             except MODEL_ERRORS as err:
                 self.search_note.setText(str(err))
                 return None

@@ -191,6 +191,34 @@ def _escape_bytes(err: UnicodeError):
 codecs.register_error("stop-escape-bytes", _escape_bytes)
 
 
+@contextlib.contextmanager
+def staging(folder: str | Path, name: str):
+    """A hidden folder in `folder` (`.NAME.staging-PID`) to write a set of files that belong together before
+    `publish` moves them in: a failure while writing them (a full disk) leaves the files in `folder` as they
+    were. Removed afterwards; those of killed processes are removed by the next one."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob(f".{name}.staging-*"):
+        pid = old.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    stage = folder / f".{name}.staging-{os.getpid()}"
+    stage.mkdir(exist_ok=True)
+    try:
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def publish(stage: Path, folder: Path, names: list[str]) -> None:
+    """Move the files `names` from `stage` into `folder`, each by one rename, in this order (the file readers
+    open first goes last: a process killed between two renames leaves files that name different models, which
+    readers detect by their fingerprints)."""
+    for name in names:
+        os.replace(stage / name, Path(folder) / name)
+    sync_folder(Path(folder))
+
+
 def readable_output() -> None:
     """Let standard output and error print file names that are not UTF-8 (a lone surrogate from os.fsdecode) as
     \\xNN escapes instead of failing with UnicodeEncodeError: for the command lines' main functions."""

@@ -216,13 +216,39 @@ def test_an_export_that_fails_keeps_the_files_exported_before(tmp_path, capsys, 
     out = export_tiny(tmp_path, "dynamic")
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
     capsys.readouterr()
-    with monkeypatch.context() as m:
-        Faults(m, 1, OSError(errno.ENOSPC, "No space left on device"), full=True)
-        assert export_main([str(tmp_path / "model"), "--labels", str(tmp_path / "labels.txt"), "-o", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert "the disk is full; the files exported before are unchanged" in err and "Traceback" not in err
-    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
-    assert leftovers(tmp_path) == []
+    # the disk fills while the model, the text encoder, the BPE file or the class statistics is written (each
+    # written file costs an open, an fsync and a rename): none of the files exported before changes, so the
+    # model never sits beside another export's text encoder (on 97ce12d model.onnx was already replaced)
+    labels = (tmp_path / "labels.txt").read_text().split()
+    (tmp_path / "other-labels.txt").write_text("\n".join(reversed(labels)) + "\n")  # a model.onnx of other bytes
+    before["other-labels.txt"] = (tmp_path / "other-labels.txt").read_bytes()
+    for at in (1, 4, 7, 10):
+        with monkeypatch.context() as m:
+            Faults(m, at, OSError(errno.ENOSPC, "No space left on device"), full=True)
+            code = export_main([str(tmp_path / "model"), "--labels", str(tmp_path / "other-labels.txt"), "-o", str(out)])
+        err = capsys.readouterr().err
+        assert code == 2 and "the disk is full; the files exported before are unchanged" in err, (at, err)
+        assert "Traceback" not in err
+        assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before, at
+        assert leftovers(tmp_path) == [] and not list(tmp_path.glob(".*staging*")), at
+
+
+def test_a_text_encoder_of_another_export_is_refused(exported, tmp_path):
+    """A process killed between an export's renames can leave a model beside another export's text encoder: it is
+    named, never used to score (their fingerprints differ)."""
+    import shutil
+
+    from stop_export.runtime.errors import BackendError
+    from stop_export.runtime.recognizer import Recognizer
+
+    for f in exported["dynamic"].parent.iterdir():
+        if f.is_file():
+            shutil.copy(f, tmp_path / f.name)
+    other = exported["official"]
+    shutil.copy(other.with_name(other.stem + ".text.onnx"), tmp_path / "tiny-dynamic.text.onnx")
+    rec = Recognizer.open(tmp_path / "tiny-dynamic.onnx", "cpu")
+    with pytest.raises(BackendError, match="belongs to another export than the model beside it"):
+        rec.set_labels(["walking", "running"])
 
 
 def test_two_stop_search_index_at_once_keep_both_videos(retrieval_models, tmp_path):

@@ -120,7 +120,7 @@ class Recognizer:
         if path is None or not name or not (Path(path).parent / name).is_file():
             raise BackendError("this model has no text encoder beside it: re-export with stop-export "
                                "(it writes <name>.text.onnx and the BPE file)")
-        return TextEncoder(Path(path).parent / name).encode(self.prompts(labels, template))
+        return TextEncoder(Path(path).parent / name, self.meta.fingerprint).encode(self.prompts(labels, template))
 
     def set_labels(self, labels: list[str], template: str | None = None) -> None:
         """Score against new class keys: their prompts go through the exported text encoder."""

@@ -34,7 +34,8 @@ class TextEncoder:
 
     `metadata` is the model's (the same document as the video graph's, fingerprint included)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, fingerprint: str = ""):
+        """`fingerprint`: the model's; a text encoder of another export is refused (BackendError)."""
         import onnxruntime as ort
 
         self.path = Path(path)
@@ -46,6 +47,10 @@ class TextEncoder:
             raise BackendError(f"ONNX Runtime cannot load {self.path}: {err}") from None
         self.metadata = Metadata.from_json(self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY),
                                            str(self.path))
+        if fingerprint and self.metadata.fingerprint != fingerprint:
+            raise BackendError(f"{self.path} belongs to another export than the model beside it (fingerprint "
+                               f"{self.metadata.fingerprint or 'none'}, the model's {fingerprint}), as an export "
+                               "stopped midway leaves it: export again with stop-export")
         bpe = self.path.parent / self.metadata.tokenizer
         if not self.metadata.tokenizer or not bpe.is_file():
             raise BackendError(f"{self.path}: the BPE file {self.metadata.tokenizer or '(none named)'} is not beside it")
