@@ -114,8 +114,8 @@ def _update(args, videos: list[Path]) -> int:
                                    "use the same --stride / --frame-interval, or write a new index")
     else:
         index = SearchIndex(meta.fingerprint, str(Path(args.model).resolve()), windows)
-    print(f"model {args.model} ({backend.name}): windows of {windows.frames} frames {windows.frame_interval_s:g} s apart "
-          f"({windows.span_s:g} s), one every {windows.stride_s:g} s", file=sys.stderr)
+    print(f"model {args.model} ({backend.name}): windows of {windows.frames} frames {windows.frame_interval_s:.3g} s apart "
+          f"({windows.span_s:.3g} s), one every {windows.stride_s:.3g} s", file=sys.stderr)
     gone = index.prune()
     for path in gone:
         print(f"removed {path}: the file is gone", file=sys.stderr)

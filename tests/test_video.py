@@ -120,3 +120,13 @@ def test_crops_and_prepare():
     assert out.shape == (2, 16, 16, 3) and out.dtype == np.uint8 and out.flags["C_CONTIGUOUS"]
     with pytest.raises(ValueError, match="sampler"):
         SamplingCfg(sampler="uniform")
+
+
+def test_a_pipe_or_folder_named_like_a_video_is_not_called_missing(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "fifo.mp4")
+    (tmp_path / "folder.mp4").mkdir()
+    for name in ("fifo.mp4", "folder.mp4"):
+        with pytest.raises(VideoReadError, match="not a regular file"):
+            probe(tmp_path / name)

@@ -316,9 +316,11 @@ class Trainer:
                         logits = self.net(x.to(self.device), self.text_ids.to(self.device))
                         loss = F.cross_entropy(logits.float(), y.to(self.device), label_smoothing=cfg.label_smoothing)
                 if not torch.isfinite(loss.detach()):  # nothing is saved from here: last keeps finite weights
+                    kept = ("checkpoints/last keeps the weights saved before it"
+                            if (self.run_dir / "checkpoints" / "last").is_dir() else "no checkpoint was saved")
                     raise ValueError(f"the training loss is {loss.item()} at step {self.state['step'] + 1} (epoch "
-                                     f"{epoch + 1}, batch {i + 1}): training stopped; checkpoints/last keeps the "
-                                     "weights saved before it (lower --lr, or check the data)")
+                                     f"{epoch + 1}, batch {i + 1}): training stopped; {kept} (lower --lr, or check "
+                                     "the data)")
                 self.scaler.scale(loss / cfg.grad_accum).backward()
                 losses.append(loss.item())
                 clips += len(y)

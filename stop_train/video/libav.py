@@ -27,7 +27,7 @@ def check_file(path: str | os.PathLike) -> Path:
     """`path` as a Path; raises VideoReadError for a missing or empty file."""
     path = Path(path)
     if not path.is_file():
-        raise VideoReadError("file not found")
+        raise VideoReadError("not a regular file (a folder, pipe or device)" if path.exists() else "file not found")
     if path.stat().st_size == 0:
         raise VideoReadError("zero-byte file")
     return path
