@@ -14,6 +14,8 @@ from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFileDialog, QGridLayo
 from stop_export.runtime.bank import (BankError, Example, LabelBank, class_name, embed_example, embed_recording,
                                       min_example_s, now)
 from stop_export.runtime.errors import BackendError
+from stop_export.runtime.files import pair_lock
+from stop_train.atomic import Busy, exclusive
 from stop_export.runtime.recognize import RecognizeError
 
 TEACH_ERRORS = (BankError, BackendError, RecognizeError, OSError, ValueError, RuntimeError)
@@ -223,10 +225,8 @@ class TeachTab(QWidget):
     def remove(self, name: str, example: int | None = None) -> bool:
         """Remove class `name` or its `example`-th example (0-based); saved at once."""
         try:
-            self.bank.remove(name, example)
-            self.bank.tuned = None
-            self._save()
-        except (BankError, OSError, AttributeError) as err:
+            self._change(lambda bank: bank.remove(name, example))
+        except (BankError, OSError, Busy, AttributeError) as err:
             self.host.show_message(str(err) if self.bank is not None else "open a model first")
             return False
         self.host.recognizer.set_bank(self.bank)
@@ -275,20 +275,30 @@ class TeachTab(QWidget):
             return False
         if rec is not self.host.recognizer or bank is not self.bank:
             return False  # the model changed meanwhile
-        bank.add_clips(name, [emb], [example], prompt, text_emb)
-        bank.tuned = None
         try:
-            self._save()
-        except OSError as err:
-            self.host.show_message(f"taught {name!r}, but the bank cannot be saved to {self.bank_path}: {err}")
+            bank = self._change(lambda b: b.add_clips(name, [emb], [example], prompt, text_emb))
+        except (BankError, OSError, Busy) as err:
+            self.host.show_message(f"{name!r} was not taught: the bank {self.bank_path} cannot be changed: {err}")
+            return False
         rec.set_bank(bank)
         self._show()
         count = len(bank.classes[bank.find(name)].examples)
         self.host.show_message(f"taught {name!r}: {count} example{'' if count == 1 else 's'}", error=False)
         return True
 
-    def _save(self) -> None:
-        self.bank.save(self.bank_path)
+    def _change(self, apply) -> LabelBank:
+        """`apply(bank)` to the bank as it is on disk now (a stop-teach may have changed it since the app opened
+        it), under the bank's lock (`stop-teach` holds the same), then saved; it becomes the tab's bank. Raises
+        Busy while a stop-teach is changing it, BankError, OSError."""
+        lock = pair_lock(self.bank_path)
+        with exclusive(lock, busy=f"a stop-teach is changing {self.bank_path.name} now (lock {lock}): try again "
+                                  "when it is done"):
+            bank = LabelBank.open(self.bank_path, self.host.recognizer.meta, self.host.model_path, create=True)
+            apply(bank)
+            bank.tuned = None  # tuned for the classes it had
+            bank.save(self.bank_path)
+        self.bank = bank
+        return bank
 
     def _show(self) -> None:
         self.tree.clear()

@@ -409,6 +409,13 @@ def test_the_app_teaches_and_reloads_without_torch(exported, clips, tmp_path):
         print("REMOVED", w.recognizer.labels[-1], w.teach.bank.names)
         print("EMPTY", w.teach.add_range("", 0, 1), w.teach.add_range("x", 1.0, 1.0),
               w.teach.add_range("opening a valve", 0.5, 2.5))  # no name, an empty range, a repeated example
+        # a stop-teach adds a class to the bank file while the app has it open; the app's next change keeps it
+        w.open_source({str(video)!r})
+        until(lambda: w.state == "playing")
+        from stop_export.teach_cli import main as teach
+        print("CLI", teach([{str(model)!r}, "--bank", str(w.teach.bank_path), "--label", "from the cli",
+                            {str(video) + "@0-2"!r}]))
+        print("BOTH", w.teach.add_range("from the app", 1.0, 3.0), w.teach.bank.names, w.banner.text())
         assert w.open_model({str(other)!r})
         print("OTHER", w.teach.bank.names, w.teach.open_bank(first_bank))
         print("MESSAGE", w.banner.text())
@@ -425,5 +432,7 @@ def test_the_app_teaches_and_reloads_without_torch(exported, clips, tmp_path):
     assert lines["RELOADED"] == "['opening a valve', 'station 3'] 2"
     assert lines["REMOVED"] == "opening a valve ['opening a valve']"
     assert lines["EMPTY"] == "False False False"
+    both = "True ['opening a valve', 'from the cli', 'from the app']"  # on 97ce12d the app saved over 'from the cli'
+    assert lines["CLI"] == "0" and lines["BOTH"].startswith(both), lines["BOTH"]
     assert lines["OTHER"] == "[] False" and "belongs to another model" in lines["MESSAGE"]
     assert lines["LOADED"] == "[]"
