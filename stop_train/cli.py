@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -214,6 +215,7 @@ def _resume(trainer, run_dir: Path) -> None:
 def _eval(argv: list[str]) -> int:
     from .engine.config import TrainConfig
     from .engine.loop import Trainer
+    from .engine.rundir import locked
     from .engine.setup import DATASET_FLAGS, GENERATED, read_run_config
 
     parser = argparse.ArgumentParser(
@@ -260,8 +262,10 @@ def _eval(argv: list[str]) -> int:
         raise FileNotFoundError(f"{target} is neither a run directory (config.json + checkpoints/) nor a model "
                                 "folder (model.safetensors + config.json)")
     out.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(cfg, model_cfg, run_dir, start="eval", eval_split=args.split)
-    metrics = trainer.test(args.split, checkpoint, out_dir=out)
+    writes_run = out == run_dir and run_dir != checkpoint  # metrics into a run a stop-train may be writing
+    with locked(run_dir, int(os.environ.get("RANK", "0")) == 0) if writes_run else contextlib.nullcontext():
+        trainer = Trainer(cfg, model_cfg, run_dir, start="eval", eval_split=args.split)
+        metrics = trainer.test(args.split, checkpoint, out_dir=out)
     if trainer.main:
         print(json.dumps(finite({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}),
                          allow_nan=False))
@@ -270,6 +274,7 @@ def _eval(argv: list[str]) -> int:
 
 def _stats(argv: list[str]) -> int:
     from .engine.loop import Trainer
+    from .engine.rundir import locked
     from .engine.setup import read_run_config
 
     parser = argparse.ArgumentParser(
@@ -298,8 +303,9 @@ def _stats(argv: list[str]) -> int:
         raise ValueError(f"{args.run} is a retrieval run: class statistics need classes")
     given = {k: v for k in ("data_root", "workers", "batch_size", "device", "probe_cache")
              if (v := getattr(args, k)) is not None}
-    trainer = Trainer(dataclasses.replace(saved, **given), model_cfg, args.run, start="eval", eval_split="train")
-    return 0 if _statistics(trainer, args.checkpoint) else 1
+    with locked(args.run, int(os.environ.get("RANK", "0")) == 0):  # it writes into the run's checkpoint
+        trainer = Trainer(dataclasses.replace(saved, **given), model_cfg, args.run, start="eval", eval_split="train")
+        return 0 if _statistics(trainer, args.checkpoint) else 1
 
 
 def _folds(argv: list[str]) -> int:

@@ -108,6 +108,11 @@ def test_a_second_stop_train_on_one_run_dir_stops_with_one_line(data_root, tmp_p
     try:
         assert main(["--resume", str(run), "--workers", "0"]) == 1
         assert "another stop-train is using" in capsys.readouterr().err
+        # stop-train stats and eval write into the run (its checkpoint, its metrics): they wait their turn too
+        assert main(["stats", str(run), "--workers", "0"]) == 1
+        assert main(["eval", str(run), "--workers", "0"]) == 1
+        err = capsys.readouterr().err
+        assert err.count("another stop-train is using") == 2 and "Traceback" not in err
     finally:
         holder.communicate("")
     assert len(list(csv.DictReader(open(run / "metrics.csv")))) == 1  # one epoch, written once
