@@ -69,7 +69,10 @@ def export_main(argv: list[str] | None = None) -> int:
         return _export(argv)
     except OSError as err:  # each output is replaced in one rename (stop_train.atomic): what was there stays
         full = err.errno in (errno.ENOSPC, errno.EDQUOT)
-        print(f"stop-export: {err.filename + ': ' if err.filename else ''}"
+        name = Path(err.filename) if err.filename else None
+        if name is not None and ".staging-" in name.parent.name:  # written there first: name where it goes
+            name = name.parent.parent / name.name
+        print(f"stop-export: {f'{name}: ' if name else ''}"
               f"{'the disk is full' if full else err.strerror or err}; the files exported before are unchanged",
               file=sys.stderr)
         return 2
