@@ -54,6 +54,22 @@ def _damage(src: Path, dst: Path, at: float, count: int, seed: int) -> None:
     dst.write_bytes(bytes(data))
 
 
+def _idr_typed(src: Path, dst: Path, packets=(40, 100, 160)) -> None:
+    """The first slice of some P-frame packets relabelled an IDR slice (NAL type 1 -> 5): ffmpeg logs "A non-intra
+    slice in an IDR NAL unit" and its decoder rejects those packets (one frame fewer each)."""
+    import av
+
+    with av.open(str(src)) as container:
+        stream = container.streams.video[0]
+        where = [(p.pos, p.is_keyframe) for p in container.demux(stream) if p.size]
+    data = bytearray(src.read_bytes())
+    for i in packets:
+        pos, key = where[i]
+        assert not key and data[pos + 4] & 0x1F == 1, "not a P slice after the 4-byte NAL length"
+        data[pos + 4] = (data[pos + 4] & 0xE0) | 5
+    dst.write_bytes(bytes(data))
+
+
 def _truncate(src: Path, dst: Path, keep: float) -> None:
     dst.write_bytes(src.read_bytes()[: int(src.stat().st_size * keep)])
 
@@ -110,6 +126,7 @@ def _recipes() -> dict[str, tuple[str, Callable[[Path, Path], None]]]:
         "bikes-damaged.mp4": ("bikes.mp4", lambda s, d: _damage(s, d, 0.42, 64, 7)),
         "bikes-damaged-key.mkv": ("bikes.mp4", lambda s, d: _copy(
             s, d, "-bsf:v", "noise=amount=if(eq(n\\,76)\\,40\\,0)")),
+        "bikes-rejected-slices.mp4": ("bikes.mp4", _idr_typed),
         "bikes-dropped.ts": ("bikes.mp4", lambda s, d: _copy(
             s, d, "-bsf:v", "noise=drop=eq(n\\,100)+eq(n\\,101)")),
         "bikes-truncated.ts": ("bikes.ts", lambda s, d: _truncate(s, d, 0.55)),

@@ -95,3 +95,24 @@ def test_check_takes_training_s_extensions_and_counts_what_it_leaves_out(tmp_pat
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("read exactly") and "cls/a.ts" in out[0]
     assert out[-1] == "not checked (not .ts): 1 .txt"
+
+
+def test_check_decode_finds_packets_the_decoder_rejects(tmp_path, capsys):
+    """A damaged slice the decoder rejects (ffmpeg: 'A non-intra slice in an IDR NAL unit') drops a frame that the
+    packets still count: only decoding shows it. `stop-train check --decode` does, and the index it caches is
+    ffmpeg's numbering for every reader."""
+    from stop_train.video.index import probe
+
+    bad = realvideos.build(tmp_path / "src", ["bikes-rejected-slices.mp4"])["bikes-rejected-slices.mp4"]
+    assert probe(bad).frames == 250  # the packets' count; ffmpeg decodes 247 (the known limit of the packet probe)
+    (tmp_path / "ds" / "cls").mkdir(parents=True)
+    os.link(bad, tmp_path / "ds" / "cls" / "a.mp4")
+    cache = tmp_path / "c.json"
+    assert check_main([str(tmp_path / "ds"), "--probe-cache", str(cache)]) == 0
+    assert capsys.readouterr().out.startswith("read exactly")
+    assert check_main([str(tmp_path / "ds"), "--probe-cache", str(cache), "--decode"]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith("read by decoding") and "decoding gives 247 frames where the packets promise 250" in line
+    info = ProbeCache(cache).probe(tmp_path / "ds" / "cls" / "a.mp4")  # what training reads from the cache
+    assert info.frames == 247 and info.method == "decoding"
+

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 
 import numpy as np
@@ -152,6 +152,20 @@ def index_by_decoding(path: str | os.PathLike, why: str, head: _Head | None = No
     ticks, own = _best_effort(rows, 1.0 / head.fps / seconds, seconds)
     clean_keys = [i for i, r in enumerate(rows) if i == 0 or (r[3] and not r[4])]
     return _timing(ticks, clean_keys, head, seekable=own, method="decoding", why=why)
+
+
+def verify_by_decoding(path: str | os.PathLike, info: VideoInfo) -> VideoInfo:
+    """`info` where decoding every frame once gives the same frames at the same times; else the index decoding
+    gives, its `why` saying what differed. The packets cannot show a packet the decoder rejects in the middle
+    of a file (a damaged slice): ffmpeg drops its frame, and only decoding counts it (`stop-train check --decode`)."""
+    if info.method != "packets":
+        return info
+    redone = index_by_decoding(path, "")
+    if redone.frames == info.frames and np.allclose(redone.times(), info.times(), atol=1e-3):
+        return info
+    why = (f"decoding gives {redone.frames} frames where the packets promise {info.frames} (packets the decoder "
+           "rejects)" if redone.frames != info.frames else "decoding gives other frame times than the packets")
+    return replace(redone, why=why)
 
 
 # ----------------------------------------------------------------------------------------------- internals

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..atomic import atomic_write_json, exclusive
-from .index import PROBE_VERSION, VideoInfo, probe
+from .index import PROBE_VERSION, VideoInfo, probe, verify_by_decoding
 from .libav import VideoReadError
 
 log = logging.getLogger(__name__)
@@ -28,15 +28,19 @@ class ProbeCache:
         self.entries: dict[str, dict] = self._read()
         self._new: dict[str, dict] = {}
 
-    def probe(self, video: Path) -> VideoInfo:
-        """VideoInfo of `video`; raises VideoReadError (the reason is cached too)."""
+    def probe(self, video: Path, verify: bool = False) -> VideoInfo:
+        """VideoInfo of `video`; raises VideoReadError (the reason is cached too). `verify`: an index built from
+        the packets is checked by decoding the file once (`index.verify_by_decoding`), and kept as verified."""
         try:
             st = os.stat(video)
         except OSError:
             raise VideoReadError("file not found") from None
         key, stamp = os.fspath(video), [st.st_size, st.st_mtime_ns]
         entry = self.entries.get(key)
-        if entry is not None and entry.get("stamp") == stamp and entry.get("version") == PROBE_VERSION:
+        fresh = entry is not None and entry.get("stamp") == stamp and entry.get("version") == PROBE_VERSION
+        if fresh and verify and "info" in entry and not entry.get("verified"):
+            fresh = False  # indexed from its packets only: decode it once now
+        if fresh:
             if "error" in entry:
                 raise VideoReadError(entry["error"])
             try:
@@ -45,7 +49,11 @@ class ProbeCache:
                 pass  # malformed: probe again
         entry = {"stamp": stamp, "version": PROBE_VERSION}
         try:
-            entry["info"] = probe(video).to_dict()
+            info = probe(video)
+            if verify:
+                info = verify_by_decoding(video, info)
+                entry["verified"] = True
+            entry["info"] = info.to_dict()
         except VideoReadError as err:
             entry["error"] = str(err)
         self.entries[key] = self._new[key] = entry

@@ -57,12 +57,13 @@ def parse_extensions(text: str) -> tuple[str, ...]:
     return tuple(e if e.startswith(".") else "." + e for e in text.lower().split(",") if e) or SUFFIXES
 
 
-def survey(paths: list[Path], cache: ProbeCache, progress=None) -> list[Verdict]:
-    """A Verdict per path (probed through `cache`); `progress(i, n)` after each."""
+def survey(paths: list[Path], cache: ProbeCache, progress=None, decode: bool = False) -> list[Verdict]:
+    """A Verdict per path (probed through `cache`; `decode`: each verified by decoding it once); `progress(i, n)`
+    after each."""
     out = []
     for i, path in enumerate(paths, 1):
         try:
-            info = cache.probe(path)
+            info = cache.probe(path, verify=decode)
         except VideoReadError as err:
             out.append(Verdict(path, "unreadable", str(err)))
         else:
@@ -82,6 +83,8 @@ def main(argv: list[str] | None = None, runs_root: Path = Path("runs")) -> int:
     parser.add_argument("--extensions", default="", help="comma-separated video suffixes, as stop-train takes them "
                         f"(default {','.join(SUFFIXES)})")
     parser.add_argument("--quiet", action="store_true", help="list only the videos that are not read exactly")
+    parser.add_argument("--decode", action="store_true", help="also decode every video once: finds packets the "
+                        "decoder rejects (damaged slices), which the packets alone cannot show; slower")
     args = parser.parse_args(argv)
     if not args.folder.is_dir():
         parser.exit(2, f"stop-train check: {printable(args.folder)} is not a folder\n")
@@ -93,7 +96,8 @@ def main(argv: list[str] | None = None, runs_root: Path = Path("runs")) -> int:
                        + (f"; other files: {ignored} (--extensions takes more suffixes)" if ignored else "") + "\n")
     tty = sys.stderr.isatty()
     cache, start = ProbeCache(args.probe_cache), time.monotonic()
-    verdicts = survey(paths, cache, (lambda i, n: print(f"\rprobing {i}/{n}", end="", file=sys.stderr)) if tty else None)
+    verdicts = survey(paths, cache, (lambda i, n: print(f"\rprobing {i}/{n}", end="", file=sys.stderr)) if tty else None,
+                      decode=args.decode)
     if tty:
         print(file=sys.stderr)
     try:
