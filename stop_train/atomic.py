@@ -219,6 +219,11 @@ def publish(stage: Path, folder: Path, names: list[str]) -> None:
     sync_folder(Path(folder))
 
 
+def printable(path: os.PathLike | str) -> str:
+    """A path as text any terminal shows, bytes that are not UTF-8 as \\xNN (what `readable_output` prints)."""
+    return os.fspath(path).encode("utf-8", "stop-escape-bytes").decode("utf-8")
+
+
 def readable_output() -> None:
     """Let standard output and error print file names that are not UTF-8 (a lone surrogate from os.fsdecode) as
     \\xNN escapes instead of failing with UnicodeEncodeError: for the command lines' main functions."""

@@ -13,6 +13,11 @@ from typing import Iterable, Iterator
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov")
 
 
+def parse_extensions(text: str) -> tuple[str, ...]:
+    """`--extensions` text -> suffixes: comma-separated, any case, the dot optional ('avi,.MP4' -> ('.avi', '.mp4'))."""
+    return tuple(e if e.startswith(".") else "." + e for e in text.lower().split(",") if e)
+
+
 @dataclass(frozen=True)
 class VideoItem:
     """One video: absolute path, class index and leakage group for grouped hold-outs."""

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write_text, printable
 from ..config import ModelConfig, load_preset
 from ..data import DATASETS, open_dataset
 from ..data.captions import CAPTION_DATASETS, CaptionSplit, open_caption_dataset
 from ..data.synthetic import write_synthetic_motion
 from ..data.synthetic_captions import write_synthetic_captions
+from ..data.types import parse_extensions
 from ..video import PreprocessCfg, SamplingCfg
 from .checkpoint import write_json
 from .config import RETRIEVAL_MODEL_DEFAULTS, TrainConfig
@@ -64,7 +65,7 @@ def dataset_options(cfg: TrainConfig) -> dict:
         if option == "lists":
             options.setdefault("lists", {})[name.removesuffix("_list")] = value
         elif option == "extensions":
-            options[option] = tuple(e if e.startswith(".") else "." + e for e in value.lower().split(",") if e)
+            options[option] = parse_extensions(value)
         else:
             options[option] = value
     return options
@@ -308,6 +309,6 @@ def tensorboard_writer(run_dir: Path):
         folder.encode("utf-8")
     except UnicodeEncodeError:  # TensorBoard's writer encodes its path as UTF-8 and fails on other names
         log.warning("no TensorBoard logs: %s is not a UTF-8 name, which TensorBoard cannot write to; "
-                    "metrics.csv has every epoch", os.fsencode(folder).decode("utf-8", "backslashreplace"))
+                    "metrics.csv has every epoch", printable(folder))
         return None
     return SummaryWriter(folder)

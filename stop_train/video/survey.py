@@ -15,7 +15,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.types import VIDEO_EXTENSIONS
+from ..atomic import printable
+from ..data.types import VIDEO_EXTENSIONS, parse_extensions
 from .libav import VideoReadError
 from .probe_cache import ProbeCache
 
@@ -29,11 +30,6 @@ class Verdict:
     reason: str = ""
     frames: int = 0
     fps: float = 0.0
-
-
-def printable(path: os.PathLike | str) -> str:
-    """A path as text any terminal shows: bytes that are not UTF-8 as \\xNN."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def videos_under(folder: Path, suffixes: tuple[str, ...] = SUFFIXES) -> tuple[list[Path], Counter]:
@@ -50,11 +46,6 @@ def videos_under(folder: Path, suffixes: tuple[str, ...] = SUFFIXES) -> tuple[li
             else:
                 other[os.path.splitext(f)[1].lower() or "(none)"] += 1
     return sorted(found), other
-
-
-def parse_extensions(text: str) -> tuple[str, ...]:
-    """`--extensions` as training takes it: comma-separated, the dot optional; '' = the indexers' default."""
-    return tuple(e if e.startswith(".") else "." + e for e in text.lower().split(",") if e) or SUFFIXES
 
 
 def survey(paths: list[Path], cache: ProbeCache, progress=None, decode: bool = False) -> list[Verdict]:
@@ -88,7 +79,7 @@ def main(argv: list[str] | None = None, runs_root: Path = Path("runs")) -> int:
     args = parser.parse_args(argv)
     if not args.folder.is_dir():
         parser.exit(2, f"stop-train check: {printable(args.folder)} is not a folder\n")
-    suffixes = parse_extensions(args.extensions)
+    suffixes = parse_extensions(args.extensions) or SUFFIXES
     paths, other = videos_under(args.folder, suffixes)
     ignored = ", ".join(f"{n} {suffix}" for suffix, n in other.most_common())
     if not paths:
