@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load, save
+from safetensors.torch import load_file, save
 
 from ..atomic import atomic_write, atomic_write_bytes, atomic_write_json, replacing_folder
 from ..config import ModelConfig
@@ -59,7 +59,7 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, model_cfg: ModelConfig
                          "checkpoints written before are unchanged")
     try:
         with replacing_folder(folder) as staging:
-            atomic_write_bytes(staging / WEIGHTS, save(weights))
+            atomic_write_bytes(staging / WEIGHTS, save(weights))  # bytes: save_file renames a file of its own
             atomic_write(staging / STATE, lambda f: torch.save(state, f))
             atomic_write_json(staging / CONFIG, model_cfg.to_dict())
     except (OSError, RuntimeError) as err:
@@ -120,7 +120,7 @@ def load_checkpoint(folder: Path, model: torch.nn.Module | None = None) -> tuple
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
     """The tensors of a safetensors file. Raises CheckpointError naming a damaged (truncated, empty) file."""
     try:
-        return load(Path(path).read_bytes())
+        return load_file(str(path))  # memory-mapped: no second copy of the weights in memory
     except Exception as err:  # safetensors raises its own SafetensorError for a truncated file
         if isinstance(err, OSError):
             raise
