@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import errno
 import io
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save
+from safetensors.torch import load, load_file, save
 
 from ..atomic import atomic_write, atomic_write_bytes, atomic_write_json, replacing_folder
 from ..config import ModelConfig
@@ -120,11 +121,21 @@ def load_checkpoint(folder: Path, model: torch.nn.Module | None = None) -> tuple
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
     """The tensors of a safetensors file. Raises CheckpointError naming a damaged (truncated, empty) file."""
     try:
-        return load_file(str(path))  # memory-mapped: no second copy of the weights in memory
+        if _utf8(os.fspath(path)):
+            return load_file(os.fspath(path))  # memory-mapped: no second copy of the weights in memory
+        return load(Path(path).read_bytes())  # safetensors opens only UTF-8 paths
     except Exception as err:  # safetensors raises its own SafetensorError for a truncated file
         if isinstance(err, OSError):
             raise
         raise CheckpointError(f"{path} is damaged ({_first_line(err)})") from None
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _first_line(err: BaseException) -> str:
