@@ -6,8 +6,9 @@
    at random points; each checked by `tests/differential.check` (equal to ffmpeg, or one clear refusal). Prints
    one line per file and the counts; exits 1 on any mismatch.
 2. Cost: `--dataset` UCF101-like clips (320x240, 25 fps, ~7 s, MPEG-4 Part 2 in AVI, as UCF101 ships) indexed
-   from their packets (`probe`) and by decoding (`index_by_decoding`), side by side in one run: seconds per
-   video and the ratio, and the same for the 640x272 H.264 source.
+   side by side in one run: from their packets (`--probe fast`), exactly (`probe_exact`: packets verified by one
+   decoding pass, training's default) one after another, and exactly on threads as training probes a dataset
+   (`probe_items`); ms per video and ratios, and the same for the 640x272 H.264 source.
 """
 from __future__ import annotations
 
@@ -59,7 +60,10 @@ def corpus(work: Path, cuts: int) -> int:
 
 
 def cost(work: Path, count: int) -> None:
-    from stop_train.video.index import index_by_decoding, probe
+    from types import SimpleNamespace
+
+    from stop_train.video.index import probe, probe_exact
+    from stop_train.video.probe_cache import ProbeCache, probe_items
 
     folder = work / "dataset"
     folder.mkdir(parents=True, exist_ok=True)
@@ -73,17 +77,18 @@ def cost(work: Path, count: int) -> None:
             dst = folder / f"{i:04d}{one.suffix}"
             shutil.copyfile(one, dst)  # a distinct file each: no OS cache advantage beyond the page cache
             paths.append(dst)
-        t0 = time.monotonic()
-        for p in paths:
-            probe(p)
-        packets = (time.monotonic() - t0) / count
-        t0 = time.monotonic()
-        for p in paths:
-            index_by_decoding(p, "benchmark")
-        decoding = (time.monotonic() - t0) / count
-        print(f"{name}: packets {packets * 1e3:.1f} ms/video, by decoding {decoding * 1e3:.1f} ms/video "
-              f"({decoding / packets:.1f}x); 13,320 videos (UCF101 size): {packets * 13320 / 60:.1f} vs "
-              f"{decoding * 13320 / 60:.1f} min")
+        ms = {}
+        for how, run in (("fast", lambda: [probe(p) for p in paths]),
+                         ("exact", lambda: [probe_exact(p) for p in paths]),
+                         ("exact-threads", lambda: probe_items([SimpleNamespace(path=p) for p in paths],
+                                                               ProbeCache(None)))):
+            t0 = time.monotonic()
+            run()
+            ms[how] = (time.monotonic() - t0) / count * 1e3
+        print(f"{name}: fast {ms['fast']:.1f} ms/video, exact {ms['exact']:.1f} ({ms['exact'] / ms['fast']:.1f}x), "
+              f"exact on threads {ms['exact-threads']:.1f} ({ms['exact-threads'] / ms['fast']:.1f}x); 13,320 videos "
+              f"(UCF101 size): {ms['fast'] * 13.32 / 60:.1f} / {ms['exact'] * 13.32 / 60:.1f} / "
+              f"{ms['exact-threads'] * 13.32 / 60:.1f} min", flush=True)
         for p in paths:
             p.unlink()
 

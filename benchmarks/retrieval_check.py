@@ -26,7 +26,7 @@ from stop_train.data.captions import open_caption_dataset
 from stop_train.data.synthetic_captions import SyntheticCaptionsSpec, write_synthetic_captions
 from stop_train.model import load_model
 from stop_train.video import PreprocessCfg, SamplingCfg, normalize_frames
-from stop_train.video.decode import probe
+from stop_train.video.decode import probe_exact
 from stop_train.video.views import eval_views
 
 
@@ -39,7 +39,7 @@ def twin_check(run_dir: Path, data_root: Path) -> tuple[float, int]:
     sampling = SamplingCfg(**{**config["sampling"], "test_clips": 1, "test_crops": 1})
     pre = PreprocessCfg.for_model(cfg)
     test = open_caption_dataset("synthetic-captions", data_root, val_fraction=0).splits["test"]
-    clips = np.stack([eval_views(v.path, probe(v.path), sampling, pre)[0] for v in test.videos])  # (N, T, S, S, 3)
+    clips = np.stack([eval_views(v.path, probe_exact(v.path), sampling, pre)[0] for v in test.videos])  # (N, T, S, S, 3)
     forward = torch.from_numpy(normalize_frames(clips, pre))
     video = model.encode_video(forward)
     backward = model.encode_video(forward.flip(1))

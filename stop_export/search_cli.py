@@ -92,7 +92,8 @@ def _index(args) -> int:
 
 
 def _update(args, videos: list[Path]) -> int:
-    """Embed the new and changed `videos` into the index (created when absent), saving every 20 videos."""
+    """Embed the new and changed `videos` into the index (created when absent), saving every 20 videos (or a
+    minute's work) and on Ctrl-C."""
     from .runtime.backends import open_backend
     from .runtime.files import pair_exists
     from .runtime.recognize import RecognizeError
@@ -120,7 +121,7 @@ def _update(args, videos: list[Path]) -> int:
     for path in gone:
         print(f"removed {path}: the file is gone", file=sys.stderr)
     done = failed = kept = 0
-    start = time.perf_counter()
+    start = saved = time.perf_counter()
     try:
         for n, path in enumerate(videos, start=1):
             if index.up_to_date(path):
@@ -137,8 +138,9 @@ def _update(args, videos: list[Path]) -> int:
             done += 1
             print(f"[{n}/{len(videos)}] {path}: {plural(len(emb), 'window')} over {duration:.1f} s "
                   f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
-            if done % 20 == 0:  # a crash loses at most 20 videos of work
+            if done % 20 == 0 or time.perf_counter() - saved > 60:  # a crash loses at most 20 videos or a minute
                 index.save(args.output)
+                saved = time.perf_counter()
     except KeyboardInterrupt:
         index.save(args.output)
         print(f"interrupted: {done} videos saved to {meta_path}; run the same command to continue", file=sys.stderr)

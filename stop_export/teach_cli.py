@@ -236,7 +236,7 @@ def _check(bank, args) -> None:
 def _teach(bank, backend, args) -> str | None:
     """Embed the clips and add them to class --label; returns what was taught, None when every clip was already
     there."""
-    from stop_train.video.decode import VideoReadError, probe
+    from stop_train.video.decode import VideoReadError, probe_exact
 
     from .runtime.bank import BankError, Example, embed_example, now
     from .runtime.recognize import RecognizeError
@@ -264,7 +264,7 @@ def _teach(bank, backend, args) -> str | None:
     for i, (path, start, end) in enumerate(clips, 1):
         source = str(path.resolve())
         try:
-            info = probe(path)
+            info = probe_exact(path)
         except (VideoReadError, OSError) as err:
             raise RecognizeError(f"cannot read {path}: {err}") from None
         lo = max(start or 0.0, float(info.times()[0]))
@@ -272,7 +272,7 @@ def _teach(bank, backend, args) -> str | None:
         if (source, round(lo, 3), round(hi, 3)) in known:
             print(f"  {path.name} {lo:.2f}-{hi:.2f} s is already an example of {args.label!r}: skipped", file=sys.stderr)
             continue
-        embeddings.append(embed_example(backend, path, start, end))
+        embeddings.append(embed_example(backend, path, start, end, info))
         examples.append(Example(source, round(lo, 3), round(hi, 3), now()))
         known.add((source, round(lo, 3), round(hi, 3)))  # the same clip twice in one command, too
         print(f"  [{i}/{len(clips)}] {path.name} {lo:.2f}-{hi:.2f} s", file=sys.stderr, flush=True)

@@ -114,6 +114,16 @@ def swap_folder(staging: Path, folder: Path) -> None:
     sync_folder(folder.parent)
 
 
+def settled_folder(folder: str | Path, names: tuple[str, ...]) -> Path | None:
+    """`folder`, or `folder.old` where a crash between `swap_folder`'s renames left only it; None when neither
+    holds every file of `names`."""
+    folder = Path(folder)
+    for candidate in (folder, folder.with_name(folder.name + ".old")):
+        if all((candidate / name).is_file() for name in names):
+            return candidate
+    return None
+
+
 def sync_folder(folder: Path) -> None:
     """fsync a folder, so that a rename in it survives a power cut (best effort: not every system allows it)."""
     with contextlib.suppress(OSError):

@@ -71,7 +71,7 @@ def parse_model_items(items: list[str]) -> dict:
 
 
 # flags a resumed run may change: where things are and how far to go, never what is trained
-RESUME_FLAGS = ("resume", "max_steps", "workers", "device", "save_every", "probe_cache", "data_root")
+RESUME_FLAGS = ("resume", "max_steps", "workers", "device", "save_every", "probe_cache", "probe", "data_root")
 
 
 def _train(argv: list[str]) -> int:
@@ -230,7 +230,7 @@ def _eval(argv: list[str]) -> int:
                         help="folder for <split>_metrics.json (default: the run, or the model folder)")
     defaults = TrainConfig()
     data_flags = ("task", "dataset", "data_root", "fold", "val_fraction", "template", *DATASET_FLAGS,
-                  "test_clips", "test_crops", "workers", "batch_size", "device", "probe_cache", "dual_softmax")
+                  "test_clips", "test_crops", "workers", "batch_size", "device", "probe_cache", "probe", "dual_softmax")
     for name in data_flags:
         default = getattr(defaults, name)
         flag = "--" + name.replace("_", "-")
@@ -293,7 +293,7 @@ def _stats(argv: list[str]) -> int:
         return parse
 
     for flag, kind in (("--data-root", str), ("--workers", count(0)), ("--batch-size", count(1)), ("--device", str),
-                       ("--probe-cache", str)):
+                       ("--probe-cache", str), ("--probe", str)):
         parser.add_argument(flag, type=kind, default=None, help="(default: the run's)")
     args = parser.parse_args(argv)
     if not ((args.run / "config.json").is_file() and (args.run / "checkpoints").is_dir()):
@@ -301,7 +301,7 @@ def _stats(argv: list[str]) -> int:
     saved, model_cfg = read_run_config(args.run)
     if saved.task == "retrieval":
         raise ValueError(f"{args.run} is a retrieval run: class statistics need classes")
-    given = {k: v for k in ("data_root", "workers", "batch_size", "device", "probe_cache")
+    given = {k: v for k in ("data_root", "workers", "batch_size", "device", "probe_cache", "probe")
              if (v := getattr(args, k)) is not None}
     with locked(args.run, int(os.environ.get("RANK", "0")) == 0):  # it writes into the run's checkpoint
         trainer = Trainer(dataclasses.replace(saved, **given), model_cfg, args.run, start="eval", eval_split="train")

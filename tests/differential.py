@@ -2,7 +2,8 @@
 
 `check(path)` compares, with ffmpeg's frames and times (`ffmpeg -fps_mode passthrough`, with
 ``scale=W:H`` where the pixels are not square):
-- `probe`: the frame count, the display size, every frame's time;
+- `probe_exact` (the clip readers' index; the live reader uses `probe`): the frame count, the display size,
+  every frame's time;
 - the live reader (`FileSource.frames`, as `stop-recognize` and the app play a file): every frame and time;
 - `read_frames` (training, `--protocol eval`, teaching and the search indexer read clips through it) on
   random index sets, single frames and clips;
@@ -69,12 +70,20 @@ def _times_ok(ours: np.ndarray, ref: np.ndarray) -> bool:
 
 def _damaged_gops(path: Path, count: int) -> np.ndarray:
     """(count,) bool: the frames in a GOP (from one key frame to the next, output order) holding a frame the
-    decoder flags as concealed."""
+    decoder flags as concealed, or where a packet the decoder rejected would have been shown (the pictures that
+    refer to it are concealed too, and ffmpeg's own output there changes from run to run)."""
+    from stop_train.video.index import probe
     from stop_train.video.libav import decoded, open_video
 
     container, stream = open_video(path)
     with container:
-        flags = [(f.key_frame, f.is_corrupt) for f in decoded(container, stream)]
+        rows = [(f.key_frame, f.is_corrupt, f.pts) for f in decoded(container, stream)]
+    flags = [[key, corrupt] for key, corrupt, _ in rows]
+    promised = probe(path)
+    if promised.method == "packets" and promised.frames > len(rows):  # packets the decoder rejected
+        shown = np.asarray([pts for *_, pts in rows], dtype=np.float64)
+        for pts in np.setdiff1d(promised.frame_pts(), shown):
+            flags[min(int(np.searchsorted(shown, pts)), len(flags) - 1)][1] = True
     out, gop, hit = np.zeros(count, dtype=bool), 0, False
     for i, (key, corrupt) in enumerate(flags[:count] + [(True, False)]):
         if key or i == len(flags[:count]):
@@ -86,12 +95,12 @@ def _damaged_gops(path: Path, count: int) -> np.ndarray:
 
 def check(path: Path, seed: int = 0) -> Result:
     """Compare every reader with ffmpeg on `path` (see the module doc)."""
-    from stop_train.video.decode import VideoReadError, probe
+    from stop_train.video.decode import VideoReadError, probe_exact
     from stop_train.video.source import FileSource
 
     path = Path(path)
     try:
-        info = probe(path)
+        info = probe_exact(path)
     except VideoReadError as err:
         ref, _, _ = reference(path)
         outcome = "refused" if len(ref) == 0 else "MISMATCH"

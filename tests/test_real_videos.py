@@ -16,7 +16,7 @@ EXPECTED = {
     "bikes-xvid-packed.avi": "decoding", "bikes-cut2.65s.mkv": "decoding", "bikes-cut3.87s-noedit.mp4": "decoding",
     "bikes-repeated-ms.mkv": "decoding", "carphone-vfr-repeated.webm": "decoding", "bikes.h264": "decoding",
     "bikes-missing-pts.ts": "decoding", "carphone-cut1.53s.mkv": "refused", "bikes-remux.avi": "decoding",
-    "bikes-timescale30.mp4": "packets",
+    "bikes-timescale30.mp4": "packets", "bikes-rejected-slices.mp4": "decoding",
 }
 
 

@@ -228,3 +228,21 @@ def test_two_new_runs_started_in_one_second_get_a_folder_each(data_root, tmp_pat
     assert cli.main(argv) == 0 and cli.main(argv) == 0
     runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
     assert runs == ["synthetic-motion-tiny-20261207-101500", "synthetic-motion-tiny-20261207-101500-2"]
+
+
+def test_a_model_folder_killed_between_its_renames_is_read_from_what_it_left(tmp_path, capsys):
+    """`save_model` replaces a folder by two renames (FOLDER -> FOLDER.old, staging -> FOLDER); kill -9 between them
+    leaves only FOLDER.old. Loading and exporting the folder read that, and the next save cleans it up."""
+    import os
+
+    from stop_export.cli import export_main
+    from stop_train.model import create_model, load_model, save_model
+
+    model = create_model("tiny")
+    folder = save_model(model, tmp_path / "model")
+    os.replace(folder, tmp_path / "model.old")  # the first rename done, the process killed before the second
+    assert load_model(folder).cfg == model.cfg
+    (tmp_path / "labels.txt").write_text("a\nb\n")
+    assert export_main([str(folder), "--labels", str(tmp_path / "labels.txt"), "-o", str(tmp_path / "m.onnx")]) == 0
+    save_model(model, folder)
+    assert (folder / "model.safetensors").is_file() and not (tmp_path / "model.old").exists()

@@ -97,10 +97,11 @@ def test_check_takes_training_s_extensions_and_counts_what_it_leaves_out(tmp_pat
     assert out[-1] == "not checked (not .ts): 1 .txt"
 
 
-def test_check_decode_finds_packets_the_decoder_rejects(tmp_path, capsys):
+def test_check_finds_packets_the_decoder_rejects(tmp_path, capsys):
     """A damaged slice the decoder rejects (ffmpeg: 'A non-intra slice in an IDR NAL unit') drops a frame that the
-    packets still count: only decoding shows it. `stop-train check --decode` does, and the index it caches is
-    ffmpeg's numbering for every reader."""
+    packets still count: only decoding shows it. `stop-train check` decodes every file by default (`--probe fast`
+    does not), and the index it caches is ffmpeg's numbering for every reader. On 09e09a6 the default probe counted
+    the packets' 250 frames."""
     from stop_train.video.index import probe
 
     bad = realvideos.build(tmp_path / "src", ["bikes-rejected-slices.mp4"])["bikes-rejected-slices.mp4"]
@@ -108,11 +109,62 @@ def test_check_decode_finds_packets_the_decoder_rejects(tmp_path, capsys):
     (tmp_path / "ds" / "cls").mkdir(parents=True)
     os.link(bad, tmp_path / "ds" / "cls" / "a.mp4")
     cache = tmp_path / "c.json"
+    assert check_main([str(tmp_path / "ds"), "--probe-cache", str(cache), "--probe", "fast"]) == 0
+    assert capsys.readouterr().out.startswith("read exactly")  # what the packets alone say
     assert check_main([str(tmp_path / "ds"), "--probe-cache", str(cache)]) == 0
-    assert capsys.readouterr().out.startswith("read exactly")
-    assert check_main([str(tmp_path / "ds"), "--probe-cache", str(cache), "--decode"]) == 0
     line = capsys.readouterr().out.splitlines()[0]
     assert line.startswith("read by decoding") and "decoding gives 247 frames where the packets promise 250" in line
     info = ProbeCache(cache).probe(tmp_path / "ds" / "cls" / "a.mp4")  # what training reads from the cache
     assert info.frames == 247 and info.method == "decoding"
 
+
+
+def test_probing_a_dataset_keeps_its_work_when_interrupted(dataset, tmp_path, monkeypatch):
+    """Probing a large dataset exactly takes minutes: Ctrl-C (or a crash in one probe) keeps what was probed."""
+    from types import SimpleNamespace
+
+    from stop_train.video import probe_cache
+
+    items = [SimpleNamespace(path=p) for p in (dataset / "Run" / "a.mp4", dataset / "Run" / "b.mkv",
+                                                dataset / "Jump" / "c.mkv")]
+    real, calls = probe_cache.probe_entry, []
+
+    def interrupted_on_the_third(video, exact=True):
+        calls.append(video)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(video, exact)
+
+    monkeypatch.setattr(probe_cache, "probe_entry", interrupted_on_the_third)
+    path = tmp_path / "probe.json"
+    with pytest.raises(KeyboardInterrupt):
+        probe_cache.probe_items(items, ProbeCache(path), jobs=1)
+    kept = json.loads(path.read_text())
+    assert sorted(kept) == sorted(os.fspath(c) for c in calls[:2]) and all(e["verified"] for e in kept.values())
+    monkeypatch.setattr(probe_cache, "probe_entry", real)
+    usable, infos, skipped = probe_cache.probe_items(items, ProbeCache(path), jobs=2)  # only the third is probed
+    assert [i.path for i in usable] == [i.path for i in items[:2]] and skipped[0][0] == os.fspath(items[2].path)
+
+
+def test_a_fast_probe_is_verified_when_an_exact_one_is_asked_for(tmp_path):
+    """Training's default (`--probe exact`) does not trust a cached packets-only probe of a file the decoder
+    rejects packets of: it decodes the file once and caches the decoder's numbering."""
+    from types import SimpleNamespace
+
+    from stop_train.video.probe_cache import probe_items
+
+    bad = realvideos.build(tmp_path / "src", ["bikes-rejected-slices.mp4"])["bikes-rejected-slices.mp4"]
+    cache = ProbeCache(tmp_path / "c.json")
+    assert cache.probe(bad, exact=False).frames == 250
+    _, infos, _ = probe_items([SimpleNamespace(path=bad)], cache)
+    assert infos[0].frames == 247 and infos[0].method == "decoding" and "rejects" in infos[0].why
+    cache.save()
+    assert ProbeCache(tmp_path / "c.json").probe(bad, exact=False).frames == 247  # the exact entry serves both
+
+
+def test_training_takes_probe_exact_or_fast_only():
+    from stop_train.engine.config import TrainConfig
+
+    assert TrainConfig().probe == "exact" and TrainConfig(probe="fast").probe == "fast"
+    with pytest.raises(ValueError, match="probe 'quick' is not one of exact, fast"):
+        TrainConfig(probe="quick")

@@ -14,10 +14,11 @@ import torch.nn.functional as F
 from torch import nn
 
 import stop_train
-from stop_train.atomic import atomic_write
+from stop_train.atomic import atomic_write, settled_folder
 from stop_train.config import ModelConfig, load_config
 from stop_train.labels import DEFAULT_TEMPLATE, load_labels
 from stop_train.model import STOP, create_model, load_model
+from stop_train.model.factory import CONFIG_FILE, WEIGHTS_FILE
 from stop_train.model.factory import model_fingerprint  # noqa: F401  (a label bank or cache keyed on the model)
 from stop_train.op_spec import OP_DOMAIN, OP_TYPE
 from stop_train.statistics import STATISTICS_FILE
@@ -26,6 +27,7 @@ from stop_train.video import PreprocessCfg, SamplingCfg
 from ..schema import INPUT_NAME, METADATA_KEY, TEXT_INPUT, TEXT_OUTPUT, Metadata
 from .function import attach_function, translation_table
 
+MODEL_FILES = (WEIGHTS_FILE, CONFIG_FILE)  # a model folder (or a run's checkpoint folder)
 log = logging.getLogger(__name__)
 
 OPSET = 18  # <= 20 for TensorRT 10.3 (JetPack 6); 18 is the exporter's native opset
@@ -74,7 +76,7 @@ def resolve_source(source: str | Path, labels: str | None = None, template: str 
             checkpoint = "best" if (path / "checkpoints" / "best").is_dir() else "last"
             if checkpoint == "last":
                 log.info("%s has no best checkpoint (no validation picked one): exporting the last one", path)
-        folder = path / "checkpoints" / checkpoint
+        folder = settled_folder(path / "checkpoints" / checkpoint, MODEL_FILES) or path / "checkpoints" / checkpoint
         if not folder.is_dir():
             found = sorted(p.name for p in (path / "checkpoints").iterdir() if p.is_dir())
             raise ExportError(f"{path} has no checkpoint {checkpoint!r} (found: {', '.join(found) or 'none'})")
@@ -82,9 +84,9 @@ def resolve_source(source: str | Path, labels: str | None = None, template: str 
         stats = folder / STATISTICS_FILE
         run_labels = _read_labels(path / "labels.txt") if (path / "labels.txt").is_file() else None
         description = f"run {path.resolve()} ({checkpoint})"
-    elif (path / "model.safetensors").is_file():
+    elif settled_folder(path, MODEL_FILES) is not None:  # (FOLDER.old: a save killed between its renames)
         model = load_model(path).eval()
-        stats = path / STATISTICS_FILE
+        stats = settled_folder(path, MODEL_FILES) / STATISTICS_FILE
         run_root = path.parent.parent  # a checkpoint inside a run: <run>/checkpoints/<name>
         if path.parent.name == "checkpoints" and (run_root / "config.json").is_file():
             run_cfg = json.loads((run_root / "config.json").read_text(encoding="utf-8"))

@@ -505,19 +505,19 @@ def check_clip_length(times: np.ndarray, sampling, what: str) -> None:
                         f"model's clip: {t} frames {sampling.frame_interval_s:g} s apart): give a longer clip or range")
 
 
-def embed_example(backend, path: str | Path, start_s: float | None = None, end_s: float | None = None
-                  ) -> ClipEmbedding:
+def embed_example(backend, path: str | Path, start_s: float | None = None, end_s: float | None = None,
+                  info=None) -> ClipEmbedding:
     """The example (`ClipEmbedding`) of a file, or of its frames in [`start_s`, `end_s`] seconds: the metadata's eval
     views (`eval_views`), through the model. Raises BankError for a range without enough frames for one clip
-    (`check_clip_length`), RecognizeError for an unreadable file."""
-    from stop_train.video.decode import VideoReadError, probe
+    (`check_clip_length`), RecognizeError for an unreadable file. `info`: its `probe_exact` index, where known."""
+    from stop_train.video.decode import VideoReadError, probe_exact
     from stop_train.video.views import eval_views, frames_in_range
 
     from .recognize import RecognizeError
 
     meta = backend.metadata
     try:
-        info = probe(path)
+        info = info or probe_exact(path)
         times = info.times()
         what = f"{path}" if start_s is None and end_s is None else f"{path}@{start_s or 0:g}-{'' if end_s is None else f'{end_s:g}'}"
         check_clip_length(times[frames_in_range(times, start_s, end_s)], meta.sampling, what)

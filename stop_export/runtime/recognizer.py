@@ -102,10 +102,10 @@ class Recognizer:
 
     def predict_file(self, path: str | Path) -> Prediction:
         """The test protocol stored in the metadata: N clips x M crops of the whole file, averaged."""
-        from stop_train.video.decode import probe
+        from stop_train.video.decode import probe_exact
         from stop_train.video.views import eval_views
 
-        pred = self.predict(eval_views(path, probe(path), self.sampling, self.preprocess))
+        pred = self.predict(eval_views(path, probe_exact(path), self.sampling, self.preprocess))
         mean = pred.scores.mean(axis=0, keepdims=True)
         return Prediction(mean, pred.outputs, pred.labels)
 

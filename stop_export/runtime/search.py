@@ -230,11 +230,11 @@ def embed_video(backend, path: Path, windows: WindowCfg, batch: int = 8, stop=No
         return np.zeros((0, 0), np.float32), np.zeros(0), np.zeros(0), duration
     from dataclasses import replace
 
-    from stop_train.video.decode import VideoReadError, probe
+    from stop_train.video.decode import VideoReadError, probe_exact
     from stop_train.video.views import eval_views
 
     try:
-        info = probe(path)
+        info = probe_exact(path)
         clip = eval_views(path, info, replace(meta.sampling, sampler="segments", test_clips=1, test_crops=1),
                           meta.preprocess)
     except (VideoReadError, OSError) as err:

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from safetensors.torch import load, load_file, save
 
-from ..atomic import atomic_write, atomic_write_bytes, atomic_write_json, replacing_folder
+from ..atomic import atomic_write, atomic_write_bytes, atomic_write_json, replacing_folder, settled_folder
 from ..config import ModelConfig
 
 WEIGHTS = "model.safetensors"
@@ -71,11 +71,7 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, model_cfg: ModelConfig
 def usable(folder: Path) -> Path | None:
     """`folder`, or `folder.old` when a crash between `swap_folder`'s renames left only it; None when neither has both
     files."""
-    folder = Path(folder)
-    for candidate in (folder, folder.with_name(folder.name + ".old")):
-        if (candidate / WEIGHTS).is_file() and (candidate / STATE).is_file():
-            return candidate
-    return None
+    return settled_folder(folder, (WEIGHTS, STATE))
 
 
 def link_checkpoint(src: Path, dst: Path) -> Path:

@@ -17,6 +17,9 @@ RETRIEVAL_DATASETS = ("msrvtt", "captions", "synthetic-captions")  # the caption
 RETRIEVAL_MODEL_DEFAULTS = {"frames": 12, "text.max_tokens": 32}
 
 
+PROBES = ("exact", "fast")  # how videos are indexed (TrainConfig.probe)
+
+
 @dataclass
 class TrainConfig:
     # recognition (class labels) | retrieval (captions, text-video search); '' = retrieval for a caption dataset
@@ -43,6 +46,9 @@ class TrainConfig:
     flip_safe: Optional[bool] = None  # folder / list: horizontal flips keep every label (None = yes)
     workers: int = 2  # data-loading processes
     probe_cache: str = ""  # JSON cache of frame counts ('' = <runs_root>/.probe-cache.json)
+    # exact: each video's frame index verified by decoding it once (cached); fast: from its packets only, which
+    # cannot see packets the decoder rejects mid-file (each shifts later frames by one against ffmpeg)
+    probe: str = "exact"
     # sampling and pre-processing (DECISIONS §4)
     sampler: str = "segments"  # segments | interval
     frame_interval_s: float = 0.5  # interval sampler
@@ -85,6 +91,8 @@ class TrainConfig:
             raise ValueError(f"task {self.task!r} is not one of {', '.join(TASKS)}")
         if not self.dataset:
             self.dataset = TASKS[self.task]
+        if self.probe not in PROBES:
+            raise ValueError(f"probe {self.probe!r} is not one of {', '.join(PROBES)}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

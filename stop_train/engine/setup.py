@@ -184,7 +184,7 @@ def prepare_data(cfg: TrainConfig, model_cfg: ModelConfig, runs_root: Path, dist
         if (only and split != only) or not items:
             probed[split] = ([], [])
             continue
-        usable, infos, bad = probe_items(items, cache, _progress_bar(f"probing {split} videos") if dist.is_main else None)
+        usable, infos, bad = _probe(items, cache, split, cfg, dist)
         probed[split] = (usable, infos)
         skipped += bad
     if dist.is_main:
@@ -221,7 +221,7 @@ def _prepare_captions(cfg: TrainConfig, model_cfg: ModelConfig, runs_root: Path,
     for split, part in index.splits.items():
         if (only and split != only) or not part.videos:
             continue
-        usable, infos, bad = probe_items(part.videos, cache, _progress_bar(f"probing {split} videos") if dist.is_main else None)
+        usable, infos, bad = _probe(part.videos, cache, split, cfg, dist)
         skipped += bad
         readable = {item.path for item in usable}
         splits[split] = (part.subset([i for i, v in enumerate(part.videos) if v.path in readable]), infos)
@@ -288,6 +288,22 @@ def read_run_config(run_dir: Path) -> tuple[TrainConfig, ModelConfig]:
     if not isinstance(data, dict) or not {"train", "model"} <= set(data):
         raise ValueError(f"{saved} is not a run's config.json (no 'train' and 'model' sections)")
     return TrainConfig.from_dict(data["train"]), ModelConfig.from_dict(data["model"])
+
+
+def _probe(items: list, cache: ProbeCache, split: str, cfg: TrainConfig, dist: DistInfo):
+    """`probe_items` for one split (`cfg.probe`: exact or fast). Under torchrun each rank first probes its share of
+    the videos and saves it; after a barrier every rank finds the others' in the shared cache."""
+    exact = cfg.probe == "exact"
+    desc = f"probing {split} videos" + (" (each decoded once, cached)" if exact else "")
+    if dist.world > 1:
+        probe_items(items[dist.rank::dist.world], cache, _progress_bar(desc) if dist.is_main else None, exact)
+        try:
+            cache.save()
+        except OSError as err:
+            log.warning("could not save the probe cache (%s): other processes probe these videos again", err)
+        barrier(dist)
+        cache.refresh()
+    return probe_items(items, cache, _progress_bar(desc) if dist.is_main else None, exact)
 
 
 def _progress_bar(desc: str):

@@ -78,14 +78,20 @@ def save_model(model: STOP, folder: str | Path) -> Path:
 
 
 def load_model(folder: str | Path, device: str | torch.device = "cpu", **overrides: Any) -> STOP:
-    """Load a model folder written by `save_model` or by the converter. Raises FileNotFoundError (not a model
-    folder), ValueError (a damaged file, named)."""
+    """Load a model folder written by `save_model` or by the converter (or `FOLDER.old`, where a crash while
+    `save_model` replaced it left only that). Raises FileNotFoundError (not a model folder), ValueError (a
+    damaged file, named)."""
+    from ..atomic import settled_folder
     from ..engine.checkpoint import load_weights
 
     folder = Path(folder)
-    for name in (WEIGHTS_FILE, CONFIG_FILE):
-        if not (folder / name).is_file():
-            raise FileNotFoundError(f"{folder} has no {name}: not a STOP model folder")
+    found = settled_folder(folder, (WEIGHTS_FILE, CONFIG_FILE))
+    if found is None:
+        missing = next(name for name in (WEIGHTS_FILE, CONFIG_FILE) if not (folder / name).is_file())
+        raise FileNotFoundError(f"{folder} has no {missing}: not a STOP model folder")
+    if found != folder:
+        log.warning("%s is missing: reading %s, which a save interrupted between its renames left", folder, found)
+    folder = found
     cfg = ModelConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8-sig")))
     model = STOP(apply_overrides(cfg, overrides))
     model.load_state_dict(load_weights(folder / WEIGHTS_FILE))

@@ -23,7 +23,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .index import DEFAULT_FPS, PROBE_VERSION, VideoInfo, index_by_decoding, probe
+from .index import DEFAULT_FPS, PROBE_VERSION, VideoInfo, index_by_decoding, probe, probe_exact
 from .libav import (RGBConverter, VideoReadError, check_file, decoded, open_video, orientation_of,
                     run_after_seek, sample_aspect_ratio)
 from .orientation import Orientation
@@ -34,11 +34,12 @@ log = logging.getLogger(__name__)
 def read_frames(path: str | os.PathLike, indices: Sequence[int], info: VideoInfo | None = None) -> np.ndarray:
     """Frames `indices` (any order, repeats allowed) as uint8 RGB (len(indices), H, W, 3), display orientation.
 
-    Raises ValueError for indices outside [0, info.frames) and VideoReadError when a frame does not decode.
+    `info` defaults to `probe_exact(path)`. Raises ValueError for indices outside [0, info.frames) and
+    VideoReadError when a frame does not decode.
     """
     path = check_file(path)
     wanted = np.asarray(indices, dtype=np.int64)
-    info = info or probe(path)
+    info = info or probe_exact(path)
     if wanted.size == 0 or wanted.min() < 0 or wanted.max() >= info.frames:
         raise ValueError(f"frame indices must lie in [0, {info.frames}) and be non-empty, got {list(indices)}")
     need = sorted(set(wanted.tolist()))
@@ -48,7 +49,8 @@ def read_frames(path: str | os.PathLike, indices: Sequence[int], info: VideoInfo
         redone = index_by_decoding(path, f"frame {missing[0]} did not decode where its packets said")
         if redone.frames != info.frames or not np.allclose(redone.times(), info.times(), atol=1e-3):
             raise VideoReadError(f"the file decodes to {redone.frames} frames, not the {info.frames} its packets "
-                                 "promised: probe it again (its cached probe is stale)")
+                                 "promise (the decoder rejects some): index it by decoding (stop-train --probe "
+                                 "exact, the default; or the file changed since it was probed)")
         got.update(_read(path, missing, redone))
         missing = [i for i in need if i not in got]
     if missing:
@@ -59,8 +61,9 @@ def read_frames(path: str | os.PathLike, indices: Sequence[int], info: VideoInfo
 def frames_starting_at(path: str | os.PathLike, info: VideoInfo, start: int = 0) -> Iterator[tuple[int, np.ndarray]]:
     """(index, RGB uint8 frame, square pixels, display orientation) for frames `start`, `start` + 1, ... to the end.
 
-    From frame 0 the file is decoded in order and frames are counted (the definition of frame *i*). From a
-    later frame it seeks to the key frame before it (or the one before that, where a seek lands late, as in
+    From frame 0 the file is decoded in order and frames are counted (the definition of frame *i*), or, for an
+    index built from the packets, known by their timestamps (a packet the decoder rejects leaves its index out,
+    and every other frame keeps its time: what the live reader needs). From a later frame it seeks to the key frame before it (or the one before that, where a seek lands late, as in
     MPEG-TS) and checks every frame's timestamp; where that fails, or the index does not know frames by their
     timestamps, it decodes from the start and counts. Used by players (`source.FileSource.seek`).
     """
@@ -109,10 +112,14 @@ def _frames_from(path: Path, info: VideoInfo, start: int):
         if reached + 1 >= info.frames:
             return
         start = reached + 1  # the run stopped at a frame it could not place: seek on from there
+    by_pts = info.method == "packets"  # a packets index numbers the frames it promises, whether or not they decode
     container, stream = open_video(path)
     with container:
-        for index, frame in enumerate(decoded(container, stream)):
-            if index >= start:
+        for count, frame in enumerate(decoded(container, stream)):
+            index = info.index_of(frame.pts) if by_pts else count
+            if index is None:
+                log.debug("%s: a frame at pts %s is not in the index; left out", path, frame.pts)
+            elif index >= start:
                 yield index, frame
 
 
@@ -148,4 +155,4 @@ def _read(path: Path, need: list[int], info: VideoInfo) -> dict[int, np.ndarray]
 
 __all__ = ["DEFAULT_FPS", "Orientation", "PROBE_VERSION", "RGBConverter", "VideoInfo", "VideoReadError",
            "check_file", "frames_starting_at", "iter_frames", "open_video", "orientation_of", "probe",
-           "read_frames"]
+           "probe_exact", "read_frames"]

@@ -154,6 +154,14 @@ def index_by_decoding(path: str | os.PathLike, why: str, head: _Head | None = No
     return _timing(ticks, clean_keys, head, seekable=own, method="decoding", why=why)
 
 
+def probe_exact(path: str | os.PathLike) -> VideoInfo:
+    """`probe`, verified by decoding every frame once (`verify_by_decoding`): the decoder's own numbering even
+    where it rejects a packet mid-file, which the packets cannot show. The clip readers' index (training,
+    evaluation, teaching); it costs one decoding pass, about 6-8x `probe` for 320x240 H.264
+    (`benchmarks/corpus_check.py`). Raises VideoReadError with the reason."""
+    return verify_by_decoding(path, probe(path))
+
+
 def verify_by_decoding(path: str | os.PathLike, info: VideoInfo) -> VideoInfo:
     """`info` where decoding every frame once gives the same frames at the same times; else the index decoding
     gives, its `why` saying what differed. The packets cannot show a packet the decoder rejects in the middle

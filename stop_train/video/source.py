@@ -135,7 +135,11 @@ class ReconnectPolicy:
 # ------------------------------------------------------------------------------------------------- sources
 class FileSource:
     """A video file, frame by frame as ffmpeg decodes it, each frame at its `probe` time; `seek` for players.
-    Raises VideoReadError (from `probe`) for a file that cannot be used."""
+    Raises VideoReadError (from `probe`) for a file that cannot be used.
+
+    The fast `probe` (packets only) suffices here, unlike for the clip readers (`probe_exact`): frames come in
+    decoding order, each timed by its own timestamp, so a packet the decoder rejects only leaves its time out,
+    as it does in ffmpeg's output; opening a long file does not wait for a decoding pass."""
 
     live = False
 

@@ -1,7 +1,8 @@
 """`stop-train check FOLDER`: how each video of a dataset folder will be read, before training (torch-free).
 
-Per file, one of: read exactly (`probe` proved the index from the packets), read by decoding (the index comes
-from one decoding pass; the reason says what the packets could not prove), or unreadable and why (training
+Per file, one of: read exactly (`probe` proved the index from the packets, and one decoding pass agreed unless
+--probe fast), read by decoding (the index comes from one decoding pass; the reason says what the packets could
+not prove or where decoding disagreed), or unreadable and why (training
 would skip it into `skipped_videos.json`). Results go to the probe cache training uses, so the run that
 follows does not probe again.
 """
@@ -14,11 +15,12 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 from ..atomic import printable
 from ..data.types import VIDEO_EXTENSIONS, parse_extensions
 from .libav import VideoReadError
-from .probe_cache import ProbeCache
+from .probe_cache import ProbeCache, probe_items
 
 SUFFIXES = VIDEO_EXTENSIONS  # what the dataset indexers take
 
@@ -48,20 +50,21 @@ def videos_under(folder: Path, suffixes: tuple[str, ...] = SUFFIXES) -> tuple[li
     return sorted(found), other
 
 
-def survey(paths: list[Path], cache: ProbeCache, progress=None, decode: bool = False) -> list[Verdict]:
-    """A Verdict per path (probed through `cache`; `decode`: each verified by decoding it once); `progress(i, n)`
-    after each."""
+def survey(paths: list[Path], cache: ProbeCache, progress=None, exact: bool = True) -> list[Verdict]:
+    """A Verdict per path, probed through `cache` on threads (`probe_items`; `exact`: each verified by decoding it
+    once). `progress(iterable, total=n)` wraps the probes of the files not cached."""
+    items = [SimpleNamespace(path=p) for p in paths]
+    usable, infos, skipped = probe_items(items, cache, progress, exact=exact)
+    by_path = {os.fspath(item.path): info for item, info in zip(usable, infos)}
+    reasons = dict(skipped)
     out = []
-    for i, path in enumerate(paths, 1):
-        try:
-            info = cache.probe(path, verify=decode)
-        except VideoReadError as err:
-            out.append(Verdict(path, "unreadable", str(err)))
+    for path in paths:
+        info = by_path.get(os.fspath(path))
+        if info is None:
+            out.append(Verdict(path, "unreadable", reasons.get(os.fspath(path), "")))
         else:
             status = "exact" if info.method == "packets" else "decoding"
             out.append(Verdict(path, status, info.why, info.frames, info.fps))
-        if progress:
-            progress(i, len(paths))
     return out
 
 
@@ -74,8 +77,10 @@ def main(argv: list[str] | None = None, runs_root: Path = Path("runs")) -> int:
     parser.add_argument("--extensions", default="", help="comma-separated video suffixes, as stop-train takes them "
                         f"(default {','.join(SUFFIXES)})")
     parser.add_argument("--quiet", action="store_true", help="list only the videos that are not read exactly")
-    parser.add_argument("--decode", action="store_true", help="also decode every video once: finds packets the "
-                        "decoder rejects (damaged slices), which the packets alone cannot show; slower")
+    parser.add_argument("--probe", choices=("exact", "fast"), default="exact",
+                        help="exact (default): decode every video once, which finds packets the decoder rejects "
+                        "(damaged slices); fast: from the packets only, as stop-train --probe fast reads them")
+    parser.add_argument("--decode", action="store_true", help=argparse.SUPPRESS)  # the default now
     args = parser.parse_args(argv)
     if not args.folder.is_dir():
         parser.exit(2, f"stop-train check: {printable(args.folder)} is not a folder\n")
@@ -87,10 +92,7 @@ def main(argv: list[str] | None = None, runs_root: Path = Path("runs")) -> int:
                        + (f"; other files: {ignored} (--extensions takes more suffixes)" if ignored else "") + "\n")
     tty = sys.stderr.isatty()
     cache, start = ProbeCache(args.probe_cache), time.monotonic()
-    verdicts = survey(paths, cache, (lambda i, n: print(f"\rprobing {i}/{n}", end="", file=sys.stderr)) if tty else None,
-                      decode=args.decode)
-    if tty:
-        print(file=sys.stderr)
+    verdicts = survey(paths, cache, _counter if tty else None, exact=args.probe == "exact")
     try:
         cache.save()
     except OSError as err:
@@ -111,3 +113,11 @@ def main(argv: list[str] | None = None, runs_root: Path = Path("runs")) -> int:
         hint = "" if args.extensions else "; stop-train reads them only with --extensions"
         print(f"not checked (not {','.join(suffixes)}{hint}): {ignored}")
     return 1 if counts["unreadable"] else 0
+
+
+def _counter(iterable, total: int):
+    """'probing i/n' on one terminal line."""
+    for i, x in enumerate(iterable, 1):
+        print(f"\rprobing {i}/{total}", end="", file=sys.stderr, flush=True)
+        yield x
+    print(file=sys.stderr)
