@@ -368,6 +368,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError, RuntimeError) as err:
         print(f"stop-train {command}: error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # before training started (indexing, probing): what was probed is in the probe cache
+        print(f"\nstop-train {command}: interrupted before training started; videos probed so far are kept in the "
+              "probe cache, so running the same command again goes on from there", file=sys.stderr)
+        return 130
     finally:
         if command in ("train", "eval", "stats"):
             try:

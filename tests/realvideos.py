@@ -101,6 +101,7 @@ def _recipes() -> dict[str, tuple[str, Callable[[Path, Path], None]]]:
         # H.264 with B-frames in AVI (no presentation stamps: the last frames' are made up), and MP4 whose clock
         # ticks 30 times a second under a 25 fps video (stamps rounded to the clock)
         "bikes-remux.avi": ("bikes.mp4", lambda s, d: _copy(s, d)),
+        "carphone-remux.avi": ("carphone_pristine.mp4", lambda s, d: _copy(s, d)),  # its last stamp made up, 1 tick on
         "bikes-timescale30.mp4": ("bikes.mp4", lambda s, d: _copy(s, d, "-video_track_timescale", "30")),
         # an edit list starting between key frames (input seeking keeps the GOP and trims in the list)
         "bikes-editlist-cut.mp4": ("bikes.mp4", lambda s, d: _copy(s, d, before=("-ss", "3.3"))),

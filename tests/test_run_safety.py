@@ -246,3 +246,52 @@ def test_a_model_folder_killed_between_its_renames_is_read_from_what_it_left(tmp
     assert export_main([str(folder), "--labels", str(tmp_path / "labels.txt"), "-o", str(tmp_path / "m.onnx")]) == 0
     save_model(model, folder)
     assert (folder / "model.safetensors").is_file() and not (tmp_path / "model.old").exists()
+
+
+def test_a_full_disk_between_recording_the_best_epoch_and_linking_it_is_repaired_on_resume(data_root, tmp_path,  # noqa: F811
+                                                                                           monkeypatch, capsys, caplog):
+    """A newcomer filled the disk at the end of epoch 1: `best` was linked but last's state never learnt the
+    validation result, so a resumed run would have replaced `best` whatever its score. Now the state is written
+    first; a failure before the link is repaired when the run resumes."""
+    import stop_train.engine.loop as loop
+
+    run, real = tmp_path / "run", loop.link_checkpoint
+
+    def full(*a, **k):
+        raise CheckpointWriteError(errno.ENOSPC, "could not write checkpoint best: the disk is full")
+
+    monkeypatch.setattr(loop, "link_checkpoint", full)
+    assert main(args(data_root, run, "--epochs", "2")) == 1
+    assert "disk is full" in capsys.readouterr().err
+    _, state = load_checkpoint(run / "checkpoints" / "last")
+    assert state["best_epoch"] == 0 and state["best_score"] >= 0 and not (run / "checkpoints" / "best").exists()
+    monkeypatch.setattr(loop, "link_checkpoint", real)
+    assert main(["--resume", str(run), "--workers", "0"]) == 0
+    assert "is the best epoch (1) but was not linked" in caplog.text
+    _, best = load_checkpoint(run / "checkpoints" / "best")
+    assert best["epoch"] >= 1 and best["best_epoch"] == best["epoch"] - 1  # the best epoch's own checkpoint
+
+
+def test_ctrl_c_while_probing_videos_says_one_line_and_keeps_the_probes(data_root, tmp_path, monkeypatch,  # noqa: F811
+                                                                       capsys):
+    """A newcomer's Ctrl-C during training's probe printed a KeyboardInterrupt traceback."""
+    import json
+
+    from stop_train.video import probe_cache
+
+    real, calls = probe_cache.probe_entry, []
+
+    def interrupted(video, exact=True):
+        calls.append(video)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(video, exact)
+
+    monkeypatch.setattr(probe_cache, "probe_entry", interrupted)
+    argv = args(data_root, tmp_path / "run", "--epochs", "1")
+    cache = tmp_path / "interrupted-probe.json"
+    argv[argv.index("--probe-cache") + 1] = str(cache)
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert "interrupted before training started" in err and "Traceback" not in err
+    assert len(json.loads(cache.read_text())) >= 1  # what finished before Ctrl-C (threads: not always 3)

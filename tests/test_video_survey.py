@@ -110,7 +110,7 @@ def test_check_finds_packets_the_decoder_rejects(tmp_path, capsys):
     os.link(bad, tmp_path / "ds" / "cls" / "a.mp4")
     cache = tmp_path / "c.json"
     assert check_main([str(tmp_path / "ds"), "--probe-cache", str(cache), "--probe", "fast"]) == 0
-    assert capsys.readouterr().out.startswith("read exactly")  # what the packets alone say
+    assert capsys.readouterr().out.startswith("packets only")  # what the packets alone say, not called exact
     assert check_main([str(tmp_path / "ds"), "--probe-cache", str(cache)]) == 0
     line = capsys.readouterr().out.splitlines()[0]
     assert line.startswith("read by decoding") and "decoding gives 247 frames where the packets promise 250" in line
@@ -168,3 +168,12 @@ def test_training_takes_probe_exact_or_fast_only():
     assert TrainConfig().probe == "exact" and TrainConfig(probe="fast").probe == "fast"
     with pytest.raises(ValueError, match="probe 'quick' is not one of exact, fast"):
         TrainConfig(probe="quick")
+
+
+def test_check_on_a_relative_folder_fills_the_cache_training_reads(dataset, tmp_path, monkeypatch):
+    """A newcomer's `stop-train check ds` cached 'ds/...' keys that training (absolute paths) never found."""
+    monkeypatch.chdir(dataset.parent)
+    cache = tmp_path / "probe.json"
+    check_main([dataset.name, "--probe-cache", str(cache)])
+    key, entry = ProbeCache(cache).lookup(dataset / "Run" / "a.mp4")
+    assert entry is not None and key == os.fspath(dataset / "Run" / "a.mp4")

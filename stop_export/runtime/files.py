@@ -41,7 +41,7 @@ def pair_exists(path: str | Path) -> bool:
 def pair_lock(path: str | Path) -> Path:
     """The lock file that writers of the pair at `path` hold while they change it: `.NAME.json.lock` beside it."""
     meta_path = paired_paths(path)[0]
-    return meta_path.with_name(f".{meta_path.name}.lock")
+    return meta_path.with_name(f".{meta_path.name.lstrip('.')}.lock")
 
 
 def write_pair(path: str | Path, doc: dict, arrays: dict[str, np.ndarray]) -> Path:

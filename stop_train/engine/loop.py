@@ -18,7 +18,7 @@ from ..labels import label_texts
 from ..model import STOP, create_model, dead_parameters
 from ..model.factory import model_fingerprint
 from ..statistics import STATISTICS_FILE, FrameStatistics, StatisticsError
-from .checkpoint import (WEIGHTS, link_checkpoint, load_checkpoint, load_weights, rewrite_state, save_checkpoint,
+from .checkpoint import (WEIGHTS, CheckpointError, link_checkpoint, load_checkpoint, load_weights, rewrite_state, save_checkpoint,
                          usable, write_json)
 from .config import TrainConfig
 from .data import ClipDataset, collate, collate_views
@@ -252,6 +252,24 @@ class Trainer:
             state["best_score"] = state["best_top1"]
         self.state = {k: state[k] for k in self.state}
         log.info("resumed from %s at epoch %d, step %d", folder, self.state["epoch"], self.state["step"])
+        if Path(folder).name == "last" and self.main:
+            self._link_best_if_missed(Path(folder))
+
+    def _link_best_if_missed(self, last: Path) -> None:
+        """A run stopped (full disk, kill) after `last`'s state recorded that its epoch is the best but before
+        it was linked as `best`: link it now, so `best` holds what the state says."""
+        if self.state["best_epoch"] < 0 or self.state["best_epoch"] + 1 != self.state["epoch"]:
+            return
+        best = self.run_dir / "checkpoints" / "best"
+        try:
+            _, state = load_checkpoint(best)
+            if state.get("epoch") == self.state["epoch"]:
+                return
+        except (FileNotFoundError, CheckpointError):
+            pass
+        log.warning("%s is the best epoch (%d) but was not linked as %s when the run stopped: linking it now",
+                    last, self.state["epoch"], best)
+        link_checkpoint(last, best)
 
     # ---------------------------------------------------------------------------------- training
     def fit(self) -> None:
@@ -273,12 +291,13 @@ class Trainer:
             if self.data.val is not None:
                 metrics = self._validate()
                 score = metrics[VAL_COLUMNS[cfg.task][0]]
-                if score > self.state["best_score"]:
+                improved = score > self.state["best_score"]
+                if improved:
                     self.state.update(best_score=score, best_epoch=epoch)
-                    if self.main:
-                        link_checkpoint(self.run_dir / "checkpoints" / "last", self.run_dir / "checkpoints" / "best")
-                if self.main:  # last's state learns the validation result (the weights are already there)
+                if self.main:  # last's state learns the validation result first (the weights are already there),
                     rewrite_state(self.run_dir / "checkpoints" / "last", self._trainer_state())
+                    if improved:  # then becomes best; a failure in between is repaired on resume (`restore`)
+                        link_checkpoint(self.run_dir / "checkpoints" / "last", self.run_dir / "checkpoints" / "best")
             self._log_epoch(epoch, loss, metrics, clips_per_s, time.time() - start)
         barrier(self.dist)
 

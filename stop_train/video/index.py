@@ -243,6 +243,9 @@ def _unproven(rows: list[tuple]) -> str:
         return "packets flagged corrupt"
     if any(r[4] for r in rows):
         return "packed B-frames (two pictures in one packet)"
+    gaps = np.diff(np.sort(np.asarray(pts, dtype=np.float64)))
+    if len(gaps) and np.median(gaps) > 2 and gaps.min() <= 1:
+        return "timestamps one tick apart (made up by the demuxer, as AVI's last frames)"
     return ""
 
 

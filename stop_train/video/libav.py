@@ -103,7 +103,7 @@ def decoded(container, stream):
             try:
                 yield from stream.decode(packet)
             except av.InvalidDataError as err:
-                log.info("skipping a packet the decoder rejects (%s)", reason(err))
+                log.info("%s: skipping a packet the decoder rejects (%s)", container.name, reason(err))
     except av.FFmpegError as err:  # demuxing failed (truncated file): flush what is decoded
         log.info("demuxing stopped early (%s)", reason(err))
     try:

@@ -45,8 +45,9 @@ class ProbeCache:
         return _result(entry)
 
     def lookup(self, video: Path, exact: bool = True) -> tuple[str, dict | None]:
-        """(cache key, the cached entry where it is still good for `video`, else None)."""
-        key = os.fspath(video)
+        """(cache key: the absolute path, so that `stop-train check ds` and training on /data/ds share entries;
+        the cached entry where it is still good for `video`, else None)."""
+        key = os.path.abspath(os.fspath(video))
         entry = self.entries.get(key)
         try:
             st = os.stat(video)
@@ -72,7 +73,7 @@ class ProbeCache:
         if self.path is None or not self._new:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock = self.path.with_name(f".{self.path.name}.lock")
+        lock = self.path.with_name(f".{self.path.name.lstrip('.')}.lock")
         with exclusive(lock, busy="", wait=f"waiting for another process saving {self.path}"):
             merged = {**self._read(), **self._new}
             atomic_write_json(self.path, merged, indent=None)
@@ -128,15 +129,16 @@ def probe_items(items: Sequence, cache: ProbeCache, progress: Callable | None = 
     Videos not in `cache` are probed on `jobs` threads (default: one per CPU core, at most 8); the cache is
     saved every `SAVE_EVERY_S` and when interrupted. `progress(iterable, total=n)` wraps the probes (tqdm)."""
     found: dict[str, dict | None] = {}
+    keys = []
     for item in items:
         key, entry = cache.lookup(item.path, exact)
         found[key] = entry
+        keys.append(key)
     todo = {key: Path(key) for key, entry in found.items() if entry is None}
     if todo:
         _probe_all(todo, cache, progress, exact, jobs or min(os.cpu_count() or 1, 8))
     usable, infos, skipped = [], [], []
-    for item in items:
-        key = os.fspath(item.path)
+    for item, key in zip(items, keys):
         try:
             infos.append(_result(found[key] or cache.entries[key]))
             usable.append(item)

@@ -28,7 +28,7 @@ SUFFIXES = VIDEO_EXTENSIONS  # what the dataset indexers take
 @dataclass(frozen=True)
 class Verdict:
     path: Path
-    status: str  # 'exact', 'decoding' or 'unreadable'
+    status: str  # 'exact', 'packets' (--probe fast: not verified by decoding), 'decoding' or 'unreadable'
     reason: str = ""
     frames: int = 0
     fps: float = 0.0
@@ -63,7 +63,7 @@ def survey(paths: list[Path], cache: ProbeCache, progress=None, exact: bool = Tr
         if info is None:
             out.append(Verdict(path, "unreadable", reasons.get(os.fspath(path), "")))
         else:
-            status = "exact" if info.method == "packets" else "decoding"
+            status = "decoding" if info.method != "packets" else "exact" if exact else "packets"
             out.append(Verdict(path, status, info.why, info.frames, info.fps))
     return out
 
@@ -97,16 +97,19 @@ def main(argv: list[str] | None = None, runs_root: Path = Path("runs")) -> int:
         cache.save()
     except OSError as err:
         print(f"stop-train check: could not save the probe cache ({err}); the results below are complete", file=sys.stderr)
-    words = {"exact": "read exactly", "decoding": "read by decoding", "unreadable": "unreadable"}
+    words = {"exact": "read exactly", "packets": "packets only", "decoding": "read by decoding",
+             "unreadable": "unreadable"}
     for v in verdicts:
-        if args.quiet and v.status == "exact":
+        if args.quiet and v.status in ("exact", "packets"):
             continue
         name = printable(v.path.relative_to(args.folder))
         detail = f"{v.frames} frames, {v.fps:.3g} fps" if v.status != "unreadable" else ""
         detail = "; ".join(x for x in (v.reason, detail) if x)
         print(f"{words[v.status]:17s} {name}" + (f"  ({detail})" if detail else ""))
     counts = {s: sum(v.status == s for v in verdicts) for s in words}
-    print(f"checked {len(verdicts)} videos in {time.monotonic() - start:.1f} s: {counts['exact']} read exactly, "
+    fast = (f"{counts['packets']} indexed from their packets only (--probe fast: not checked by decoding, which "
+            "finds packets the decoder rejects), " if args.probe == "fast" else "")
+    print(f"checked {len(verdicts)} videos in {time.monotonic() - start:.1f} s: {counts['exact']} read exactly, {fast}"
           f"{counts['decoding']} read by decoding, {counts['unreadable']} unreadable"
           + (" (training skips these)" if counts["unreadable"] else ""))
     if ignored:
