@@ -55,3 +55,20 @@ def each_fault(monkeypatch, write, limit: int = 200):
 def leftovers(folder: Path) -> list[str]:
     """Temporary files under `folder`."""
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if ".tmp" in p.name or p.name.endswith(".partial"))
+
+
+def interrupt_probing_at(monkeypatch, n: int) -> list:
+    """Ctrl-C at the `n`-th video probe (`probe_cache.probe_entry` raises KeyboardInterrupt there, as a signal
+    would in the main thread); returns the list of videos probed so far, which grows as probes run."""
+    from stop_train.video import probe_cache
+
+    real, calls = probe_cache.probe_entry, []
+
+    def interrupted(video, exact=True):
+        calls.append(video)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return real(video, exact)
+
+    monkeypatch.setattr(probe_cache, "probe_entry", interrupted)
+    return calls

@@ -277,17 +277,9 @@ def test_ctrl_c_while_probing_videos_says_one_line_and_keeps_the_probes(data_roo
     """A newcomer's Ctrl-C during training's probe printed a KeyboardInterrupt traceback."""
     import json
 
-    from stop_train.video import probe_cache
+    from faults import interrupt_probing_at
 
-    real, calls = probe_cache.probe_entry, []
-
-    def interrupted(video, exact=True):
-        calls.append(video)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return real(video, exact)
-
-    monkeypatch.setattr(probe_cache, "probe_entry", interrupted)
+    interrupt_probing_at(monkeypatch, 4)
     argv = args(data_root, tmp_path / "run", "--epochs", "1")
     cache = tmp_path / "interrupted-probe.json"
     argv[argv.index("--probe-cache") + 1] = str(cache)

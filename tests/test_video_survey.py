@@ -123,19 +123,12 @@ def test_probing_a_dataset_keeps_its_work_when_interrupted(dataset, tmp_path, mo
     """Probing a large dataset exactly takes minutes: Ctrl-C (or a crash in one probe) keeps what was probed."""
     from types import SimpleNamespace
 
+    from faults import interrupt_probing_at
     from stop_train.video import probe_cache
 
     items = [SimpleNamespace(path=p) for p in (dataset / "Run" / "a.mp4", dataset / "Run" / "b.mkv",
                                                 dataset / "Jump" / "c.mkv")]
-    real, calls = probe_cache.probe_entry, []
-
-    def interrupted_on_the_third(video, exact=True):
-        calls.append(video)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(video, exact)
-
-    monkeypatch.setattr(probe_cache, "probe_entry", interrupted_on_the_third)
+    real, calls = probe_cache.probe_entry, interrupt_probing_at(monkeypatch, 3)
     path = tmp_path / "probe.json"
     with pytest.raises(KeyboardInterrupt):
         probe_cache.probe_items(items, ProbeCache(path), jobs=1)
