@@ -47,12 +47,15 @@ def _exporting() -> bool:
 
 
 class FFTConv3d(nn.Conv3d):
-    """A 'same'-padded Conv3d with few output channels, computed by FFT in eager mode on the CPU.
+    """A 'same'-padded Conv3d with a single input or output channel and a large kernel, computed by FFT in
+    eager mode on the CPU (`fft_conv3d`).
 
-    oneDNN runs a direct 3D convolution with a single output channel and a large kernel at ~30 GFLOP/s
-    here (the published InterConv's 9->1 layer takes ~0.2 s for T=8); the FFT gives the same result to
-    ~1e-6 relative in a tenth of the time (bf16/fp16 inputs are transformed in FP32). Export, tracing and
-    other devices use the plain convolution.
+    oneDNN runs such a direct 3D convolution far below the CPU's rate, and its backward worse: for the
+    temporal prompter's 1->9 layer (3x15x25 kernel over T=8, 49 tokens, 768 channels) forward 0.41 s with
+    AVX2 kernels against 0.07 s by FFT, forward + backward 1.2 s (AVX-512) / 1.6 s (AVX2) against 0.1 s
+    (`benchmarks/prompter_cpu.py`); the 9->1 layers gain alike. The FFT gives the same result to ~1e-6
+    relative (bf16/fp16 inputs are transformed in FP32). Export, tracing and other devices use the plain
+    convolution; the parameters are those of `nn.Conv3d`.
     """
 
     def _fft_applies(self, x: torch.Tensor) -> bool:
@@ -66,17 +69,29 @@ class FFTConv3d(nn.Conv3d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self._fft_applies(x):
             return super().forward(x)
-        dtype = x.dtype
-        if dtype in (torch.bfloat16, torch.float16):  # half types: the FFT runs in FP32 (more exact, too)
-            x = x.float()
-        weight = self.weight.to(x.dtype)
-        dims = (2, 3, 4)
-        kernel = weight.shape[2:]
-        size = tuple(_fft_length(n + k - 1) for n, k in zip(x.shape[2:], kernel))
-        xf = torch.fft.rfftn(x, s=size, dim=dims)  # (B, C, ...)
-        wf = torch.fft.rfftn(weight.flip(dims), s=size, dim=dims)  # (O, C, ...): correlation = flipped conv
-        y = torch.fft.irfftn((xf.unsqueeze(1) * wf).sum(2), s=size, dim=dims)  # (B, O, ...)
-        crop = tuple(slice(k - 1 - p, k - 1 - p + n) for k, p, n in zip(kernel, self.padding, x.shape[2:]))
-        y = y[(slice(None), slice(None)) + crop]
-        y = y if self.bias is None else y + self.bias.to(y.dtype).view(1, -1, 1, 1, 1)
-        return y.to(dtype)
+        return fft_conv3d(x, self.weight, self.bias)
+
+
+def fft_conv3d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """'same'-padded 3-D cross-correlation with odd kernels and stride 1 (what `F.conv3d` computes), by FFT.
+
+    x (B, C, T, H, W), weight (O, C, kt, kh, kw), bias (O,) or None -> (B, O, T, H, W) in x's dtype; half
+    types are transformed in FP32. Equal to the direct convolution to ~1e-6 relative in FP32. Input channels
+    are mixed into the output spectra one at a time, so the transient memory is O spectra, not O x C.
+    """
+    dtype = x.dtype
+    if dtype in (torch.bfloat16, torch.float16):
+        x = x.float()
+    weight = weight.to(x.dtype)
+    dims, kernel = (2, 3, 4), weight.shape[2:]
+    size = tuple(_fft_length(n + k - 1) for n, k in zip(x.shape[2:], kernel))
+    xf = torch.fft.rfftn(x, s=size, dim=dims)  # (B, C, ...)
+    wf = torch.fft.rfftn(weight.flip(dims), s=size, dim=dims)  # (O, C, ...): correlation = flipped convolution
+    yf = xf[:, 0].unsqueeze(1) * wf[:, 0]  # (B, O, ...)
+    for c in range(1, x.shape[1]):  # channels, not frames or batch: C <= 16 here
+        yf = yf + xf[:, c].unsqueeze(1) * wf[:, c]
+    y = torch.fft.irfftn(yf, s=size, dim=dims)  # (B, O, ...)
+    crop = tuple(slice((k - 1) // 2, (k - 1) // 2 + n) for k, n in zip(kernel, x.shape[2:]))
+    y = y[(slice(None), slice(None)) + crop]
+    y = y if bias is None else y + bias.to(y.dtype).view(1, -1, 1, 1, 1)
+    return y.to(dtype)

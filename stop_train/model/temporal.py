@@ -24,7 +24,7 @@ class _TokenPrompter(nn.Module):
         pad = same_padding(CONV_KERNEL)
         self.attention = nn.MultiheadAttention(d, cfg.vision.heads, batch_first=True)
         self.conv = nn.Sequential(
-            nn.Conv3d(1, CONV_CHANNELS, CONV_KERNEL, padding=pad),
+            FFTConv3d(1, CONV_CHANNELS, CONV_KERNEL, padding=pad),  # one input channel: oneDNN's worst case
             nn.PReLU(),
             FFTConv3d(CONV_CHANNELS, 1, CONV_KERNEL, padding=pad),
         )
