@@ -79,3 +79,25 @@ def test_fft_conv3d_takes_bf16_and_transforms_in_fp32():
     assert half.dtype == torch.bfloat16
     # torch.fft has no bf16 on the CPU: the transform runs in FP32; only bf16 rounding remains
     assert relative_error(half.float(), exact) < 2e-2
+
+
+@pytest.mark.parametrize("shape,cout", [((1, 3, 4, 32, 32), 9), ((2, 9, 5, 24, 20), 16)])
+def test_both_backward_paths_of_the_prompter_convolutions_agree(monkeypatch, shape, cout):
+    """`TapsConv3d` picks its backward per ISA (2-D convolutions over time taps on AVX2, oneDNN's Conv3d
+    backward on AVX-512): both must give the same output and gradients, whichever this machine picks."""
+    from stop_train.model import layers
+    from stop_train.tolerances import GOLDEN_REL_ERR, relative_error
+
+    torch.manual_seed(0)
+    conv = layers.TapsConv3d(shape[1], cout, (3, 11, 11), padding=(1, 5, 5))
+    x = torch.randn(*shape).contiguous(memory_format=torch.channels_last_3d)
+    results = {}
+    for path in ("direct", "taps"):
+        monkeypatch.setattr(layers, "CONV_BACKWARD", path)
+        xg = x.clone().requires_grad_()
+        conv.zero_grad()
+        y = conv(xg)
+        (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+        results[path] = (y.detach(), xg.grad, conv.weight.grad.clone(), conv.bias.grad.clone())
+    for a, b in zip(results["taps"], results["direct"]):
+        assert relative_error(a, b) < GOLDEN_REL_ERR

@@ -1,7 +1,10 @@
 """Small building blocks shared by the STOP modules."""
 from __future__ import annotations
 
+import os
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -95,3 +98,75 @@ def fft_conv3d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
     y = y[(slice(None), slice(None)) + crop]
     y = y if bias is None else y + bias.to(y.dtype).view(1, -1, 1, 1, 1)
     return y.to(dtype)
+
+
+# Backward of the spatial prompter's convolutions: "direct" (oneDNN's Conv3d backward), "taps" (2-D
+# convolutions, `_taps_grads`) or "auto" (taps where ATen dispatches below AVX-512). STOP_CONV_BACKWARD overrides.
+CONV_BACKWARD = os.environ.get("STOP_CONV_BACKWARD", "auto")
+
+
+def _taps_backward_pays() -> bool:
+    if CONV_BACKWARD != "auto":
+        return CONV_BACKWARD == "taps"
+    return torch.backends.cpu.get_cpu_capability() not in ("AVX512", "AVX512_BF16", "AMX")
+
+
+class TapsConv3d(nn.Conv3d):
+    """A 'same'-padded Conv3d whose backward may run as 2-D convolutions (`_TapsBackward`); the forward and
+    the parameters are `nn.Conv3d`'s.
+
+    With AVX2 kernels oneDNN's Conv3d backward runs at a third of the CPU's rate for the spatial prompter's
+    3x11x11 layers (1.16 s for 9->9 over T=8 at 224x224) while the same gradients as 2-D convolutions over all
+    frames, the kernel's time taps as input channels, take half that (0.61 s); with AVX-512 kernels the
+    direct backward is faster (`benchmarks/prompter_cpu.py`), so the choice is made per ISA at run time
+    (`CONV_BACKWARD`). The gradients agree to summation order (~3e-5 relative for the weights).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        taps = (
+            torch.is_grad_enabled() and x.device.type == "cpu" and x.dtype == torch.float32
+            and not torch.is_autocast_enabled("cpu") and not _exporting() and self.groups == 1
+            and self.stride == (1, 1, 1) and self.dilation == (1, 1, 1) and self.padding_mode == "zeros"
+            and isinstance(self.padding, tuple)
+            and all(2 * p == k - 1 for p, k in zip(self.padding, self.kernel_size)) and _taps_backward_pays()
+        )
+        if not taps:
+            return super().forward(x)
+        return _TapsBackward.apply(x, self.weight, self.bias, self.padding)
+
+
+class _TapsBackward(torch.autograd.Function):
+    """`F.conv3d` forward; backward by `_taps_grads`."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, padding):
+        ctx.save_for_backward(x, weight)
+        ctx.padding = padding
+        return F.conv3d(x, weight, bias, padding=padding)
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, weight = ctx.saved_tensors
+        gx, gw = _taps_grads(x, weight, gy, ctx.needs_input_grad[0], ctx.needs_input_grad[1])
+        gb = gy.sum(dim=(0, 2, 3, 4)) if ctx.needs_input_grad[2] else None
+        return gx, gw, gb, None
+
+
+def _taps_grads(x: torch.Tensor, weight: torch.Tensor, gy: torch.Tensor, need_x: bool, need_w: bool):
+    """Gradients of a 'same' Conv3d, x (B, C, T, H, W), weight (O, C, kt, kh, kw), gy (B, O, T, H, W), as 2-D
+    convolutions over the B*T frames whose C*kt input channels are each channel's time taps -> (gx, gw)."""
+    b, c, t, h, w = x.shape
+    o, _, kt, kh, kw = weight.shape
+    frames = F.pad(x, (0, 0, 0, 0, kt // 2, kt // 2)).unfold(2, kt, 1)  # (B, C, T, H, W, kt)
+    frames = frames.permute(0, 2, 1, 5, 3, 4).reshape(b * t, c * kt, h, w)
+    g2 = gy.transpose(1, 2).reshape(b * t, o, h, w)
+    w2, pad = weight.reshape(o, c * kt, kh, kw), (kh // 2, kw // 2)
+    gw = torch.nn.grad.conv2d_weight(frames, w2.shape, g2, padding=pad).reshape(weight.shape) if need_w else None
+    gx = None
+    if need_x:
+        gf = torch.nn.grad.conv2d_input(frames.shape, w2, g2, padding=pad).reshape(b, t, c, kt, h, w)
+        padded = x.new_zeros(b, c, t + kt - 1, h, w)
+        for k in range(kt):  # time taps (kt = 3), not frames: tap k of output frame s read padded frame s + k
+            padded[:, :, k:k + t] += gf[:, :, :, k].transpose(1, 2)
+        gx = padded[:, :, kt // 2:kt // 2 + t]
+    return gx, gw

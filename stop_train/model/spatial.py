@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from .layers import FFTConv3d, same_padding
+from .layers import FFTConv3d, TapsConv3d, same_padding
 
 # Prompter sizes of the published code (architecture hyper-parameters, not data sizes).
 PROMPTER_CHANNELS = (9, 9, 16)
@@ -28,13 +28,13 @@ class SpatialPrompter(nn.Module):
         super().__init__()
         c1, c2, c3 = PROMPTER_CHANNELS
         k, pad = PROMPTER_KERNEL, same_padding(PROMPTER_KERNEL)
-        self.conv = nn.Sequential(
-            nn.Conv3d(3, c1, k, padding=pad),
-            nn.Conv3d(c1, c1, k, padding=pad),
+        self.conv = nn.Sequential(  # TapsConv3d: nn.Conv3d with a faster backward on AVX2 CPUs
+            TapsConv3d(3, c1, k, padding=pad),
+            TapsConv3d(c1, c1, k, padding=pad),
             nn.PReLU(),
-            nn.Conv3d(c1, c2, k, padding=pad),
+            TapsConv3d(c1, c2, k, padding=pad),
             nn.PReLU(),
-            nn.Conv3d(c2, c3, k, padding=pad),
+            TapsConv3d(c2, c3, k, padding=pad),
         )
         self.mlp = nn.Sequential(nn.Linear(c3, PROMPTER_MLP_HIDDEN), nn.PReLU(), nn.Linear(PROMPTER_MLP_HIDDEN, 3))
         self.dropout = nn.Dropout(cfg.spatial_dropout)
