@@ -107,9 +107,13 @@ class TorchBackend:
             raise BackendError(f"{source} is not an .onnx or .engine file, so it is read as a run directory, model "
                                f"folder or preset by the PyTorch backend, which needs torch and the training extra "
                                f"({err})") from None
+        from stop_train.cpu import cpu_precision
+
         dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
         if precision not in dtypes:
             raise BackendError(f"precision {precision!r} is not one of {', '.join(dtypes)}")
+        if device == "cpu":
+            precision = cpu_precision(precision, "the torch-bf16 backend")
         try:
             src = resolve_source(source, labels=labels)
             text = label_embeddings(src)

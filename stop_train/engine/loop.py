@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from ..cpu import cpu_precision
 from ..config import ModelConfig
 from ..labels import label_texts
 from ..model import STOP, create_model, dead_parameters
@@ -45,9 +46,12 @@ def resolve_device(name: str, info: DistInfo) -> torch.device:
 
 
 def precision_context(precision: str, device: torch.device):
-    """-> (autocast context factory, GradScaler): fp32 on CPU; bf16 by default on GPU."""
+    """-> (autocast context factory, GradScaler): fp32 on CPU; bf16 by default on GPU; bf16 asked for on a CPU
+    without native bf16 is fp32, with a warning (`stop_train.cpu.cpu_precision`)."""
     if precision == "auto":
         precision = "bf16" if device.type == "cuda" else "fp32"
+    if device.type == "cpu":
+        precision = cpu_precision(precision, "--precision bf16")
     if precision == "fp32":
         return contextlib.nullcontext, torch.amp.GradScaler(device.type, enabled=False)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
