@@ -30,16 +30,14 @@ import torch.nn.functional as F
 
 from stop_train.config import load_config
 from stop_train.model import create_model
-from stop_train.model.layers import fft_conv3d
+from stop_train.cpu import cpu_flags
+from stop_train.model.layers import fft_conv3d, time_taps
 from stop_train.model.spatial import PROMPTER_CHANNELS, PROMPTER_KERNEL, SCORE_KERNEL
 from stop_train.tolerances import relative_error
 
 
 def isa() -> str:
-    flags = set()
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as f:
-            flags = next((set(line.split(":")[1].split()) for line in f if line.startswith("flags")), set())
+    flags = cpu_flags() or set()
     have = [x for x in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16") if x in flags]
     caps = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
             if k in os.environ}
@@ -68,10 +66,7 @@ def taps_as_channels(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor) -> to
     """'same' Conv3d (B, C, T, H, W) as one Conv2d over B*T frames with C*kt input channels."""
     b, c, t, h, wd = x.shape
     kt = w.shape[2]
-    pad = kt // 2
-    xp = F.pad(x, (0, 0, 0, 0, pad, pad))  # (B, C, T + kt - 1, H, W)
-    taps = xp.unfold(2, kt, 1)  # (B, C, T, H, W, kt)
-    frames = taps.permute(0, 2, 1, 5, 3, 4).reshape(b * t, c * kt, h, wd)
+    frames = time_taps(x, kt)
     w2 = w.reshape(w.shape[0], c * kt, *w.shape[3:])
     y = F.conv2d(frames, w2, bias, padding=(w.shape[3] // 2, w.shape[4] // 2))
     return y.reshape(b, t, -1, h, wd).transpose(1, 2)

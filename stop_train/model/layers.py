@@ -152,13 +152,20 @@ class _TapsBackward(torch.autograd.Function):
         return gx, gw, gb, None
 
 
+def time_taps(x: torch.Tensor, kt: int) -> torch.Tensor:
+    """x (B, C, T, H, W) -> (B*T, C*kt, H, W): each frame with the kt frames a 'same' time kernel reads around
+    it (zeros past the ends), as input channels; a 3-D convolution is then a 2-D one over these frames."""
+    b, c, t, h, w = x.shape
+    taps = F.pad(x, (0, 0, 0, 0, kt // 2, kt // 2)).unfold(2, kt, 1)  # (B, C, T, H, W, kt)
+    return taps.permute(0, 2, 1, 5, 3, 4).reshape(b * t, c * kt, h, w)
+
+
 def _taps_grads(x: torch.Tensor, weight: torch.Tensor, gy: torch.Tensor, need_x: bool, need_w: bool):
     """Gradients of a 'same' Conv3d, x (B, C, T, H, W), weight (O, C, kt, kh, kw), gy (B, O, T, H, W), as 2-D
     convolutions over the B*T frames whose C*kt input channels are each channel's time taps -> (gx, gw)."""
     b, c, t, h, w = x.shape
     o, _, kt, kh, kw = weight.shape
-    frames = F.pad(x, (0, 0, 0, 0, kt // 2, kt // 2)).unfold(2, kt, 1)  # (B, C, T, H, W, kt)
-    frames = frames.permute(0, 2, 1, 5, 3, 4).reshape(b * t, c * kt, h, w)
+    frames = time_taps(x, kt)
     g2 = gy.transpose(1, 2).reshape(b * t, o, h, w)
     w2, pad = weight.reshape(o, c * kt, kh, kw), (kh // 2, kw // 2)
     gw = torch.nn.grad.conv2d_weight(frames, w2.shape, g2, padding=pad).reshape(weight.shape) if need_w else None
