@@ -11,7 +11,7 @@ Prints the ISA (the CPU's flags, what ATen dispatches to, the oneDNN cap), this 
 - direct NCDHW: the same on a contiguous tensor;
 - taps as channels: the 3-D convolution as one 2-D convolution over all frames whose input channels are the
   kernel's time taps of each channel (exact: the same products, summed in another order);
-- fft: `FFTConv3d`'s method generalised to many output channels;
+- fft: `fft_conv3d`, what `FFTConv3d` (the model's layers) runs on the CPU: 2-D FFTs, time taps by matmul;
 each for the forward and for forward + backward, with the floor (direct-convolution FLOPs / the matmul rate)
 and the ratio to it. Random weights; the outputs of every method are checked against `direct` first.
 Then one training step (forward, backward, AdamW) of `tiny` at the demo's batch of 8 and of the preset at
@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from stop_train.config import load_config
 from stop_train.model import create_model
 from stop_train.cpu import cpu_flags
-from stop_train.model.layers import fft_conv3d, time_taps
+from stop_train.model.layers import fft_conv3d
 from stop_train.model.spatial import PROMPTER_CHANNELS, PROMPTER_KERNEL, SCORE_KERNEL
 from stop_train.tolerances import relative_error
 
@@ -63,10 +63,12 @@ def matmul_gflops(runs: int) -> float:
 
 
 def taps_as_channels(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """'same' Conv3d (B, C, T, H, W) as one Conv2d over B*T frames with C*kt input channels."""
+    """'same' Conv3d (B, C, T, H, W) as one Conv2d over B*T frames with C*kt input channels (each channel's
+    kt time taps around the frame, zeros past the ends)."""
     b, c, t, h, wd = x.shape
     kt = w.shape[2]
-    frames = time_taps(x, kt)
+    taps = F.pad(x, (0, 0, 0, 0, kt // 2, kt // 2)).unfold(2, kt, 1)  # (B, C, T, H, W, kt)
+    frames = taps.permute(0, 2, 1, 5, 3, 4).reshape(b * t, c * kt, h, wd)
     w2 = w.reshape(w.shape[0], c * kt, *w.shape[3:])
     y = F.conv2d(frames, w2, bias, padding=(w.shape[3] // 2, w.shape[4] // 2))
     return y.reshape(b, t, -1, h, wd).transpose(1, 2)

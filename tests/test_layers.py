@@ -13,6 +13,9 @@ from stop_train.tolerances import BATCH_REL_ERR, relative_error
 
 @pytest.mark.parametrize("cin,cout,kernel,shape", [
     (9, 1, (3, 15, 25), (2, 5, 7, 40)),  # InterConv's second layer (odd sizes, batch 2)
+    (1, 9, (3, 15, 25), (1, 4, 7, 40)),  # InterConv's first layer
+    (9, 16, (3, 11, 11), (3, 4, 23, 20)),  # the spatial prompter's last layer, 3 videos
+    (3, 9, (1, 3, 3), (2, 1, 5, 5)),  # one frame, one time tap
     (3, 1, (5, 11, 11), (1, 4, 32, 32)),  # the spatial score network
     (1, 2, (5, 3, 3), (1, 2, 6, 6)),  # kernel larger than the time axis
 ])
@@ -81,23 +84,13 @@ def test_fft_conv3d_takes_bf16_and_transforms_in_fp32():
     assert relative_error(half.float(), exact) < 2e-2
 
 
-@pytest.mark.parametrize("shape,cout", [((1, 3, 4, 32, 32), 9), ((2, 9, 5, 24, 20), 16)])
-def test_both_backward_paths_of_the_prompter_convolutions_agree(monkeypatch, shape, cout):
-    """`TapsConv3d` picks its backward per ISA (2-D convolutions over time taps on AVX2, oneDNN's Conv3d
-    backward on AVX-512): both must give the same output and gradients, whichever this machine picks."""
-    from stop_train.model import layers
-    from stop_train.tolerances import GOLDEN_REL_ERR, relative_error
+def test_fft_conv3d_takes_any_layout_and_float64():
+    """Channels-last inputs (the spatial prompter's) and FP64 give the direct convolution's result."""
+    from stop_train.model.layers import fft_conv3d
 
-    torch.manual_seed(0)
-    conv = layers.TapsConv3d(shape[1], cout, (3, 11, 11), padding=(1, 5, 5))
-    x = torch.randn(*shape).contiguous(memory_format=torch.channels_last_3d)
-    results = {}
-    for path in ("direct", "taps"):
-        monkeypatch.setattr(layers, "CONV_BACKWARD", path)
-        xg = x.clone().requires_grad_()
-        conv.zero_grad()
-        y = conv(xg)
-        (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
-        results[path] = (y.detach(), xg.grad, conv.weight.grad.clone(), conv.bias.grad.clone())
-    for a, b in zip(results["taps"], results["direct"]):
-        assert relative_error(a, b) < GOLDEN_REL_ERR
+    w, b = torch.randn(16, 9, 3, 11, 11, dtype=torch.float64) * 0.05, torch.randn(16, dtype=torch.float64)
+    x = torch.randn(2, 9, 3, 20, 18, dtype=torch.float64)
+    direct = F.conv3d(x, w, b, padding=(1, 5, 5))
+    assert relative_error(fft_conv3d(x, w, b), direct) < 1e-12
+    x32 = x.float().contiguous(memory_format=torch.channels_last_3d)
+    assert relative_error(fft_conv3d(x32, w.float(), b.float()), direct.float()) < 1e-5

@@ -1,7 +1,7 @@
 """Small building blocks shared by the STOP modules."""
 from __future__ import annotations
 
-import os
+import math
 
 import torch
 import torch.nn.functional as F
@@ -50,22 +50,21 @@ def _exporting() -> bool:
 
 
 class FFTConv3d(nn.Conv3d):
-    """A 'same'-padded Conv3d with a single input or output channel and a large kernel, computed by FFT in
-    eager mode on the CPU (`fft_conv3d`).
+    """A 'same'-padded Conv3d computed by FFT (`fft_conv3d`) in eager mode on the CPU; the parameters are
+    `nn.Conv3d`'s, and export, tracing and other devices use the plain convolution.
 
-    oneDNN runs such a direct 3D convolution far below the CPU's rate, and its backward worse: for the
-    temporal prompter's 1->9 layer (3x15x25 kernel over T=8, 49 tokens, 768 channels) forward 0.41 s with
-    AVX2 kernels against 0.07 s by FFT, forward + backward 1.2 s (AVX-512) / 1.6 s (AVX2) against 0.1 s
-    (`benchmarks/prompter_cpu.py`); the 9->1 layers gain alike. The FFT gives the same result to ~1e-6
-    relative (bf16/fp16 inputs are transformed in FP32). Export, tracing and other devices use the plain
-    convolution; the parameters are those of `nn.Conv3d`.
+    The prompters' kernels are large (3x11x11 over frames, 3x15x25 over tokens x channels) and few-channel,
+    where oneDNN's direct convolution costs ~363 multiply-adds per output and input channel, and its backward
+    runs at a third of the CPU's rate with AVX2 kernels. By FFT, forward + backward of the spatial prompter's
+    9->9 layer at T=8, 224x224 takes 0.19 s against 0.79 s (AVX2 kernels) and 0.15 s against 0.54 s
+    (AVX-512); the temporal prompter's 9->1 layer 0.06 s against 3.4 s (`benchmarks/prompter_cpu.py`). The
+    result equals the direct convolution to ~1e-6 relative in FP32; bf16/fp16 inputs are transformed in FP32.
     """
 
     def _fft_applies(self, x: torch.Tensor) -> bool:
-        same = all(2 * p == k - 1 for p, k in zip(self.padding, self.kernel_size)) if isinstance(self.padding, tuple) else False
         return (
-            x.device.type == "cpu" and x.is_floating_point() and not _exporting()
-            and same and self.groups == 1 and self.stride == (1, 1, 1) and self.dilation == (1, 1, 1)
+            x.device.type == "cpu" and x.is_floating_point() and not _exporting() and _same(self.padding, self.kernel_size)
+            and self.groups == 1 and self.stride == (1, 1, 1) and self.dilation == (1, 1, 1)
             and self.padding_mode == "zeros"
         )
 
@@ -75,105 +74,65 @@ class FFTConv3d(nn.Conv3d):
         return fft_conv3d(x, self.weight, self.bias)
 
 
+def _same(padding, kernel) -> bool:
+    return isinstance(padding, tuple) and all(2 * p == k - 1 for p, k in zip(padding, kernel))
+
+
+def same_conv3d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """`F.conv3d` with 'same' padding of an odd kernel, by FFT where `FFTConv3d` would use it."""
+    if x.device.type == "cpu" and x.is_floating_point() and not _exporting():
+        return fft_conv3d(x, weight, bias)
+    return F.conv3d(x, weight, bias, padding=same_padding(tuple(weight.shape[2:])))
+
+
+def _dft_matrix(n_out: int, n_in: int, length: int, like: torch.Tensor) -> torch.Tensor:
+    """(n_out, n_in) complex of `like`'s dtype and device, exp(-2 pi i u j / length): the first n_out bins of a length-point DFT of
+    n_in samples (the rest zero-padded)."""
+    u = torch.arange(n_out, device=like.device, dtype=torch.float64)[:, None]
+    j = torch.arange(n_in, device=like.device, dtype=torch.float64)[None]
+    angle = (-2 * math.pi / length) * ((u * j) % length)
+    return torch.polar(torch.ones_like(angle), angle).to(like.dtype)
+
+
+def _kernel_spectrum(weight: torch.Tensor, p: int, q: int) -> torch.Tensor:
+    """weight (O, C, kt, kh, kw) -> (p, q//2+1, kt, C, O): 2-D spectra of the spatially flipped kernels.
+
+    Two small DFT matmuls over the kernel's kh x kw support, instead of FFTs of p x q zero-padded arrays."""
+    o, c, kt, kh, kw = weight.shape
+    half = q // 2 + 1
+    taps = weight.flip((-2, -1)).permute(2, 1, 0, 3, 4).reshape(-1, kw)  # (kt*C*O*kh, kw)
+    taps = taps.to(torch.promote_types(taps.dtype, torch.complex64))
+    rows = (taps @ _dft_matrix(half, kw, q, taps).T).view(-1, kh, half)  # (kt*C*O, kh, half)
+    cols = rows.permute(1, 2, 0).reshape(kh, -1)  # (kh, half*kt*C*O)
+    return (_dft_matrix(p, kh, p, taps) @ cols).view(p, half, kt, c, o)
+
+
 def fft_conv3d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """'same'-padded 3-D cross-correlation with odd kernels and stride 1 (what `F.conv3d` computes), by FFT.
+    """'same'-padded 3-D cross-correlation with odd kernels and stride 1 (what `F.conv3d` computes): 2-D FFTs
+    over (H, W), the time taps and channels as one small complex matmul per frequency.
 
     x (B, C, T, H, W), weight (O, C, kt, kh, kw), bias (O,) or None -> (B, O, T, H, W) in x's dtype; half
-    types are transformed in FP32. Equal to the direct convolution to ~1e-6 relative in FP32. Input channels
-    are mixed into the output spectra one at a time, so the transient memory is O spectra, not O x C.
+    types are transformed in FP32. Equal to the direct convolution to ~1e-6 relative in FP32; differentiable
+    (autograd runs the same operations backwards). Transient memory: about (C + O) x B x (T + kt) complex
+    spectra of (H + kh) x (W + kw) / 2 bins.
     """
     dtype = x.dtype
     if dtype in (torch.bfloat16, torch.float16):
         x = x.float()
-    weight = weight.to(x.dtype)
-    dims, kernel = (2, 3, 4), weight.shape[2:]
-    size = tuple(_fft_length(n + k - 1) for n, k in zip(x.shape[2:], kernel))
-    xf = torch.fft.rfftn(x, s=size, dim=dims)  # (B, C, ...)
-    wf = torch.fft.rfftn(weight.flip(dims), s=size, dim=dims)  # (O, C, ...): correlation = flipped convolution
-    yf = xf[:, 0].unsqueeze(1) * wf[:, 0]  # (B, O, ...)
-    for c in range(1, x.shape[1]):  # channels, not frames or batch: C <= 16 here
-        yf = yf + xf[:, c].unsqueeze(1) * wf[:, c]
-    y = torch.fft.irfftn(yf, s=size, dim=dims)  # (B, O, ...)
-    crop = tuple(slice((k - 1) // 2, (k - 1) // 2 + n) for k, n in zip(kernel, x.shape[2:]))
-    y = y[(slice(None), slice(None)) + crop]
-    y = y if bias is None else y + bias.to(y.dtype).view(1, -1, 1, 1, 1)
-    return y.to(dtype)
-
-
-# Backward of the spatial prompter's convolutions: "direct" (oneDNN's Conv3d backward), "taps" (2-D
-# convolutions, `_taps_grads`) or "auto" (taps where ATen dispatches below AVX-512). STOP_CONV_BACKWARD overrides.
-CONV_BACKWARD = os.environ.get("STOP_CONV_BACKWARD", "auto")
-
-
-def _taps_backward_pays() -> bool:
-    if CONV_BACKWARD != "auto":
-        return CONV_BACKWARD == "taps"
-    return torch.backends.cpu.get_cpu_capability() not in ("AVX512", "AVX512_BF16", "AMX")
-
-
-class TapsConv3d(nn.Conv3d):
-    """A 'same'-padded Conv3d whose backward may run as 2-D convolutions (`_TapsBackward`); the forward and
-    the parameters are `nn.Conv3d`'s.
-
-    With AVX2 kernels oneDNN's Conv3d backward runs at a third of the CPU's rate for the spatial prompter's
-    3x11x11 layers (1.16 s for 9->9 over T=8 at 224x224) while the same gradients as 2-D convolutions over all
-    frames, the kernel's time taps as input channels, take half that (0.61 s); with AVX-512 kernels the
-    direct backward is faster (`benchmarks/prompter_cpu.py`), so the choice is made per ISA at run time
-    (`CONV_BACKWARD`). The gradients agree to summation order (~3e-5 relative for the weights).
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        taps = (
-            torch.is_grad_enabled() and x.device.type == "cpu" and x.dtype == torch.float32
-            and not torch.is_autocast_enabled("cpu") and not _exporting() and self.groups == 1
-            and self.stride == (1, 1, 1) and self.dilation == (1, 1, 1) and self.padding_mode == "zeros"
-            and isinstance(self.padding, tuple)
-            and all(2 * p == k - 1 for p, k in zip(self.padding, self.kernel_size)) and _taps_backward_pays()
-        )
-        if not taps:
-            return super().forward(x)
-        return _TapsBackward.apply(x, self.weight, self.bias, self.padding)
-
-
-class _TapsBackward(torch.autograd.Function):
-    """`F.conv3d` forward; backward by `_taps_grads`."""
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, padding):
-        ctx.save_for_backward(x, weight)
-        ctx.padding = padding
-        return F.conv3d(x, weight, bias, padding=padding)
-
-    @staticmethod
-    def backward(ctx, gy):
-        x, weight = ctx.saved_tensors
-        gx, gw = _taps_grads(x, weight, gy, ctx.needs_input_grad[0], ctx.needs_input_grad[1])
-        gb = gy.sum(dim=(0, 2, 3, 4)) if ctx.needs_input_grad[2] else None
-        return gx, gw, gb, None
-
-
-def time_taps(x: torch.Tensor, kt: int) -> torch.Tensor:
-    """x (B, C, T, H, W) -> (B*T, C*kt, H, W): each frame with the kt frames a 'same' time kernel reads around
-    it (zeros past the ends), as input channels; a 3-D convolution is then a 2-D one over these frames."""
-    b, c, t, h, w = x.shape
-    taps = F.pad(x, (0, 0, 0, 0, kt // 2, kt // 2)).unfold(2, kt, 1)  # (B, C, T, H, W, kt)
-    return taps.permute(0, 2, 1, 5, 3, 4).reshape(b * t, c * kt, h, w)
-
-
-def _taps_grads(x: torch.Tensor, weight: torch.Tensor, gy: torch.Tensor, need_x: bool, need_w: bool):
-    """Gradients of a 'same' Conv3d, x (B, C, T, H, W), weight (O, C, kt, kh, kw), gy (B, O, T, H, W), as 2-D
-    convolutions over the B*T frames whose C*kt input channels are each channel's time taps -> (gx, gw)."""
     b, c, t, h, w = x.shape
     o, _, kt, kh, kw = weight.shape
-    frames = time_taps(x, kt)
-    g2 = gy.transpose(1, 2).reshape(b * t, o, h, w)
-    w2, pad = weight.reshape(o, c * kt, kh, kw), (kh // 2, kw // 2)
-    gw = torch.nn.grad.conv2d_weight(frames, w2.shape, g2, padding=pad).reshape(weight.shape) if need_w else None
-    gx = None
-    if need_x:
-        gf = torch.nn.grad.conv2d_input(frames.shape, w2, g2, padding=pad).reshape(b, t, c, kt, h, w)
-        padded = x.new_zeros(b, c, t + kt - 1, h, w)
-        for k in range(kt):  # time taps (kt = 3), not frames: tap k of output frame s read padded frame s + k
-            padded[:, :, k:k + t] += gf[:, :, :, k].transpose(1, 2)
-        gx = padded[:, :, kt // 2:kt // 2 + t]
-    return gx, gw
+    p, q = _fft_length(h + kh - 1), _fft_length(w + kw - 1)
+    bins, span = p * (q // 2 + 1), t + kt - 1
+    xf = torch.fft.rfft2(x, s=(p, q)).permute(3, 4, 0, 2, 1)  # (p, q', B, T, C)
+    # each video padded in time on its own, the videos one after another: output row r = b * span + t reads
+    # rows r .. r + kt - 1; the kt - 1 rows between two videos are computed and dropped
+    xp = F.pad(xf, (0, 0, kt // 2, kt // 2)).reshape(bins, b * span, c)
+    wf = _kernel_spectrum(weight.to(x.dtype), p, q).view(bins, kt, c, o)
+    rows = b * span - (kt - 1)
+    yf = torch.bmm(xp[:, :rows], wf[:, 0])
+    for k in range(1, kt):  # the kernel's time taps (3 or 5 here), not frames
+        yf = torch.baddbmm(yf, xp[:, k:k + rows], wf[:, k])
+    yf = F.pad(yf, (0, 0, 0, kt - 1)).view(p, q // 2 + 1, b, span, o)[:, :, :, :t]  # (p, q', B, T, O)
+    y = torch.fft.irfft2(yf.permute(2, 4, 3, 0, 1), s=(p, q))[..., kh // 2:kh // 2 + h, kw // 2:kw // 2 + w]
+    y = y if bias is None else y + bias.to(y.dtype).view(1, -1, 1, 1, 1)
+    return y.to(dtype)

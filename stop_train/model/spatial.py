@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
-from .layers import FFTConv3d, TapsConv3d, same_padding
+from .layers import FFTConv3d, same_conv3d, same_padding
 
 # Prompter sizes of the published code (architecture hyper-parameters, not data sizes).
 PROMPTER_CHANNELS = (9, 9, 16)
@@ -28,13 +27,13 @@ class SpatialPrompter(nn.Module):
         super().__init__()
         c1, c2, c3 = PROMPTER_CHANNELS
         k, pad = PROMPTER_KERNEL, same_padding(PROMPTER_KERNEL)
-        self.conv = nn.Sequential(  # TapsConv3d: nn.Conv3d with a faster backward on AVX2 CPUs
-            TapsConv3d(3, c1, k, padding=pad),
-            TapsConv3d(c1, c1, k, padding=pad),
+        self.conv = nn.Sequential(  # FFTConv3d: nn.Conv3d, computed by FFT on the CPU
+            FFTConv3d(3, c1, k, padding=pad),
+            FFTConv3d(c1, c1, k, padding=pad),
             nn.PReLU(),
-            TapsConv3d(c1, c2, k, padding=pad),
+            FFTConv3d(c1, c2, k, padding=pad),
             nn.PReLU(),
-            TapsConv3d(c2, c3, k, padding=pad),
+            FFTConv3d(c2, c3, k, padding=pad),
         )
         self.mlp = nn.Sequential(nn.Linear(c3, PROMPTER_MLP_HIDDEN), nn.PReLU(), nn.Linear(PROMPTER_MLP_HIDDEN, 3))
         self.dropout = nn.Dropout(cfg.spatial_dropout)
@@ -58,7 +57,7 @@ class SpatialPrompter(nn.Module):
             # eval: the dropout between them is the identity, so conv then Linear is one convolution
             weight = torch.einsum("oc,c...->o...", first_linear.weight, last.weight)
             bias = first_linear.weight @ last.bias + first_linear.bias
-            p = F.conv3d(h, weight, bias, padding=last.padding).permute(0, 2, 3, 4, 1)
+            p = same_conv3d(h, weight, bias).permute(0, 2, 3, 4, 1)
         p = self.mlp[2](self.mlp[1](p))  # (B, T, H, W, 3)
         p = self.dropout(self.dropout(p)).permute(0, 1, 4, 2, 3)  # published applies this dropout twice
         cells, pixels = self.mask(x)
