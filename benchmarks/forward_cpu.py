@@ -4,7 +4,8 @@
 
 Random weights (no download). Prints the device, shapes, GFLOPs (torch's flop counter on the meta device:
 matmuls and convolutions counted as direct convolutions), median and p90 latency, and each mode's ratio
-to the plain ViT.
+to the plain ViT; one more row runs the official model with its prompter convolutions direct instead of by
+FFT (`direct_convolutions`), as export, GPUs and the published code compute them.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from stop_train.config import load_config
 from stop_train.model import create_model
+from stop_train.model.layers import direct_convolutions
 
 
 def measure(fns: dict, runs: int, warmup: int) -> dict[str, list[float]]:
@@ -40,6 +42,11 @@ def gflops(build, inputs) -> float:
     with counter:
         model(inputs.to("meta"))
     return counter.get_total_flops() / 1e9
+
+
+def _direct(fn):
+    with direct_convolutions():
+        return fn()
 
 
 class _VideoEncoder(torch.nn.Module):
@@ -78,6 +85,11 @@ def main() -> None:
     for name, (build, inputs) in builders.items():
         flops[name] = gflops(build, inputs)
         fns[name] = (lambda m, x: lambda: m(x))(build("cpu").eval(), inputs)
+    # the same official model with the prompters' convolutions direct (what export and GPUs run, and how
+    # the published code computes them)
+    direct = "STOP official, direct convolutions"
+    flops[direct], model = flops["STOP official"], fns["STOP official"]
+    fns[direct] = lambda: _direct(model)
     with torch.inference_mode():
         times = measure(fns, args.runs, args.warmup)
     rows = []

@@ -94,3 +94,35 @@ def test_fft_conv3d_takes_any_layout_and_float64():
     assert relative_error(fft_conv3d(x, w, b), direct) < 1e-12
     x32 = x.float().contiguous(memory_format=torch.channels_last_3d)
     assert relative_error(fft_conv3d(x32, w.float(), b.float()), direct.float()) < 1e-5
+
+
+@pytest.mark.parametrize("mode", ["dynamic", "official"])
+def test_the_model_by_fft_equals_the_model_by_direct_convolutions(mode):
+    """The whole forward and every gradient agree whether the prompters' convolutions run by FFT (eager
+    CPU) or directly (`direct_convolutions`: what export and GPUs run). In FP64, so that the comparison is
+    of the formulas (FP32 rounding through the ViT reaches ~1e-3 on gradients that nearly cancel)."""
+    from stop_train.model.layers import direct_convolutions
+
+    torch.manual_seed(0)
+    overrides = {"mode": mode, "spatial_dropout": 0.0}
+    if mode == "official":
+        overrides.update(mask_layout="lattice", text_postfix_prompts=2)
+    model = create_model("tiny", **overrides).double()
+    video, ids = torch.randn(2, 4, 3, 64, 64, dtype=torch.float64), model.tokenize(["a", "b", "c"])
+    results = []
+    for direct in (False, True):
+        model.zero_grad()
+        with direct_convolutions() if direct else torch.enable_grad():
+            logits = model(video, ids)
+            logits.square().sum().backward()
+            with torch.no_grad():
+                emb = model.eval().encode_video(video)
+            model.train()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        results.append((logits.detach(), emb, grads))
+    (l1, e1, g1), (l2, e2, g2) = results
+    assert relative_error(l1, l2) < 1e-9 and relative_error(e1, e2) < 1e-9
+    assert g1.keys() == g2.keys() and any("spatial.conv" in n for n in g1)
+    scale = max(g.abs().max() for g in g2.values())
+    for name in g1:
+        assert (g1[name] - g2[name]).abs().max() < 1e-9 * scale, name

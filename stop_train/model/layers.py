@@ -1,6 +1,7 @@
 """Small building blocks shared by the STOP modules."""
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -49,6 +50,25 @@ def _exporting() -> bool:
     return torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
 
 
+_DIRECT = False  # set by `direct_convolutions`
+
+
+@contextlib.contextmanager
+def direct_convolutions():
+    """Within this context `FFTConv3d` and `same_conv3d` run the plain convolution (benchmarks compare the
+    two; tests check they agree). Not thread-local: meant for a whole process."""
+    global _DIRECT
+    previous, _DIRECT = _DIRECT, True
+    try:
+        yield
+    finally:
+        _DIRECT = previous
+
+
+def _fft_allowed(x: torch.Tensor) -> bool:
+    return x.device.type == "cpu" and x.is_floating_point() and not _DIRECT and not _exporting()
+
+
 class FFTConv3d(nn.Conv3d):
     """A 'same'-padded Conv3d computed by FFT (`fft_conv3d`) in eager mode on the CPU; the parameters are
     `nn.Conv3d`'s, and export, tracing and other devices use the plain convolution.
@@ -63,7 +83,7 @@ class FFTConv3d(nn.Conv3d):
 
     def _fft_applies(self, x: torch.Tensor) -> bool:
         return (
-            x.device.type == "cpu" and x.is_floating_point() and not _exporting() and _same(self.padding, self.kernel_size)
+            _fft_allowed(x) and _same(self.padding, self.kernel_size)
             and self.groups == 1 and self.stride == (1, 1, 1) and self.dilation == (1, 1, 1)
             and self.padding_mode == "zeros"
         )
@@ -80,7 +100,7 @@ def _same(padding, kernel) -> bool:
 
 def same_conv3d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """`F.conv3d` with 'same' padding of an odd kernel, by FFT where `FFTConv3d` would use it."""
-    if x.device.type == "cpu" and x.is_floating_point() and not _exporting():
+    if _fft_allowed(x):
         return fft_conv3d(x, weight, bias)
     return F.conv3d(x, weight, bias, padding=same_padding(tuple(weight.shape[2:])))
 
