@@ -26,7 +26,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from forward_cpu import measure
 from stop_export.onnx.check import check_clips
-from stop_export.onnx.export import ExportSource, VideoClassifier, build_metadata, export_video
+from stop_export.onnx.export import export_video
+from stop_train.model.deploy import ExportSource, VideoClassifier, build_metadata
 from stop_export.runtime.backends import OrtBackend, available_ort_providers
 from stop_train.config import load_config
 from stop_train.labels import load_labels

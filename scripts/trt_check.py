@@ -17,7 +17,8 @@ import numpy as np
 
 from stop_export.cli import export_main
 from stop_export.onnx.check import check_clips
-from stop_export.runtime.backends import OrtBackend, TorchBackend, available_ort_providers
+from stop_export.runtime.backends import OrtBackend, available_ort_providers
+from stop_export.runtime.torch_backend import TorchBackend
 from stop_export.runtime.trt_backend import TensorRTBackend
 from stop_export.trt.builder import BuildOptions, build_engine, detect_tensorrt
 from stop_export.trt.plugin_build import build_plugin

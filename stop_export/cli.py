@@ -100,7 +100,7 @@ def _export(argv: list[str] | None) -> int:
     except ImportError as err:
         print(f"stop-export needs PyTorch and onnx: pip install 'stop-toolkit[train,export]' ({err})", file=sys.stderr)
         return 2
-    from .onnx.export import ExportError, build_metadata, resolve_source
+    from stop_train.model.deploy import ExportError, build_metadata, resolve_source
 
     out = args.output or _default_output(args.source)
     if out.suffix != ".onnx":
@@ -165,7 +165,7 @@ def _statistics(src, out: Path):
         print(f"stop-export: note: exporting without class statistics: {err}", file=sys.stderr)
         return None, ""
     cfg = src.model.cfg
-    from .onnx.export import model_fingerprint
+    from stop_train.model.factory import model_fingerprint
 
     if stats.fingerprint and stats.fingerprint != model_fingerprint(src.model):
         print(f"stop-export: note: exporting without class statistics: {src.statistics} belongs to other weights "
@@ -209,7 +209,7 @@ def _check(src, path: Path, count: int, text_path: Path | None = None) -> bool:
     import torch
 
     from .onnx.check import check_clips, compare
-    from .onnx.export import VideoClassifier, build_metadata, label_embeddings
+    from stop_train.model.deploy import VideoClassifier, build_metadata, label_embeddings
     from .runtime.backends import OrtBackend
 
     cfg = src.model.cfg
@@ -278,7 +278,8 @@ def recognize_main(argv: list[str] | None = None) -> int:
     readable_output()  # file names that are not UTF-8
     event_cfg(parser, args)  # --off <= --on, as a usage error
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from .runtime.recognize import RecognizeError, run_recognize
+    from .runtime.recognize import run_recognize
+    from .runtime.errors import RecognizeError
 
     try:
         return run_recognize(args)

@@ -96,7 +96,7 @@ def _update(args, videos: list[Path]) -> int:
     minute's work) and on Ctrl-C."""
     from .runtime.backends import open_backend
     from .runtime.files import pair_exists
-    from .runtime.recognize import RecognizeError
+    from .runtime.errors import RecognizeError
     from .runtime.search import SearchIndex, SearchIndexError, WindowCfg, ann_path, build_ann, default_stride, embed_video
 
     backend = open_backend(args.model, args.backend, args.threads, plugin=args.plugin)
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     readable_output()  # file names that are not UTF-8
     from .runtime.errors import BackendError
     from .runtime.search import SearchIndexError
-    from .schema import MetadataError
+    from stop_train.schema import MetadataError
 
     try:
         return _index(args) if args.command == "index" else _query(args)

@@ -239,7 +239,7 @@ def _teach(bank, backend, args) -> str | None:
     from stop_train.video.decode import VideoReadError, probe_exact
 
     from .runtime.bank import BankError, Example, embed_example, now
-    from .runtime.recognize import RecognizeError
+    from .runtime.errors import RecognizeError
     from .runtime.recognizer import Recognizer
 
     clips = [parse_clip(c) for c in args.clips]
@@ -295,8 +295,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from .runtime.bank import BankError
     from .runtime.errors import BackendError
-    from .runtime.recognize import RecognizeError
-    from .schema import MetadataError
+    from .runtime.errors import RecognizeError
+    from stop_train.schema import MetadataError
 
     try:
         return run(args, parser)

@@ -26,7 +26,7 @@ from PySide6.QtCore import QObject, Signal
 
 from stop_export.runtime.buffer import ClipBuffer
 from stop_export.runtime.events import Event, EventCfg, EventDetector
-from stop_export.runtime.recognize import RecognizeError
+from stop_export.runtime.errors import RecognizeError
 from stop_export.runtime.recognizer import Recognizer
 from stop_train.video.decode import VideoReadError
 from stop_train.video.source import (Frame, ReconnectPolicy, SourceError, SourceLost, SourceSpec, live_frames,

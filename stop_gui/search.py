@@ -10,7 +10,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from stop_export.runtime.errors import BackendError
-from stop_export.runtime.recognize import RecognizeError
+from stop_export.runtime.errors import RecognizeError
 from stop_export.runtime.search import SearchIndex, SearchIndexError, WindowCfg, default_stride, embed_video
 from stop_export.runtime.text import TextEncoder
 

@@ -16,7 +16,7 @@ from stop_export.runtime.bank import (BankError, Example, LabelBank, class_name,
 from stop_export.runtime.errors import BackendError
 from stop_export.runtime.files import pair_lock
 from stop_train.atomic import Busy, exclusive
-from stop_export.runtime.recognize import RecognizeError
+from stop_export.runtime.errors import RecognizeError
 
 TEACH_ERRORS = (BankError, BackendError, RecognizeError, OSError, ValueError, RuntimeError)
 

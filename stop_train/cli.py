@@ -193,7 +193,8 @@ def _final_split(trainer) -> str | None:
 def _resume(trainer, run_dir: Path) -> None:
     """Restore the newest readable checkpoint: last, else (a damaged file is named in one line) last.old (a crash
     between a save's renames), best or best.old (an earlier epoch)."""
-    from .engine.checkpoint import STATE, WEIGHTS, CheckpointError
+    from .engine.checkpoint import STATE, WEIGHTS
+    from .model.weights import CheckpointError
 
     folders = [run_dir / "checkpoints" / name for name in ("last", "last.old", "best", "best.old")]
     problems = []

@@ -34,7 +34,7 @@ def test_no_stdlib_api_newer_than_310():
 
 @pytest.mark.parametrize("module", ["stop_train", "stop_train.config", "stop_train.labels", "stop_train.tolerances",
                                     "stop_train.video", "stop_train.video.decode", "stop_train.video.source", "stop_train.data", "stop_export",
-                                    "stop_export.schema", "stop_export.runtime.backends",
+                                    "stop_train.schema", "stop_export.runtime.backends",
                                     "stop_export.runtime.recognize", "stop_export.runtime.tokenizer", "stop_gui",
                                     "stop_gui.window", "stop_gui.pipeline", "stop_export.runtime.trt_backend"])
 def test_light_modules_import_without_torch(module):

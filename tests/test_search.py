@@ -29,7 +29,7 @@ def test_a_retrieval_export_has_no_logits_and_always_a_text_encoder(retrieval_mo
     import onnx
 
     from stop_export.cli import export_main
-    from stop_export.schema import Metadata
+    from stop_train.schema import Metadata
 
     model = onnx.load(str(retrieval_models[0]), load_external_data=False)
     assert [o.name for o in model.graph.output] == ["video_embedding", "spatial_mask", "gap_variation", "gap_prompt_count",

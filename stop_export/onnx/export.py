@@ -1,193 +1,28 @@
 """Export a STOP video classifier (and its text encoder) to ONNX, as DECISIONS §3 defines the graph."""
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import stop_train
-from stop_train.atomic import atomic_write, settled_folder
-from stop_train.config import ModelConfig, load_config
-from stop_train.labels import DEFAULT_TEMPLATE, load_labels
-from stop_train.model import STOP, create_model, load_model
-from stop_train.model.factory import CONFIG_FILE, WEIGHTS_FILE
-from stop_train.model.factory import model_fingerprint  # noqa: F401  (a label bank or cache keyed on the model)
+from stop_train.atomic import atomic_write
+from stop_train.model import STOP
+from stop_train.model.deploy import (
+    ExportError, ExportSource, TextEncoder, VideoClassifier, build_metadata, label_embeddings,
+)
 from stop_train.op_spec import OP_DOMAIN, OP_TYPE
-from stop_train.statistics import STATISTICS_FILE
-from stop_train.video import PreprocessCfg, SamplingCfg
-
-from ..schema import INPUT_NAME, METADATA_KEY, TEXT_INPUT, TEXT_OUTPUT, Metadata
+from stop_train.schema import INPUT_NAME, METADATA_KEY, TEXT_INPUT, TEXT_OUTPUT, Metadata
 from .function import attach_function, translation_table
 
-MODEL_FILES = (WEIGHTS_FILE, CONFIG_FILE)  # a model folder (or a run's checkpoint folder)
 log = logging.getLogger(__name__)
 
 OPSET = 18  # <= 20 for TensorRT 10.3 (JetPack 6); 18 is the exporter's native opset
 MAX_BATCH = 4096
-
-
-class ExportError(RuntimeError):
-    """A source that cannot be exported, with the reason."""
-
-
-@dataclass
-class ExportSource:
-    """What a run, checkpoint or preset gives the exporter."""
-
-    model: STOP
-    labels: list[str]
-    template: str
-    sampling: SamplingCfg
-    preprocess: PreprocessCfg
-    description: str
-    task: str = "recognition"  # a retrieval run's model: no labels, no logits, the text encoder always
-    statistics: Path | None = None  # the checkpoint's class statistics (`stop_train.statistics`), when it has them
-
-
-def _read_labels(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text(encoding="utf-8-sig", errors="surrogateescape").splitlines() if line.strip()]
-
-
-def resolve_source(source: str | Path, labels: str | None = None, template: str | None = None,
-                   checkpoint: str | None = None, task: str | None = None) -> ExportSource:
-    """A run directory, a model/checkpoint folder (model.safetensors + config.json) or a preset name.
-
-    Runs bring their labels, template and sampling; the others need `labels` (a label file or a bundled
-    set name: ucf101, hmdb51, kinetics400, ssv2), which also replaces a run's labels when given.
-    `task` (recognition, retrieval) defaults to the run's; a model folder or preset outside a run is a
-    recognition model unless told otherwise (a converted published checkpoint is a retrieval model).
-    A run's checkpoint defaults to `best`, or `last` when no validation has picked one yet.
-    """
-    path = Path(source)
-    run_cfg: dict[str, Any] = {}
-    stats: Path | None = None
-    run_labels: list[str] | None = None
-    if (path / "checkpoints").is_dir() and (path / "config.json").is_file():
-        run_cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
-        if checkpoint is None:
-            checkpoint = "best" if (path / "checkpoints" / "best").is_dir() else "last"
-            if checkpoint == "last":
-                log.info("%s has no best checkpoint (no validation picked one): exporting the last one", path)
-        folder = settled_folder(path / "checkpoints" / checkpoint, MODEL_FILES) or path / "checkpoints" / checkpoint
-        if not folder.is_dir():
-            found = sorted(p.name for p in (path / "checkpoints").iterdir() if p.is_dir())
-            raise ExportError(f"{path} has no checkpoint {checkpoint!r} (found: {', '.join(found) or 'none'})")
-        model = load_model(folder).eval()
-        stats = folder / STATISTICS_FILE
-        run_labels = _read_labels(path / "labels.txt") if (path / "labels.txt").is_file() else None
-        description = f"run {path.resolve()} ({checkpoint})"
-    elif settled_folder(path, MODEL_FILES) is not None:  # (FOLDER.old: a save killed between its renames)
-        model = load_model(path).eval()
-        stats = settled_folder(path, MODEL_FILES) / STATISTICS_FILE
-        run_root = path.parent.parent  # a checkpoint inside a run: <run>/checkpoints/<name>
-        if path.parent.name == "checkpoints" and (run_root / "config.json").is_file():
-            run_cfg = json.loads((run_root / "config.json").read_text(encoding="utf-8"))
-            if (run_root / "labels.txt").is_file():
-                run_labels = _read_labels(run_root / "labels.txt")
-        description = f"model folder {path.resolve()}"
-    elif path.suffix == ".json" and path.is_file() or not path.exists():
-        try:
-            cfg = load_config(source)
-        except (FileNotFoundError, ValueError) as err:
-            raise ExportError(f"{source!r} is not a run directory, a model folder or a preset ({err})") from None
-        model = create_model(cfg).eval()
-        description = f"preset {source} (random weights)"
-    else:
-        raise ExportError(f"{path} is neither a run directory (config.json + checkpoints/) nor a model folder "
-                          "(model.safetensors + config.json)")
-    bad = next((k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
-    if bad is not None:
-        raise ExportError(f"{description}: the weights are not finite ({bad} holds NaN or infinity; the training "
-                          "diverged): nothing exported")
-    train = run_cfg.get("train", {})
-    task = task or train.get("task", "recognition")
-    cfg = model.cfg
-    sampling = SamplingCfg(**run_cfg["sampling"]) if "sampling" in run_cfg else SamplingCfg(frames=cfg.frames)
-    if task == "retrieval":
-        if labels:
-            raise ExportError(f"{description} is a retrieval model: it has no labels to export (it searches with "
-                              "captions; stop-recognize --labels classifies with its text encoder)")
-        # labels given at run time (stop-recognize --labels, the app) are encoded as written, like captions
-        return ExportSource(model, [], template or "{label}", sampling, PreprocessCfg.for_model(cfg), description, task)
-    if labels:
-        classes = load_labels(labels)
-    elif run_labels:
-        classes = run_labels
-    else:
-        raise ExportError(f"{description} carries no labels: pass --labels FILE (one class per line) or a bundled "
-                          "set (ucf101, hmdb51, kinetics400, ssv2)")
-    return ExportSource(model, classes, template or train.get("template", DEFAULT_TEMPLATE), sampling,
-                        PreprocessCfg.for_model(cfg), description,
-                        statistics=stats if stats is not None and stats.is_file() else None)
-
-
-class VideoClassifier(nn.Module):
-    """uint8 RGB frames (B, T, S, S, 3) -> the outputs of DECISIONS §3; normalisation inside the graph.
-    `text_embedding` None: a retrieval model, whose outputs start at `video_embedding` (no logits)."""
-
-    def __init__(self, model: STOP, text_embedding: torch.Tensor | None, pre: PreprocessCfg):
-        super().__init__()
-        self.model = model
-        self.classify = text_embedding is not None
-        if self.classify:
-            self.register_buffer("text_embedding", F.normalize(text_embedding.detach().float(), dim=-1))
-        shape = (1, 1, 3, 1, 1)
-        self.register_buffer("mean", torch.tensor(pre.mean).mul(255.0).view(shape))
-        self.register_buffer("inv_std", torch.tensor(pre.std).mul(255.0).reciprocal().view(shape))
-
-    def forward(self, frames: torch.Tensor):
-        # cast first: TensorRT takes uint8 only straight into a Cast (no Transpose on uint8)
-        x = (frames.float().permute(0, 1, 4, 2, 3) - self.mean) * self.inv_std
-        # a bf16 model (PyTorch backend) runs in bf16; the outputs are float32 in every precision
-        # all tokens through the last block: the frames' class tokens are an output too (`frame_embedding`)
-        hidden, aux = self.model.forward_visual(x.to(self.model.global_prompts.dtype), all_tokens=True)
-        emb = F.normalize(self.model.video_features(hidden), dim=-1).float()
-        frames = self.model.frame_embeddings(hidden).float()
-        if self.model.dynamic:
-            outs = (emb, aux["spatial_mask"], aux["gap_variation"].float(), aux["gap_prompt_count"], frames)
-        else:
-            outs = (emb, aux["spatial_mask"], aux["frame_weight"].float(), frames)
-        if not self.classify:
-            return outs
-        return (self.model.logit_scale.float() * emb @ self.text_embedding.t(), *outs)
-
-
-class TextEncoder(nn.Module):
-    """Token ids (K, n) int64 from the tokenizer -> L2-normalised label embeddings (K, E)."""
-
-    def __init__(self, model: STOP):
-        super().__init__()
-        self.model = model
-
-    def forward(self, token_ids: torch.Tensor) -> torch.Tensor:
-        return self.model.encode_text(token_ids)
-
-
-def build_metadata(src: ExportSource, text_encoder: str = "", tokenizer: str = "", statistics: str = "") -> Metadata:
-    cfg: ModelConfig = src.model.cfg
-    pre = src.preprocess
-    return Metadata(
-        labels=list(src.labels), template=src.template, logit_scale=float(src.model.logit_scale), model=cfg,
-        preprocess=pre, sampling=src.sampling, toolkit_version=stop_train.__version__, source=src.description,
-        text_encoder=text_encoder, tokenizer=tokenizer, fingerprint=model_fingerprint(src.model), task=src.task,
-        frame_embedding=True, statistics=statistics,
-    )
-
-
-def label_embeddings(src: ExportSource) -> torch.Tensor | None:
-    """The label prompts' text embeddings (K, E) a recognition graph scores against; None for retrieval."""
-    if src.task == "retrieval":
-        return None
-    with torch.no_grad():
-        return src.model.encode_labels(src.labels, src.template)
 
 
 def _export(module: nn.Module, args: tuple, path: Path, input_names, output_names, dynamic_shapes) -> onnx.ModelProto:

@@ -11,7 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..schema import INPUT_NAME, METADATA_KEY, Metadata, MetadataError
+from stop_train.schema import INPUT_NAME, METADATA_KEY, Metadata, MetadataError
 from .errors import BackendError
 
 log = logging.getLogger(__name__)
@@ -95,43 +95,6 @@ class OrtBackend:
         return dict(zip(self.outputs, self.session.run(None, {INPUT_NAME: frames})))
 
 
-class TorchBackend:
-    """PyTorch eager on a run directory, model folder or preset (needs the `train` extra)."""
-
-    def __init__(self, source: str | Path, labels: str | None = None, device: str = "cpu", precision: str = "fp32"):
-        try:
-            import torch
-
-            from ..onnx.export import ExportError, VideoClassifier, build_metadata, label_embeddings, resolve_source
-        except ImportError as err:
-            raise BackendError(f"{source} is not an .onnx or .engine file, so it is read as a run directory, model "
-                               f"folder or preset by the PyTorch backend, which needs torch and the training extra "
-                               f"({err})") from None
-        from stop_train.cpu import cpu_precision
-
-        dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
-        if precision not in dtypes:
-            raise BackendError(f"precision {precision!r} is not one of {', '.join(dtypes)}")
-        if device == "cpu":
-            precision = cpu_precision(precision, "the torch-bf16 backend")
-        try:
-            src = resolve_source(source, labels=labels)
-            text = label_embeddings(src)
-        except ExportError as err:  # a mistyped model path lands here: one line, as for the other backends
-            raise BackendError(str(err)) from None
-        self.torch = torch
-        self.module = VideoClassifier(src.model.to(dtypes[precision]), text, src.preprocess).to(device).eval()
-        self.device = device
-        self.metadata = build_metadata(src)
-        self.statistics_file = src.statistics  # the checkpoint's own (`stop_train.statistics`), or None
-        self.name = f"pytorch-{device}" + ("-bf16" if precision == "bf16" else "")
-
-    def run(self, frames: np.ndarray) -> dict[str, np.ndarray]:
-        with self.torch.no_grad():
-            outs = self.module(self.torch.from_numpy(np.ascontiguousarray(frames)).to(self.device))
-        return {name: out.cpu().numpy() for name, out in zip(self.metadata.outputs, outs)}
-
-
 def statistics_file(backend: Backend) -> Path | None:
     """Where the model's class statistics are (`stop_train.statistics`): the file its metadata names beside an
     .onnx or .engine file, a checkpoint's own for the PyTorch backend; None when it has none."""
@@ -166,6 +129,8 @@ def open_backend(model: str | Path, backend: str = "auto", threads: int = 0, lab
     if backend in ("torch", "torch-bf16") or not (path.suffix == ".onnx"):
         if backend not in ("auto", "torch", "torch-bf16"):
             raise BackendError(f"{model} is not an .onnx file: only the torch backend reads runs and checkpoints")
+        from .torch_backend import TorchBackend
+
         return TorchBackend(model, labels=labels, precision="bf16" if backend == "torch-bf16" else "fp32")
     if backend == "auto":
         offered = available_ort_providers()

@@ -39,7 +39,7 @@ import numpy as np
 from stop_train.data.types import VIDEO_EXTENSIONS
 from stop_train.statistics import FrameStatistics
 
-from ..schema import Metadata
+from stop_train.schema import Metadata
 from .files import pair_exists, paired_paths, read_pair, write_pair
 
 BANK_VERSION = 2  # 2: the examples' frame embeddings
@@ -513,7 +513,7 @@ def embed_example(backend, path: str | Path, start_s: float | None = None, end_s
     from stop_train.video.decode import VideoReadError, probe_exact
     from stop_train.video.views import eval_views, frames_in_range
 
-    from .recognize import RecognizeError
+    from .errors import RecognizeError
 
     meta = backend.metadata
     try:

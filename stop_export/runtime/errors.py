@@ -1,5 +1,17 @@
-"""The runtime's error type, imported by every backend (no backend imports another)."""
+"""The runtime's error types (no runtime module imports another for its errors)."""
 
 
 class BackendError(RuntimeError):
     """A model or backend that cannot be used, with the reason."""
+
+
+class RecognizeError(RuntimeError):
+    """A source or model that cannot be used, with the reason; `exit_code` for the CLI."""
+
+    exit_code = 2
+
+
+class SourceGaveUp(RecognizeError):
+    """A camera or stream was lost and the reconnect policy gave up."""
+
+    exit_code = 3

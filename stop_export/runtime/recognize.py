@@ -15,24 +15,13 @@ from stop_train.atomic import finite
 from stop_train.video.decode import VideoReadError
 from stop_train.video.source import ReconnectPolicy, SourceError, SourceLost, SourceSpec, live_frames, open_source
 
-from ..schema import MetadataError
+from stop_train.schema import MetadataError
 from .backends import BackendError
 from .buffer import ClipBuffer
+from .errors import RecognizeError, SourceGaveUp
 from .events import EventCfg, EventDetector
 from .recognizer import Recognizer
 from .recognizer import top_k as top_k_of
-
-
-class RecognizeError(RuntimeError):
-    """A source or model that cannot be used, with the reason; `exit_code` for the CLI."""
-
-    exit_code = 2
-
-
-class SourceGaveUp(RecognizeError):
-    """A camera or stream was lost and the reconnect policy gave up."""
-
-    exit_code = 3
 
 
 def frames_from(source: str, max_seconds: float = 0.0, policy: ReconnectPolicy | None = None,

@@ -14,7 +14,7 @@ from stop_train.video.sampling import SamplingCfg
 
 from stop_train.statistics import FrameStatistics, StatisticsError
 
-from ..schema import FRAME_OUTPUT, Metadata
+from stop_train.schema import FRAME_OUTPUT, Metadata
 from .backends import Backend, open_backend, statistics_file
 from .bank import Head, LabelBank
 from .buffer import ClipBuffer

@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from ..schema import Metadata
+from stop_train.schema import Metadata
 from .buffer import ClipBuffer
 from .files import paired_paths, read_pair, write_pair
 
@@ -202,7 +202,8 @@ def embed_video(backend, path: Path, windows: WindowCfg, batch: int = 8, stop=No
     duration in seconds). A video shorter than one window gives one clip over its whole length (the test
     view of the metadata's sampling). `progress(t)` gets the time reached; `stop` (a threading.Event) ends early
     with what was embedded. Raises RecognizeError for an unreadable file."""
-    from .recognize import RecognizeError, frames_from
+    from .recognize import frames_from
+    from .errors import RecognizeError
 
     meta = backend.metadata
     buffer = ClipBuffer(meta.frames, windows.frame_interval_s, windows.stride_s, meta.preprocess)

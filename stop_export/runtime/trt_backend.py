@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..schema import INPUT_NAME, Metadata, MetadataError
-from ..trt.platform import PLUGIN_ENV, SIDECAR_SUFFIX, EngineError, compute_capability, detect_tensorrt, plugin_path
+from stop_train.schema import INPUT_NAME, Metadata, MetadataError
+from .platform import PLUGIN_ENV, SIDECAR_SUFFIX, EngineError, compute_capability, detect_tensorrt, plugin_path
 from .errors import BackendError
 
 

@@ -25,9 +25,9 @@ from onnx import helper
 from stop_train.atomic import atomic_write_bytes, atomic_write_json
 from stop_train.op_spec import OP_DOMAIN, OP_TYPE
 
-from ..schema import METADATA_KEY, Metadata
+from stop_train.schema import METADATA_KEY, Metadata
 from .fp16 import KEEP_FP32, convert_to_fp16
-from .platform import PLUGIN_VERSION, SIDECAR_SUFFIX, EngineError, TensorRT, compute_capability, detect_tensorrt
+from ..runtime.platform import PLUGIN_VERSION, SIDECAR_SUFFIX, EngineError, TensorRT, compute_capability, detect_tensorrt
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional, Union
 
-from ..engine.config import RETRIEVAL_DATASETS
-from .types import (VIDEO_EXTENSIONS, DatasetLayoutError, DirCache, VideoItem, abs_root, check_options, layout_error,
+from .types import (RETRIEVAL_DATASETS, VIDEO_EXTENSIONS, DatasetLayoutError, DirCache, VideoItem, abs_root, check_options, layout_error,
                     short_list)
 
 logger = logging.getLogger(__name__)

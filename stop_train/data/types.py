@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov")
+RETRIEVAL_DATASETS = ("msrvtt", "captions", "synthetic-captions")  # the caption datasets (data.captions)
 
 
 def parse_extensions(text: str) -> tuple[str, ...]:

@@ -6,23 +6,19 @@ from __future__ import annotations
 
 import errno
 import io
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load, load_file, save
+from safetensors.torch import save
 
 from ..atomic import atomic_write, atomic_write_bytes, atomic_write_json, replacing_folder, settled_folder
 from ..config import ModelConfig
+from ..model.weights import CheckpointError, first_line, load_weights
 
 WEIGHTS = "model.safetensors"
 STATE = "trainer_state.pt"
 CONFIG = "config.json"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be read (truncated, empty, not ours): the message names it."""
 
 
 class CheckpointWriteError(OSError):
@@ -106,33 +102,9 @@ def load_checkpoint(folder: Path, model: torch.nn.Module | None = None) -> tuple
     try:  # our own file: RNG states, config
         state = torch.load(io.BytesIO((folder / STATE).read_bytes()), map_location="cpu", weights_only=False)
     except (EOFError, RuntimeError, ValueError, OSError, ImportError, AttributeError) as err:
-        raise CheckpointError(f"{folder / STATE} is damaged ({_first_line(err) or 'empty'})") from None
+        raise CheckpointError(f"{folder / STATE} is damaged ({first_line(err) or 'empty'})") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{folder / STATE} is not a trainer state")
     if model is not None:
         model.load_state_dict(weights)
     return weights, state
-
-
-def load_weights(path: Path) -> dict[str, torch.Tensor]:
-    """The tensors of a safetensors file. Raises CheckpointError naming a damaged (truncated, empty) file."""
-    try:
-        if _utf8(os.fspath(path)):
-            return load_file(os.fspath(path))  # memory-mapped: no second copy of the weights in memory
-        return load(Path(path).read_bytes())  # safetensors opens only UTF-8 paths
-    except Exception as err:  # safetensors raises its own SafetensorError for a truncated file
-        if isinstance(err, OSError):
-            raise
-        raise CheckpointError(f"{path} is damaged ({_first_line(err)})") from None
-
-
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _first_line(err: BaseException) -> str:
-    return str(err).strip().splitlines()[0] if str(err).strip() else ""

@@ -6,11 +6,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from ..data.types import RETRIEVAL_DATASETS
 from ..labels import DEFAULT_TEMPLATE
 
 
 TASKS = {"recognition": "synthetic-motion", "retrieval": "synthetic-captions"}  # task -> its default dataset
-RETRIEVAL_DATASETS = ("msrvtt", "captions", "synthetic-captions")  # the caption datasets (data.captions)
 
 # the published retrieval recipe's model settings (STOP msrvtt.sh: 12 frames, max_words 32), applied to a new
 # retrieval run unless --model sets them

@@ -19,8 +19,8 @@ from ..labels import label_texts
 from ..model import STOP, create_model, dead_parameters
 from ..model.factory import model_fingerprint
 from ..statistics import STATISTICS_FILE, FrameStatistics, StatisticsError
-from .checkpoint import (WEIGHTS, CheckpointError, link_checkpoint, load_checkpoint, load_weights, rewrite_state, save_checkpoint,
-                         usable, write_json)
+from ..model.weights import CheckpointError, load_weights
+from .checkpoint import WEIGHTS, link_checkpoint, load_checkpoint, rewrite_state, save_checkpoint, usable, write_json
 from .config import TrainConfig
 from .data import ClipDataset, collate, collate_views
 from .distributed import DistInfo, all_gather_arrays, all_reduce_mean, barrier, init_distributed, shard

@@ -82,7 +82,7 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu", **overrid
     `save_model` replaced it left only that). Raises FileNotFoundError (not a model folder), ValueError (a
     damaged file, named)."""
     from ..atomic import settled_folder
-    from ..engine.checkpoint import load_weights
+    from .weights import load_weights
 
     folder = Path(folder)
     found = settled_folder(folder, (WEIGHTS_FILE, CONFIG_FILE))
