@@ -21,7 +21,7 @@ ALLOWED_PREFIXES = ("no GPU", "no full TensorRT", "no nvcc", "no ../shared")
 def _strip_skipped(text: str) -> str:
     text = text.strip()
     if text.startswith("Skipped:"):
-        text = text[len("Skipped:"):].strip()
+        text = text[len("Skipped:") :].strip()
     return text
 
 

@@ -7,6 +7,7 @@ prints the CPU time of the pipeline's worker threads (process time minus the GUI
 With no model given, the tiny preset is exported to a temporary folder first (needs the export extra).
 Target (the edge-box issue): paused < 1 % of one core; no thread wakes without work.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,11 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="stop-idle-"))
     model = model_or_tiny(args.model, tmp)
     video = tmp / "clip.avi"
-    write_video(video, render_scene("MovingLeft", SyntheticSpec(frames=150, width=320, height=240),
-                                    np.random.default_rng(0)), fps=30)
+    write_video(
+        video,
+        render_scene("MovingLeft", SyntheticSpec(frames=150, width=320, height=240), np.random.default_rng(0)),
+        fps=30,
+    )
     app = QApplication.instance() or QApplication([])
     window = MainWindow(predict_every_s=args.predict_every)
     window.show()
@@ -63,10 +67,14 @@ def main() -> None:
     paused, paused_gui = cpu_share(app, args.seconds)
     after = window.inference.windows if window.inference else 0
     window.stop_pipeline()
-    print(f"playing: workers {playing:6.2f} % of one core, GUI thread {playing_gui:5.2f} % "
-          f"({windows} predictions in {args.seconds:.0f} s, 320x240 @ 30 fps, every {args.predict_every} s)")
-    print(f"paused : workers {paused:6.2f} % of one core, GUI thread {paused_gui:5.2f} % "
-          f"({after - before} predictions while paused)")
+    print(
+        f"playing: workers {playing:6.2f} % of one core, GUI thread {playing_gui:5.2f} % "
+        f"({windows} predictions in {args.seconds:.0f} s, 320x240 @ 30 fps, every {args.predict_every} s)"
+    )
+    print(
+        f"paused : workers {paused:6.2f} % of one core, GUI thread {paused_gui:5.2f} % "
+        f"({after - before} predictions while paused)"
+    )
     print(f"workers paused / playing: {paused / max(playing, 1e-9):.3f}   target: paused < 1 % of one core")
 
 

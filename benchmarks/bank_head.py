@@ -6,6 +6,7 @@ The head adds, per window, one (1, E) x (E, N) product, an exp and a (1, N) x (N
 graph's logits; this prints its median time for a bank of `--taught` classes x `--examples` examples over
 `--classes` model labels at embedding width `--width` (512: ViT-B), beside an exported model's run (`--model`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,13 +40,20 @@ def main() -> None:
     unit = lambda x: (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)  # noqa: E731
     bank = LabelBank("bench")
     for c in range(args.taught):
-        bank.add(f"taught {c}", unit(rng.normal(size=(args.examples, args.width))),
-                 [Example("x", 0, 1)] * args.examples, "t", unit(rng.normal(size=args.width)))
+        bank.add(
+            f"taught {c}",
+            unit(rng.normal(size=(args.examples, args.width))),
+            [Example("x", 0, 1)] * args.examples,
+            "t",
+            unit(rng.normal(size=args.width)),
+        )
     head = bank.head([f"label {k}" for k in range(args.classes)])  # the model's own labels, by the graph's logits
     video, graph = unit(rng.normal(size=(1, args.width))), rng.normal(size=(1, args.classes))
     head_ms = median_ms(lambda: head.logits(video, 30.0, graph), args.runs)
-    print(f"head: {args.classes} labels + {args.taught} taught classes x {args.examples} examples, E = {args.width}: "
-          f"{head_ms:.3f} ms per window (median of {args.runs})")
+    print(
+        f"head: {args.classes} labels + {args.taught} taught classes x {args.examples} examples, E = {args.width}: "
+        f"{head_ms:.3f} ms per window (median of {args.runs})"
+    )
     if args.model:
         from stop_export.runtime.backends import open_backend
 

@@ -10,6 +10,7 @@
    decoding pass, training's default) one after another, and exactly on threads as training probes a dataset
    (`probe_items`); ms per video and ratios, and the same for the 640x272 H.264 source.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,8 +55,10 @@ def corpus(work: Path, cuts: int) -> int:
         res = check(path)
         counts[res.outcome] = counts.get(res.outcome, 0) + 1
         print(f"{res.outcome:9s} {res.name:40s} {res.detail} {'; '.join(res.problems[:2])}", flush=True)
-    print(f"corpus: {len(files)} files in {time.monotonic() - start:.0f} s: "
-          + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    print(
+        f"corpus: {len(files)} files in {time.monotonic() - start:.0f} s: "
+        + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    )
     return counts.get("MISMATCH", 0)
 
 
@@ -69,8 +72,24 @@ def cost(work: Path, count: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     src = realvideos.source_dir() / "bikes.mp4"
     ucf = folder / "ucf-like.avi"
-    ffmpeg("-i", src, "-t", "7", "-vf", "scale=320:240", "-r", "25", "-c:v", "mpeg4", "-vtag", "XVID", "-q:v", "5",
-           "-an", ucf)
+    ffmpeg(
+        "-i",
+        src,
+        "-t",
+        "7",
+        "-vf",
+        "scale=320:240",
+        "-r",
+        "25",
+        "-c:v",
+        "mpeg4",
+        "-vtag",
+        "XVID",
+        "-q:v",
+        "5",
+        "-an",
+        ucf,
+    )
     for name, one in (("UCF101-like 320x240 MPEG-4 AVI, 7 s", ucf), ("640x272 H.264 MP4, 10 s, 6 GOPs", src)):
         paths = []
         for i in range(count):
@@ -78,17 +97,21 @@ def cost(work: Path, count: int) -> None:
             shutil.copyfile(one, dst)  # a distinct file each: no OS cache advantage beyond the page cache
             paths.append(dst)
         ms = {}
-        for how, run in (("fast", lambda: [probe(p) for p in paths]),
-                         ("exact", lambda: [probe_exact(p) for p in paths]),
-                         ("exact-threads", lambda: probe_items([SimpleNamespace(path=p) for p in paths],
-                                                               ProbeCache(None)))):
+        for how, run in (
+            ("fast", lambda: [probe(p) for p in paths]),
+            ("exact", lambda: [probe_exact(p) for p in paths]),
+            ("exact-threads", lambda: probe_items([SimpleNamespace(path=p) for p in paths], ProbeCache(None))),
+        ):
             t0 = time.monotonic()
             run()
             ms[how] = (time.monotonic() - t0) / count * 1e3
-        print(f"{name}: fast {ms['fast']:.1f} ms/video, exact {ms['exact']:.1f} ({ms['exact'] / ms['fast']:.1f}x), "
-              f"exact on threads {ms['exact-threads']:.1f} ({ms['exact-threads'] / ms['fast']:.1f}x); 13,320 videos "
-              f"(UCF101 size): {ms['fast'] * 13.32 / 60:.1f} / {ms['exact'] * 13.32 / 60:.1f} / "
-              f"{ms['exact-threads'] * 13.32 / 60:.1f} min", flush=True)
+        print(
+            f"{name}: fast {ms['fast']:.1f} ms/video, exact {ms['exact']:.1f} ({ms['exact'] / ms['fast']:.1f}x), "
+            f"exact on threads {ms['exact-threads']:.1f} ({ms['exact-threads'] / ms['fast']:.1f}x); 13,320 videos "
+            f"(UCF101 size): {ms['fast'] * 13.32 / 60:.1f} / {ms['exact'] * 13.32 / 60:.1f} / "
+            f"{ms['exact-threads'] * 13.32 / 60:.1f} min",
+            flush=True,
+        )
         for p in paths:
             p.unlink()
 

@@ -9,6 +9,7 @@ Runtime beside PyTorch eager (`latency_cpu.py`), run one after another on this h
 Each part runs in its own process (so one part's allocations do not slow the next) with the same
 environment, threads and preset; a part that fails is reported and the others still run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,9 +27,11 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     common = ["--preset", args.preset, "--threads", str(args.threads), "--runs", str(args.runs)]
-    parts = [("prompter convolutions and training steps", "prompter_cpu.py", []),
-             ("forward beside a plain ViT", "forward_cpu.py", []),
-             ("ONNX Runtime beside PyTorch eager", "latency_cpu.py", ["--no-bf16"])]
+    parts = [
+        ("prompter convolutions and training steps", "prompter_cpu.py", []),
+        ("forward beside a plain ViT", "forward_cpu.py", []),
+        ("ONNX Runtime beside PyTorch eager", "latency_cpu.py", ["--no-bf16"]),
+    ]
     failed = []
     for title, script, extra in parts:
         print(f"\n== {title} ({script}) ==", flush=True)

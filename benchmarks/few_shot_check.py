@@ -19,6 +19,7 @@ classes are scored over all six class names:
 Top-1 is reported on the held-out classes' test videos and on the trained classes' test videos. Targets (issue
 15): held-out >= 80 % at K = 5 (mean over the three pairs); trained classes within 2 points of text only.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,11 +59,37 @@ def train_and_export(pair: int, data: Path, root: Path, args) -> Path:
         for split, groups in (("train", TRAIN_GROUPS), ("test", range(1, 4))):
             rows = [f"{p.relative_to(data)} {c}" for c in kept for p in videos_of(data, c, groups)]
             (lists / f"{split}.txt").write_text("\n".join(rows) + "\n")
-        code = stop_train(["--dataset", "list", "--data-root", str(data), "--train-list", str(lists / "train.txt"),
-                           "--test-list", str(lists / "test.txt"), "--val-fraction", "0", "--no-flip-safe",
-                           "--preset", "tiny", "--pretrained", "none", "--epochs", str(args.epochs), "--batch-size", "8",
-                           "--workers", "1", "--lr", "3e-4", "--decay-exclude", "bias-norm-prompt",
-                           "--run-dir", str(run_dir)])
+        code = stop_train(
+            [
+                "--dataset",
+                "list",
+                "--data-root",
+                str(data),
+                "--train-list",
+                str(lists / "train.txt"),
+                "--test-list",
+                str(lists / "test.txt"),
+                "--val-fraction",
+                "0",
+                "--no-flip-safe",
+                "--preset",
+                "tiny",
+                "--pretrained",
+                "none",
+                "--epochs",
+                str(args.epochs),
+                "--batch-size",
+                "8",
+                "--workers",
+                "1",
+                "--lr",
+                "3e-4",
+                "--decay-exclude",
+                "bias-norm-prompt",
+                "--run-dir",
+                str(run_dir),
+            ]
+        )
         if code != 0:
             raise SystemExit(f"pair {pair}: stop-train exited with {code}")
     if not (run_dir / "checkpoints" / "last" / STATISTICS_FILE).is_file() and stop_train(["stats", str(run_dir)]) != 0:
@@ -97,14 +124,21 @@ def separability(features: dict[str, np.ndarray], data: Path, held: tuple[str, s
     """What a feature separates on its own, from all the fold's training videos of each class (unit class means,
     nearest mean): top-1 (%) of the held-out classes' test videos among all six classes and between the two
     held-out classes only, and of the trained classes' among all six."""
+
     def unit(x):
         return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
     test = [(f"{c}/{p.name}", CLASSES.index(c)) for c in CLASSES for p in videos_of(data, c, range(1, 4))]
     x = unit(np.stack([features[k] for k, _ in test]))
     y = np.array([c for _, c in test])
-    means = unit(np.stack([unit(np.stack([features[f"{c}/{p.name}"] for p in videos_of(data, c, TRAIN_GROUPS)])).mean(0)
-                           for c in CLASSES]))
+    means = unit(
+        np.stack(
+            [
+                unit(np.stack([features[f"{c}/{p.name}"] for p in videos_of(data, c, TRAIN_GROUPS)])).mean(0)
+                for c in CLASSES
+            ]
+        )
+    )
     pair = np.array([CLASSES.index(c) for c in held])
     is_held = np.isin(y, pair)
     six = (x @ means.T).argmax(1) == y
@@ -120,8 +154,10 @@ def linear_probe(features: dict[str, np.ndarray], data: Path, held: tuple[str, s
 
     def xy(groups):
         keys = [(f"{c}/{p.name}", i) for i, c in enumerate(CLASSES) for p in videos_of(data, c, groups)]
-        return (torch.tensor(np.stack([features[k] for k, _ in keys]), dtype=torch.float32),
-                torch.tensor([i for _, i in keys]))
+        return (
+            torch.tensor(np.stack([features[k] for k, _ in keys]), dtype=torch.float32),
+            torch.tensor([i for _, i in keys]),
+        )
 
     (x, y), (xt, yt) = xy(TRAIN_GROUPS), xy(range(1, 4))
     mu, sd = x.mean(0), x.std(0) + 1e-6
@@ -143,8 +179,15 @@ def linear_probe(features: dict[str, np.ndarray], data: Path, held: tuple[str, s
     return 100 * hit[is_held].mean(), 100 * hit[~is_held].mean()
 
 
-def evaluate(onnx: Path, emb: dict[str, np.ndarray], frames: dict[str, np.ndarray], data: Path,
-             held: tuple[str, str], draws: int, seed: int = 0) -> dict:
+def evaluate(
+    onnx: Path,
+    emb: dict[str, np.ndarray],
+    frames: dict[str, np.ndarray],
+    data: Path,
+    held: tuple[str, str],
+    draws: int,
+    seed: int = 0,
+) -> dict:
     """Top-1 (held-out, trained) for text only, for each (K, alpha, beta) of the cache, and, with ("means", K) keys,
     for the runtime's head with the model's class statistics (`LabelBank.head`), ("density", K) the same with the
     Gaussian density's -D/2 log(1 + 1/n) term added; mean over draws."""
@@ -233,9 +276,12 @@ def main() -> None:
     parser.add_argument("--runs-root", type=Path, default=Path("runs/few-shot-check"))
     parser.add_argument("--train-only", action="store_true", help="train and export, then stop")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--control", type=Path, metavar="MODEL.onnx",
-                        help="also teach this model (trained on all six classes, e.g. make demo's) every class as "
-                             "example-only")
+    parser.add_argument(
+        "--control",
+        type=Path,
+        metavar="MODEL.onnx",
+        help="also teach this model (trained on all six classes, e.g. make demo's) every class as example-only",
+    )
     parser.add_argument("--pairs", type=int, nargs="+", default=list(range(len(PAIRS))), help="held-out pairs to run")
     args = parser.parse_args()
     import torch
@@ -250,30 +296,46 @@ def main() -> None:
         if args.train_only:
             continue
         emb, frames = embed_all(onnx, data)
-        results.append(evaluate(onnx, emb, data=data, frames=frames, held=PAIRS[pair], draws=args.draws, seed=args.seed))
+        results.append(
+            evaluate(onnx, emb, data=data, frames=frames, held=PAIRS[pair], draws=args.draws, seed=args.seed)
+        )
         flat = {k: v.ravel() for k, v in frames.items()}
-        results[-1]["separable"] = {"video embedding": separability(emb, data, PAIRS[pair]),
-                                    "frame embeddings": separability(flat, data, PAIRS[pair])}
-        results[-1]["probe"] = {"video embedding": linear_probe(emb, data, PAIRS[pair]),
-                                "frame embeddings": linear_probe(flat, data, PAIRS[pair])}
+        results[-1]["separable"] = {
+            "video embedding": separability(emb, data, PAIRS[pair]),
+            "frame embeddings": separability(flat, data, PAIRS[pair]),
+        }
+        results[-1]["probe"] = {
+            "video embedding": linear_probe(emb, data, PAIRS[pair]),
+            "frame embeddings": linear_probe(flat, data, PAIRS[pair]),
+        }
     if args.train_only:
         return
     if args.control:
         emb, _ = embed_all(args.control, data)
         ctl = control(args.control, emb, data, args.draws)
-        print(f"\ncontrol {args.control} (trained on all six): text only {ctl['text']:.1f} %; example-only bank "
-              + ", ".join(f"K={k} {ctl[k]:.1f} %" for k in SHOTS))
-    print(f"\n{len(results)} run(s), 'tiny' from scratch, {args.epochs} epochs on 4 classes; {args.draws} draws per K; "
-          f"top-1 (%) over all {len(CLASSES)} classes, fold-1 test videos")
+        print(
+            f"\ncontrol {args.control} (trained on all six): text only {ctl['text']:.1f} %; example-only bank "
+            + ", ".join(f"K={k} {ctl[k]:.1f} %" for k in SHOTS)
+        )
+    print(
+        f"\n{len(results)} run(s), 'tiny' from scratch, {args.epochs} epochs on 4 classes; {args.draws} draws per K; "
+        f"top-1 (%) over all {len(CLASSES)} classes, fold-1 test videos"
+    )
     text = np.array([r["text"] for r in results])  # (pairs, 2)
-    print(f"text only: held-out {text[:, 0].mean():5.1f}  trained {text[:, 1].mean():5.1f}  "
-          f"(per pair: {', '.join(f'{h:.1f}/{t:.1f}' for h, t in text)})")
+    print(
+        f"text only: held-out {text[:, 0].mean():5.1f}  trained {text[:, 1].mean():5.1f}  "
+        f"(per pair: {', '.join(f'{h:.1f}/{t:.1f}' for h, t in text)})"
+    )
     ceiling = np.array([[r["separable"]["video embedding"][i] for i in (0, 2)] for r in results])
-    print(f"embedding ceiling (nearest class mean of all {len(TRAIN_GROUPS) * SyntheticSpec().clips_per_group} training videos per class, no text): "
-          f"held-out {ceiling[:, 0].mean():5.1f}  trained {ceiling[:, 1].mean():5.1f}  "
-          f"(per pair: {', '.join(f'{h:.1f}/{t:.1f}' for h, t in ceiling)})")
-    print("what the model's features separate on their own (nearest class mean of all training videos; held-out "
-          "classes among all six / between the two; trained classes among all six), per pair:")
+    print(
+        f"embedding ceiling (nearest class mean of all {len(TRAIN_GROUPS) * SyntheticSpec().clips_per_group} training videos per class, no text): "
+        f"held-out {ceiling[:, 0].mean():5.1f}  trained {ceiling[:, 1].mean():5.1f}  "
+        f"(per pair: {', '.join(f'{h:.1f}/{t:.1f}' for h, t in ceiling)})"
+    )
+    print(
+        "what the model's features separate on their own (nearest class mean of all training videos; held-out "
+        "classes among all six / between the two; trained classes among all six), per pair:"
+    )
     for name in results[0]["separable"]:
         print(f"  {name:22s} " + ", ".join("{:.1f} / {:.1f} / {:.1f}".format(*r["separable"][name]) for r in results))
     print("a linear probe on them, trained on all training videos of all six classes (held-out / trained):")
@@ -283,37 +345,64 @@ def main() -> None:
     # a model that did not learn its own four classes says nothing about teaching it more: left out of the choice
     learned = text[:, 1] >= LEARNED
     for i in np.flatnonzero(~learned):
-        print(f"pair {args.pairs[i]} ({' / '.join(PAIRS[args.pairs[i]])} held out): its model did not learn its trained "
-              f"classes (text-only top-1 {text[i, 1]:.1f} % < {LEARNED:g} %): left out of the choice of defaults")
-    ok = [(k, a, b) for (k, a, b), v in table.items()
-          if k == max(SHOTS) and learned.any() and np.all(v[learned, 1] >= text[learned, 1] - 2)]  # each model's
+        print(
+            f"pair {args.pairs[i]} ({' / '.join(PAIRS[args.pairs[i]])} held out): its model did not learn its trained "
+            f"classes (text-only top-1 {text[i, 1]:.1f} % < {LEARNED:g} %): left out of the choice of defaults"
+        )
+    ok = [
+        (k, a, b)
+        for (k, a, b), v in table.items()
+        if k == max(SHOTS) and learned.any() and np.all(v[learned, 1] >= text[learned, 1] - 2)
+    ]  # each model's
     best = max(ok, key=lambda key: table[key][learned, 0].mean()) if ok else None
     print(f"{'K':>2s} {'alpha':>6s} {'beta':>5s} {'held-out':>9s} {'trained':>8s}  per pair (held-out/trained)")
     for (k, a, b), v in sorted(table.items()):
         mark = " <- chosen" if best and (a, b) == best[1:] else ""
-        print(f"{k:2d} {a:6g} {b:5g} {v[:, 0].mean():9.1f} {v[:, 1].mean():8.1f}  "
-              + ", ".join(f"{h:.1f}/{t:.1f}" for h, t in v) + mark)
+        print(
+            f"{k:2d} {a:6g} {b:5g} {v[:, 0].mean():9.1f} {v[:, 1].mean():8.1f}  "
+            + ", ".join(f"{h:.1f}/{t:.1f}" for h, t in v)
+            + mark
+        )
     if best:
-        print(f"chosen defaults (pairs whose model learned): alpha {best[1]:g}, beta {best[2]:g}; K=5 held-out "
-              f"{table[best][learned, 0].mean():.1f} %, trained {table[best][learned, 1].mean():.1f} % "
-              f"(text only {text[learned, 1].mean():.1f} %)")
+        print(
+            f"chosen defaults (pairs whose model learned): alpha {best[1]:g}, beta {best[2]:g}; K=5 held-out "
+            f"{table[best][learned, 0].mean():.1f} %, trained {table[best][learned, 1].mean():.1f} % "
+            f"(text only {text[learned, 1].mean():.1f} %)"
+        )
     print("\nthe runtime's head with the model's class statistics (frame embeddings, class means; no parameters):")
     for name, label in (("means", "as shipped"), ("density", "+ the density's -D/2 log(1 + 1/n) term")):
         for k in SHOTS:
             v = np.array([r[(name, k)] for r in results])
-            print(f"  {label:40s} K={k}: held-out {v[:, 0].mean():5.1f}  trained {v[:, 1].mean():5.1f}  (per pair: "
-                  + ", ".join(f"{h:.1f}/{t:.1f}" for h, t in v) + ")")
+            print(
+                f"  {label:40s} K={k}: held-out {v[:, 0].mean():5.1f}  trained {v[:, 1].mean():5.1f}  (per pair: "
+                + ", ".join(f"{h:.1f}/{t:.1f}" for h, t in v)
+                + ")"
+            )
     v = np.array([r[("means", max(SHOTS))] for r in results])
     drop = text[:, 1] - v[:, 1]
-    print(f"targets at K={max(SHOTS)}: held-out {v[:, 0].mean():.1f} % (>= 80: {'met' if v[:, 0].mean() >= 80 else 'MISSED'}); "
-          f"trained classes {drop.mean():+.1f} points below text only on average (per model: "
-          + ", ".join(f"{d:.1f}" for d in drop) + f"; within 2: {'met' if drop.mean() <= 2 else 'MISSED'} on the mean, "
-          f"{'met' if np.all(drop <= 2) else 'missed'} for every model)")
+    print(
+        f"targets at K={max(SHOTS)}: held-out {v[:, 0].mean():.1f} % (>= 80: {'met' if v[:, 0].mean() >= 80 else 'MISSED'}); "
+        f"trained classes {drop.mean():+.1f} points below text only on average (per model: "
+        + ", ".join(f"{d:.1f}" for d in drop)
+        + f"; within 2: {'met' if drop.mean() <= 2 else 'MISSED'} on the mean, "
+        f"{'met' if np.all(drop <= 2) else 'missed'} for every model)"
+    )
     print("training + export minutes per pair: " + ", ".join(f"{m:.1f}" for m in minutes))
-    (args.runs_root / "results.json").write_text(json.dumps(
-        {"text": text.tolist(), "ceiling": ceiling.tolist(), "separable": [r["separable"] for r in results],
-         "probe": [r["probe"] for r in results],
-         "means": {f"{name},{k}": [list(r[(name, k)]) for r in results] for name in ("means", "density") for k in SHOTS}, "grid": {f"{k},{a},{b}": v.tolist() for (k, a, b), v in table.items()}}, indent=1))
+    (args.runs_root / "results.json").write_text(
+        json.dumps(
+            {
+                "text": text.tolist(),
+                "ceiling": ceiling.tolist(),
+                "separable": [r["separable"] for r in results],
+                "probe": [r["probe"] for r in results],
+                "means": {
+                    f"{name},{k}": [list(r[(name, k)]) for r in results] for name in ("means", "density") for k in SHOTS
+                },
+                "grid": {f"{k},{a},{b}": v.tolist() for (k, a, b), v in table.items()},
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ matmuls and convolutions counted as direct convolutions), median and p90 latency
 to the plain ViT; one more row runs the official model with its prompter convolutions direct instead of by
 FFT (`direct_convolutions`), as export, GPUs and the published code compute them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,15 +72,27 @@ def main() -> None:
     cfg = load_config(args.preset)
     t, size = cfg.frames, cfg.vision.image_size
     video = torch.randn(1, t, 3, size, size)
-    print(f"device: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, fp32")
+    print(
+        f"device: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, fp32"
+    )
     print(f"input : {args.preset}, B=1, T={t}, {size}x{size}; {args.runs} runs after {args.warmup} warm-up")
 
-    builders = {"plain ViT (open_clip, T frames)": (lambda dev: open_clip.create_model(cfg.clip_model, device=dev).visual, video[0])}
+    builders = {
+        "plain ViT (open_clip, T frames)": (
+            lambda dev: open_clip.create_model(cfg.clip_model, device=dev).visual,
+            video[0],
+        )
+    }
     official = {"mode": "official", "mask_layout": "lattice", "text_postfix_prompts": cfg.text_prefix_prompts}
     for mode in ("official", "dynamic"):
-        overrides = {} if mode == cfg.mode else official if mode == "official" else {"mode": mode, "text_postfix_prompts": 0}
-        builders[f"STOP {mode}"] = ((lambda o: lambda dev: _VideoEncoder(create_model(args.preset, device=dev, **o)))(overrides), video)
+        overrides = (
+            {} if mode == cfg.mode else official if mode == "official" else {"mode": mode, "text_postfix_prompts": 0}
+        )
+        builders[f"STOP {mode}"] = (
+            (lambda o: lambda dev: _VideoEncoder(create_model(args.preset, device=dev, **o)))(overrides),
+            video,
+        )
 
     flops, fns = {}, {}
     for name, (build, inputs) in builders.items():

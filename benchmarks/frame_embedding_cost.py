@@ -6,6 +6,7 @@ are an output) against the last block over the global prompts only (all the vide
 Random weights (no download), batch 1, PyTorch on the CPU. Prints GFLOPs (matmuls and convolutions) and median
 latency of both, and their ratio.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,10 +54,15 @@ def main() -> None:
     flops = {"video embedding only": gflops(build(_Before), video), "+ frame_embedding": gflops(build(_Now), video)}
     with torch.inference_mode():
         same = torch.allclose(before(video), now(video)[0], atol=1e-5)
-        times = measure({"video embedding only": lambda: before(video), "+ frame_embedding": lambda: now(video)},
-                        args.runs, args.warmup)
-    print(f"{args.preset}: {cfg.mode} mode, T={cfg.frames}, {size} px, {cfg.vision.layers} layers, batch 1, "
-          f"{args.threads} CPU threads; video embeddings equal: {same}")
+        times = measure(
+            {"video embedding only": lambda: before(video), "+ frame_embedding": lambda: now(video)},
+            args.runs,
+            args.warmup,
+        )
+    print(
+        f"{args.preset}: {cfg.mode} mode, T={cfg.frames}, {size} px, {cfg.vision.layers} layers, batch 1, "
+        f"{args.threads} CPU threads; video embeddings equal: {same}"
+    )
     for name in flops:
         print(f"  {name:22s} {flops[name]:7.1f} GFLOPs  median {1e3 * statistics.median(times[name]):8.1f} ms")
     ratio_f = flops["+ frame_embedding"] / flops["video embedding only"]

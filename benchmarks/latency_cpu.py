@@ -8,6 +8,7 @@ per part (torch's counter on the meta device), median and p90 latency, and ratio
 Target (the export issue): the fastest FP32 backend <= 1.4x the plain ViT, in each mode; the PyTorch bf16
 rows (CPUs with AVX512-BF16/AMX) print their error and top-1 agreement against FP32.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,9 @@ def flop_parts(module: torch.nn.Module, frames: torch.Tensor) -> dict[str, float
     with counter:
         module(frames)
     counts = {name: sum(ops.values()) / 1e9 for name, ops in counter.get_flop_counts().items()}
-    parts = {label: next((v for n, v in counts.items() if n.endswith(f"model.{key}")), 0.0)
-             for key, label in PARTS.items()}
+    parts = {
+        label: next((v for n, v in counts.items() if n.endswith(f"model.{key}")), 0.0) for key, label in PARTS.items()
+    }
     parts["ViT and the rest"] = counts["Global"] - sum(parts.values())
     parts["total"] = counts["Global"]
     return parts
@@ -72,9 +74,11 @@ def bf16_error(fp32, bf16, frames: int, size: int, count: int) -> str:
     clear = (top2[:, 0] - top2[:, 1]) > TOP1_MARGIN_FACTOR * err
     agree = a[0].argmax(-1) == b[0].argmax(-1)
     clear_text = f"{agree[clear].float().mean().item():.3f} on {int(clear.sum())}" if clear.any() else "n/a on 0"
-    return (f"embedding relative error {relative_error(b[1], a[1]):.2e}, min cosine {cosine:.5f}; top-1 agreement "
-            f"{agree.float().mean().item():.3f} on all {count} clips, {clear_text} clear-margin clips "
-            f"(random weights: small margins)")
+    return (
+        f"embedding relative error {relative_error(b[1], a[1]):.2e}, min cosine {cosine:.5f}; top-1 agreement "
+        f"{agree.float().mean().item():.3f} on all {count} clips, {clear_text} clear-margin clips "
+        f"(random weights: small margins)"
+    )
 
 
 def main() -> None:
@@ -86,9 +90,14 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "stop-latency")
     parser.add_argument("--no-bf16", dest="bf16", action="store_false", help="skip the PyTorch bf16 rows")
     parser.add_argument("--check-clips", type=int, default=16, help="clips for the bf16 error and agreement")
-    parser.add_argument("--ort-python", action="append", default=[], metavar="PYTHON",
-                        help="also time the exported files with the onnxruntime build of another environment "
-                             "(e.g. one with onnxruntime-openvino), in a separate process after this run")
+    parser.add_argument(
+        "--ort-python",
+        action="append",
+        default=[],
+        metavar="PYTHON",
+        help="also time the exported files with the onnxruntime build of another environment "
+        "(e.g. one with onnxruntime-openvino), in a separate process after this run",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
@@ -98,8 +107,10 @@ def main() -> None:
     frames = np.random.default_rng(0).integers(0, 256, (1, t, size, size, 3), dtype=np.uint8)
     labels = load_labels("ucf101")
     pre = PreprocessCfg.for_model(cfg)
-    print(f"device: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{args.threads} threads, fp32; ONNX Runtime providers: {', '.join(available_ort_providers())}")
+    print(
+        f"device: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{args.threads} threads, fp32; ONNX Runtime providers: {', '.join(available_ort_providers())}"
+    )
     print(f"input : {args.preset}, B=1, T={t}, {size}x{size} uint8; {args.runs} runs after {args.warmup} warm-up")
 
     fns, flops, bf16_checks = {}, {}, {}
@@ -111,8 +122,11 @@ def main() -> None:
         with torch.no_grad():
             text = model.encode_labels(labels)
         wrapper = VideoClassifier(model, text, pre).eval()
-        meta_model = VideoClassifier(create_model(args.preset, device="meta", **overrides_for(cfg, mode)),
-                                     text.to("meta"), pre).to("meta").eval()
+        meta_model = (
+            VideoClassifier(create_model(args.preset, device="meta", **overrides_for(cfg, mode)), text.to("meta"), pre)
+            .to("meta")
+            .eval()
+        )
         flops[mode] = flop_parts(meta_model, torch.from_numpy(frames).to("meta"))
         path = args.workdir / f"{args.preset}-{mode}.onnx"
         if not path.is_file():
@@ -145,8 +159,20 @@ def main() -> None:
     medians = {name: statistics.median(ts) for name, ts in times.items()}
     for python in args.ort_python:  # not interleaved with the runs above: compare with care
         files = [str(args.workdir / f"{args.preset}-{mode}.onnx") for mode in flops]
-        out = subprocess.run([python, str(Path(__file__).with_name("ort_latency.py")), *files, "--threads",
-                              str(args.threads), "--runs", str(args.runs)], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [
+                python,
+                str(Path(__file__).with_name("ort_latency.py")),
+                *files,
+                "--threads",
+                str(args.threads),
+                "--runs",
+                str(args.runs),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         for line in out.stdout.splitlines():
             row = json.loads(line)
             mode = Path(row["model"]).stem.rsplit("-", 1)[1]
@@ -163,8 +189,11 @@ def main() -> None:
             if names:
                 best = min(names, key=rows.get)
                 verdict = "meets" if rows[best] <= 1.4 * base else "misses"
-                print(f"{mode}: fastest {kind} {best} {rows[best]:.3f} s = {rows[best] / base:.2f}x plain; "
-                      f"{verdict} the 1.4x target")
+                print(
+                    f"{mode}: fastest {kind} {best} {rows[best]:.3f} s = {rows[best] / base:.2f}x plain; "
+                    f"{verdict} the 1.4x target"
+                )
+
 
 if __name__ == "__main__":
     main()

@@ -7,6 +7,7 @@ order shuffled at train and test time. The classes come in time-reversed pairs w
 so a model that cannot use frame order is capped at the order-free ceiling printed at the end (1/2).
 Target: dynamic >= 90 % test top-1 within 10 minutes on 2 cores; shuffled near the ceiling.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,12 @@ def run(name: str, root: Path, common: list[str], extra: list[str]) -> dict:
     if code != 0:
         raise SystemExit(f"{name}: stop-train exited with {code}")
     metrics = json.loads((run_dir / "test_metrics.json").read_text())
-    return {"run": name, "top1": metrics["top1"], "mean_class_acc": metrics["mean_class_acc"],
-            "minutes": (time.time() - start) / 60}
+    return {
+        "run": name,
+        "top1": metrics["top1"],
+        "mean_class_acc": metrics["mean_class_acc"],
+        "minutes": (time.time() - start) / 60,
+    }
 
 
 def main() -> None:
@@ -43,13 +48,31 @@ def main() -> None:
     parser.add_argument("--only", choices=("dynamic", "official", "shuffled"), action="append")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    common = ["--dataset", "synthetic-motion", "--data-root", str(args.runs_root / "data"), "--preset", "tiny",
-              "--pretrained", "none", "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
-              "--workers", "1", "--lr", str(args.lr), "--decay-exclude", "bias-norm-prompt"]
+    common = [
+        "--dataset",
+        "synthetic-motion",
+        "--data-root",
+        str(args.runs_root / "data"),
+        "--preset",
+        "tiny",
+        "--pretrained",
+        "none",
+        "--epochs",
+        str(args.epochs),
+        "--batch-size",
+        str(args.batch_size),
+        "--workers",
+        "1",
+        "--lr",
+        str(args.lr),
+        "--decay-exclude",
+        "bias-norm-prompt",
+    ]
     common += ["--augment"] if args.augment else []
     plans = {"dynamic": [], "official": OFFICIAL, "shuffled": ["--shuffle-frames"]}
-    results = [run(name, args.runs_root, common, extra) for name, extra in plans.items()
-               if not args.only or name in args.only]
+    results = [
+        run(name, args.runs_root, common, extra) for name, extra in plans.items() if not args.only or name in args.only
+    ]
     ceiling = 1 / len(PAIRS[0])
     print(f"\nCPU threads: {torch.get_num_threads()}; epochs {args.epochs}, batch {args.batch_size}, lr {args.lr}")
     print(f"{'run':10s} {'test top-1':>10s} {'mean class':>10s} {'minutes':>8s}")

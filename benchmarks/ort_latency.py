@@ -6,6 +6,7 @@
 one with the default onnxruntime (pip `onnxruntime-openvino` installs its own `onnxruntime` module).
 Prints one JSON line per (file, provider): median and p90 seconds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,17 @@ def main() -> None:
                 times[key].append(time.perf_counter() - start)
     for (path, short), ts in times.items():
         ts = sorted(ts)
-        print(json.dumps({"model": path, "provider": short, "onnxruntime": ort.__version__,
-                          "median_s": statistics.median(ts), "p90_s": ts[int(0.9 * (len(ts) - 1))]}))
+        print(
+            json.dumps(
+                {
+                    "model": path,
+                    "provider": short,
+                    "onnxruntime": ort.__version__,
+                    "median_s": statistics.median(ts),
+                    "p90_s": ts[int(0.9 * (len(ts) - 1))],
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

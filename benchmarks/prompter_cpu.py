@@ -17,6 +17,7 @@ and the ratio to it. Random weights; the outputs of every method are checked aga
 Then one training step (forward, backward, AdamW) of `tiny` at the demo's batch of 8 and of the preset at
 batch 1, with the seconds spent in the spatial and temporal prompters' backward (autograd profiler).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,10 +40,14 @@ from stop_train.tolerances import relative_error
 def isa() -> str:
     flags = cpu_flags() or set()
     have = [x for x in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16") if x in flags]
-    caps = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
-            if k in os.environ}
-    return (f"CPU flags {' '.join(have) or '?'}; ATen dispatch {torch.backends.cpu.get_cpu_capability()}"
-            + (f"; capped by {caps}" if caps else ""))
+    caps = {
+        k: os.environ[k]
+        for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+        if k in os.environ
+    }
+    return f"CPU flags {' '.join(have) or '?'}; ATen dispatch {torch.backends.cpu.get_cpu_capability()}" + (
+        f"; capped by {caps}" if caps else ""
+    )
 
 
 def timed(fn, runs: int, warmup: int = 1) -> float:
@@ -76,9 +81,13 @@ def taps_as_channels(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor) -> to
 
 def layers(cfg) -> list[tuple[str, int, int, tuple[int, int, int]]]:
     c1, c2, c3 = PROMPTER_CHANNELS
-    return [("conv 3->%d" % c1, 3, c1, PROMPTER_KERNEL), ("conv %d->%d" % (c1, c1), c1, c1, PROMPTER_KERNEL),
-            ("conv %d->%d" % (c1, c2), c1, c2, PROMPTER_KERNEL), ("conv %d->%d" % (c2, c3), c2, c3, PROMPTER_KERNEL),
-            ("score 3->1", 3, 1, SCORE_KERNEL)]
+    return [
+        ("conv 3->%d" % c1, 3, c1, PROMPTER_KERNEL),
+        ("conv %d->%d" % (c1, c1), c1, c1, PROMPTER_KERNEL),
+        ("conv %d->%d" % (c1, c2), c1, c2, PROMPTER_KERNEL),
+        ("conv %d->%d" % (c2, c3), c2, c3, PROMPTER_KERNEL),
+        ("score 3->1", 3, 1, SCORE_KERNEL),
+    ]
 
 
 def main() -> None:
@@ -98,14 +107,18 @@ def main() -> None:
     print(f"FP32 matmul rate: {rate:.0f} GFLOP/s (2048^3)")
     print(f"input : {args.preset}: B=1, T={t}, {size}x{size}")
     methods = {
-        "direct": lambda x, w, bias: F.conv3d(x.contiguous(memory_format=torch.channels_last_3d), w, bias,
-                                              padding=tuple(k // 2 for k in w.shape[2:])),
+        "direct": lambda x, w, bias: F.conv3d(
+            x.contiguous(memory_format=torch.channels_last_3d), w, bias, padding=tuple(k // 2 for k in w.shape[2:])
+        ),
         "direct NCDHW": lambda x, w, bias: F.conv3d(x, w, bias, padding=tuple(k // 2 for k in w.shape[2:])),
         "taps as channels": taps_as_channels,
         "fft": lambda x, w, bias: fft_conv3d(x, w, bias),
     }
-    print(f"{'layer':12s} {'GFLOP':>6s} {'floor s':>8s} " + " ".join(f"{m:>18s}" for m in methods)
-          + ("   (forward; forward+backward below)" if args.backward else ""))
+    print(
+        f"{'layer':12s} {'GFLOP':>6s} {'floor s':>8s} "
+        + " ".join(f"{m:>18s}" for m in methods)
+        + ("   (forward; forward+backward below)" if args.backward else "")
+    )
     totals = {m: [0.0, 0.0] for m in methods}
     for name, cin, cout, k in layers(cfg):
         x = torch.randn(1, cin, t, size, size)
@@ -124,10 +137,15 @@ def main() -> None:
             totals[m][0] += fwd[m]
             totals[m][1] += both.get(m, 0.0)
         floor = flops / rate
-        print(f"{name:12s} {flops:6.1f} {floor:8.3f} " + " ".join(f"{fwd[m]:8.3f}s {fwd[m] / floor:5.1f}x   " for m in methods))
+        print(
+            f"{name:12s} {flops:6.1f} {floor:8.3f} "
+            + " ".join(f"{fwd[m]:8.3f}s {fwd[m] / floor:5.1f}x   " for m in methods)
+        )
         if args.backward:
-            print(f"{'':12s} {3 * flops:6.1f} {3 * floor:8.3f} "
-                  + " ".join(f"{both[m]:8.3f}s {both[m] / (3 * floor):5.1f}x   " for m in methods))
+            print(
+                f"{'':12s} {3 * flops:6.1f} {3 * floor:8.3f} "
+                + " ".join(f"{both[m]:8.3f}s {both[m] / (3 * floor):5.1f}x   " for m in methods)
+            )
     print(f"{'all layers':28s}" + " ".join(f"{totals[m][0]:8.3f}s          " for m in methods) + " (forward)")
     if args.backward:
         print(f"{'':28s}" + " ".join(f"{totals[m][1]:8.3f}s          " for m in methods) + " (forward+backward)")

@@ -11,6 +11,7 @@ text->video R@1/5/10 and MdR over the test split, and the twin check: for each t
 model scores its video above the same clip played backwards (frames reversed in time).
 Targets (issue 14): dynamic t2v R@1 >= 30 %; twin check dynamic >= 90 %, shuffled <= 60 %.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,13 +34,17 @@ from stop_train.video.views import eval_views
 @torch.no_grad()
 def twin_check(run_dir: Path, data_root: Path) -> tuple[float, int]:
     """Fraction of test captions whose video outscores its time-reversed clip, and the count."""
-    model = load_model(run_dir / "checkpoints" / ("best" if (run_dir / "checkpoints" / "best").is_dir() else "last")).eval()
+    model = load_model(
+        run_dir / "checkpoints" / ("best" if (run_dir / "checkpoints" / "best").is_dir() else "last")
+    ).eval()
     cfg = model.cfg
     config = json.loads((run_dir / "config.json").read_text())
     sampling = SamplingCfg(**{**config["sampling"], "test_clips": 1, "test_crops": 1})
     pre = PreprocessCfg.for_model(cfg)
     test = open_caption_dataset("synthetic-captions", data_root, val_fraction=0).splits["test"]
-    clips = np.stack([eval_views(v.path, probe_exact(v.path), sampling, pre)[0] for v in test.videos])  # (N, T, S, S, 3)
+    clips = np.stack(
+        [eval_views(v.path, probe_exact(v.path), sampling, pre)[0] for v in test.videos]
+    )  # (N, T, S, S, 3)
     forward = torch.from_numpy(normalize_frames(clips, pre))
     video = model.encode_video(forward)
     backward = model.encode_video(forward.flip(1))
@@ -64,10 +69,30 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     data = args.runs_root / "data"
     write_synthetic_captions(data, SyntheticCaptionsSpec(train_per_combo=args.train_per_combo, train_captions=1))
-    common = ["--task", "retrieval", "--dataset", "synthetic-captions", "--data-root", str(data), "--preset", "tiny",
-              "--pretrained", "none", "--model", f"frames={args.frames}", "--epochs", str(args.epochs),
-              "--batch-size", str(args.batch_size), "--workers", "1", "--lr", str(args.lr),
-              "--decay-exclude", "bias-norm-prompt"]
+    common = [
+        "--task",
+        "retrieval",
+        "--dataset",
+        "synthetic-captions",
+        "--data-root",
+        str(data),
+        "--preset",
+        "tiny",
+        "--pretrained",
+        "none",
+        "--model",
+        f"frames={args.frames}",
+        "--epochs",
+        str(args.epochs),
+        "--batch-size",
+        str(args.batch_size),
+        "--workers",
+        "1",
+        "--lr",
+        str(args.lr),
+        "--decay-exclude",
+        "bias-norm-prompt",
+    ]
     plans = {"dynamic": [], "shuffled": ["--shuffle-frames"]}
     rows = []
     for name, extra in plans.items():
@@ -82,12 +107,18 @@ def main() -> None:
         with open(run_dir / "metrics.csv", encoding="utf-8") as f:
             training_s = float(list(csv.DictReader(f))[-1]["elapsed_s"])
         rows.append((name, metrics, twin, count, training_s / 60))
-    print(f"\nCPU threads {torch.get_num_threads()}; epochs {args.epochs}, batch {args.batch_size}, lr {args.lr}, "
-          f"frames {args.frames}, {args.train_per_combo} training videos per combination")
-    print(f"{'run':10s} {'t2v R@1':>8s} {'R@5':>6s} {'R@10':>6s} {'MdR':>5s} {'v2t R@1':>8s} {'twin':>6s} {'videos':>6s} {'train min':>9s}")
+    print(
+        f"\nCPU threads {torch.get_num_threads()}; epochs {args.epochs}, batch {args.batch_size}, lr {args.lr}, "
+        f"frames {args.frames}, {args.train_per_combo} training videos per combination"
+    )
+    print(
+        f"{'run':10s} {'t2v R@1':>8s} {'R@5':>6s} {'R@10':>6s} {'MdR':>5s} {'v2t R@1':>8s} {'twin':>6s} {'videos':>6s} {'train min':>9s}"
+    )
     for name, m, twin, count, minutes in rows:
-        print(f"{name:10s} {m['t2v_R1']:8.1f} {m['t2v_R5']:6.1f} {m['t2v_R10']:6.1f} {m['t2v_MdR']:5g} "
-              f"{m['v2t_R1']:8.1f} {100 * twin:5.1f}% {count:6d} {minutes:9.1f}")
+        print(
+            f"{name:10s} {m['t2v_R1']:8.1f} {m['t2v_R5']:6.1f} {m['t2v_R10']:6.1f} {m['t2v_MdR']:5g} "
+            f"{m['v2t_R1']:8.1f} {100 * twin:5.1f}% {count:6d} {minutes:9.1f}"
+        )
     if rows:
         print(f"chance t2v R@1: {100 / rows[0][3]:.2f} % ({rows[0][3]} test videos, unique captions)")
 

@@ -7,6 +7,7 @@ centres (neighbouring windows of a video are near-duplicates), queries near rand
 side in one run: build time, query time per query, and the recall of the 10 best windows and of the 10 best
 videos (a video scores by its best window, as `stop-search query` ranks) against exact search.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,7 +43,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     index = synthetic_index(args.windows, args.dim, args.videos, rng)
     queries = index.embedding[rng.integers(0, args.windows, args.queries)] + 0.3 * rng.standard_normal(
-        (args.queries, args.dim)).astype(np.float32)
+        (args.queries, args.dim)
+    ).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
 
     t0 = time.perf_counter()
@@ -55,8 +57,10 @@ def main() -> None:
         exact_s += time.perf_counter() - t0
         exact_videos.append({h["video"] for h in hits})
         exact_windows.append(set(np.argsort(-(index.embedding @ q))[:10].tolist()))
-    print(f"{args.windows} windows x {args.dim}, {args.videos} videos, {args.queries} queries; "
-          f"HNSW (M 32, efConstruction 80) built in {build_s:.1f} s ({ann_path(args.out)})")
+    print(
+        f"{args.windows} windows x {args.dim}, {args.videos} videos, {args.queries} queries; "
+        f"HNSW (M 32, efConstruction 80) built in {build_s:.1f} s ({ann_path(args.out)})"
+    )
     print(f"{'search':18s} {'ms/query':>9s} {'window R@10':>12s} {'video R@10':>11s}")
     print(f"{'exact (numpy)':18s} {1000 * exact_s / args.queries:9.1f} {1.0:12.3f} {1.0:11.3f}")
     graph = load_ann(args.out, index)
@@ -71,9 +75,13 @@ def main() -> None:
             top = set(found[np.argsort(-scores[found])][:10].tolist())
             win_recall.append(len(top & ew) / 10)
             vid_recall.append(len({h["video"] for h in hits} & ev) / max(1, len(ev)))
-        print(f"{'HNSW ' + str(candidates) + ' windows':18s} {1000 * spent / args.queries:9.1f} {np.mean(win_recall):12.3f} "
-              f"{np.mean(vid_recall):11.3f}")
-    print("(stop-search query asks HNSW for max(1000, 50 x --top) windows (--candidates); times include ranking videos)")
+        print(
+            f"{'HNSW ' + str(candidates) + ' windows':18s} {1000 * spent / args.queries:9.1f} {np.mean(win_recall):12.3f} "
+            f"{np.mean(vid_recall):11.3f}"
+        )
+    print(
+        "(stop-search query asks HNSW for max(1000, 50 x --top) windows (--candidates); times include ranking videos)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """The model the app benchmarks use when none is given: the tiny preset (random weights, UCF101's labels)."""
+
 from __future__ import annotations
 
 from pathlib import Path

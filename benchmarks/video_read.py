@@ -8,6 +8,7 @@ Two generated H.264 files (x264 defaults, key frame interval 250, testsrc2 patte
 time, then clips/s reading 8 frames of a random TSN training clip (the same indices for both readers,
 round-robin). The old reader is `stop_train/video/decode.py` as of `--legacy-rev` (git), loaded from git.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,12 @@ from videofiles import ffmpeg_exe  # noqa: E402
 
 def legacy_reader(rev: str):
     """The decode module of `rev`, imported from git under another name."""
-    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:stop_train/video/decode.py"],
-                            capture_output=True, text=True, check=True).stdout
+    source = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{rev}:stop_train/video/decode.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     spec = importlib.util.spec_from_loader("legacy_decode", loader=None)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
@@ -45,9 +50,29 @@ def make(path: Path, seconds: int) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         print(f"writing {path} ({seconds} s of 1080p H.264) ...", flush=True)
         tmp = path.with_suffix(".tmp.mp4")
-        subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                        "testsrc2=size=1920x1080:rate=30", "-t", str(seconds), "-c:v", "libx264", "-g", "250",
-                        "-pix_fmt", "yuv420p", str(tmp)], check=True)
+        subprocess.run(
+            [
+                ffmpeg_exe(),
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=1920x1080:rate=30",
+                "-t",
+                str(seconds),
+                "-c:v",
+                "libx264",
+                "-g",
+                "250",
+                "-pix_fmt",
+                "yuv420p",
+                str(tmp),
+            ],
+            check=True,
+        )
         tmp.replace(path)
     return path
 
@@ -74,8 +99,10 @@ def bench(path: Path, old, runs: int, frames: int = 8) -> None:
     speed = {k: 1.0 / statistics.median(v) for k, v in times.items()}
     print(f"\n{path.name}: {info.frames} frames, {info.width}x{info.height}, key frames {len(info.keyframes)}")
     print(f"  probe        old {t_old:7.3f} s   new {t_new:7.3f} s")
-    print(f"  clips/s      old {speed['old']:7.3f}     new {speed['new']:7.3f}     new/old {speed['new'] / speed['old']:.2f}x"
-          f"   ({runs} clips of {frames} frames; last clip equal in both: {same})")
+    print(
+        f"  clips/s      old {speed['old']:7.3f}     new {speed['new']:7.3f}     new/old {speed['new'] / speed['old']:.2f}x"
+        f"   ({runs} clips of {frames} frames; last clip equal in both: {same})"
+    )
 
 
 def main() -> None:

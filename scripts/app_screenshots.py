@@ -4,6 +4,7 @@ played one after another (each followed by half a second of its last frame held 
 
     .venv/bin/python scripts/app_screenshots.py runs/demo-XXXX/export/model.onnx [--data runs/.synthetic-motion]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,10 +52,25 @@ def main() -> None:
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(work)}
     quit_after = length - 0.7  # within the last clip: its event is still ongoing
     for name, size in SIZES.items():
-        cmd = [str(Path(sys.executable).parent / "stop-gui"), "--model", str(args.model), "--backend", "cpu",
-               "--source", str(video), "--size", size, "--predict-every", "0.1", "--min-duration", "0.2",
-               "--screenshot", str(args.out_dir / name),
-               "--quit-after", f"{quit_after:.1f}"]
+        cmd = [
+            str(Path(sys.executable).parent / "stop-gui"),
+            "--model",
+            str(args.model),
+            "--backend",
+            "cpu",
+            "--source",
+            str(video),
+            "--size",
+            size,
+            "--predict-every",
+            "0.1",
+            "--min-duration",
+            "0.2",
+            "--screenshot",
+            str(args.out_dir / name),
+            "--quit-after",
+            f"{quit_after:.1f}",
+        ]
         subprocess.run(cmd, env=env, check=True)
         print(f"wrote {args.out_dir / name} ({size}, {quit_after:.1f} s into a {length:.1f} s video)")
 

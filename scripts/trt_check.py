@@ -5,6 +5,7 @@ plugin, build FP16 engines with the plugin and with the function body, compare e
 by the FP16 row of DECISIONS §5 (video-embedding cosine, counts and masks with the flip rate, top-1 on
 clear-margin clips), and print latency beside ONNX Runtime CUDA and PyTorch FP32.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,10 @@ def compare_fp16(ref: dict, got: dict) -> tuple[bool, str]:
     agree = float((ref["logits"].argmax(-1) == got["logits"].argmax(-1))[clear].mean()) if clear.any() else 1.0
     flips = {k: float((ref[k] != got[k]).mean()) for k in ("spatial_mask", "gap_prompt_count") if k in ref}
     ok = cosine >= FP16_EMBED_COSINE and agree >= FP16_TOP1_AGREEMENT
-    text = (f"min cosine {cosine:.5f} (>= {FP16_EMBED_COSINE}), top-1 {agree:.3f} on {int(clear.sum())} clear clips, "
-            + ", ".join(f"{k} flip rate {v:.4f}" for k, v in flips.items()))
+    text = (
+        f"min cosine {cosine:.5f} (>= {FP16_EMBED_COSINE}), top-1 {agree:.3f} on {int(clear.sum())} clear clips, "
+        + ", ".join(f"{k} flip rate {v:.4f}" for k, v in flips.items())
+    )
     return ok, text
 
 

@@ -5,6 +5,7 @@ a camera or a stream).
     stop-recognize MODEL.onnx --source FILE|CAMERA_INDEX|RTSP_URL [--json] [--events out.jsonl]
                    [--protocol live|eval] [--backend auto|cpu|cuda|openvino|tensorrt|torch]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,28 +26,52 @@ TOKENIZER_FILE = "clip_bpe_simple_vocab_16e6.txt.gz"
 def _export_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stop-export", description="Export a STOP model to ONNX.")
     p.add_argument("source", help="run directory, model folder (model.safetensors + config.json) or preset name")
-    p.add_argument("-o", "--output", type=Path, default=None,
-                   help="ONNX file (default: RUN/export/model.onnx, FOLDER/model.onnx, or ./PRESET.onnx)")
-    p.add_argument("--labels", help="label file (one class key per line) or bundled set: ucf101, hmdb51, "
-                                    "kinetics400, ssv2 (required when the source has none)")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        help="ONNX file (default: RUN/export/model.onnx, FOLDER/model.onnx, or ./PRESET.onnx)",
+    )
+    p.add_argument(
+        "--labels",
+        help="label file (one class key per line) or bundled set: ucf101, hmdb51, "
+        "kinetics400, ssv2 (required when the source has none)",
+    )
     p.add_argument("--template", help="prompt template, e.g. 'a video of a person {label}.'")
-    p.add_argument("--task", choices=("recognition", "retrieval"), default=None,
-                   help="retrieval: no labels and no logits, video embeddings for stop-search (default: the run's "
-                        "task; recognition for a model folder or preset)")
-    p.add_argument("--checkpoint", default=None,
-                   help="checkpoint of a run directory (default: best, or last before any validation)")
+    p.add_argument(
+        "--task",
+        choices=("recognition", "retrieval"),
+        default=None,
+        help="retrieval: no labels and no logits, video embeddings for stop-search (default: the run's "
+        "task; recognition for a model folder or preset)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help="checkpoint of a run directory (default: best, or last before any validation)",
+    )
     p.add_argument("--no-text-encoder", action="store_true", help="skip the text encoder and tokenizer files")
     p.add_argument("--check", action="store_true", help="compare PyTorch and ONNX Runtime on generated clips")
     p.add_argument("--check-clips", type=int, default=6, help="clips for --check (default 6)")
     trt = p.add_argument_group("TensorRT (full TensorRT 10/11, or TensorRT for RTX from pip)")
     trt.add_argument("--engine", action="store_true", help="also build an FP32 TensorRT engine")
     trt.add_argument("--fp16", action="store_true", help="also build an FP16 TensorRT engine")
-    trt.add_argument("--plugin", metavar="LIB", help="libstop_tpi_plugin.so: TemporalPromptInsert runs as the plugin "
-                                                     "(default: its standard-op function body)")
+    trt.add_argument(
+        "--plugin",
+        metavar="LIB",
+        help="libstop_tpi_plugin.so: TemporalPromptInsert runs as the plugin (default: its standard-op function body)",
+    )
     trt.add_argument("--build-plugin", action="store_true", help="build the plugin library with CMake (then use it)")
-    trt.add_argument("--plugin-target", default="auto", choices=("auto", "jetson", "desktop", "hopper", "all"),
-                     help="CUDA architectures of the plugin build (auto: jetson on a Jetson, else desktop)")
-    trt.add_argument("--tensorrt-root", help="TensorRT install with C++ headers (default: $TENSORRT_ROOT, JetPack paths)")
+    trt.add_argument(
+        "--plugin-target",
+        default="auto",
+        choices=("auto", "jetson", "desktop", "hopper", "all"),
+        help="CUDA architectures of the plugin build (auto: jetson on a Jetson, else desktop)",
+    )
+    trt.add_argument(
+        "--tensorrt-root", help="TensorRT install with C++ headers (default: $TENSORRT_ROOT, JetPack paths)"
+    )
     trt.add_argument("--min-batch", type=int, default=1)
     trt.add_argument("--opt-batch", type=int, default=1)
     trt.add_argument("--max-batch", type=int, default=8)
@@ -72,9 +97,11 @@ def export_main(argv: list[str] | None = None) -> int:
         name = Path(err.filename) if err.filename else None
         if name is not None and ".staging-" in name.parent.name:  # written there first: name where it goes
             name = name.parent.parent / name.name
-        print(f"stop-export: {f'{name}: ' if name else ''}"
-              f"{'the disk is full' if full else err.strerror or err}; the files exported before are unchanged",
-              file=sys.stderr)
+        print(
+            f"stop-export: {f'{name}: ' if name else ''}"
+            f"{'the disk is full' if full else err.strerror or err}; the files exported before are unchanged",
+            file=sys.stderr,
+        )
         return 2
 
 
@@ -107,24 +134,34 @@ def _export(argv: list[str] | None) -> int:
         print(f"stop-export: the output must end in .onnx, got {out}", file=sys.stderr)
         return 2
     try:
-        src = resolve_source(args.source, labels=args.labels, template=args.template, checkpoint=args.checkpoint,
-                             task=args.task)
+        src = resolve_source(
+            args.source, labels=args.labels, template=args.template, checkpoint=args.checkpoint, task=args.task
+        )
     except (ExportError, FileNotFoundError, ValueError) as err:
         print(f"stop-export: {err}", file=sys.stderr)
         return 2
     text_name = tok_name = ""
     start = time.time()
     if args.no_text_encoder and src.task == "retrieval":
-        print("stop-export: a retrieval model needs its text encoder (queries are text): drop --no-text-encoder",
-              file=sys.stderr)
+        print(
+            "stop-export: a retrieval model needs its text encoder (queries are text): drop --no-text-encoder",
+            file=sys.stderr,
+        )
         return 2
     if not args.no_text_encoder:
         text_name, tok_name = out.stem + ".text.onnx", TOKENIZER_FILE
     stats, stats_name = _statistics(src, out)
     meta = build_metadata(src, text_encoder=text_name, tokenizer=tok_name, statistics=stats_name)
-    what = "retrieval (no labels: video embeddings for stop-search)" if src.task == "retrieval" else f"{len(src.labels)} labels"
-    print(f"exporting {src.description}: {meta.mode} mode, {what}, "
-          f"input (B, {meta.frames}, {meta.size}, {meta.size}, 3) uint8 -> {out}", flush=True)
+    what = (
+        "retrieval (no labels: video embeddings for stop-search)"
+        if src.task == "retrieval"
+        else f"{len(src.labels)} labels"
+    )
+    print(
+        f"exporting {src.description}: {meta.mode} mode, {what}, "
+        f"input (B, {meta.frames}, {meta.size}, {meta.size}, 3) uint8 -> {out}",
+        flush=True,
+    )
     with staging(out.parent, out.name) as stage:  # every file first, then renamed in: a failure changes nothing
         _write_outputs(src, meta, stage, out.name, stats)
         publish(stage, out.parent, [n for n in (tok_name, stats_name, text_name, out.name) if n])
@@ -148,8 +185,11 @@ def _write_outputs(src, meta, stage: Path, name: str, stats) -> None:
     if stats is not None:
         stats.fingerprint = meta.fingerprint
         stats.save(stage / meta.statistics)
-        print(f"class statistics of {int(stats.count.sum())} training clips (teaching new classes from a few "
-              f"examples) -> {meta.statistics}", flush=True)
+        print(
+            f"class statistics of {int(stats.count.sum())} training clips (teaching new classes from a few "
+            f"examples) -> {meta.statistics}",
+            flush=True,
+        )
 
 
 def _statistics(src, out: Path):
@@ -168,16 +208,25 @@ def _statistics(src, out: Path):
     from stop_train.model.factory import model_fingerprint
 
     if stats.fingerprint and stats.fingerprint != model_fingerprint(src.model):
-        print(f"stop-export: note: exporting without class statistics: {src.statistics} belongs to other weights "
-              f"(rewrite them with stop-train stats)", file=sys.stderr)
+        print(
+            f"stop-export: note: exporting without class statistics: {src.statistics} belongs to other weights "
+            f"(rewrite them with stop-train stats)",
+            file=sys.stderr,
+        )
         return None, ""
     if list(src.labels) != stats.labels:
-        print("stop-export: note: the labels exported are not the classes the statistics were made of "
-              f"({', '.join(stats.labels[:6])}{', ...' if len(stats.labels) > 6 else ''}): label banks use the "
-              "statistics only for labels with those names", file=sys.stderr)
+        print(
+            "stop-export: note: the labels exported are not the classes the statistics were made of "
+            f"({', '.join(stats.labels[:6])}{', ...' if len(stats.labels) > 6 else ''}): label banks use the "
+            "statistics only for labels with those names",
+            file=sys.stderr,
+        )
     if stats.dim != cfg.frames * cfg.embed_dim:
-        print(f"stop-export: note: exporting without class statistics: {src.statistics} holds {stats.dim}-wide "
-              f"features, the model gives {cfg.frames} x {cfg.embed_dim}", file=sys.stderr)
+        print(
+            f"stop-export: note: exporting without class statistics: {src.statistics} holds {stats.dim}-wide "
+            f"features, the model gives {cfg.frames} x {cfg.embed_dim}",
+            file=sys.stderr,
+        )
         return None, ""
     return stats, out.stem + ".stats.npz"
 
@@ -191,17 +240,26 @@ def _engines(args, onnx_path: Path) -> int:
 
     for precision in wanted:
         engine = onnx_path.with_name(f"{onnx_path.stem}-{precision}.engine")
-        options = BuildOptions(fp16=precision == "fp16", plugin=args.plugin, min_batch=args.min_batch,
-                               opt_batch=args.opt_batch, max_batch=args.max_batch, workspace_mb=args.workspace,
-                               timing_cache=args.timing_cache)
+        options = BuildOptions(
+            fp16=precision == "fp16",
+            plugin=args.plugin,
+            min_batch=args.min_batch,
+            opt_batch=args.opt_batch,
+            max_batch=args.max_batch,
+            workspace_mb=args.workspace,
+            timing_cache=args.timing_cache,
+        )
         print(f"building the {precision} TensorRT engine -> {engine}", flush=True)
         try:
             section = build_engine(onnx_path, engine, options)
         except EngineError as err:
             print(f"stop-export: {err}", file=sys.stderr)
             return 2
-        print(f"  {section['flavour']} {section['version']}, TemporalPromptInsert: {section['implementation']}, "
-              f"{section['build_seconds']} s", flush=True)
+        print(
+            f"  {section['flavour']} {section['version']}, TemporalPromptInsert: {section['implementation']}, "
+            f"{section['build_seconds']} s",
+            flush=True,
+        )
     return 0
 
 
@@ -227,8 +285,11 @@ def _check(src, path: Path, count: int, text_path: Path | None = None) -> bool:
 
         from .runtime.text import TextEncoder
 
-        texts = label_texts(src.labels, src.template) if src.labels else \
-            ["a person jumping into a pool", "a red circle moving left", "cooking, with oil", "x"]
+        texts = (
+            label_texts(src.labels, src.template)
+            if src.labels
+            else ["a person jumping into a pool", "a red circle moving left", "cooking, with oil", "x"]
+        )
         with torch.no_grad():
             expected = src.model.encode_text(src.model.tokenize(texts)).float().numpy()
         report.errors["text_embedding"] = relative_error(TextEncoder(text_path).encode(texts), expected)
@@ -241,32 +302,69 @@ def _check(src, path: Path, count: int, text_path: Path | None = None) -> bool:
 # ------------------------------------------------------------------------------------------ recognize
 def _recognize_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stop-recognize", description="Recognise actions with an exported STOP model.")
-    p.add_argument("model", help="exported .onnx file, TensorRT .engine (with its .json sidecar), or a run directory / "
-                   "model folder with --backend torch")
-    p.add_argument("--source", required=True,
-                   help="video file, camera index (0, 1, ...) or device (/dev/video0), or stream URL (rtsp://, http://); "
-                        "a file named like a number: ./7")
-    p.add_argument("--protocol", choices=("live", "eval"), default="live",
-                   help="live: sliding windows over time; eval: the test views of the metadata (files only)")
-    p.add_argument("--backend", default="auto",
-                   help="auto, cpu, cuda, openvino, tensorrt (ONNX Runtime), torch or torch-bf16 (PyTorch)")
+    p.add_argument(
+        "model",
+        help="exported .onnx file, TensorRT .engine (with its .json sidecar), or a run directory / "
+        "model folder with --backend torch",
+    )
+    p.add_argument(
+        "--source",
+        required=True,
+        help="video file, camera index (0, 1, ...) or device (/dev/video0), or stream URL (rtsp://, http://); "
+        "a file named like a number: ./7",
+    )
+    p.add_argument(
+        "--protocol",
+        choices=("live", "eval"),
+        default="live",
+        help="live: sliding windows over time; eval: the test views of the metadata (files only)",
+    )
+    p.add_argument(
+        "--backend",
+        default="auto",
+        help="auto, cpu, cuda, openvino, tensorrt (ONNX Runtime), torch or torch-bf16 (PyTorch)",
+    )
     p.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = its default)")
-    p.add_argument("--plugin", metavar="LIB", help="libstop_tpi_plugin.so for an engine built with the plugin "
-                   "(default: $STOP_TPI_PLUGIN)")
+    p.add_argument(
+        "--plugin",
+        metavar="LIB",
+        help="libstop_tpi_plugin.so for an engine built with the plugin (default: $STOP_TPI_PLUGIN)",
+    )
     p.add_argument("--labels", help="re-label: label file or bundled set (uses the exported text encoder)")
-    p.add_argument("--bank", type=Path, metavar="BANK.json", help="a label bank from stop-teach: its classes join the "
-                   "model's own (or --labels); a class in both gets the bank's examples")
+    p.add_argument(
+        "--bank",
+        type=Path,
+        metavar="BANK.json",
+        help="a label bank from stop-teach: its classes join the "
+        "model's own (or --labels); a class in both gets the bank's examples",
+    )
     p.add_argument("--top-k", type=in_range(int, 1), default=3)
-    p.add_argument("--predict-every", type=in_range(float, 0, low_open=True), default=0.5, metavar="SECONDS",
-                   help="live: seconds between predictions")
-    p.add_argument("--frame-interval", type=in_range(float, 0, low_open=True), default=None, metavar="SECONDS",
-                   help="live: seconds between sampled frames (default: the metadata's, as trained)")
+    p.add_argument(
+        "--predict-every",
+        type=in_range(float, 0, low_open=True),
+        default=0.5,
+        metavar="SECONDS",
+        help="live: seconds between predictions",
+    )
+    p.add_argument(
+        "--frame-interval",
+        type=in_range(float, 0, low_open=True),
+        default=None,
+        metavar="SECONDS",
+        help="live: seconds between sampled frames (default: the metadata's, as trained)",
+    )
     add_event_arguments(p)
-    p.add_argument("--max-seconds", type=non_negative(float), default=0.0,
-                   help="stop a live source after this long (0 = never)")
-    p.add_argument("--reconnect", type=non_negative(int), default=None, metavar="N",
-                   help="reopen a lost camera or stream at most N times in a row, waiting 1, 2, 4 ... 16 s "
-                        "(0 = give up at once; default: retry indefinitely); giving up exits with code 3")
+    p.add_argument(
+        "--max-seconds", type=non_negative(float), default=0.0, help="stop a live source after this long (0 = never)"
+    )
+    p.add_argument(
+        "--reconnect",
+        type=non_negative(int),
+        default=None,
+        metavar="N",
+        help="reopen a lost camera or stream at most N times in a row, waiting 1, 2, 4 ... 16 s "
+        "(0 = give up at once; default: retry indefinitely); giving up exits with code 3",
+    )
     p.add_argument("--json", action="store_true", help="JSON lines on stdout instead of text")
     p.add_argument("--events", type=Path, help="append events to this JSON-lines file")
     return p

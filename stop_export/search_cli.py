@@ -1,8 +1,9 @@
 """`stop-search`: find moments in videos by text, with an exported STOP model (no PyTorch).
 
-    stop-search index MODEL.onnx VIDEO|FOLDER... -o INDEX [--stride 1.0] [--ann]
-    stop-search query INDEX "a person jumping into a pool" [--top 10] [--json] [--model MODEL.onnx] [--exact]
+stop-search index MODEL.onnx VIDEO|FOLDER... -o INDEX [--stride 1.0] [--ann]
+stop-search query INDEX "a person jumping into a pool" [--top 10] [--json] [--model MODEL.onnx] [--exact]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,14 +25,32 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     idx = sub.add_parser("index", help="embed videos in windows and write (or update) an index")
     idx.add_argument("model", help="exported .onnx file or TensorRT .engine (a retrieval model, or any STOP model)")
-    idx.add_argument("videos", nargs="+", help="video files, or folders searched recursively for " + " ".join(VIDEO_EXTENSIONS))
-    idx.add_argument("-o", "--output", required=True, type=Path, help="the index: INDEX.json + INDEX.npz (updated in place "
-                     "when it exists: new and changed videos are embedded, unchanged ones kept)")
-    idx.add_argument("--stride", type=in_range(float, 0, low_open=True), default=None, metavar="SECONDS",
-                     help="seconds between window starts (default: an existing index's; else 1, or half a window "
-                          "when windows are shorter than 2 s)")
-    idx.add_argument("--frame-interval", type=in_range(float, 0, low_open=True), default=None, metavar="SECONDS",
-                     help="seconds between a window's frames (default: the model's, as trained)")
+    idx.add_argument(
+        "videos", nargs="+", help="video files, or folders searched recursively for " + " ".join(VIDEO_EXTENSIONS)
+    )
+    idx.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        type=Path,
+        help="the index: INDEX.json + INDEX.npz (updated in place "
+        "when it exists: new and changed videos are embedded, unchanged ones kept)",
+    )
+    idx.add_argument(
+        "--stride",
+        type=in_range(float, 0, low_open=True),
+        default=None,
+        metavar="SECONDS",
+        help="seconds between window starts (default: an existing index's; else 1, or half a window "
+        "when windows are shorter than 2 s)",
+    )
+    idx.add_argument(
+        "--frame-interval",
+        type=in_range(float, 0, low_open=True),
+        default=None,
+        metavar="SECONDS",
+        help="seconds between a window's frames (default: the model's, as trained)",
+    )
     idx.add_argument("--batch", type=in_range(int, 1), default=8, help="windows per model call (default 8)")
     idx.add_argument("--backend", default="auto", help="auto, cpu, cuda, openvino, tensorrt (ONNX Runtime)")
     idx.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = its default)")
@@ -42,12 +61,19 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("text", nargs="+", help="what to find, e.g. 'a person jumping into a pool'")
     q.add_argument("--top", type=in_range(int, 1), default=10, help="videos to list (default 10)")
     q.add_argument("--moments", type=in_range(int, 1), default=3, help="moments per video (default 3)")
-    q.add_argument("--model", help="model to embed the text with (default: the one the index was built with); "
-                   "it must be that model")
+    q.add_argument(
+        "--model",
+        help="model to embed the text with (default: the one the index was built with); it must be that model",
+    )
     q.add_argument("--exact", action="store_true", help="exact search even when the index has an HNSW graph")
-    q.add_argument("--candidates", type=in_range(int, 1), default=None, metavar="N",
-                   help="windows the HNSW graph returns before videos are ranked (default max(1000, 50 x --top); "
-                        "more: higher recall, slower; see benchmarks/search_ann.py)")
+    q.add_argument(
+        "--candidates",
+        type=in_range(int, 1),
+        default=None,
+        metavar="N",
+        help="windows the HNSW graph returns before videos are ranked (default max(1000, 50 x --top); "
+        "more: higher recall, slower; see benchmarks/search_ann.py)",
+    )
     q.add_argument("--json", action="store_true", help="one JSON object per video on stdout")
     return p
 
@@ -64,8 +90,11 @@ def _video_files(items: list[str]) -> list[Path]:
         if path.is_dir():
             for dirpath, dirnames, filenames in os.walk(path):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                found += [Path(dirpath) / f for f in sorted(filenames)
-                          if not f.startswith(".") and f.lower().endswith(VIDEO_EXTENSIONS)]
+                found += [
+                    Path(dirpath) / f
+                    for f in sorted(filenames)
+                    if not f.startswith(".") and f.lower().endswith(VIDEO_EXTENSIONS)
+                ]
         elif path.is_file():
             found.append(path)
         else:
@@ -79,7 +108,9 @@ def _index(args) -> int:
     from .runtime.search import SearchIndexError
 
     if args.output.is_dir():
-        raise SearchIndexError(f"-o {args.output} is a folder: give the index a file name, e.g. {args.output / 'index'}")
+        raise SearchIndexError(
+            f"-o {args.output} is a folder: give the index a file name, e.g. {args.output / 'index'}"
+        )
     check_writable(args.output)  # before the videos are embedded
     videos = _video_files(args.videos)
     if not videos:
@@ -97,7 +128,15 @@ def _update(args, videos: list[Path]) -> int:
     from .runtime.backends import open_backend
     from .runtime.files import pair_exists
     from .runtime.errors import RecognizeError
-    from .runtime.search import SearchIndex, SearchIndexError, WindowCfg, ann_path, build_ann, default_stride, embed_video
+    from .runtime.search import (
+        SearchIndex,
+        SearchIndexError,
+        WindowCfg,
+        ann_path,
+        build_ann,
+        default_stride,
+        embed_video,
+    )
 
     backend = open_backend(args.model, args.backend, args.threads, plugin=args.plugin)
     meta = backend.metadata
@@ -111,12 +150,17 @@ def _update(args, videos: list[Path]) -> int:
     if index is not None:
         index.check_model(meta, args.model, use="update it with that model, or write a new index (-o)")
         if index.windows != windows:
-            raise SearchIndexError(f"{meta_path} cuts windows as {index.windows}; these settings give {windows}: "
-                                   "use the same --stride / --frame-interval, or write a new index")
+            raise SearchIndexError(
+                f"{meta_path} cuts windows as {index.windows}; these settings give {windows}: "
+                "use the same --stride / --frame-interval, or write a new index"
+            )
     else:
         index = SearchIndex(meta.fingerprint, str(Path(args.model).resolve()), windows)
-    print(f"model {args.model} ({backend.name}): windows of {windows.frames} frames {windows.frame_interval_s:.3g} s apart "
-          f"({windows.span_s:.3g} s), one every {windows.stride_s:.3g} s", file=sys.stderr)
+    print(
+        f"model {args.model} ({backend.name}): windows of {windows.frames} frames {windows.frame_interval_s:.3g} s apart "
+        f"({windows.span_s:.3g} s), one every {windows.stride_s:.3g} s",
+        file=sys.stderr,
+    )
     gone = index.prune()
     for path in gone:
         print(f"removed {path}: the file is gone", file=sys.stderr)
@@ -136,8 +180,12 @@ def _update(args, videos: list[Path]) -> int:
                 continue
             index.replace(path, duration, emb, begin, end)
             done += 1
-            print(f"[{n}/{len(videos)}] {path}: {plural(len(emb), 'window')} over {duration:.1f} s "
-                  f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
+            print(
+                f"[{n}/{len(videos)}] {path}: {plural(len(emb), 'window')} over {duration:.1f} s "
+                f"({time.perf_counter() - t0:.1f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
             if done % 20 == 0 or time.perf_counter() - saved > 60:  # a crash loses at most 20 videos or a minute
                 index.save(args.output)
                 saved = time.perf_counter()
@@ -151,8 +199,10 @@ def _update(args, videos: list[Path]) -> int:
     index.save(args.output)
     if (args.ann or ann_path(args.output).is_file()) and len(index.embedding):  # an existing graph is kept current
         print(f"HNSW graph: {build_ann(index, args.output)}", file=sys.stderr)
-    print(f"{meta_path}: {plural(len(index.videos), 'video')}, {plural(len(index.embedding), 'window')} ({done} embedded, "
-          f"{kept} unchanged, {failed} unreadable, {len(gone)} removed) in {time.perf_counter() - start:.0f} s")
+    print(
+        f"{meta_path}: {plural(len(index.videos), 'video')}, {plural(len(index.embedding), 'window')} ({done} embedded, "
+        f"{kept} unchanged, {failed} unreadable, {len(gone)} removed) in {time.perf_counter() - start:.0f} s"
+    )
     return 0
 
 
@@ -164,8 +214,9 @@ def _query(args) -> int:
     index = SearchIndex.load(args.index)
     model = args.model or index.model
     if not Path(model).is_file():
-        raise SearchIndexError(f"the model {'given' if args.model else 'the index was built with'} is not at {model}: "
-                               "give it with --model")
+        raise SearchIndexError(
+            f"the model {'given' if args.model else 'the index was built with'} is not at {model}: give it with --model"
+        )
     try:
         encoder = TextEncoder(text_encoder_beside(model))
     except BackendError as err:
@@ -177,7 +228,9 @@ def _query(args) -> int:
     query = encoder.encode([text])[0]
     scores = None
     if not args.exact and ann_path(args.index).is_file():
-        scores = ann_scores(load_ann(args.index, index), index, query, windows=args.candidates or max(1000, 50 * args.top))
+        scores = ann_scores(
+            load_ann(args.index, index), index, query, windows=args.candidates or max(1000, 50 * args.top)
+        )
     hits = index.search(query, args.top, args.moments, scores=scores)
     for rank, hit in enumerate(hits, start=1):
         if args.json:
@@ -208,8 +261,10 @@ def main(argv: list[str] | None = None) -> int:
         what = f"{err.filename}: " if err.filename else ""
         if args.command == "index":
             full = "the disk is full" if err.errno in (errno.ENOSPC, errno.EDQUOT) else err.strerror or str(err)
-            print(f"stop-search index: cannot write {what}{full}; the index written before (if any) is unchanged",
-                  file=sys.stderr)
+            print(
+                f"stop-search index: cannot write {what}{full}; the index written before (if any) is unchanged",
+                file=sys.stderr,
+            )
         else:
             print(f"stop-search {args.command}: {what}{err.strerror or err}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@
 Then `stop-recognize MODEL.onnx --bank BANK.json --source ...` (or the app) scores the bank's classes with the
 model's own (or --labels).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,36 +43,60 @@ def parse_clip(item: str) -> tuple[Path, float | None, float | None]:
         return Path(item).expanduser(), None, None
     m = _RANGE.match(tail.strip())
     if not m or not (m["start"] or m["end"]):
-        raise ValueError(f"{item}: the time range must be START-END, START- or -END in seconds or m:ss, "
-                         f"e.g. {path}@12-15.5 or {path}@1:02-1:06")
+        raise ValueError(
+            f"{item}: the time range must be START-END, START- or -END in seconds or m:ss, "
+            f"e.g. {path}@12-15.5 or {path}@1:02-1:06"
+        )
     start = seconds(m["start"]) if m["start"] else None
     end = seconds(m["end"]) if m["end"] else None
     if start is not None and end is not None and end <= start:
-        raise ValueError(f"{item}: the range is empty (it ends where it starts)" if end == start else
-                         f"{item}: the range ends ({end:g} s) before it starts ({start:g} s)")
+        raise ValueError(
+            f"{item}: the range is empty (it ends where it starts)"
+            if end == start
+            else f"{item}: the range ends ({end:g} s) before it starts ({start:g} s)"
+        )
     return Path(path).expanduser(), start, end
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="stop-teach", description="Teach an exported STOP model new classes from a few "
-                                "example clips: a label bank that stop-recognize --bank and stop-gui use.")
+    p = argparse.ArgumentParser(
+        prog="stop-teach",
+        description="Teach an exported STOP model new classes from a few "
+        "example clips: a label bank that stop-recognize --bank and stop-gui use.",
+    )
     p.add_argument("model", nargs="?", help="exported .onnx file or TensorRT .engine (needed to add examples or tune)")
-    p.add_argument("clips", nargs="*", metavar="VIDEO[@START-END]",
-                   help="example clips: whole files, or time ranges in seconds or m:ss (clip.mp4@12-15.5)")
+    p.add_argument(
+        "clips",
+        nargs="*",
+        metavar="VIDEO[@START-END]",
+        help="example clips: whole files, or time ranges in seconds or m:ss (clip.mp4@12-15.5)",
+    )
     p.add_argument("--bank", required=True, type=Path, help="the bank: BANK.json + BANK.npz (created when absent)")
     p.add_argument("--label", help="the class the clips show (new, or one the bank has: examples are added)")
-    p.add_argument("--no-text", action="store_true",
-                   help="an example-only class: its name is not used as a text prompt (actions hard to name)")
+    p.add_argument(
+        "--no-text",
+        action="store_true",
+        help="an example-only class: its name is not used as a text prompt (actions hard to name)",
+    )
     p.add_argument("--list", action="store_true", help="list the bank's classes and examples")
     p.add_argument("--json", action="store_true", help="with --list: JSON on stdout")
-    p.add_argument("--remove", metavar="LABEL", action="append",
-                   help="remove a class (or, with --example N, one of its examples)")
-    p.add_argument("--example", type=in_range(int, 1), metavar="N", help="with --remove: the example number --list shows")
-    p.add_argument("--tune", action="store_true",
-                   help="choose alpha and beta leave-one-out (every class needs >= 2 examples)")
-    p.add_argument("--alpha", type=in_range(float, 0, 1e4), help="set the weight of the examples (default chosen by "
-                   "benchmarks/few_shot_check.py)")
-    p.add_argument("--beta", type=in_range(float, 0, 1e3, low_open=True), help="set the sharpness of the example affinity")
+    p.add_argument(
+        "--remove", metavar="LABEL", action="append", help="remove a class (or, with --example N, one of its examples)"
+    )
+    p.add_argument(
+        "--example", type=in_range(int, 1), metavar="N", help="with --remove: the example number --list shows"
+    )
+    p.add_argument(
+        "--tune", action="store_true", help="choose alpha and beta leave-one-out (every class needs >= 2 examples)"
+    )
+    p.add_argument(
+        "--alpha",
+        type=in_range(float, 0, 1e4),
+        help="set the weight of the examples (default chosen by benchmarks/few_shot_check.py)",
+    )
+    p.add_argument(
+        "--beta", type=in_range(float, 0, 1e3, low_open=True), help="set the sharpness of the example affinity"
+    )
     p.add_argument("--backend", default="auto", help="auto, cpu, cuda, openvino, tensorrt (ONNX Runtime)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = its default)")
     p.add_argument("--plugin", metavar="LIB", help="libstop_tpi_plugin.so for an engine built with the plugin")
@@ -80,9 +105,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def describe(bank) -> list[str]:
     """Human-readable lines: one per class, then one per example."""
-    lines = [f"alpha {bank.alpha:g}, beta {bank.beta:g}"
-             + (f" (tuned leave-one-out: {100 * bank.tuned['loo_top1']:.1f} % of {bank.tuned['examples']} examples)"
-                if bank.tuned else "")]
+    lines = [
+        f"alpha {bank.alpha:g}, beta {bank.beta:g}"
+        + (
+            f" (tuned leave-one-out: {100 * bank.tuned['loo_top1']:.1f} % of {bank.tuned['examples']} examples)"
+            if bank.tuned
+            else ""
+        )
+    ]
     for cls in bank.classes:
         kind = f"text {cls.text!r}" if cls.text else "example-only"
         lines.append(f"{cls.name}: {len(cls.examples)} example{'' if len(cls.examples) == 1 else 's'}, {kind}")
@@ -158,9 +188,11 @@ def _change(args, adding: bool, setting: bool) -> int:
         bank.tuned = None  # tuned for the classes it had
         bank.save(args.bank)
         gone = args.example and bank.find(name) is None  # its last example, and it had no text
-        print(f"removed {'example ' + str(args.example) + ' of ' if args.example else ''}{name!r}"
-              f"{' (its last example: the example-only class is gone)' if gone else ''}; "
-              f"the bank has {len(bank.classes)} class(es)")
+        print(
+            f"removed {'example ' + str(args.example) + ' of ' if args.example else ''}{name!r}"
+            f"{' (its last example: the example-only class is gone)' if gone else ''}; "
+            f"the bank has {len(bank.classes)} class(es)"
+        )
         return 0
 
     if setting and not (adding or args.tune):  # only alpha / beta: no model needed
@@ -191,19 +223,27 @@ def _change(args, adding: bool, setting: bool) -> int:
     if taught:
         print(taught)
     if tuned:
-        print(f"tuned leave-one-out: alpha {tuned['alpha']:g}, beta {tuned['beta']:g} "
-              f"({100 * tuned['loo_top1']:.1f} % of {tuned['examples']} examples right by the example cache)")
+        print(
+            f"tuned leave-one-out: alpha {tuned['alpha']:g}, beta {tuned['beta']:g} "
+            f"({100 * tuned['loo_top1']:.1f} % of {tuned['examples']} examples right by the example cache)"
+        )
         if tuned["alpha"] > DEFAULT_ALPHA and not rec.bank_head_uses_means:
-            print(f"note: alpha {tuned['alpha']:g} is above the default {DEFAULT_ALPHA:g}: the taught classes may take "
-                  "clips of the model's own classes too (the examples cannot show it); check with stop-recognize, "
-                  f"and --alpha {DEFAULT_ALPHA:g} goes back", file=sys.stderr)
+            print(
+                f"note: alpha {tuned['alpha']:g} is above the default {DEFAULT_ALPHA:g}: the taught classes may take "
+                "clips of the model's own classes too (the examples cannot show it); check with stop-recognize, "
+                f"and --alpha {DEFAULT_ALPHA:g} goes back",
+                file=sys.stderr,
+            )
     print(f"saved {path}: {len(bank.classes)} class(es), {len(bank.example)} example(s)")
     for note in rec.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"with the model's own labels, scored by {rec.scoring}")
     if (tuned or setting) and rec.bank_head_uses_means:
-        print("note: alpha and beta only weigh the example cache, which scores the bank when a class has no clips "
-              "behind it (labels of your own, --labels); here the model's class statistics score it", file=sys.stderr)
+        print(
+            "note: alpha and beta only weigh the example cache, which scores the bank when a class has no clips "
+            "behind it (labels of your own, --labels); here the model's class statistics score it",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -247,14 +287,20 @@ def _teach(bank, backend, args) -> str | None:
         if not path.is_file():
             raise FileNotFoundError(f"no video at {path}")
     k = bank.find(args.label)
-    same = [n for n in [*bank.names, *backend.metadata.labels] if n != args.label and n.casefold() == args.label.casefold()]
+    same = [
+        n for n in [*bank.names, *backend.metadata.labels] if n != args.label and n.casefold() == args.label.casefold()
+    ]
     if k is None and same:
-        print(f"note: {args.label!r} is a new class; {same[0]!r} differs only in case (names are matched exactly)",
-              file=sys.stderr)
+        print(
+            f"note: {args.label!r} is a new class; {same[0]!r} differs only in case (names are matched exactly)",
+            file=sys.stderr,
+        )
     if k is not None and args.no_text and bank.classes[k].text:
-        raise BankError(f"{args.label!r} already has a text prompt ({bank.classes[k].text!r}): --no-text only makes a "
-                        f"new class example-only (stop-teach --bank {args.bank} --remove {shlex.quote(args.label)} "
-                        "first, to start it again without text)")
+        raise BankError(
+            f"{args.label!r} already has a text prompt ({bank.classes[k].text!r}): --no-text only makes a "
+            f"new class example-only (stop-teach --bank {args.bank} --remove {shlex.quote(args.label)} "
+            "first, to start it again without text)"
+        )
     text, text_embedding = "", None
     if k is None and not args.no_text:
         rec = Recognizer(backend)
@@ -270,7 +316,9 @@ def _teach(bank, backend, args) -> str | None:
         lo = max(start or 0.0, float(info.times()[0]))
         hi = min(end if end is not None else float(info.times()[-1]), float(info.times()[-1]))
         if (source, round(lo, 3), round(hi, 3)) in known:
-            print(f"  {path.name} {lo:.2f}-{hi:.2f} s is already an example of {args.label!r}: skipped", file=sys.stderr)
+            print(
+                f"  {path.name} {lo:.2f}-{hi:.2f} s is already an example of {args.label!r}: skipped", file=sys.stderr
+            )
             continue
         embeddings.append(embed_example(backend, path, start, end, info))
         examples.append(Example(source, round(lo, 3), round(hi, 3), now()))

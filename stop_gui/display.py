@@ -1,5 +1,6 @@
 """Can Qt open a window here? Asked before the app starts, because a Qt platform plugin that cannot load
 aborts the process (SIGABRT) with a generic message. Torch-free, Qt-free until the child process."""
+
 from __future__ import annotations
 
 import ctypes.util
@@ -53,10 +54,14 @@ def display_problem(env: dict[str, str] | None = None, timeout_s: float = 30.0) 
     if platform in HEADLESS or not sys.platform.startswith("linux"):
         return None
     if platform in ("", "xcb") and not env.get("DISPLAY") and not env.get("WAYLAND_DISPLAY"):
-        return ("no display: stop-gui needs a desktop session (DISPLAY or WAYLAND_DISPLAY is unset); "
-                "for headless use run it with QT_QPA_PLATFORM=offscreen")
+        return (
+            "no display: stop-gui needs a desktop session (DISPLAY or WAYLAND_DISPLAY is unset); "
+            "for headless use run it with QT_QPA_PLATFORM=offscreen"
+        )
     try:
-        child = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True, timeout=timeout_s)
+        child = subprocess.run(
+            [sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True, timeout=timeout_s
+        )
     except subprocess.TimeoutExpired:
         return f"Qt could not open the display within {timeout_s:.0f} s (DISPLAY={env.get('DISPLAY', '')!r})"
     if child.returncode == 0:
@@ -65,14 +70,20 @@ def display_problem(env: dict[str, str] | None = None, timeout_s: float = 30.0) 
     missing = missing_libraries(plugin) if plugin else []
     if missing:
         packages = " ".join(debian_package(lib) for lib in missing)
-        return (f"Qt's {platform or 'xcb'} platform plugin needs libraries that are not installed "
-                f"({', '.join(missing)}): on Debian/Ubuntu, sudo apt install {packages}")
+        return (
+            f"Qt's {platform or 'xcb'} platform plugin needs libraries that are not installed "
+            f"({', '.join(missing)}): on Debian/Ubuntu, sudo apt install {packages}"
+        )
     if "could not connect to display" in child.stderr:
-        return (f"Qt could not connect to the display {env.get('DISPLAY', '')!r}: is the X server running? "
-                "For headless use run stop-gui with QT_QPA_PLATFORM=offscreen")
+        return (
+            f"Qt could not connect to the display {env.get('DISPLAY', '')!r}: is the X server running? "
+            "For headless use run stop-gui with QT_QPA_PLATFORM=offscreen"
+        )
     # Qt loads xcb-cursor with dlopen (ldd does not see it) and prints this hint on any xcb failure
     if re.search(r"xcb-cursor0|libxcb-cursor0", child.stderr) and not ctypes.util.find_library("xcb-cursor"):
         return "Qt's xcb platform plugin needs libxcb-cursor0: on Debian/Ubuntu, sudo apt install libxcb-cursor0"
     lines = [line.strip() for line in child.stderr.splitlines() if line.strip()]
-    reason = next((line for line in lines if "platform plugin" in line), lines[-1] if lines else f"exit {child.returncode}")
+    reason = next(
+        (line for line in lines if "platform plugin" in line), lines[-1] if lines else f"exit {child.returncode}"
+    )
     return f"Qt cannot start its {platform or 'default'} platform here: {reason}"

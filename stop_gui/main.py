@@ -8,6 +8,7 @@ Exit codes: 0 after a normal close; 1 when `--quit-after` ends a run whose model
 camera or stream never delivered a frame (the reason is printed), or the screenshot cannot be written; 2 for
 usage errors and a display Qt cannot use.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,18 +33,30 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="exported .onnx, TensorRT .engine (with its sidecar), or a run directory (PyTorch)")
     p.add_argument("--source", help="video file, camera index or RTSP/HTTP URL: starts recognising at once")
     p.add_argument("--backend", default=None, choices=BACKEND_NAMES, help="default: the last one that worked")
-    p.add_argument("--plugin", metavar="LIB", help="libstop_tpi_plugin.so for an engine built with the plugin "
-                   "(default: $STOP_TPI_PLUGIN)")
-    p.add_argument("--bank", metavar="BANK.json", help="a label bank from stop-teach for this model (default: the one "
-                   "the app keeps for it; see the Teach tab)")
+    p.add_argument(
+        "--plugin",
+        metavar="LIB",
+        help="libstop_tpi_plugin.so for an engine built with the plugin (default: $STOP_TPI_PLUGIN)",
+    )
+    p.add_argument(
+        "--bank",
+        metavar="BANK.json",
+        help="a label bank from stop-teach for this model (default: the one the app keeps for it; see the Teach tab)",
+    )
     p.add_argument("--predict-every", type=in_range(float, 0, low_open=True), default=0.5, metavar="SECONDS")
     add_event_arguments(p)
-    p.add_argument("--loop", action=argparse.BooleanOptionalAction, default=None,
-                   help="loop a video file (default: as last time)")
+    p.add_argument(
+        "--loop", action=argparse.BooleanOptionalAction, default=None, help="loop a video file (default: as last time)"
+    )
     p.add_argument("--size", type=_size, default=(1280, 720), metavar="WxH", help="window size (default 1280x720)")
     p.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the window before quitting")
-    p.add_argument("--quit-after", type=non_negative(float), default=0.0, metavar="SECONDS",
-                   help="quit after this long (0: never); exits 1 if the model or source failed")
+    p.add_argument(
+        "--quit-after",
+        type=non_negative(float),
+        default=0.0,
+        metavar="SECONDS",
+        help="quit after this long (0: never); exits 1 if the model or source failed",
+    )
     return p
 
 
@@ -80,8 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         screen = app.primaryScreen().availableGeometry()
         frame = 40  # room for the window manager's title bar
         width, height = min(width, screen.width()), min(height, screen.height() - frame)
-        window.move(screen.x() + (screen.width() - width) // 2,
-                    screen.y() + max(0, (screen.height() - frame - height) // 2))
+        window.move(
+            screen.x() + (screen.width() - width) // 2, screen.y() + max(0, (screen.height() - frame - height) // 2)
+        )
     window.resize(width, height)
     window.show()
     if args.loop is not None:
@@ -93,10 +107,14 @@ def main(argv: list[str] | None = None) -> int:
         window.open_source(args.source)
     outcome = {"code": 0}
     if args.quit_after > 0:
+
         def finish():
             if args.screenshot and not window.grab().save(args.screenshot):
-                print(f"stop-gui: cannot write the screenshot {args.screenshot} (a folder that does not exist, "
-                      "no permission, or not a .png/.jpg name)", file=sys.stderr)
+                print(
+                    f"stop-gui: cannot write the screenshot {args.screenshot} (a folder that does not exist, "
+                    "no permission, or not a .png/.jpg name)",
+                    file=sys.stderr,
+                )
                 outcome["code"] = 1
             failure = window.automation_failure()
             if failure:

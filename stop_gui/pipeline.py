@@ -14,6 +14,7 @@ not wait for that, nor abort on a QThread destroyed while running. `Pipeline.sto
 deadline in every other case; a thread still inside FFmpeg is disconnected and ends at its timeout.
 `benchmarks/app_latency.py` drives the same objects headless.
 """
+
 from __future__ import annotations
 
 import threading
@@ -29,8 +30,15 @@ from stop_export.runtime.events import Event, EventCfg, EventDetector
 from stop_export.runtime.errors import RecognizeError
 from stop_export.runtime.recognizer import Recognizer
 from stop_train.video.decode import VideoReadError
-from stop_train.video.source import (Frame, ReconnectPolicy, SourceError, SourceLost, SourceSpec, live_frames,
-                                     open_source)
+from stop_train.video.source import (
+    Frame,
+    ReconnectPolicy,
+    SourceError,
+    SourceLost,
+    SourceSpec,
+    live_frames,
+    open_source,
+)
 
 
 @dataclass
@@ -162,8 +170,14 @@ class CaptureWorker(QObject):
     ended = Signal()  # a file reached its end (and does not loop)
     finished = Signal()
 
-    def __init__(self, hub: FrameHub, source: str, loop: bool = False, realtime: bool = True,
-                 policy: ReconnectPolicy | None = None):
+    def __init__(
+        self,
+        hub: FrameHub,
+        source: str,
+        loop: bool = False,
+        realtime: bool = True,
+        policy: ReconnectPolicy | None = None,
+    ):
         super().__init__()
         self.hub, self.source, self.loop, self.realtime = hub, source, loop, realtime
         self.policy = policy or ReconnectPolicy()
@@ -325,8 +339,19 @@ class InferenceWorker(QObject):
                 self.last_t = item.end
                 self.windows += 1
                 outputs = {k: v[0] for k, v in pred.outputs.items()}
-                self._emit(self.result, Window(pred.scores[0], outputs, item.end, item.captured_at, inference_s,
-                                               pred.labels, closed, self.detector.active()))
+                self._emit(
+                    self.result,
+                    Window(
+                        pred.scores[0],
+                        outputs,
+                        item.end,
+                        item.captured_at,
+                        inference_s,
+                        pred.labels,
+                        closed,
+                        self.detector.active(),
+                    ),
+                )
         finally:
             self._emit(self.finished)
 
@@ -340,8 +365,10 @@ class Pipeline:
 
     def __init__(self, hub: FrameHub, capture: CaptureWorker, inference: InferenceWorker):
         self.hub, self.capture, self.inference = hub, capture, inference
-        self.threads = [threading.Thread(target=w.run, name=f"stop-gui-{n}", daemon=True)
-                        for n, w in (("capture", capture), ("inference", inference))]
+        self.threads = [
+            threading.Thread(target=w.run, name=f"stop-gui-{n}", daemon=True)
+            for n, w in (("capture", capture), ("inference", inference))
+        ]
 
     def start(self) -> None:
         for t in self.threads:

@@ -1,5 +1,6 @@
 """Search inside the open video (or a `stop-search` index) by text: window embeddings computed on a thread
 with progress, cached on disk per video and model, ranked with the model's text encoder."""
+
 from __future__ import annotations
 
 import hashlib
@@ -48,7 +49,9 @@ class VideoEmbedder(QObject):
                 self.progress.emit(fraction)
 
         try:
-            emb, start, end, duration = embed_video(self.backend, self.path, windows, stop=self._stop, progress=progress)
+            emb, start, end, duration = embed_video(
+                self.backend, self.path, windows, stop=self._stop, progress=progress
+            )
         except (RecognizeError, BackendError, RuntimeError, ValueError, OSError) as err:
             if not self._stop.is_set():
                 self.failed.emit(f"cannot search {self.path.name}: {err}")

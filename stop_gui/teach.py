@@ -1,6 +1,7 @@
 """The Teach tab: teach the loaded model new classes from examples of the open video (a marked time range) or
 of the camera (the next N seconds), kept in a label bank (`stop_export.runtime.bank`) that is saved at once
 and reloaded with the model; classes and examples are listed and can be removed."""
+
 from __future__ import annotations
 
 import math
@@ -8,11 +9,31 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QSettings, QStandardPaths, Qt
-from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QLineEdit,
-                               QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
-from stop_export.runtime.bank import (BankError, Example, LabelBank, class_name, embed_example, embed_recording,
-                                      min_example_s, now)
+from stop_export.runtime.bank import (
+    BankError,
+    Example,
+    LabelBank,
+    class_name,
+    embed_example,
+    embed_recording,
+    min_example_s,
+    now,
+)
 from stop_export.runtime.errors import BackendError
 from stop_export.runtime.files import pair_lock
 from stop_train.atomic import Busy, exclusive
@@ -23,8 +44,11 @@ TEACH_ERRORS = (BankError, BackendError, RecognizeError, OSError, ValueError, Ru
 
 def default_bank_dir() -> Path:
     """Where the app keeps a bank per model (by fingerprint, so an ONNX file and its engines share it)."""
-    return Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.GenericDataLocation)) \
-        / "stop-toolkit" / "banks"
+    return (
+        Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.GenericDataLocation))
+        / "stop-toolkit"
+        / "banks"
+    )
 
 
 class TeachTab(QWidget):
@@ -55,16 +79,20 @@ class TeachTab(QWidget):
         self.mark_end = QPushButton("Mark end")
         self.mark_end.clicked.connect(lambda: self.end_box.setValue(self.host.frame_t or 0.0))
         self.add_button = QPushButton("Add range")
-        self.add_button.clicked.connect(lambda: self.add_range(self.name_edit.text(), self.start_box.value(),
-                                                               self.end_box.value(), self.text_box.isChecked()))
+        self.add_button.clicked.connect(
+            lambda: self.add_range(
+                self.name_edit.text(), self.start_box.value(), self.end_box.value(), self.text_box.isChecked()
+            )
+        )
         self.seconds_box = QDoubleSpinBox()
         self.seconds_box.setRange(0.5, 60.0)
         self.seconds_box.setValue(3.0)
         self.seconds_box.setSuffix(" s")
         self.record_button = QPushButton("Record")
         self.record_button.setToolTip("add the next seconds of the camera (or of the playing video) as an example")
-        self.record_button.clicked.connect(lambda: self.record(self.name_edit.text(), self.seconds_box.value(),
-                                                               self.text_box.isChecked()))
+        self.record_button.clicked.connect(
+            lambda: self.record(self.name_edit.text(), self.seconds_box.value(), self.text_box.isChecked())
+        )
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["class / example", "range"])
         self.tree.setColumnWidth(0, 220)
@@ -168,14 +196,21 @@ class TeachTab(QWidget):
             self.host.show_message(f"mark a range first: it ends ({end_s:.2f} s) before it starts ({start_s:.2f} s)")
             return False
         source, k = str(Path(path).resolve()), self.bank.find(name.strip())
-        if k is not None and any((e.source, e.start_s, e.end_s) == (source, round(start_s, 3), round(end_s, 3))
-                                 for e in self.bank.classes[k].examples):
-            self.host.show_message(f"{start_s:.2f}-{end_s:.2f} s of {Path(path).name} is already an example of "
-                                   f"{name.strip()!r}")
+        if k is not None and any(
+            (e.source, e.start_s, e.end_s) == (source, round(start_s, 3), round(end_s, 3))
+            for e in self.bank.classes[k].examples
+        ):
+            self.host.show_message(
+                f"{start_s:.2f}-{end_s:.2f} s of {Path(path).name} is already an example of {name.strip()!r}"
+            )
             return False
         backend = self.host.recognizer.backend
-        return self._add(name, text, lambda: embed_example(backend, path, start_s, end_s),
-                         Example(source, round(start_s, 3), round(end_s, 3), now()))
+        return self._add(
+            name,
+            text,
+            lambda: embed_example(backend, path, start_s, end_s),
+            Example(source, round(start_s, 3), round(end_s, 3), now()),
+        )
 
     def record(self, name: str, seconds: float, text: bool = True) -> bool:
         """Teach `name` the next `seconds` of the playing source (a camera, a stream or a file)."""
@@ -213,8 +248,12 @@ class TeachTab(QWidget):
         self.record_button.setEnabled(True)
         backend = self.host.recognizer.backend
         times, frames = np.asarray(rec["times"]), rec["frames"]
-        self._add(rec["name"], rec["text"], lambda: embed_recording(backend, times, frames),
-                  Example(self.host.source, round(float(times[0]), 3), round(float(times[-1]), 3), now()))
+        self._add(
+            rec["name"],
+            rec["text"],
+            lambda: embed_recording(backend, times, frames),
+            Example(self.host.source, round(float(times[0]), 3), round(float(times[-1]), 3), now()),
+        )
 
     def cancel_recording(self, why: str = "recording stopped with the source: nothing was added") -> None:
         if self._recording is not None:
@@ -233,8 +272,11 @@ class TeachTab(QWidget):
         self._show()
         gone = self.bank.find(name) is None
         what = f"example {example + 1} of {name!r}" if example is not None else repr(name)
-        self.host.show_message(f"removed {what}" + (" and the class (it had no text and no example left)"
-                                                    if gone and example is not None else ""), error=False)
+        self.host.show_message(
+            f"removed {what}"
+            + (" and the class (it had no text and no example left)" if gone and example is not None else ""),
+            error=False,
+        )
         return True
 
     def _remove_selected(self) -> None:
@@ -291,8 +333,9 @@ class TeachTab(QWidget):
         it), under the bank's lock (`stop-teach` holds the same), then saved; it becomes the tab's bank. Raises
         Busy while a stop-teach is changing it, BankError, OSError."""
         lock = pair_lock(self.bank_path)
-        with exclusive(lock, busy=f"a stop-teach is changing {self.bank_path.name} now (lock {lock}): try again "
-                                  "when it is done"):
+        with exclusive(
+            lock, busy=f"a stop-teach is changing {self.bank_path.name} now (lock {lock}): try again when it is done"
+        ):
             bank = LabelBank.open(self.bank_path, self.host.recognizer.meta, self.host.model_path, create=True)
             apply(bank)
             bank.tuned = None  # tuned for the classes it had
@@ -307,7 +350,9 @@ class TeachTab(QWidget):
             return
         for c, cls in enumerate(bank.classes):
             kind = "" if cls.text else " (example-only)"
-            top = QTreeWidgetItem([f"{cls.name}{kind}", f"{len(cls.examples)} example{'' if len(cls.examples) == 1 else 's'}"])
+            top = QTreeWidgetItem(
+                [f"{cls.name}{kind}", f"{len(cls.examples)} example{'' if len(cls.examples) == 1 else 's'}"]
+            )
             top.setData(0, Qt.ItemDataRole.UserRole, (cls.name, None))
             for i, ex in enumerate(cls.examples):
                 child = QTreeWidgetItem([Path(ex.source).name or ex.source, f"{ex.start_s:.2f}-{ex.end_s:.2f} s"])
@@ -319,8 +364,11 @@ class TeachTab(QWidget):
         where = f"bank: {self.bank_path}" if self.bank_path else ""
         rec = self.host.recognizer
         scored = f"; scored by {rec.scoring}" if rec is not None and rec.bank is bank else ""
-        self.note.setText(f"{len(bank.classes)} taught class(es); {where}{scored}" if bank.classes else
-                          "no taught classes yet: name one, mark a range (or record), add")
+        self.note.setText(
+            f"{len(bank.classes)} taught class(es); {where}{scored}"
+            if bank.classes
+            else "no taught classes yet: name one, mark a range (or record), add"
+        )
         self.note.setToolTip("\n".join(rec.notes) if rec is not None else "")
 
 

@@ -1,11 +1,21 @@
 """Display widgets: the video with the spatial-mask heatmap, the top-k bars, the temporal plot, the seek bar
 and a label that elides instead of widening its panel."""
+
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
-from PySide6.QtWidgets import QGridLayout, QLabel, QProgressBar, QSizePolicy, QSlider, QStyle, QStyleOptionSlider, QWidget
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QLabel,
+    QProgressBar,
+    QSizePolicy,
+    QSlider,
+    QStyle,
+    QStyleOptionSlider,
+    QWidget,
+)
 
 
 class ElidedLabel(QLabel):
@@ -64,7 +74,9 @@ class SeekSlider(QSlider):
             return
         opt = QStyleOptionSlider()
         self.initStyleOption(opt)
-        handle = self.style().subControlRect(QStyle.ComplexControl.CC_Slider, opt, QStyle.SubControl.SC_SliderHandle, self)
+        handle = self.style().subControlRect(
+            QStyle.ComplexControl.CC_Slider, opt, QStyle.SubControl.SC_SliderHandle, self
+        )
         span = max(1, self.width() - handle.width())
         painter = QPainter(self)
         colour = QColor(self.palette().highlight().color())
@@ -80,8 +92,9 @@ class SeekSlider(QSlider):
         if event.button() == Qt.MouseButton.LeftButton and self.isEnabled():
             opt = QStyleOptionSlider()
             self.initStyleOption(opt)
-            handle = self.style().subControlRect(QStyle.ComplexControl.CC_Slider, opt,
-                                                 QStyle.SubControl.SC_SliderHandle, self)
+            handle = self.style().subControlRect(
+                QStyle.ComplexControl.CC_Slider, opt, QStyle.SubControl.SC_SliderHandle, self
+            )
             if not handle.contains(event.position().toPoint()):
                 span = max(1, self.width() - handle.width())
                 x = int(event.position().x() - handle.width() / 2)
@@ -231,4 +244,6 @@ class TemporalPlot(QWidget):
             h = (bottom - top) * float(v) / peak
             p.fillRect(QRectF(6 + i * width + 2, bottom - h, width - 4, h), QColor(40, 110, 200))
             if self.counts is not None:
-                p.drawText(QRectF(6 + i * width, bottom, width, 14), Qt.AlignmentFlag.AlignCenter, str(int(self.counts[i])))
+                p.drawText(
+                    QRectF(6 + i * width, bottom, width, 14), Qt.AlignmentFlag.AlignCenter, str(int(self.counts[i]))
+                )

@@ -1,4 +1,5 @@
 """The main window: sources, model and backend, the live view with STOP's overlays, events, labels."""
+
 from __future__ import annotations
 
 import csv
@@ -10,10 +11,31 @@ from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, QObject, QSettings, QStandardPaths, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QFont, QKeySequence
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QHeaderView,
-                               QInputDialog, QLabel, QLineEdit, QListWidget, QListWidgetItem, QMainWindow, QMessageBox,
-                               QPlainTextEdit, QPushButton, QSizePolicy, QSplitter, QTableWidget, QTableWidgetItem,
-                               QTabWidget, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QSizePolicy,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from stop_export.runtime.backends import BACKEND_NAMES, BackendError, available_ort_providers
 from stop_export.runtime.events import Event, EventCfg
@@ -79,8 +101,13 @@ class MainWindow(QMainWindow):
     windowShown = Signal(object)  # a prediction was displayed (Window)
     eventsChanged = Signal()  # rows were added, closed or cleared
 
-    def __init__(self, predict_every_s: float = 0.5, settings: QSettings | None = None, plugin: str | None = None,
-                 events: EventCfg = EventCfg()):
+    def __init__(
+        self,
+        predict_every_s: float = 0.5,
+        settings: QSettings | None = None,
+        plugin: str | None = None,
+        events: EventCfg = EventCfg(),
+    ):
         super().__init__()
         self.plugin = plugin  # TemporalPromptInsert plugin library for engines built with it (None: $STOP_TPI_PLUGIN)
         self.setWindowTitle("STOP live recognizer")
@@ -106,8 +133,11 @@ class MainWindow(QMainWindow):
         self.latencies: list[tuple[float, float]] = []  # (inference s, end-to-end s) per shown window
         self._frames_seen, self._fps_since, self._fps = 0, time.monotonic(), 0.0
         # text search: window embeddings cached per (model fingerprint, video) on disk and in memory
-        self.search_cache = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.GenericCacheLocation)) \
-            / "stop-toolkit" / "search"  # not under the application name, which follows argv[0]
+        self.search_cache = (
+            Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.GenericCacheLocation))
+            / "stop-toolkit"
+            / "search"
+        )  # not under the application name, which follows argv[0]
         self.search_index: SearchIndex | None = None  # a stop-search index opened for searching (None: this video)
         self.search_hits: list[dict] = []
         self.embedder: VideoEmbedder | None = None  # embedding the open video for search
@@ -176,9 +206,15 @@ class MainWindow(QMainWindow):
         self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
         header = self.table.horizontalHeader()
         header.setMinimumSectionSize(40)
-        for col, mode in enumerate((QHeaderView.ResizeMode.Stretch, QHeaderView.ResizeMode.ResizeToContents,
-                                    QHeaderView.ResizeMode.ResizeToContents, QHeaderView.ResizeMode.ResizeToContents,
-                                    QHeaderView.ResizeMode.Stretch)):
+        for col, mode in enumerate(
+            (
+                QHeaderView.ResizeMode.Stretch,
+                QHeaderView.ResizeMode.ResizeToContents,
+                QHeaderView.ResizeMode.ResizeToContents,
+                QHeaderView.ResizeMode.ResizeToContents,
+                QHeaderView.ResizeMode.Stretch,
+            )
+        ):
             header.setSectionResizeMode(col, mode)
         self.clear_button = QPushButton("Clear")
         self.clear_button.clicked.connect(self.clear_events)
@@ -415,8 +451,10 @@ class MainWindow(QMainWindow):
         if self._busy:
             return False
         try:
-            rec = self._in_background(lambda: Recognizer.open(path, backend, plugin=self.plugin),
-                                      f"opening {path} with the {backend} backend…")
+            rec = self._in_background(
+                lambda: Recognizer.open(path, backend, plugin=self.plugin),
+                f"opening {path} with the {backend} backend…",
+            )
         except MODEL_ERRORS as err:
             if not quiet:
                 self._fail(f"cannot use {path} with the {backend} backend: {err}")
@@ -439,13 +477,21 @@ class MainWindow(QMainWindow):
         self.status_backend.setText(f"{rec.backend.name}{f' ({device})' if device else ''}")
         lattice = meta.model.mask_layout == "lattice"
         self.heatmap_box.setEnabled(not lattice)
-        self.heatmap_note.setText("heatmap off: this model's mask uses the published lattice layout (bug B1), "
-                                  "whose cells are not image regions" if lattice else "")
+        self.heatmap_note.setText(
+            "heatmap off: this model's mask uses the published lattice layout (bug B1), "
+            "whose cells are not image regions"
+            if lattice
+            else ""
+        )
         self.heatmap_note.setVisible(lattice)
         text_ok = self._text_encoder_ok()
         self.relabel_button.setEnabled(text_ok)
-        self.relabel_note.setText("" if text_ok else "re-labelling needs the exported text encoder beside the model "
-                                  "(stop-export writes it); this model has none")
+        self.relabel_note.setText(
+            ""
+            if text_ok
+            else "re-labelling needs the exported text encoder beside the model "
+            "(stop-export writes it); this model has none"
+        )
         self.video.heatmap = self.heatmap_box.isChecked() and not lattice
         if meta.task == "retrieval":
             self.show_message(f"model {Path(path).name}: {self._retrieval_hint()}, {rec.backend.name}", error=False)
@@ -456,8 +502,10 @@ class MainWindow(QMainWindow):
         return True
 
     def _retrieval_hint(self) -> str:
-        return ("a retrieval model: it scores nothing until labels are typed on the Labels tab; the Search tab "
-                "(Ctrl+F) finds moments by text")
+        return (
+            "a retrieval model: it scores nothing until labels are typed on the Labels tab; the Search tab "
+            "(Ctrl+F) finds moments by text"
+        )
 
     def _quiet_banner(self) -> None:
         """Clear the banner, except for what a retrieval model without labels needs said."""
@@ -679,9 +727,11 @@ class MainWindow(QMainWindow):
         hub = self.hub
         if hub is None or hub.clips > 0 or self.duration_s >= hub.span:
             return False
-        text = (f"{source_name(self.source)} ended after {hub.last_t or 0.0:.2f} s, before one clip "
-                f"({hub.span:.2f} s) was complete: nothing to recognise (a longer video, or a model with a "
-                "smaller frame interval)")
+        text = (
+            f"{source_name(self.source)} ended after {hub.last_t or 0.0:.2f} s, before one clip "
+            f"({hub.span:.2f} s) was complete: nothing to recognise (a longer video, or a model with a "
+            "smaller frame interval)"
+        )
         self.stop_pipeline()
         self._set_state("idle")
         self._fail(text)
@@ -727,8 +777,9 @@ class MainWindow(QMainWindow):
         if "spatial_mask" in outs:
             self.video.set_mask(outs["spatial_mask"][-1])
         if "gap_variation" in outs:
-            self.plot.show_values("variation per gap (prompt counts below)", outs["gap_variation"],
-                                  outs.get("gap_prompt_count"))
+            self.plot.show_values(
+                "variation per gap (prompt counts below)", outs["gap_variation"], outs.get("gap_prompt_count")
+            )
         elif "frame_weight" in outs:
             self.plot.show_values("frame weights", outs["frame_weight"])
         self._add_events(w.closed)
@@ -782,12 +833,18 @@ class MainWindow(QMainWindow):
     def _insert_row(self, record: dict, ongoing: bool) -> None:
         row = self.table.rowCount()
         self.table.insertRow(row)
-        texts = (record["label"], f"{record['start_s']:.2f}", "…" if ongoing else f"{record['end_s']:.2f}",
-                 f"{record['peak']:.2f}", source_name(record["source"]))
+        texts = (
+            record["label"],
+            f"{record['start_s']:.2f}",
+            "…" if ongoing else f"{record['end_s']:.2f}",
+            f"{record['peak']:.2f}",
+            source_name(record["source"]),
+        )
         for col, text in enumerate(texts):
             item = QTableWidgetItem(text)
-            item.setToolTip(record["source"] if col == 4 else (f"ongoing since {record['start_s']:.2f} s" if ongoing
-                                                                else text))
+            item.setToolTip(
+                record["source"] if col == 4 else (f"ongoing since {record['start_s']:.2f} s" if ongoing else text)
+            )
             if col in (1, 2, 3):
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             if ongoing:
@@ -799,8 +856,10 @@ class MainWindow(QMainWindow):
 
     def table_rows(self) -> list[list[str]]:
         """The events table as shown (ended rows, then ongoing rows), cell texts per row."""
-        return [[self.table.item(r, c).text() for c in range(self.table.columnCount())]
-                for r in range(self.table.rowCount())]
+        return [
+            [self.table.item(r, c).text() for c in range(self.table.columnCount())]
+            for r in range(self.table.rowCount())
+        ]
 
     def clear_events(self) -> None:
         """Forget the ended events (the ongoing ones stay until they end)."""
@@ -830,7 +889,9 @@ class MainWindow(QMainWindow):
 
     # ----------------------------------------------------------------------------------------- dialogs
     def _ask_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open video", "", "Videos (*.mp4 *.avi *.mkv *.mov *.webm *.ts);;All (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open video", "", "Videos (*.mp4 *.avi *.mkv *.mov *.webm *.ts);;All (*)"
+        )
         if path:
             self.open_source(path)
 
@@ -857,8 +918,7 @@ class MainWindow(QMainWindow):
             self.open_source(url.strip())
 
     def _ask_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Open model", "", "Models (*.onnx *.engine config.json);;All (*)")
+        path, _ = QFileDialog.getOpenFileName(self, "Open model", "", "Models (*.onnx *.engine config.json);;All (*)")
         if path:  # a run's or model folder's config.json stands for its folder (torch backend)
             self.open_model(str(Path(path).parent) if Path(path).name == "config.json" else path)
 
@@ -897,15 +957,18 @@ class MainWindow(QMainWindow):
             self.search_note.setText("open a model first")
             return None
         if not self._text_encoder_ok():
-            self.search_note.setText("search needs an exported model (.onnx or .engine) with its text encoder beside it")
+            self.search_note.setText(
+                "search needs an exported model (.onnx or .engine) with its text encoder beside it"
+            )
             return None
         if not self.recognizer.meta.fingerprint:
             self.search_note.setText("this model was exported before models carried a fingerprint: re-export it")
             return None
         if self._encoder is None:
             try:
-                self._encoder = TextEncoder(Path(self.model_path).parent / self.recognizer.meta.text_encoder,
-                                            self.recognizer.meta.fingerprint)
+                self._encoder = TextEncoder(
+                    Path(self.model_path).parent / self.recognizer.meta.text_encoder, self.recognizer.meta.fingerprint
+                )
             except MODEL_ERRORS as err:
                 self.search_note.setText(str(err))
                 return None
@@ -931,8 +994,10 @@ class MainWindow(QMainWindow):
         except SourceError:
             live = True
         if live:
-            self.search_note.setText("open a video file to search it (cameras and streams are not searched; "
-                                     "a stop-search index can be: Search index…)")
+            self.search_note.setText(
+                "open a video file to search it (cameras and streams are not searched; "
+                "a stop-search index can be: Search index…)"
+            )
             return False
         video = Path(self.source_path)
         key = (self.recognizer.meta.fingerprint, str(video))
@@ -945,8 +1010,9 @@ class MainWindow(QMainWindow):
             return True
         self._pending_query = text
         if self.embedder is None:
-            self.embedder = VideoEmbedder(self.recognizer.backend, video, self.duration_s,
-                                          cache_file(self.search_cache, key[0], video))
+            self.embedder = VideoEmbedder(
+                self.recognizer.backend, video, self.duration_s, cache_file(self.search_cache, key[0], video)
+            )
             queued = Qt.ConnectionType.QueuedConnection
             self.embedder.progress.connect(self._on_embed_progress, queued)
             self.embedder.finished.connect(self._on_embedded, queued)
@@ -1005,8 +1071,10 @@ class MainWindow(QMainWindow):
             self.search_note.setText(str(err))
             return False
         self.search_index = index
-        self.search_scope.setText(f"searching: index {Path(path).name} ({plural(len(index.videos), 'video')}, "
-                                  f"{plural(len(index.embedding), 'window')})")
+        self.search_scope.setText(
+            f"searching: index {Path(path).name} ({plural(len(index.videos), 'video')}, "
+            f"{plural(len(index.embedding), 'window')})"
+        )
         self.search_close_index.show()
         self.search_note.setText("")
         self._show_hits([])
@@ -1026,12 +1094,16 @@ class MainWindow(QMainWindow):
                 self.search_list.addItem(item)
         if text:
             count = sum(len(h["moments"]) for h in hits)
-            self.search_note.setText(f"{plural(count, 'moment')} for “{text}”" if count else f"nothing found for “{text}”")
+            self.search_note.setText(
+                f"{plural(count, 'moment')} for “{text}”" if count else f"nothing found for “{text}”"
+            )
         self._mark_hits()
 
     def _mark_hits(self) -> None:
         """The hits in the open video, as spans on the seek bar."""
-        spans = [(m["start"], m["end"]) for h in self.search_hits if h["video"] == self.source_path for m in h["moments"]]
+        spans = [
+            (m["start"], m["end"]) for h in self.search_hits if h["video"] == self.source_path for m in h["moments"]
+        ]
         self.seek.set_marks([(int(a * 1000), int(b * 1000)) for a, b in spans])
 
     def _jump_to_hit(self, item: QListWidgetItem) -> None:

@@ -2,6 +2,7 @@
 
 Importing `stop_train` imports nothing heavy; `stop_train.create_model` and friends load torch on first use.
 """
+
 from __future__ import annotations
 
 __version__ = "0.1.0"

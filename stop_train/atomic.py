@@ -7,6 +7,7 @@ OSError naming NAME (its errno kept: ENOSPC says the disk is full); a process ki
 temporary file, which the next write of NAME removes. JSON is written without NaN or infinity (they become null:
 strict JSON readers refuse them) and with file names that are not UTF-8 kept (`dumps`).
 """
+
 from __future__ import annotations
 
 import codecs
@@ -30,9 +31,12 @@ def temporary_name(path: Path) -> Path:
 def remove_stale(path: Path) -> None:
     """Remove temporary files of `path` left by processes that no longer run (killed mid-write), and those of the
     toolkit before 0.1.1 (`NAME.PID.tmp`, `NAME.PID.tmp.npz`)."""
-    for tmp in [*path.parent.glob(f".{path.name}{TMP_MARK}*"), *path.parent.glob(f"{path.name}.*.tmp"),
-                *path.parent.glob(f"{path.name}.*.tmp.npz")]:
-        pid = tmp.name.rsplit(TMP_MARK, 1)[-1] if TMP_MARK in tmp.name else tmp.name[len(path.name) + 1:].split(".")[0]
+    for tmp in [
+        *path.parent.glob(f".{path.name}{TMP_MARK}*"),
+        *path.parent.glob(f"{path.name}.*.tmp"),
+        *path.parent.glob(f"{path.name}.*.tmp.npz"),
+    ]:
+        pid = tmp.name.rsplit(TMP_MARK, 1)[-1] if TMP_MARK in tmp.name else tmp.name[len(path.name) + 1 :].split(".")[0]
         if pid.isdigit() and not _running(int(pid)):
             with contextlib.suppress(OSError):
                 tmp.unlink()
@@ -193,9 +197,13 @@ def exclusive(lock_path: str | Path, busy: str, wait: str | None = None):
 def _escape_bytes(err: UnicodeError):
     """Codec error handler: a lone surrogate \\udcXX (byte XX of a name that is not UTF-8, from os.fsdecode)
     as the text \\xXX, what `ls -b` shows; anything else as Python's backslash escape."""
-    bad = err.object[err.start:err.end]
-    return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else c.encode("ascii", "backslashreplace")
-                   .decode("ascii") for c in bad), err.end
+    bad = err.object[err.start : err.end]
+    return "".join(
+        f"\\x{ord(c) - 0xDC00:02x}"
+        if 0xDC80 <= ord(c) <= 0xDCFF
+        else c.encode("ascii", "backslashreplace").decode("ascii")
+        for c in bad
+    ), err.end
 
 
 codecs.register_error("stop-escape-bytes", _escape_bytes)

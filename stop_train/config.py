@@ -2,6 +2,7 @@
 
 Torch-free on purpose: the runtime and the app read configs from ONNX metadata without PyTorch.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -115,7 +116,9 @@ class ModelConfig:
         if self.mode == "dynamic" and self.prompts_per_gap < 0:
             raise ValueError("prompts_per_gap must be >= 0")
         if self.mode == "dynamic" and self.mask_layout != "patch":
-            raise ValueError("dynamic mode pools real ViT patches: mask_layout must be 'patch' (lattice is the published bug B1)")
+            raise ValueError(
+                "dynamic mode pools real ViT patches: mask_layout must be 'patch' (lattice is the published bug B1)"
+            )
         if self.mode == "dynamic" and self.text_postfix_prompts:
             raise ValueError("dynamic mode uses prefix text prompts only: set text_postfix_prompts=0")
         if self.prompt_generator == "linear" and (
@@ -188,8 +191,9 @@ def flatten_overrides(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
                 put(f"{key}.{sub}", v, origin)
             return
         if key in flat and flat[key] != value:
-            raise ValueError(f"model config field {key} is given twice with different values: "
-                             f"{given[key]} and {origin}")
+            raise ValueError(
+                f"model config field {key} is given twice with different values: {given[key]} and {origin}"
+            )
         flat[key], given[key] = value, origin
 
     for key, value in pairs:
@@ -231,7 +235,9 @@ def presets_dir() -> Path:
     for candidate in (here / "models" / "presets", here.parent / "models" / "presets"):
         if candidate.is_dir():
             return candidate
-    raise FileNotFoundError(f"no presets folder at {here / 'models' / 'presets'} or {here.parent / 'models' / 'presets'}")
+    raise FileNotFoundError(
+        f"no presets folder at {here / 'models' / 'presets'} or {here.parent / 'models' / 'presets'}"
+    )
 
 
 def list_presets() -> list[str]:

@@ -1,4 +1,5 @@
 """What this CPU computes natively, for choices made at run time (torch-free; reads /proc/cpuinfo on Linux)."""
+
 from __future__ import annotations
 
 import functools
@@ -9,8 +10,18 @@ log = logging.getLogger(__name__)
 
 FORCE_BF16_ENV = "STOP_FORCE_BF16"  # 1: use bf16 on the CPU even without native support
 # oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) that still allow its bf16 instructions
-_BF16_ISAS = ("ALL", "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16",
-              "AVX10_1_512", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "AVX10_2_512", "AVX10_2_512_AMX_2")
+_BF16_ISAS = (
+    "ALL",
+    "AVX512_CORE_BF16",
+    "AVX512_CORE_FP16",
+    "AVX512_CORE_AMX",
+    "AVX512_CORE_AMX_FP16",
+    "AVX10_1_512",
+    "AVX10_1_512_AMX",
+    "AVX10_1_512_AMX_FP16",
+    "AVX10_2_512",
+    "AVX10_2_512_AMX_2",
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -46,6 +57,10 @@ def cpu_precision(precision: str, what: str) -> str:
     (unless STOP_FORCE_BF16=1). `what` names the work in the warning."""
     if precision != "bf16" or native_bf16() or os.environ.get(FORCE_BF16_ENV) == "1":
         return precision
-    log.warning("%s: this CPU has no native bf16 (AVX512-BF16 or AMX), where bf16 runs many times slower than "
-                "FP32: using FP32 (%s=1 forces bf16)", what, FORCE_BF16_ENV)
+    log.warning(
+        "%s: this CPU has no native bf16 (AVX512-BF16 or AMX), where bf16 runs many times slower than "
+        "FP32: using FP32 (%s=1 forces bf16)",
+        what,
+        FORCE_BF16_ENV,
+    )
     return "fp32"

@@ -3,6 +3,7 @@
 The class scores mean nothing (the weights are random); the run shows the whole forward path (spatial mask,
 inter-frame prompt counts, embeddings, label scoring) end to end. `stop-train` trains a model.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -10,6 +11,7 @@ import sys
 import time
 
 import numpy as np
+
 
 def demo_clip(frames: int):
     """A generated synthetic-motion scene (MovingLeft), uint8 RGB (T, H, W, 3) at the generator's size."""
@@ -47,13 +49,19 @@ def main(argv: list[str] | None = None) -> int:
         probs = model.get_logits(emb, model.encode_labels(CLASSES)).softmax(dim=-1)[0]
     elapsed = time.perf_counter() - start
 
-    print(f"model   : preset {args.preset}, mode {cfg.mode}, T={cfg.frames}, {size}px, ViT width {cfg.vision.width} "
-          f"x {cfg.vision.layers} layers (random weights: the scores mean nothing; `stop-train` trains one)")
-    print(f"clip    : generated synthetic-motion scene (MovingLeft), {cfg.frames} frames, resized and cropped to {size}x{size}")
+    print(
+        f"model   : preset {args.preset}, mode {cfg.mode}, T={cfg.frames}, {size}px, ViT width {cfg.vision.width} "
+        f"x {cfg.vision.layers} layers (random weights: the scores mean nothing; `stop-train` trains one)"
+    )
+    print(
+        f"clip    : generated synthetic-motion scene (MovingLeft), {cfg.frames} frames, resized and cropped to {size}x{size}"
+    )
     print(f"mask    : {int(aux['spatial_mask'][0, 0].sum())} of {cfg.num_patches} cells kept per frame")
     if cfg.mode == "dynamic":
-        print(f"gaps    : variation {[round(v, 4) for v in aux['gap_variation'][0].tolist()]}, "
-              f"prompts inserted {aux['gap_prompt_count'][0].tolist()} (at most {cfg.prompts_per_gap} per gap)")
+        print(
+            f"gaps    : variation {[round(v, 4) for v in aux['gap_variation'][0].tolist()]}, "
+            f"prompts inserted {aux['gap_prompt_count'][0].tolist()} (at most {cfg.prompts_per_gap} per gap)"
+        )
     else:
         print(f"frames  : weights {[round(v, 3) for v in aux['frame_weight'][0].tolist()]}")
     print(f"video   : embedding {tuple(emb.shape)}, |e| = {emb.norm().item():.3f}")

@@ -41,9 +41,7 @@ def labels_dir() -> Path:
     for cand in candidates:
         if cand.is_dir():
             return cand
-    raise FileNotFoundError(
-        "label folder not found; looked in {} and {}".format(*map(str, candidates))
-    )
+    raise FileNotFoundError("label folder not found; looked in {} and {}".format(*map(str, candidates)))
 
 
 def _read_label_file(path: Path) -> list[str]:
@@ -56,10 +54,7 @@ def _read_label_file(path: Path) -> list[str]:
         if not label:
             continue
         if label in seen:
-            raise ValueError(
-                f"{path}: duplicate label {label!r} on line {lineno} "
-                f"(first seen on line {seen[label]})"
-            )
+            raise ValueError(f"{path}: duplicate label {label!r} on line {lineno} (first seen on line {seen[label]})")
         seen[label] = lineno
         labels.append(label)
     if not labels:
@@ -79,9 +74,7 @@ def load_labels(name_or_path: Union[str, "os.PathLike[str]"]) -> list[str]:
     path = Path(key)
     if path.is_file():
         return _read_label_file(path)
-    raise ValueError(
-        f"unknown label set {key!r}: not a file and not one of {', '.join(LABEL_SETS)}"
-    )
+    raise ValueError(f"unknown label set {key!r}: not a file and not one of {', '.join(LABEL_SETS)}")
 
 
 def dataset_style(name: str) -> str:
@@ -89,9 +82,7 @@ def dataset_style(name: str) -> str:
     try:
         return _DATASET_STYLES[name]
     except KeyError:
-        raise ValueError(
-            f"unknown label set {name!r}; expected one of {', '.join(LABEL_SETS)}"
-        ) from None
+        raise ValueError(f"unknown label set {name!r}; expected one of {', '.join(LABEL_SETS)}") from None
 
 
 def _collapse(text: str) -> str:
@@ -110,9 +101,7 @@ def _auto_style(label: str) -> str:
         return "underscore"
     if _TRAILING_PARENS.search(label):
         return "parentheses"
-    if _CAMEL_TOKEN.fullmatch(label) and (
-        _CAMEL_SPLIT.search(label) or label[0].isupper()
-    ):
+    if _CAMEL_TOKEN.fullmatch(label) and (_CAMEL_SPLIT.search(label) or label[0].isupper()):
         return "camel"
     return "plain"
 
@@ -144,8 +133,6 @@ def label_to_text(label: str, template: str = DEFAULT_TEMPLATE, style: str = "au
     return template.replace("{label}", label_words(label, style))
 
 
-def label_texts(
-    labels: Iterable[str], template: str = DEFAULT_TEMPLATE, style: str = "auto"
-) -> list[str]:
+def label_texts(labels: Iterable[str], template: str = DEFAULT_TEMPLATE, style: str = "auto") -> list[str]:
     """Apply ``label_to_text`` to every label, keeping order."""
     return [label_to_text(label, template, style) for label in labels]

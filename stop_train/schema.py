@@ -5,6 +5,7 @@ Schema 2 holds the model, pre-processing and sampling configs as typed objects, 
 stored once (in the model config and the pre-processing). Schema 1 files (frames, size and mode beside
 untyped dicts) still open: they are checked for agreement and read into the same object.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -72,7 +73,9 @@ class Metadata:
     @property
     def outputs(self) -> tuple[str, ...]:
         """The graph's outputs, in order: a retrieval model has no `logits`."""
-        names = (DYNAMIC_OUTPUTS if self.mode == "dynamic" else OFFICIAL_OUTPUTS) + (FRAME_OUTPUT,) * self.frame_embedding
+        names = (DYNAMIC_OUTPUTS if self.mode == "dynamic" else OFFICIAL_OUTPUTS) + (
+            FRAME_OUTPUT,
+        ) * self.frame_embedding
         return names if self.task == "recognition" else names[1:]
 
     @property
@@ -100,20 +103,26 @@ class Metadata:
             raise MetadataError(
                 f"{where} uses metadata schema {version!r}; this toolkit reads up to {SCHEMA_VERSION}: upgrade stop-toolkit"
             )
-        missing = [f.name for f in fields(cls) if f.name not in data and f.default is MISSING
-                   and f.default_factory is MISSING]
+        missing = [
+            f.name for f in fields(cls) if f.name not in data and f.default is MISSING and f.default_factory is MISSING
+        ]
         if missing:
             raise MetadataError(f"{where}: STOP metadata lacks {', '.join(missing)}")
         data = dict(data)
         try:
             model = ModelConfig.from_dict(data.pop("model"))
             pre, sampling = data.pop("preprocess"), data.pop("sampling")
-            preprocess = PreprocessCfg(size=int(pre.get("size", data.get("size", model.vision.image_size))),
-                                       mean=tuple(pre["mean"]), std=tuple(pre["std"]))
+            preprocess = PreprocessCfg(
+                size=int(pre.get("size", data.get("size", model.vision.image_size))),
+                mean=tuple(pre["mean"]),
+                std=tuple(pre["std"]),
+            )
             known = {f.name for f in fields(SamplingCfg)}
             sampling = SamplingCfg(**{k: v for k, v in sampling.items() if k in known})
         except (KeyError, TypeError, ValueError, AttributeError) as err:
-            raise MetadataError(f"{where}: STOP metadata has an unreadable model, preprocess or sampling ({err})") from None
+            raise MetadataError(
+                f"{where}: STOP metadata has an unreadable model, preprocess or sampling ({err})"
+            ) from None
         if version == 1:  # frames, size and mode were stored beside the configs: they must agree
             old = {"frames": model.frames, "size": preprocess.size, "mode": model.mode}
             differ = [f"{k} {data[k]!r} vs {v!r}" for k, v in old.items() if k in data and data[k] != v]
@@ -133,10 +142,13 @@ class Metadata:
         if self.task == "retrieval" and not self.text_encoder:
             raise MetadataError(f"{where}: a retrieval model needs its text encoder (metadata names none)")
         if self.statistics and (Path(self.statistics).name != self.statistics or self.statistics in (".", "..")):
-            raise MetadataError(f"{where}: the class statistics must be named as a file beside the model, got "
-                                f"{self.statistics!r}")
+            raise MetadataError(
+                f"{where}: the class statistics must be named as a file beside the model, got {self.statistics!r}"
+            )
         if self.sampling.frames != self.model.frames:
             raise MetadataError(f"{where}: sampling takes {self.sampling.frames} frames, the model {self.model.frames}")
         if self.preprocess.size != self.model.vision.image_size:
-            raise MetadataError(f"{where}: pre-processing gives {self.preprocess.size} px, the model takes "
-                                f"{self.model.vision.image_size}")
+            raise MetadataError(
+                f"{where}: pre-processing gives {self.preprocess.size} px, the model takes "
+                f"{self.model.vision.image_size}"
+            )

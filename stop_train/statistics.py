@@ -24,6 +24,7 @@ examples' deviations from their class's example mean join the training clips' (`
 The Gaussian predictive density would also charge -D/2 log(1 + 1/n_k); it is left out, as it sinks a class taught
 by five examples under classes learned from thousands (benchmarks/few_shot_check.py prints both).
 """
+
 from __future__ import annotations
 
 import json
@@ -66,8 +67,16 @@ class FrameStatistics:
         return int(self.mean.shape[1])
 
     @classmethod
-    def from_sums(cls, labels: list[str], sums: np.ndarray, counts: np.ndarray, outer: np.ndarray,
-                  shrinkage: float = SHRINKAGE, max_rank: int = MAX_RANK, fingerprint: str = "") -> "FrameStatistics":
+    def from_sums(
+        cls,
+        labels: list[str],
+        sums: np.ndarray,
+        counts: np.ndarray,
+        outer: np.ndarray,
+        shrinkage: float = SHRINKAGE,
+        max_rank: int = MAX_RANK,
+        fingerprint: str = "",
+    ) -> "FrameStatistics":
         """From per-class sums of x (C, D), counts (C,) and the sum of x x^T over all clips (D, D), float64
         (what an evaluation pass accumulates, and what ranks add up). Raises StatisticsError when fewer than two
         classes have clips or there are no more clips than classes."""
@@ -75,8 +84,10 @@ class FrameStatistics:
         seen = counts > 0
         n = counts.sum()
         if seen.sum() < 2 or n <= seen.sum():
-            raise StatisticsError(f"class statistics need clips of at least two classes and more clips than classes "
-                                  f"(got {int(n)} clip(s) of {int(seen.sum())} class(es))")
+            raise StatisticsError(
+                f"class statistics need clips of at least two classes and more clips than classes "
+                f"(got {int(n)} clip(s) of {int(seen.sum())} class(es))"
+            )
         mean = np.where(seen[:, None], sums / np.maximum(counts, 1)[:, None], 0.0)
         within = (outer - (sums[seen].T / counts[seen]) @ sums[seen]) / (n - seen.sum())
         within = (within + within.T) / 2
@@ -86,8 +97,16 @@ class FrameStatistics:
         vectors = vectors[:, ::-1]
         rank = min(max_rank, len(values))
         residual = float(values[rank:].mean()) if rank < len(values) else float(values[-1])
-        return cls(list(labels), mean.astype(np.float32), counts.astype(np.int64),
-                   np.ascontiguousarray(vectors[:, :rank], np.float32), values[:rank], residual, fingerprint, shrinkage)
+        return cls(
+            list(labels),
+            mean.astype(np.float32),
+            counts.astype(np.int64),
+            np.ascontiguousarray(vectors[:, :rank], np.float32),
+            values[:rank],
+            residual,
+            fingerprint,
+            shrinkage,
+        )
 
     # ------------------------------------------------------------------------------------------ scoring
     @property
@@ -105,22 +124,25 @@ class FrameStatistics:
             out += (z - p @ basis.T) / self.residual
         return out
 
-    def sq_distance(self, x: np.ndarray, means: np.ndarray, scatter: tuple[np.ndarray, int] | None = None
-                    ) -> np.ndarray:
+    def sq_distance(
+        self, x: np.ndarray, means: np.ndarray, scatter: tuple[np.ndarray, int] | None = None
+    ) -> np.ndarray:
         """Squared Mahalanobis distances (B, K) float64 of features `x` (B, D) to `means` (K, D) under the shrunk
         within-class covariance S, or, with `scatter` = (residuals R (m, D), their degrees of freedom f): under
         the covariance pooled with more clips' deviations from their class means (taught examples),
         (n S + (1 - shrinkage) R^T R) / (n + f) with n = `dof` (applied by the Woodbury identity: m is small)."""
         return self.prepare(means, np.ones(len(means)), scatter).sq_distance(x)
 
-    def logits(self, x: np.ndarray, means: np.ndarray, counts: np.ndarray,
-               scatter: tuple[np.ndarray, int] | None = None) -> np.ndarray:
+    def logits(
+        self, x: np.ndarray, means: np.ndarray, counts: np.ndarray, scatter: tuple[np.ndarray, int] | None = None
+    ) -> np.ndarray:
         """The module docstring's logits (B, K) float64 of features `x` (B, D) for classes with `means` (K, D)
         estimated from `counts` (K,) clips each (`scatter`: see `sq_distance`)."""
         return self.prepare(means, counts, scatter).logits(x)
 
-    def prepare(self, means: np.ndarray, counts: np.ndarray, scatter: tuple[np.ndarray, int] | None = None
-                ) -> "ClassScorer":
+    def prepare(
+        self, means: np.ndarray, counts: np.ndarray, scatter: tuple[np.ndarray, int] | None = None
+    ) -> "ClassScorer":
         """What scoring against fixed class means needs, computed once (a head scores every window)."""
         means = np.asarray(means, np.float64)
         sm = self.precision(means)
@@ -137,10 +159,25 @@ class FrameStatistics:
     # -------------------------------------------------------------------------------------------- files
     def save(self, path: str | Path) -> Path:
         """Write one NPZ (no pickle) in one rename (`stop_train.atomic`). Raises OSError naming `path`."""
-        doc = {"format": "stop-frame-statistics", "version": STATISTICS_VERSION, "labels": self.labels,
-               "fingerprint": self.fingerprint, "shrinkage": self.shrinkage, "residual": self.residual}
-        return atomic_write(path, lambda f: np.savez(f, doc=np.array(json.dumps(doc, ensure_ascii=False)), mean=self.mean,
-                                                     count=self.count, basis=self.basis, variance=self.variance))
+        doc = {
+            "format": "stop-frame-statistics",
+            "version": STATISTICS_VERSION,
+            "labels": self.labels,
+            "fingerprint": self.fingerprint,
+            "shrinkage": self.shrinkage,
+            "residual": self.residual,
+        }
+        return atomic_write(
+            path,
+            lambda f: np.savez(
+                f,
+                doc=np.array(json.dumps(doc, ensure_ascii=False)),
+                mean=self.mean,
+                count=self.count,
+                basis=self.basis,
+                variance=self.variance,
+            ),
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> "FrameStatistics":
@@ -159,18 +196,33 @@ class FrameStatistics:
         if not isinstance(doc, dict) or doc.get("format") != "stop-frame-statistics":
             raise StatisticsError(f"{path} is not a class-statistics file")
         if not isinstance(doc.get("version"), int) or doc["version"] > STATISTICS_VERSION:
-            raise StatisticsError(f"{path} has class-statistics format {doc.get('version')!r}; this toolkit reads up "
-                                  f"to {STATISTICS_VERSION}: upgrade stop-toolkit")
+            raise StatisticsError(
+                f"{path} has class-statistics format {doc.get('version')!r}; this toolkit reads up "
+                f"to {STATISTICS_VERSION}: upgrade stop-toolkit"
+            )
         try:
-            stats = cls(list(doc["labels"]), arrays["mean"], arrays["count"], arrays["basis"],
-                        arrays["variance"].astype(np.float64), float(doc["residual"]), str(doc.get("fingerprint", "")),
-                        float(doc.get("shrinkage", SHRINKAGE)))
+            stats = cls(
+                list(doc["labels"]),
+                arrays["mean"],
+                arrays["count"],
+                arrays["basis"],
+                arrays["variance"].astype(np.float64),
+                float(doc["residual"]),
+                str(doc.get("fingerprint", "")),
+                float(doc.get("shrinkage", SHRINKAGE)),
+            )
         except (KeyError, TypeError, ValueError) as err:
             raise StatisticsError(f"{path}: damaged class statistics ({err})") from None
         c, d = stats.mean.shape if stats.mean.ndim == 2 else (-1, -1)
-        if (len(stats.labels) != c or stats.count.shape != (c,) or stats.basis.ndim != 2 or stats.basis.shape[0] != d
-                or stats.variance.shape != (stats.basis.shape[1],) or not np.all(stats.variance > 0)
-                or not stats.residual > 0):
+        if (
+            len(stats.labels) != c
+            or stats.count.shape != (c,)
+            or stats.basis.ndim != 2
+            or stats.basis.shape[0] != d
+            or stats.variance.shape != (stats.basis.shape[1],)
+            or not np.all(stats.variance > 0)
+            or not stats.residual > 0
+        ):
             raise StatisticsError(f"{path}: damaged class statistics (its arrays disagree)")
         return stats
 

@@ -2,6 +2,7 @@
 
 Relative error = max|a - b| / max|b| over the whole tensor (no element-wise rtol/atol).
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Shared fixtures. Skips are allowed only for the reasons of DECISIONS §7 (here: no ../shared)."""
+
 from __future__ import annotations
 
 import os
@@ -64,8 +65,13 @@ def write_statistics(model, checkpoint: Path, videos: Path, per_class: int = 3) 
             path = videos / f"{name}_{i}.avi"
             write_video(path, render_scene(name, SyntheticSpec(frames=25), rng), fps=25)
             items.append(VideoItem(path, SYNTHETIC_LABELS.index(name), str(i)))
-    data = ClipDataset(items, [probe(v.path) for v in items], SamplingCfg(frames=model.cfg.frames),
-                       PreprocessCfg.for_model(model.cfg), train=False)
+    data = ClipDataset(
+        items,
+        [probe(v.path) for v in items],
+        SamplingCfg(frames=model.cfg.frames),
+        PreprocessCfg.for_model(model.cfg),
+        train=False,
+    )
     stats = frame_statistics(model, data, SYNTHETIC_LABELS, "cpu", contextlib.nullcontext, DistInfo(), 4, 0)
     stats.save(checkpoint / STATISTICS_FILE)
 

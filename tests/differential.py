@@ -15,6 +15,7 @@ Pixels must be equal (within one rounding step) except in the GOPs where the dec
 concealed picture depends on the decoder's threading (FFmpeg's frame threads conceal differently from run to
 run) and version, so there only the frame count and times are compared.
 """
+
 from __future__ import annotations
 
 import re
@@ -40,9 +41,27 @@ class Result:
 
 def reference(path: Path, size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray, str]:
     """ffmpeg's frames (N, H, W, 3), their times (s after the first) and its log; `size` (W, H) scales first."""
-    vf = ("showinfo" if size is None else f"showinfo,scale={size[0]}:{size[1]}")
-    cmd = [ffmpeg_exe(), "-hide_banner", "-i", str(path), "-map", "0:v:0", "-an", "-sn", "-dn",
-           "-fps_mode", "passthrough", "-vf", vf, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    vf = "showinfo" if size is None else f"showinfo,scale={size[0]}:{size[1]}"
+    cmd = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-i",
+        str(path),
+        "-map",
+        "0:v:0",
+        "-an",
+        "-sn",
+        "-dn",
+        "-fps_mode",
+        "passthrough",
+        "-vf",
+        vf,
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-",
+    ]
     run = subprocess.run(cmd, capture_output=True)
     log = run.stderr.decode(errors="replace")
     times = np.asarray([float(t) for t in re.findall(r"\bpts_time:\s*(-?[\d.]+)", log)])
@@ -109,8 +128,10 @@ def check(path: Path, seed: int = 0) -> Result:
     ref, ref_t, _ = reference(path, None if square else (info.width, info.height))  # upright files here
     res = Result(path.name, info.method, info.why)
     if info.frames != len(ref) or (info.height, info.width) != ref.shape[1:3]:
-        res.problems.append(f"probe: {info.frames} frames {info.width}x{info.height}, ffmpeg {len(ref)} frames "
-                            f"{ref.shape[2] if ref.ndim == 4 else '?'}x{ref.shape[1] if ref.ndim == 4 else '?'}")
+        res.problems.append(
+            f"probe: {info.frames} frames {info.width}x{info.height}, ffmpeg {len(ref)} frames "
+            f"{ref.shape[2] if ref.ndim == 4 else '?'}x{ref.shape[1] if ref.ndim == 4 else '?'}"
+        )
         res.outcome = "MISMATCH"
         return res
     if not _times_ok(info.times(), ref_t):

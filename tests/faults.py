@@ -1,4 +1,5 @@
 """Fault injection for writers of user data (issue 24): every file operation a write makes can fail."""
+
 from __future__ import annotations
 
 import builtins
@@ -54,7 +55,9 @@ def each_fault(monkeypatch, write, limit: int = 200):
 
 def leftovers(folder: Path) -> list[str]:
     """Temporary files under `folder`."""
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if ".tmp" in p.name or p.name.endswith(".partial"))
+    return sorted(
+        str(p.relative_to(folder)) for p in folder.rglob("*") if ".tmp" in p.name or p.name.endswith(".partial")
+    )
 
 
 def interrupt_probing_at(monkeypatch, n: int) -> list:

@@ -4,6 +4,7 @@ Every video is a hard link to one of a few rendered synthetic-motion clips (MJPE
 file by its content, so the `.mp4` / `.webm` names of the Kinetics-400 and SSv2 layouts decode the same).
 The class lists are the real ones, so the indexers' checks against `models/labels/` apply.
 """
+
 from __future__ import annotations
 
 import csv
@@ -70,8 +71,11 @@ def write_hmdb51(root: Path, pool: ClipPool, test_classes: int = 10) -> Path:
     splits = root / "testTrainMulti_7030_splits"
     splits.mkdir(parents=True, exist_ok=True)
     for i, c in enumerate(load_labels("hmdb51")):
-        names = [(f"Source_A_{c}_u_nm_np1_fr_goo_0.avi", 1), (f"Source_B_{c}_u_nm_np1_fr_goo_0.avi", 1),
-                 (f"Source_C_{c}_u_nm_np1_fr_goo_0.avi", 2 if i < test_classes else 0)]
+        names = [
+            (f"Source_A_{c}_u_nm_np1_fr_goo_0.avi", 1),
+            (f"Source_B_{c}_u_nm_np1_fr_goo_0.avi", 1),
+            (f"Source_C_{c}_u_nm_np1_fr_goo_0.avi", 2 if i < test_classes else 0),
+        ]
         (splits / f"{c}_test_split1.txt").write_text("".join(f"{n} {t} \n" for n, t in names))
         for k, (name, _) in enumerate(names):
             pool.place(root / c / name, i + k)
@@ -98,8 +102,9 @@ def write_kinetics400(root: Path, pool: ClipPool, val_classes: int = 20) -> Path
     return root
 
 
-def write_ssv2(root: Path, pool: ClipPool, val_classes: int = 20, folder: str = "videos_mp4",
-               ext: str = ".mp4") -> Path:
+def write_ssv2(
+    root: Path, pool: ClipPool, val_classes: int = 20, folder: str = "videos_mp4", ext: str = ".mp4"
+) -> Path:
     """The 20BN JSON annotations and <folder>/<id><ext> (a re-encoded copy): one training video per class,
     one validation video for the first `val_classes` classes."""
     classes = load_labels("ssv2")

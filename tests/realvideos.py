@@ -10,6 +10,7 @@ files, DivX-style packed B-frames, and sample aspect ratios set in the bitstream
 `build(root, names)` writes the variants named (or all) and returns {name: path}. Every variant is written by
 the ffmpeg CLI (`videofiles.ffmpeg_exe`), seeded, so a corpus is the same on every machine with that ffmpeg.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -38,8 +39,9 @@ def source_dir() -> Path:
 
 
 def _ff(*args) -> None:
-    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *map(str, args)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *map(str, args)], check=True, capture_output=True
+    )
 
 
 def _copy(src: Path, dst: Path, *out, before=()) -> None:
@@ -50,7 +52,7 @@ def _damage(src: Path, dst: Path, at: float, count: int, seed: int) -> None:
     """Overwrite `count` bytes at fraction `at` of the file with random bytes."""
     data = bytearray(src.read_bytes())
     i = int(len(data) * at)
-    data[i:i + count] = np.random.default_rng(seed).integers(0, 256, count, dtype=np.uint8).tobytes()
+    data[i : i + count] = np.random.default_rng(seed).integers(0, 256, count, dtype=np.uint8).tobytes()
     dst.write_bytes(bytes(data))
 
 
@@ -82,7 +84,7 @@ def _cuts(rng: np.random.Generator) -> dict[str, Callable[[Path, Path], None]]:
         for container, extra in (("mkv", ()), ("ts", ()), ("mp4", ("-use_editlist", "0")), ("mov", ())):
             at = round(float(rng.uniform(0.1, 0.6)) * length, 2)
             name = f"{stem}-cut{at:g}s{'-noedit' if extra else ''}.{container}"
-            out[name] = (lambda s, d, at=at, extra=extra: _copy(s, d, "-ss", at, "-copyinkf", *extra))
+            out[name] = lambda s, d, at=at, extra=extra: _copy(s, d, "-ss", at, "-copyinkf", *extra)
             out[name].source = src
     return out
 
@@ -108,37 +110,68 @@ def _recipes() -> dict[str, tuple[str, Callable[[Path, Path], None]]]:
         # raw elementary streams: no container timestamps at all
         "bikes.h264": ("bikes.mp4", lambda s, d: _copy(s, d, "-bsf:v", "h264_mp4toannexb", "-f", "h264")),
         # timestamps rounded onto each other (a browser's millisecond clock), kept in Matroska
-        "bikes-repeated-ms.mkv": ("bikes.mp4", lambda s, d: _copy(
-            s, d, "-bsf:v", "setts=ts=round(TS*TB*12.5)/12.5/TB")),
-        "carphone-vfr-repeated.webm": ("carphone_pristine.mp4", lambda s, d: _ff(
-            "-i", s, "-an", "-vf", "setpts='(floor(N/3)*0.1+mod(N\\,3)*0.0004)/TB'", "-fps_mode", "passthrough",
-            "-c:v", "libvpx", "-b:v", "300k", d)),
+        "bikes-repeated-ms.mkv": (
+            "bikes.mp4",
+            lambda s, d: _copy(s, d, "-bsf:v", "setts=ts=round(TS*TB*12.5)/12.5/TB"),
+        ),
+        "carphone-vfr-repeated.webm": (
+            "carphone_pristine.mp4",
+            lambda s, d: _ff(
+                "-i",
+                s,
+                "-an",
+                "-vf",
+                "setpts='(floor(N/3)*0.1+mod(N\\,3)*0.0004)/TB'",
+                "-fps_mode",
+                "passthrough",
+                "-c:v",
+                "libvpx",
+                "-b:v",
+                "300k",
+                d,
+            ),
+        ),
         # timestamps missing on two packets of three (AVI-era muxers, some cameras), in a container that allows it
-        "bikes-missing-pts.ts": ("bikes.mp4", lambda s, d: _copy(
-            s, d, "-bsf:v", "setts=pts=if(eq(mod(N\\,3)\\,0)\\,PTS\\,NOPTS)")),
+        "bikes-missing-pts.ts": (
+            "bikes.mp4",
+            lambda s, d: _copy(s, d, "-bsf:v", "setts=pts=if(eq(mod(N\\,3)\\,0)\\,PTS\\,NOPTS)"),
+        ),
         # DivX-style packed B-frames (libxvid packs them in AVI): one packet holds two frames, then a 6-byte N-VOP
-        "bikes-xvid-packed.avi": ("bikes.mp4", lambda s, d: _ff(
-            "-i", s, "-t", "4", "-an", "-c:v", "libxvid", "-bf", "2", "-q:v", "4", d)),
-        "carphone-xvid-packed-bf1.avi": ("carphone_pristine.mp4", lambda s, d: _ff(
-            "-i", s, "-an", "-c:v", "libxvid", "-bf", "1", "-q:v", "4", d)),
-        "bikes-mpeg4-unpacked.avi": ("bikes.mp4", lambda s, d: _ff(
-            "-i", s, "-t", "4", "-an", "-c:v", "mpeg4", "-bf", "2", "-q:v", "4", d)),
+        "bikes-xvid-packed.avi": (
+            "bikes.mp4",
+            lambda s, d: _ff("-i", s, "-t", "4", "-an", "-c:v", "libxvid", "-bf", "2", "-q:v", "4", d),
+        ),
+        "carphone-xvid-packed-bf1.avi": (
+            "carphone_pristine.mp4",
+            lambda s, d: _ff("-i", s, "-an", "-c:v", "libxvid", "-bf", "1", "-q:v", "4", d),
+        ),
+        "bikes-mpeg4-unpacked.avi": (
+            "bikes.mp4",
+            lambda s, d: _ff("-i", s, "-t", "4", "-an", "-c:v", "mpeg4", "-bf", "2", "-q:v", "4", d),
+        ),
         # damaged: bytes overwritten inside packets (the decoder conceals), a truncated download
         "bikes-damaged.mp4": ("bikes.mp4", lambda s, d: _damage(s, d, 0.42, 64, 7)),
-        "bikes-damaged-key.mkv": ("bikes.mp4", lambda s, d: _copy(
-            s, d, "-bsf:v", "noise=amount=if(eq(n\\,76)\\,40\\,0)")),
+        "bikes-damaged-key.mkv": (
+            "bikes.mp4",
+            lambda s, d: _copy(s, d, "-bsf:v", "noise=amount=if(eq(n\\,76)\\,40\\,0)"),
+        ),
         "bikes-rejected-slices.mp4": ("bikes.mp4", _idr_typed),
-        "bikes-dropped.ts": ("bikes.mp4", lambda s, d: _copy(
-            s, d, "-bsf:v", "noise=drop=eq(n\\,100)+eq(n\\,101)")),
+        "bikes-dropped.ts": ("bikes.mp4", lambda s, d: _copy(s, d, "-bsf:v", "noise=drop=eq(n\\,100)+eq(n\\,101)")),
         "bikes-truncated.ts": ("bikes.ts", lambda s, d: _truncate(s, d, 0.55)),
-        "bigbuckbunny-truncated.mkv": ("bigbuckbunny.mp4", lambda s, d: (_copy(s, d.with_suffix(".full.mkv")),
-                                                                         _truncate(d.with_suffix(".full.mkv"), d, 0.7))),
+        "bigbuckbunny-truncated.mkv": (
+            "bigbuckbunny.mp4",
+            lambda s, d: (_copy(s, d.with_suffix(".full.mkv")), _truncate(d.with_suffix(".full.mkv"), d, 0.7)),
+        ),
         # anamorphic: the sample aspect ratio in the bitstream (DVD 16:9) or only in the container (HDV 4:3)
-        "bikes-sar-32-27.mkv": ("bikes.mp4", lambda s, d: _copy(
-            s, d, "-bsf:v", "h264_metadata=sample_aspect_ratio=32/27", "-aspect", "20480:7344")),
+        "bikes-sar-32-27.mkv": (
+            "bikes.mp4",
+            lambda s, d: _copy(s, d, "-bsf:v", "h264_metadata=sample_aspect_ratio=32/27", "-aspect", "20480:7344"),
+        ),
         "bikes-sar-4-3-container.mp4": ("bikes.mp4", lambda s, d: _copy(s, d, "-aspect", "640:204")),
-        "bikes-sar-1-2.mkv": ("bikes.mp4", lambda s, d: _copy(
-            s, d, "-bsf:v", "h264_metadata=sample_aspect_ratio=1/2", "-aspect", "320:272")),
+        "bikes-sar-1-2.mkv": (
+            "bikes.mp4",
+            lambda s, d: _copy(s, d, "-bsf:v", "h264_metadata=sample_aspect_ratio=1/2", "-aspect", "320:272"),
+        ),
     }
     for name, make in _cuts(np.random.default_rng(24)).items():
         r[name] = (make.source, make)
@@ -146,9 +179,18 @@ def _recipes() -> dict[str, tuple[str, Callable[[Path, Path], None]]]:
 
 
 RECIPES = _recipes()
-SMALL = ("bikes.mp4", "carphone.mp4", "bikes-xvid-packed.avi", "bikes-cut2.65s.mkv", "bikes-repeated-ms.mkv",
-         "carphone-vfr-repeated.webm", "bikes-damaged-key.mkv", "bikes-sar-32-27.mkv", "bikes.h264",
-         "bikes-missing-pts.ts")
+SMALL = (
+    "bikes.mp4",
+    "carphone.mp4",
+    "bikes-xvid-packed.avi",
+    "bikes-cut2.65s.mkv",
+    "bikes-repeated-ms.mkv",
+    "carphone-vfr-repeated.webm",
+    "bikes-damaged-key.mkv",
+    "bikes-sar-32-27.mkv",
+    "bikes.h264",
+    "bikes-missing-pts.ts",
+)
 
 
 def build(root: Path, names=None) -> dict[str, Path]:

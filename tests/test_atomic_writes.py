@@ -1,5 +1,6 @@
 """Issue 24: a write of user data that fails at any point (a crash, a full disk) leaves the previous state readable,
 and leaves no temporary file behind (or the next write removes it)."""
+
 from __future__ import annotations
 
 import json
@@ -21,14 +22,21 @@ def small_bank(classes: int) -> LabelBank:
     rng = np.random.default_rng(classes)
     bank = LabelBank("f1", "/m/model.onnx")
     for c in range(classes):
-        bank.add(f"class {c}", unit(rng.normal(size=(2, 8))), [Example(f"/v/{c}-{i}.mp4", 0.0, 1.0) for i in range(2)],
-                 f"a video of class {c}.", unit(rng.normal(size=8)), rng.normal(size=(2, 16)))
+        bank.add(
+            f"class {c}",
+            unit(rng.normal(size=(2, 8))),
+            [Example(f"/v/{c}-{i}.mp4", 0.0, 1.0) for i in range(2)],
+            f"a video of class {c}.",
+            unit(rng.normal(size=8)),
+            rng.normal(size=(2, 16)),
+        )
     return bank
 
 
 def same_bank(a: LabelBank, b: LabelBank) -> bool:
-    return a.document() == b.document() and all(np.array_equal(getattr(a, k), getattr(b, k))
-                                               for k in ("text", "example", "example_class", "frames"))
+    return a.document() == b.document() and all(
+        np.array_equal(getattr(a, k), getattr(b, k)) for k in ("text", "example", "example_class", "frames")
+    )
 
 
 def test_a_bank_write_that_fails_anywhere_keeps_the_previous_bank(tmp_path, monkeypatch):
@@ -38,7 +46,9 @@ def test_a_bank_write_that_fails_anywhere_keeps_the_previous_bank(tmp_path, monk
     outcomes = []
     for k, error in each_fault(monkeypatch, lambda: new.save(path)):
         now = LabelBank.load(path)
-        assert same_bank(now, old if error else new), k  # a failed write changed nothing; a write that returned is whole
+        assert same_bank(now, old if error else new), (
+            k
+        )  # a failed write changed nothing; a write that returned is whole
         assert leftovers(tmp_path) == [], k
         if error:
             assert error.filename in (str(path), str(path.with_suffix(".npz"))), k  # the file, not a temporary name
@@ -76,8 +86,13 @@ def test_pairs_of_the_old_format_are_read_and_edits_to_the_json_count(tmp_path):
     bank = small_bank(2)
     path = tmp_path / "old.json"  # as the toolkit wrote banks before: the document only in the JSON
     path.write_text(json.dumps({**bank.document(), "arrays": "old.npz"}), encoding="utf-8")
-    np.savez(tmp_path / "old.npz", text=bank.text, example=bank.example, example_class=bank.example_class,
-             frames=bank.frames.astype(np.float32))
+    np.savez(
+        tmp_path / "old.npz",
+        text=bank.text,
+        example=bank.example,
+        example_class=bank.example_class,
+        frames=bank.frames.astype(np.float32),
+    )
     assert same_bank(LabelBank.load(path), bank)
     bank.save(path)  # the new format; a person edits its JSON: the tools see the edit
     doc = json.loads(path.read_text(encoding="utf-8"))
@@ -89,8 +104,12 @@ def test_pairs_of_the_old_format_are_read_and_edits_to_the_json_count(tmp_path):
 
 def test_temporary_files_of_a_killed_writer_are_removed_by_the_next_write(tmp_path):
     path = tmp_path / "site.json"
-    dead = 2 ** 22 + 12345  # above the kernel's pid_max default: no such process
-    stale = [tmp_path / f".site.npz.tmp-{dead}", tmp_path / f"site.npz.{dead}.tmp.npz", tmp_path / f"site.json.{dead}.tmp"]
+    dead = 2**22 + 12345  # above the kernel's pid_max default: no such process
+    stale = [
+        tmp_path / f".site.npz.tmp-{dead}",
+        tmp_path / f"site.npz.{dead}.tmp.npz",
+        tmp_path / f"site.json.{dead}.tmp",
+    ]
     for p in stale:
         p.write_bytes(b"half")
     small_bank(1).save(path)
@@ -117,8 +136,10 @@ def together(pair, module: str, command: str, argvs: list[list[str]]) -> None:
 
     holder = hold(pair_lock(pair))
     run = f"import sys; from {module} import main; sys.exit(main(sys.argv[1:]))"
-    procs = [subprocess.Popen([sys.executable, "-c", run, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for argv in argvs]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", run, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for argv in argvs
+    ]
     for proc in procs:
         assert f"waiting for another {command} to finish with" in proc.stderr.readline()
     holder.communicate("")
@@ -135,8 +156,12 @@ def test_two_stop_teach_at_once_keep_both_classes(exported, tmp_path):
     clip = tmp_path / "left.avi"
     write_video(clip, render_scene("MovingLeft", SyntheticSpec(frames=50), np.random.default_rng(0)), fps=25)
     bank = tmp_path / "site.json"
-    together(bank, "stop_export.teach_cli", "stop-teach",
-             [[str(exported["dynamic"]), "--bank", str(bank), "--label", label, str(clip)] for label in ("first", "second")])
+    together(
+        bank,
+        "stop_export.teach_cli",
+        "stop-teach",
+        [[str(exported["dynamic"]), "--bank", str(bank), "--label", label, str(clip)] for label in ("first", "second")],
+    )
     assert sorted(LabelBank.load(bank).names) == ["first", "second"]
 
 
@@ -169,8 +194,9 @@ def test_stop_export_refuses_weights_that_are_not_finite(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_stop_search_index_checks_the_output_first_and_says_a_full_disk_in_one_line(retrieval_models, tmp_path,
-                                                                                     capsys, monkeypatch):
+def test_stop_search_index_checks_the_output_first_and_says_a_full_disk_in_one_line(
+    retrieval_models, tmp_path, capsys, monkeypatch
+):
     import errno
     import os
 
@@ -181,7 +207,9 @@ def test_stop_search_index_checks_the_output_first_and_says_a_full_disk_in_one_l
     model = str(retrieval_models[0])
     videos = tmp_path / "videos"
     videos.mkdir()
-    write_video(videos / "a.avi", render_scene("MovingLeft", SyntheticSpec(frames=50), np.random.default_rng(0)), fps=25)
+    write_video(
+        videos / "a.avi", render_scene("MovingLeft", SyntheticSpec(frames=50), np.random.default_rng(0)), fps=25
+    )
     (tmp_path / "file").write_text("")
     unwritable = [tmp_path / "file" / "index"]  # under a file: nothing can be written there, not even by root
     if os.geteuid() != 0:
@@ -225,7 +253,9 @@ def test_an_export_that_fails_keeps_the_files_exported_before(tmp_path, capsys, 
     for at in (1, 4, 7, 10):
         with monkeypatch.context() as m:
             Faults(m, at, OSError(errno.ENOSPC, "No space left on device"), full=True)
-            code = export_main([str(tmp_path / "model"), "--labels", str(tmp_path / "other-labels.txt"), "-o", str(out)])
+            code = export_main(
+                [str(tmp_path / "model"), "--labels", str(tmp_path / "other-labels.txt"), "-o", str(out)]
+            )
         err = capsys.readouterr().err
         assert code == 2 and "the disk is full; the files exported before are unchanged" in err, (at, err)
         assert "Traceback" not in err and ".staging-" not in err and str(tmp_path) in err  # the file where it goes
@@ -260,6 +290,10 @@ def test_two_stop_search_index_at_once_keep_both_videos(retrieval_models, tmp_pa
     for clip, scene in zip(clips, ("MovingLeft", "MovingUp")):
         write_video(clip, render_scene(scene, SyntheticSpec(frames=50), np.random.default_rng(0)), fps=25)
     index = tmp_path / "index"
-    together(index, "stop_export.search_cli", "stop-search index",
-             [["index", str(retrieval_models[0]), str(clip), "-o", str(index)] for clip in clips])
+    together(
+        index,
+        "stop_export.search_cli",
+        "stop-search index",
+        [["index", str(retrieval_models[0]), str(clip), "-o", str(index)] for clip in clips],
+    )
     assert sorted(v.path for v in SearchIndex.load(index).videos) == sorted(map(str, clips))

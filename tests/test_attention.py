@@ -1,4 +1,5 @@
 """The dynamic-mode attention pattern (DECISIONS §1.1.6), checked by perturbing one token at a time."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,7 +19,9 @@ def setup():
     d = block.attn.embed_dim
     # gap 0: slot 0 active, slot 1 inactive; gap 1: both inactive
     active = torch.tensor([[[True, False], [False, False]]])
-    key_mask = torch.cat([torch.ones(1, G, dtype=torch.bool), interleave(torch.ones(1, T, F, dtype=torch.bool), active)], 1)
+    key_mask = torch.cat(
+        [torch.ones(1, G, dtype=torch.bool), interleave(torch.ones(1, T, F, dtype=torch.bool), active)], 1
+    )
     h = torch.randn(1, key_mask.shape[1], d)
     return block, h, key_mask
 

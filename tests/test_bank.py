@@ -1,6 +1,7 @@
 """Label banks (few-shot teaching, issue 15): the Tip-Adapter head, the bank file, the model check, text-only
 equivalence, `stop-teach` and `stop-recognize --bank`, and the app's teach flow — the last two with PyTorch and
 the export code blocked."""
+
 from __future__ import annotations
 
 import json
@@ -54,8 +55,13 @@ def test_tip_adapter_logits_follow_the_published_formula():
 def test_bank_round_trip_editing_and_damage(tmp_path):
     rng = np.random.default_rng(1)
     bank = LabelBank("abc123", "/m/model.onnx")
-    bank.add("opening a valve", unit(rng.normal(size=(2, 8))), [ex(0), ex(1)], "a video of a person opening a valve.",
-             unit(rng.normal(size=8)))
+    bank.add(
+        "opening a valve",
+        unit(rng.normal(size=(2, 8))),
+        [ex(0), ex(1)],
+        "a video of a person opening a valve.",
+        unit(rng.normal(size=8)),
+    )
     bank.add("station 3", unit(rng.normal(size=(1, 8))), [ex(2)])  # example-only
     bank.add("opening a valve", unit(rng.normal(size=(1, 8))), [ex(3)])  # rows stay grouped by class
     assert bank.example_class.tolist() == [0, 0, 0, 1] and [len(c.examples) for c in bank.classes] == [3, 1]
@@ -80,10 +86,12 @@ def test_bank_round_trip_editing_and_damage(tmp_path):
         back.remove("opening a valve", 5)
 
     doc = json.loads(path.read_text())
-    for bad, message in ((dict(doc, version=99), "format 99; this toolkit reads up to 2"),
-                         (dict(doc, format="stop-search-index"), "is not a label bank"),
-                         (dict(doc, classes=doc["classes"][:1]), "damaged bank"),
-                         (dict(doc, alpha=float("nan")), "damaged bank")):
+    for bad, message in (
+        (dict(doc, version=99), "format 99; this toolkit reads up to 2"),
+        (dict(doc, format="stop-search-index"), "is not a label bank"),
+        (dict(doc, classes=doc["classes"][:1]), "damaged bank"),
+        (dict(doc, alpha=float("nan")), "damaged bank"),
+    ):
         path.write_text(json.dumps(bad))
         with pytest.raises(BankError, match=message):
             LabelBank.load(path)
@@ -103,8 +111,12 @@ def test_names_and_paths_a_user_can_get_wrong(tmp_path):
             class_name(bad)
     (tmp_path / "clip.mp4").write_bytes(b"")
     (tmp_path / "folder.json").mkdir()
-    for bad, message in (("x.mp4", "video, image or model name"), (tmp_path / "clip.mp4", "is a file"),
-                         (tmp_path / "folder.json", "is a folder"), (".", "give the bank a file name")):
+    for bad, message in (
+        ("x.mp4", "video, image or model name"),
+        (tmp_path / "clip.mp4", "is a file"),
+        (tmp_path / "folder.json", "is a folder"),
+        (".", "give the bank a file name"),
+    ):
         with pytest.raises(BankError, match=message):
             check_bank_path(bad)
         with pytest.raises(BankError, match=message):
@@ -132,10 +144,18 @@ def test_leave_one_out_tuning():
     bank = LabelBank("f")
     for c in range(3):
         emb = unit(centres[c] + 0.05 * rng.normal(size=(4, 16)))
-        bank.add(f"class {c}", emb, [ex(c * 10 + i) for i in range(4)],
-                 *(("class", unit(rng.normal(size=16))) if c < 2 else ("", None)))  # text far from the examples
+        bank.add(
+            f"class {c}",
+            emb,
+            [ex(c * 10 + i) for i in range(4)],
+            *(("class", unit(rng.normal(size=16))) if c < 2 else ("", None)),
+        )  # text far from the examples
     tuned = bank.tune(scale=20.0)
-    assert tuned["loo_top1"] == 1.0 and tuned["examples"] == 12 and (bank.alpha, bank.beta) == (tuned["alpha"], tuned["beta"])
+    assert (
+        tuned["loo_top1"] == 1.0
+        and tuned["examples"] == 12
+        and (bank.alpha, bank.beta) == (tuned["alpha"], tuned["beta"])
+    )
     # the examples must outweigh the uninformative texts: a tiny alpha would not
     hits, _ = bank.head().leave_one_out(0.25, 1.0, 20.0)
     assert hits < 12
@@ -192,8 +212,14 @@ def test_a_model_with_class_statistics_scores_a_bank_by_class_means(exported, cl
     assert stats.fingerprint == rec.meta.fingerprint and stats.labels == rec.meta.labels
     assert stats.count.tolist() == [3, 0, 3, 0, 3, 0]  # conftest: clips of the forward classes only
     bank = LabelBank(rec.meta.fingerprint)
-    bank.add_clips("waving", [embed_example(rec.backend, clips / "MovingUp.avi", 0.5, 2.5),
-                              embed_example(rec.backend, clips / "MovingUp.avi", 1.0, 3.0)], [ex(0), ex(10)])
+    bank.add_clips(
+        "waving",
+        [
+            embed_example(rec.backend, clips / "MovingUp.avi", 0.5, 2.5),
+            embed_example(rec.backend, clips / "MovingUp.avi", 1.0, 3.0),
+        ],
+        [ex(0), ex(10)],
+    )
     rec.set_bank(bank)
     assert "example cache" in rec.scoring  # MovingRight, MovingDown, ShrinkingSmaller have no clips behind them
     assert any("no clips behind 'MovingRight', 'MovingDown', 'ShrinkingSmaller'" in n for n in rec.notes)
@@ -208,8 +234,10 @@ def test_a_model_with_class_statistics_scores_a_bank_by_class_means(exported, cl
     frames = pred.outputs["frame_embedding"]
     assert frames.shape == (len(views), rec.meta.frames, rec.meta.model.embed_dim)
     row = {n: bank.frames[bank.example_class == bank.find(n)] for n in [*taught, "waving"]}
-    means = np.stack([stats.mean[i] if stats.count[i] else row[n].mean(0) for i, n in enumerate(rec.meta.labels)]
-                     + [row["waving"].mean(0)])
+    means = np.stack(
+        [stats.mean[i] if stats.count[i] else row[n].mean(0) for i, n in enumerate(rec.meta.labels)]
+        + [row["waving"].mean(0)]
+    )
     counts = np.array([3, 1, 3, 1, 3, 1, 2])
     d = frames.reshape(len(frames), -1) - means[:, None]  # (K, B, D)
     cov = stats.basis @ np.diag(stats.variance) @ stats.basis.T  # full rank at this size
@@ -249,8 +277,11 @@ def test_teach_and_recognize_from_the_command_line_without_torch(exported, clips
     (tmp_path / "broken.mp4").write_bytes(b"not a video")
     still = tmp_path / "still.png"
     cv2.imwrite(str(still), np.full((48, 64, 3), 127, np.uint8))
-    up, left, grow, odd = (str(clips / n) for n in ("MovingUp.avi", "MovingLeft.avi", "GrowingBigger.avi", "clip @ 2.avi"))
-    result = edge_python(f"""
+    up, left, grow, odd = (
+        str(clips / n) for n in ("MovingUp.avi", "MovingLeft.avi", "GrowingBigger.avi", "clip @ 2.avi")
+    )
+    result = edge_python(
+        f"""
         import json, sys
         from stop_export.teach_cli import main as teach
         from stop_export.cli import recognize_main
@@ -297,12 +328,45 @@ def test_teach_and_recognize_from_the_command_line_without_torch(exported, clips
         loaded = [k for k in sys.modules if k.split(".")[0] in ("torch", "onnx", "open_clip")
                   or k.startswith(("stop_export.onnx", "stop_train.model"))]
         print("LOADED", loaded)
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     out, err = result.stdout, result.stderr
-    codes = {line.split()[0]: line.split()[1] for line in out.splitlines()
-             if line.split() and line.split()[0] in ("BAD", "ADD", "ADD2", "ONLY", "TUNE", "LIST", "OTHER", "BACKWARDS",
-                                                     "NOFILE", "BROKEN", "MSS", "SHORT", "STILL", "NOTEXT", "MEDIA", "SPACES", "ALPHA", "CASE", "REMOVE2", "FORGOT", "REC", "REC_OTHER", "RM1", "RM", "AFTER", "LOADED")}
+    codes = {
+        line.split()[0]: line.split()[1]
+        for line in out.splitlines()
+        if line.split()
+        and line.split()[0]
+        in (
+            "BAD",
+            "ADD",
+            "ADD2",
+            "ONLY",
+            "TUNE",
+            "LIST",
+            "OTHER",
+            "BACKWARDS",
+            "NOFILE",
+            "BROKEN",
+            "MSS",
+            "SHORT",
+            "STILL",
+            "NOTEXT",
+            "MEDIA",
+            "SPACES",
+            "ALPHA",
+            "CASE",
+            "REMOVE2",
+            "FORGOT",
+            "REC",
+            "REC_OTHER",
+            "RM1",
+            "RM",
+            "AFTER",
+            "LOADED",
+        )
+    }
     assert codes["ADD"] == codes["ADD2"] == codes["ONLY"] == codes["TUNE"] == codes["LIST"] == "0"
     assert codes["BAD"] == "2" and "no frame after 60.00 s" in err  # @1:00- lies past the 3 s clip: nothing added
     assert "already an example of 'opening a valve': skipped" in err
@@ -321,11 +385,15 @@ def test_teach_and_recognize_from_the_command_line_without_torch(exported, clips
     assert codes["CASE"] == "0" and "'MovingLeft' differs only in case" in err and codes["REMOVE2"] == "2"
     assert codes["SPACES"] == codes["ALPHA"] == "0" and "saved " + str(bank) + ": alpha 3, beta" in out
     assert "give the clips that show 'x'" in err  # --label without clips is a usage error
-    assert "belongs to another model" in err and "ends (1 s) before it starts (2 s)" in err and "no video at /nowhere" in err
+    assert (
+        "belongs to another model" in err
+        and "ends (1 s) before it starts (2 s)" in err
+        and "no video at /nowhere" in err
+    )
     video = next(json.loads(line) for line in out.splitlines() if line.startswith('{"type": "video"'))
     assert {"opening a valve", "station 3"} <= {k for k, _ in video["top"]}
     assert codes["RM1"] == codes["RM"] == codes["AFTER"] == "0"
-    after = out[out.index("\nRM 0"):out.index("\nAFTER 0")]
+    after = out[out.index("\nRM 0") : out.index("\nAFTER 0")]
     assert "opening a valve: 1 example," in after and "station 3" not in after
     assert codes["LOADED"] == "[]"
     saved = LabelBank.load(bank)
@@ -341,8 +409,21 @@ def test_teaching_into_a_pipe_whose_reader_went_away_still_saves(exported, clips
 
     bank = tmp_path / "b.json"
     run = "import sys; from stop_export.teach_cli import main; sys.exit(main(sys.argv[1:]))"
-    proc = subprocess.Popen([sys.executable, "-c", run, str(exported["dynamic"]), "--bank", str(bank), "--label", "q",
-                             str(clips / "MovingLeft.avi")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            run,
+            str(exported["dynamic"]),
+            "--bank",
+            str(bank),
+            "--label",
+            "q",
+            str(clips / "MovingLeft.avi"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     proc.stdout.close()
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141 and "Traceback" not in err, err
@@ -354,7 +435,8 @@ def test_the_app_teaches_and_reloads_without_torch(exported, clips, tmp_path):
     restart the app (the bank comes back with the model), remove, and refuse another model's bank."""
     model, other = exported["dynamic"], exported["official"]
     video = clips / "MovingUp.avi"
-    result = edge_python(f"""
+    result = edge_python(
+        f"""
         import sys, time
         from pathlib import Path
         from PySide6.QtCore import QSettings
@@ -423,7 +505,10 @@ def test_the_app_teaches_and_reloads_without_torch(exported, clips, tmp_path):
         loaded = [k for k in sys.modules if k.split(".")[0] in ("torch", "onnx", "open_clip")
                   or k.startswith(("stop_export.onnx", "stop_train.model"))]
         print("LOADED", loaded)
-    """, tmp_path, timeout=300)
+    """,
+        tmp_path,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-2000:]
     lines = {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in result.stdout.splitlines() if " " in line}
     assert lines["BANNER"] == "taught 'opening a valve': 1 example"

@@ -1,4 +1,5 @@
 """Converter for checkpoints of the published code: names, `clip.` prefix, weights_only loading, CLI."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,7 +12,7 @@ from stop_train.tolerances import GOLDEN_REL_ERR, relative_error
 
 
 def published_weights(golden):
-    return {k[len("weights."):]: v for k, v in golden.items() if k.startswith("weights.")}
+    return {k[len("weights.") :]: v for k, v in golden.items() if k.startswith("weights.")}
 
 
 def test_clip_prefix_and_weights_only_file(golden, tmp_path):
@@ -52,11 +53,16 @@ def test_unexpected_keys_and_linear_without_frames():
     with pytest.raises(KeyError, match="unexpected key"):
         rename_state_dict({"unknown_module.weight": torch.zeros(1)})
     state = {
-        "visual.proj": torch.zeros(8, 4), "visual.conv1.weight": torch.zeros(8, 3, 4, 4),
-        "visual.positional_embedding": torch.zeros(5, 8), "ln_final.weight": torch.zeros(8),
-        "positional_embedding": torch.zeros(16, 8), "token_embedding.weight": torch.zeros(100, 8),
-        "text_projection": torch.zeros(8, 4), "visual.TemporalPrompt.InterMLP.2.weight": torch.zeros(2, 16),
-        "visual_prompt_embedding": torch.zeros(1, 2, 16), "visual.prompt_embeddings": torch.zeros(1, 2, 8),
+        "visual.proj": torch.zeros(8, 4),
+        "visual.conv1.weight": torch.zeros(8, 3, 4, 4),
+        "visual.positional_embedding": torch.zeros(5, 8),
+        "ln_final.weight": torch.zeros(8),
+        "positional_embedding": torch.zeros(16, 8),
+        "token_embedding.weight": torch.zeros(100, 8),
+        "text_projection": torch.zeros(8, 4),
+        "visual.TemporalPrompt.InterMLP.2.weight": torch.zeros(2, 16),
+        "visual_prompt_embedding": torch.zeros(1, 2, 16),
+        "visual.prompt_embeddings": torch.zeros(1, 2, 8),
     }
     with pytest.raises(ValueError, match="pass frames=T"):
         convert_state_dict(state)

@@ -1,4 +1,5 @@
 """Issue 25: choices made per CPU at run time — bf16 only where the CPU computes it natively."""
+
 from __future__ import annotations
 
 import contextlib
@@ -13,6 +14,7 @@ from stop_train import cpu
 def flags(monkeypatch):
     def set_flags(*names: str) -> None:
         monkeypatch.setattr(cpu, "cpu_flags", lambda: frozenset(names))
+
     monkeypatch.delenv(cpu.FORCE_BF16_ENV, raising=False)
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     return set_flags

@@ -1,4 +1,5 @@
 """Dataset indexing: real split-file lines, per-format quirks, grouped hold-outs, missing videos, layout errors."""
+
 from __future__ import annotations
 
 import json
@@ -44,6 +45,7 @@ def _touch(path: Path) -> None:
 
 # ---------------------------------------------------------------- UCF101
 
+
 def _ucf_lines() -> tuple[list[str], list[str], list[str]]:
     """classInd, trainlist01 and testlist01 lines: real ones (clips c01-c02 of groups g08-g10 / g01) or hand-written."""
     if SHARED.is_dir():
@@ -55,7 +57,9 @@ def _ucf_lines() -> tuple[list[str], list[str], list[str]]:
         test = [line for line in lines["testlist01.txt"] if re.search(r"_g01_c0[12]\.avi", line)]
         return lines["classInd.txt"], train, test
     stem = {c: ("HandStandPushups" if c == "HandstandPushups" else c) for c in UCF}
-    train = [f"{c}/v_{stem[c]}_g{g:02d}_c{k:02d}.avi {i + 1}" for i, c in enumerate(UCF) for g in (8, 9, 10) for k in (1, 2)]
+    train = [
+        f"{c}/v_{stem[c]}_g{g:02d}_c{k:02d}.avi {i + 1}" for i, c in enumerate(UCF) for g in (8, 9, 10) for k in (1, 2)
+    ]
     test = [f"{c}/v_{stem[c]}_g01_c{k:02d}.avi" for c in UCF for k in (1, 2)]
     return [f"{i + 1} {c}" for i, c in enumerate(UCF)], train, test
 
@@ -157,7 +161,7 @@ def make_hmdb(root: Path, videos: bool = True) -> Path:
         names = [(pattern.format(c=cls), tag) for pattern, tag in HMDB_CLIPS]
         (splits / f"{cls}_test_split1.txt").write_text("".join(f"{n} {t} \n" for n, t in names))
         (root / cls).mkdir()
-        for name, _ in (names if videos else []):
+        for name, _ in names if videos else []:
             (root / cls / name).touch()
     return root
 
@@ -176,7 +180,11 @@ def test_hmdb51_tags_trailing_spaces_and_groups(hmdb_root):
     assert not any("Unused" in i.path.name for s in index.splits.values() for i in s)
     kick = [i for i in index.splits["train"] if i.path.parent.name == "kick"]
     assert {i.label for i in kick} == {HMDB.index("kick")}  # kick is a prefix of kick_ball
-    assert Counter(i.group for i in kick) == {"April_09_kick": 2, "Prelinger_HabitPat1954_kick": 2, "(Rad)Schlag_die_Bank!_kick": 1}
+    assert Counter(i.group for i in kick) == {
+        "April_09_kick": 2,
+        "Prelinger_HabitPat1954_kick": 2,
+        "(Rad)Schlag_die_Bank!_kick": 1,
+    }
 
 
 def test_hmdb_group_rule():
@@ -204,23 +212,29 @@ def test_hmdb51_missing_class_folder_and_split_file_are_named(tmp_path):
 
 # ---------------------------------------------------------------- Kinetics-400
 
+
 def test_kinetics400_official_csv(tmp_path):
     ann = tmp_path / "annotations"
     ann.mkdir()
     (ann / "train.csv").write_text(
         "label,youtube_id,time_start,time_end,split,is_cc\n"
         '"passing American football (in game)",-3B32lodo2M,59,69,train,0\n'
-        "\"massaging person's head\",abc_XYZ-012,5,15,train,0\n"
+        '"massaging person\'s head",abc_XYZ-012,5,15,train,0\n'
         "abseiling,0wR5jVB-WPk,417,427,train,0\n"
     )
-    (ann / "validate.csv").write_text('label,youtube_id,time_start,time_end,split\n"air drumming",--dQw4w9WgX,0,10,val\n')
+    (ann / "validate.csv").write_text(
+        'label,youtube_id,time_start,time_end,split\n"air drumming",--dQw4w9WgX,0,10,val\n'
+    )
     _touch(tmp_path / "train" / "passing_American_football_(in_game)" / "-3B32lodo2M_000059_000069.mp4")
     _touch(tmp_path / "train" / "massaging person's head" / "abc_XYZ-012_000005_000015.mp4")
     _touch(tmp_path / "val" / "--dQw4w9WgX_000000_000010.mp4")
     index = index_kinetics400(tmp_path)
     assert index.classes == K400 and index.flip_safe
     train = index.splits["train"]
-    assert [i.label for i in train] == [K400.index("passing American football (in game)"), K400.index("massaging person's head")]
+    assert [i.label for i in train] == [
+        K400.index("passing American football (in game)"),
+        K400.index("massaging person's head"),
+    ]
     assert train[0].group == "-3B32lodo2M" and train[0].path.parent.name == "passing_American_football_(in_game)"
     assert index.splits["val"] == [VideoItem(tmp_path / "val" / "--dQw4w9WgX_000000_000010.mp4", 1, "--dQw4w9WgX")]
     assert index.missing == [("0wR5jVB-WPk_000417_000427.mp4", "train")]
@@ -246,17 +260,32 @@ def test_kinetics400_list_format(tmp_path):
 
 # ---------------------------------------------------------------- SSv2
 
+
 def make_ssv2(root: Path, labels: dict | None = None) -> Path:
     labels = labels or {t: str(i) for i, t in enumerate(SSV2)}
     (root / "something-something-v2-labels.json").write_text(json.dumps(labels, indent=4))
     train = [
-        {"id": "78687", "label": "holding potato next to vicks vaporub bottle",
-         "template": "Holding [something] next to [something]", "placeholders": ["potato", "vicks vaporub bottle"]},
-        {"id": "42326", "label": "pushing a pen from left to right",
-         "template": "Pushing [something] from left to right", "placeholders": ["a pen"]},
+        {
+            "id": "78687",
+            "label": "holding potato next to vicks vaporub bottle",
+            "template": "Holding [something] next to [something]",
+            "placeholders": ["potato", "vicks vaporub bottle"],
+        },
+        {
+            "id": "42326",
+            "label": "pushing a pen from left to right",
+            "template": "Pushing [something] from left to right",
+            "placeholders": ["a pen"],
+        },
     ]
-    val = [{"id": "1", "label": "pushing cup from right to left",
-            "template": "Pushing [something] from right to left", "placeholders": ["cup"]}]
+    val = [
+        {
+            "id": "1",
+            "label": "pushing cup from right to left",
+            "template": "Pushing [something] from right to left",
+            "placeholders": ["cup"],
+        }
+    ]
     (root / "something-something-v2-train.json").write_text(json.dumps(train))
     (root / "something-something-v2-validation.json").write_text(json.dumps(val))
     for vid in ("78687", "42326"):
@@ -294,7 +323,8 @@ def test_ssv2_reencoded_mp4_copy_is_found_by_extension(tmp_path):
 def test_kinetics400_extensions_and_split_folders_are_found(tmp_path):
     (tmp_path / "annotations").mkdir()
     (tmp_path / "annotations" / "train.csv").write_text(
-        "label,youtube_id,time_start,time_end,split\nabseiling,aaa,1,11,train\nabseiling,bbb,2,12,train\n")
+        "label,youtube_id,time_start,time_end,split\nabseiling,aaa,1,11,train\nabseiling,bbb,2,12,train\n"
+    )
     _touch(tmp_path / "k" / "train_256" / "abseiling" / "aaa_000001_000011.mkv")  # downloads mix containers
     _touch(tmp_path / "k" / "train_256" / "bbb_000002_000012.webm")
     index = index_kinetics400(tmp_path, videos="k")
@@ -302,22 +332,34 @@ def test_kinetics400_extensions_and_split_folders_are_found(tmp_path):
 
 
 def test_kinetics400_mmaction_lists_are_discovered_and_resolved_in_the_split_folders(tmp_path):
-    (tmp_path / "kinetics400_train_list_videos.txt").write_text("abseiling/aaa_000001_000011.mp4 0\nbbb_000002_000012.mp4 1\n")
+    (tmp_path / "kinetics400_train_list_videos.txt").write_text(
+        "abseiling/aaa_000001_000011.mp4 0\nbbb_000002_000012.mp4 1\n"
+    )
     (tmp_path / "kinetics400_val_list_videos.txt").write_text("ccc_000000_000010.mp4 0\n")
     _touch(tmp_path / "videos_train" / "abseiling" / "aaa_000001_000011.mp4")
     _touch(tmp_path / "videos_train" / "bbb_000002_000012.mp4")
     _touch(tmp_path / "videos_val" / "ccc_000000_000010.mp4")
     index = index_kinetics400(tmp_path)
     assert [(i.path.parent.name, i.label, i.group) for i in index.splits["train"]] == [
-        ("abseiling", 0, "aaa"), ("videos_train", 1, "bbb")]
+        ("abseiling", 0, "aaa"),
+        ("videos_train", 1, "bbb"),
+    ]
     assert [i.group for i in index.splits["val"]] == ["ccc"] and index.missing == []
 
 
 # ---------------------------------------------------------------- folder and list formats
 
+
 def test_folder_with_split_subroots_uses_union_of_classes(tmp_path, caplog):
-    for rel in ("train/b_run/1.mp4", "train/b_run/2.AVI", "train/a_walk/3.mkv", "train/a_walk/notes.txt",
-                "val/a_walk/4.webm", "val/c_jump/5.mov", "test/b_run/6.mp4"):
+    for rel in (
+        "train/b_run/1.mp4",
+        "train/b_run/2.AVI",
+        "train/a_walk/3.mkv",
+        "train/a_walk/notes.txt",
+        "val/a_walk/4.webm",
+        "val/c_jump/5.mov",
+        "test/b_run/6.mp4",
+    ):
         _touch(tmp_path / rel)
     with caplog.at_level(logging.WARNING, logger="stop_train.data"):
         index = index_folder(tmp_path, flip_safe=False)
@@ -359,10 +401,15 @@ def test_list_format_labels_by_index_or_name(tmp_path):
 
 # ---------------------------------------------------------------- hold-out and checks
 
+
 def _items(spec: dict[int, list[int]]) -> list[VideoItem]:
     """Items from {label: [group sizes]}."""
-    return [VideoItem(Path(f"/v/{lab}_{g}_{k}.mp4"), lab, f"{lab}_g{g}")
-            for lab, sizes in spec.items() for g, size in enumerate(sizes) for k in range(size)]
+    return [
+        VideoItem(Path(f"/v/{lab}_{g}_{k}.mp4"), lab, f"{lab}_g{g}")
+        for lab, sizes in spec.items()
+        for g, size in enumerate(sizes)
+        for k in range(size)
+    ]
 
 
 def test_grouped_holdout_keeps_groups_whole_and_every_class_trainable():
@@ -387,6 +434,7 @@ def test_check_classes_have_training_clips_names_them():
 
 
 # ---------------------------------------------------------------- registry and errors
+
 
 @pytest.mark.parametrize("name", list(DATASETS))
 @pytest.mark.parametrize("exists", [False, True])

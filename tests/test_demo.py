@@ -1,4 +1,5 @@
 """`make demo`'s job: the tiny model runs end to end on a generated clip in both modes."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """ONNX export: the graph of DECISIONS §3, the TemporalPromptInsert node and its function, PyTorch vs ONNX
 Runtime within §5, metadata, the text encoder and the torch-free tokenizer."""
+
 from __future__ import annotations
 
 import json
@@ -81,24 +82,38 @@ def test_batch_independence(exported):
     clips = check_clips(4, 64, 3, seed=5)
     together = backend.run(clips)
     for i in range(3):
-        alone = backend.run(clips[i:i + 1])
-        assert relative_error(alone["video_embedding"], together["video_embedding"][i:i + 1]) < BATCH_REL_ERR
-        assert (alone["gap_prompt_count"] == together["gap_prompt_count"][i:i + 1]).all()
-        assert (alone["spatial_mask"] == together["spatial_mask"][i:i + 1]).all()
+        alone = backend.run(clips[i : i + 1])
+        assert relative_error(alone["video_embedding"], together["video_embedding"][i : i + 1]) < BATCH_REL_ERR
+        assert (alone["gap_prompt_count"] == together["gap_prompt_count"][i : i + 1]).all()
+        assert (alone["spatial_mask"] == together["spatial_mask"][i : i + 1]).all()
 
 
 def _insert_model(p: int, elem: int) -> onnx.ModelProto:
-    node = helper.make_node("TemporalPromptInsert", ["x", "g"], ["tokens", "mask", "var", "count"], domain="stop",
-                            prompts_per_gap=p, num_patches=5, variation_tol=1e-4)
-    inputs = [helper.make_tensor_value_info("x", elem, ["B", "T", "F", "D"]),
-              helper.make_tensor_value_info("g", elem, ["B", "G", "P", "D"])]
-    outputs = [helper.make_tensor_value_info("tokens", elem, ["B", "S", "D"]),
-               helper.make_tensor_value_info("mask", TensorProto.BOOL, ["B", "S"]),
-               helper.make_tensor_value_info("var", TensorProto.FLOAT, ["B", "G"]),
-               helper.make_tensor_value_info("count", TensorProto.INT32, ["B", "G"])]
+    node = helper.make_node(
+        "TemporalPromptInsert",
+        ["x", "g"],
+        ["tokens", "mask", "var", "count"],
+        domain="stop",
+        prompts_per_gap=p,
+        num_patches=5,
+        variation_tol=1e-4,
+    )
+    inputs = [
+        helper.make_tensor_value_info("x", elem, ["B", "T", "F", "D"]),
+        helper.make_tensor_value_info("g", elem, ["B", "G", "P", "D"]),
+    ]
+    outputs = [
+        helper.make_tensor_value_info("tokens", elem, ["B", "S", "D"]),
+        helper.make_tensor_value_info("mask", TensorProto.BOOL, ["B", "S"]),
+        helper.make_tensor_value_info("var", TensorProto.FLOAT, ["B", "G"]),
+        helper.make_tensor_value_info("count", TensorProto.INT32, ["B", "G"]),
+    ]
     graph = helper.make_graph([node], "insert", inputs, outputs)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("stop", 1)],
-                             functions=[TemporalPromptInsert.to_function_proto()])
+    return helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("stop", 1)],
+        functions=[TemporalPromptInsert.to_function_proto()],
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
@@ -130,8 +145,15 @@ def test_metadata_rejects_newer_schema_and_missing_fields_and_reads_schema_1():
     from stop_train.video import PreprocessCfg, SamplingCfg
 
     cfg = load_config("tiny")
-    meta = Metadata(labels=["a"], template="{label}", logit_scale=100.0, model=cfg,
-                    preprocess=PreprocessCfg.for_model(cfg), sampling=SamplingCfg(frames=cfg.frames), toolkit_version="0")
+    meta = Metadata(
+        labels=["a"],
+        template="{label}",
+        logit_scale=100.0,
+        model=cfg,
+        preprocess=PreprocessCfg.for_model(cfg),
+        sampling=SamplingCfg(frames=cfg.frames),
+        toolkit_version="0",
+    )
     assert Metadata.from_json(meta.to_json()) == meta and (meta.frames, meta.size, meta.mode) == (4, 64, "dynamic")
     stored = json.loads(meta.to_json())
     assert "frames" not in stored and "size" not in stored  # T and S live once, in the configs
@@ -143,12 +165,27 @@ def test_metadata_rejects_newer_schema_and_missing_fields_and_reads_schema_1():
     with pytest.raises(MetadataError, match="no STOP metadata"):
         Metadata.from_json(None)
     # a schema-1 document, as stop-export wrote them until 2026-11-30: frames/size/mode beside untyped dicts
-    v1 = stored | {"schema_version": 1, "frames": 4, "size": 64, "mode": "dynamic",
-                   "preprocess": {"mean": list(meta.preprocess.mean), "std": list(meta.preprocess.std),
-                                  "resize": "short side, bicubic", "crop": "square, centre", "input": "uint8 RGB"}}
+    v1 = stored | {
+        "schema_version": 1,
+        "frames": 4,
+        "size": 64,
+        "mode": "dynamic",
+        "preprocess": {
+            "mean": list(meta.preprocess.mean),
+            "std": list(meta.preprocess.std),
+            "resize": "short side, bicubic",
+            "crop": "square, centre",
+            "input": "uint8 RGB",
+        },
+    }
     v1.pop("fingerprint")
     old = Metadata.from_json(json.dumps(v1))
-    assert (old.model, old.preprocess, old.sampling, old.fingerprint) == (meta.model, meta.preprocess, meta.sampling, "")
+    assert (old.model, old.preprocess, old.sampling, old.fingerprint) == (
+        meta.model,
+        meta.preprocess,
+        meta.sampling,
+        "",
+    )
     with pytest.raises(MetadataError, match="frames 8 vs 4"):
         Metadata.from_json(json.dumps(v1 | {"frames": 8}))
     with pytest.raises(MetadataError, match="sampling takes 8 frames"):
@@ -189,8 +226,22 @@ def test_relabel_through_text_encoder_matches_pytorch(exported):
 
 def test_export_cli_check_passes_and_missing_labels_is_one_message(tmp_path, capsys):
     torch.manual_seed(0)
-    assert export_main(["tiny", "--labels", "ucf101", "-o", str(tmp_path / "m.onnx"), "--no-text-encoder",
-                        "--check", "--check-clips", "4"]) == 0
+    assert (
+        export_main(
+            [
+                "tiny",
+                "--labels",
+                "ucf101",
+                "-o",
+                str(tmp_path / "m.onnx"),
+                "--no-text-encoder",
+                "--check",
+                "--check-clips",
+                "4",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "PASS" in out and "relative error" in out
     assert export_main(["tiny", "-o", str(tmp_path / "n.onnx")]) == 2
@@ -203,12 +254,35 @@ def test_export_of_a_training_run(tmp_path):
     from stop_train.cli import main as stop_train
     from stop_train.data.synthetic import SyntheticSpec, write_synthetic_motion
 
-    data = write_synthetic_motion(tmp_path / "data", SyntheticSpec(groups=3, clips_per_group=1, frames=12,
-                                                                    width=48, height=32))
+    data = write_synthetic_motion(
+        tmp_path / "data", SyntheticSpec(groups=3, clips_per_group=1, frames=12, width=48, height=32)
+    )
     run = tmp_path / "run"
-    assert stop_train(["--dataset", "synthetic-motion", "--data-root", str(data), "--preset", "tiny",
-                       "--pretrained", "none", "--max-steps", "1", "--batch-size", "2", "--workers", "0",
-                       "--run-dir", str(run), "--val-fraction", "0.34"]) == 0
+    assert (
+        stop_train(
+            [
+                "--dataset",
+                "synthetic-motion",
+                "--data-root",
+                str(data),
+                "--preset",
+                "tiny",
+                "--pretrained",
+                "none",
+                "--max-steps",
+                "1",
+                "--batch-size",
+                "2",
+                "--workers",
+                "0",
+                "--run-dir",
+                str(run),
+                "--val-fraction",
+                "0.34",
+            ]
+        )
+        == 0
+    )
     assert export_main([str(run), "--no-text-encoder"]) == 0
     meta = OrtBackend(run / "export" / "model.onnx").metadata
     assert meta.labels == (run / "labels.txt").read_text().split()

@@ -5,6 +5,7 @@ B-frames and open GOPs, non-zero start times, stream-copy cuts with edit lists, 
 frame i and its time are compared with the i-th frame of
 `ffmpeg -i FILE -fps_mode passthrough -f rawvideo -pix_fmt rgb24 -`, through every consumer.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,8 +28,19 @@ PIXEL_FORMATS = {  # 10-bit: swscale's generic path (PyAV's own `reformat` diffe
     "hevc-10bit.mkv": ["-c:v", "libx265", "-pix_fmt", "yuv420p10le", "-x265-params", "keyint=12:log-level=none"],
     "h264-10bit.mp4": ["-c:v", "libx264", "-pix_fmt", "yuv420p10le", *KEYINT],
     "h264-444.mp4": ["-c:v", "libx264", "-pix_fmt", "yuv444p", *KEYINT],
-    "h264-bt709-full-range.mp4": ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-colorspace", "bt709", "-color_range", "pc",
-                                  "-vf", "scale=out_color_matrix=bt709:out_range=full", *KEYINT],
+    "h264-bt709-full-range.mp4": [
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-colorspace",
+        "bt709",
+        "-color_range",
+        "pc",
+        "-vf",
+        "scale=out_color_matrix=bt709:out_range=full",
+        *KEYINT,
+    ],
 }
 TIME_TOL_S = 1e-3
 
@@ -81,21 +93,53 @@ def files(tmp_path_factory):
         remux(base, root / name, before_input=args)
     remux(base, root / "cut-0.5s.mp4", before_input=["-ss", "0.5"])  # edit list starting between key frames
     rng = np.random.default_rng(1)
-    for name, src, cut in [("truncated.ts", "h264-bframes.ts", True), ("truncated.webm", "vp9.webm", True),
-                           ("corrupt.ts", "h264-bframes.ts", False), ("corrupt.mkv", "h264.mkv", False)]:
+    for name, src, cut in [
+        ("truncated.ts", "h264-bframes.ts", True),
+        ("truncated.webm", "vp9.webm", True),
+        ("corrupt.ts", "h264-bframes.ts", False),
+        ("corrupt.mkv", "h264.mkv", False),
+    ]:
         data = bytearray((root / src).read_bytes())
         if cut:
             data = data[: int(len(data) * 0.6)]
         else:  # 300 random bytes in the middle
-            data[len(data) // 2: len(data) // 2 + 300] = rng.integers(0, 256, 300, dtype=np.uint8).tobytes()
+            data[len(data) // 2 : len(data) // 2 + 300] = rng.integers(0, 256, 300, dtype=np.uint8).tobytes()
         (root / name).write_bytes(bytes(data))
     small = encode(root / "small.mp4", 10, size=(48, 32), out_args=H264)
     ffmpeg("-i", small, "-i", base, "-map", "0:v", "-map", "1:v", "-c", "copy", root / "small-first-two-video.mkv")
     ffmpeg("-f", "lavfi", "-i", "color=red:size=48x64", "-frames:v", "1", root / "cover.png")
-    ffmpeg("-i", root / "cover.png", "-i", base, "-map", "0", "-map", "1", "-c:v:0", "png", "-c:v:1", "copy",
-           "-disposition:v:0", "attached_pic", root / "cover-art-first.mp4")
-    ffmpeg("-f", "lavfi", "-i", "sine=duration=2", "-i", base, "-map", "0:a", "-map", "1:v", "-c:v", "copy",
-           root / "audio-first.mkv")
+    ffmpeg(
+        "-i",
+        root / "cover.png",
+        "-i",
+        base,
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-c:v:0",
+        "png",
+        "-c:v:1",
+        "copy",
+        "-disposition:v:0",
+        "attached_pic",
+        root / "cover-art-first.mp4",
+    )
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=duration=2",
+        "-i",
+        base,
+        "-map",
+        "0:a",
+        "-map",
+        "1:v",
+        "-c:v",
+        "copy",
+        root / "audio-first.mkv",
+    )
     ts = (root / "h264-bframes.ts").read_bytes()
     (root / "joined-twice.ts").write_bytes(ts + ts)  # timestamps jump back in the middle
     return root
@@ -156,9 +200,15 @@ def test_display_matrix_turns_frames_as_ffmpeg_does(files, reference, name):
     img = read_frames(files / name, [5])[0]
     assert _max_diff(img, ref[5]) <= COLOUR_TOL
     # where ffmpeg shows the stored top-left corner (-display_rotation turns counter-clockwise)
-    corner = {"rotate-90.mp4": (-1, 0), "rotate-180.mp4": (-1, -1), "rotate-270.mp4": (0, -1),
-              "rotate-90-hflip.mp4": (-1, -1), "rotate-270-vflip.mp4": (-1, -1), "hflip.mp4": (0, -1),
-              "vflip.mp4": (-1, 0)}[name]
+    corner = {
+        "rotate-90.mp4": (-1, 0),
+        "rotate-180.mp4": (-1, -1),
+        "rotate-270.mp4": (0, -1),
+        "rotate-90-hflip.mp4": (-1, -1),
+        "rotate-270-vflip.mp4": (-1, -1),
+        "hflip.mp4": (0, -1),
+        "vflip.mp4": (-1, 0),
+    }[name]
     red = img[corner[0], corner[1]]
     assert red[0] > 150 and red[2] < 100  # the stored top-left red block sits where ffmpeg shows it, RGB order
 
@@ -262,8 +312,9 @@ def test_reconnect_policy_backs_off_to_a_cap():
     assert ReconnectPolicy(attempts=2).delay(2) == 2 and ReconnectPolicy(attempts=2).delay(3) is None
 
 
-@pytest.mark.parametrize("name", ["h264-bframes.mp4", "h264-bframes.ts", "vp9.webm", "browser-live.webm",
-                                  "joined-twice.ts", "vfr.mkv"])
+@pytest.mark.parametrize(
+    "name", ["h264-bframes.mp4", "h264-bframes.ts", "vp9.webm", "browser-live.webm", "joined-twice.ts", "vfr.mkv"]
+)
 def test_seek_lands_on_the_first_frame_at_or_after_the_time(files, name):
     source = FileSource(files / name)
     times = source.info.times()

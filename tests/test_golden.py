@@ -1,4 +1,5 @@
 """The `official` mode, loaded through the converter, reproduces the published implementation's tensors."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,7 +12,7 @@ from stop_train.tolerances import GOLDEN_REL_ERR, relative_error
 
 @pytest.fixture(scope="module")
 def model(golden):
-    weights = {k[len("weights."):]: v for k, v in golden.items() if k.startswith("weights.")}
+    weights = {k[len("weights.") :]: v for k, v in golden.items() if k.startswith("weights.")}
     cfg, state = convert_state_dict(weights)
     m = STOP(cfg).eval()
     m.load_state_dict(state, strict=True)

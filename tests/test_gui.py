@@ -1,6 +1,7 @@
 """stop-gui, offscreen with pytest-qt: predictions, overlays and events on generated videos with the tiny
 exported model; the app's events equal stop-recognize's (end of file, loop, seek, new source); the player
 controls; errors shown in the window and in the exit code; closing while a stream never answers; layout."""
+
 from __future__ import annotations
 
 import json
@@ -74,10 +75,34 @@ def wait_state(qtbot, window, state: str, timeout: int = 30000) -> None:
 def recognize_events(model: Path, video: Path, cfg: EventCfg, tmp_path: Path, every: float = 0.2) -> list[dict]:
     out = tmp_path / "recognize-events.jsonl"
     out.unlink(missing_ok=True)
-    assert recognize_main([str(model), "--source", str(video), "--backend", "cpu", "--predict-every", str(every),
-                           "--on", str(cfg.on), "--off", str(cfg.off), "--smoothing", str(cfg.smoothing),
-                           "--min-duration", str(cfg.min_duration_s), "--events", str(out), "--json"]) == 0
-    return [{k: r[k] for k in ("label", "start_s", "end_s", "peak")} for r in map(json.loads, out.read_text().splitlines())]
+    assert (
+        recognize_main(
+            [
+                str(model),
+                "--source",
+                str(video),
+                "--backend",
+                "cpu",
+                "--predict-every",
+                str(every),
+                "--on",
+                str(cfg.on),
+                "--off",
+                str(cfg.off),
+                "--smoothing",
+                str(cfg.smoothing),
+                "--min-duration",
+                str(cfg.min_duration_s),
+                "--events",
+                str(out),
+                "--json",
+            ]
+        )
+        == 0
+    )
+    return [
+        {k: r[k] for k in ("label", "start_s", "end_s", "peak")} for r in map(json.loads, out.read_text().splitlines())
+    ]
 
 
 def rounded(rows: list[dict]) -> list[dict]:
@@ -90,14 +115,30 @@ def thresholds(model: Path, video: Path, tmp_path: Path) -> EventCfg:
     the way up the range of the label whose score varies most over the windows stop-recognize reports."""
     out = tmp_path / "windows.jsonl"
     with open(out, "w") as f:
-        subprocess.run([str(Path(sys.executable).parent / "stop-recognize"), str(model), "--source", str(video),
-                        "--backend", "cpu", "--predict-every", "0.2", "--json", "--top-k", str(K)], stdout=f, check=True)
+        subprocess.run(
+            [
+                str(Path(sys.executable).parent / "stop-recognize"),
+                str(model),
+                "--source",
+                str(video),
+                "--backend",
+                "cpu",
+                "--predict-every",
+                "0.2",
+                "--json",
+                "--top-k",
+                str(K),
+            ],
+            stdout=f,
+            check=True,
+        )
     windows = [dict(json.loads(line)["top"]) for line in out.read_text().splitlines() if '"window"' in line]
     scores = np.array([[w[k] for k in sorted(w)] for w in windows])
     low, span = scores.min(0), scores.max(0) - scores.min(0)
     k = int(span.argmax())
-    return EventCfg(smoothing=0.7, on=float(low[k] + 0.6 * span[k]), off=float(low[k] + 0.4 * span[k]),
-                    min_duration_s=0.0)
+    return EventCfg(
+        smoothing=0.7, on=float(low[k] + 0.6 * span[k]), off=float(low[k] + 0.4 * span[k]), min_duration_s=0.0
+    )
 
 
 # ----------------------------------------------------------------------------------------- recognition
@@ -154,8 +195,7 @@ def test_a_looping_file_repeats_the_same_events_pass_after_pass(window, exported
     assert window.state == "playing"
 
 
-def test_after_a_seek_the_events_are_stop_recognize_s_on_the_rest_of_the_file(window, exported, mixed, qtbot,
-                                                                              tmp_path):
+def test_after_a_seek_the_events_are_stop_recognize_s_on_the_rest_of_the_file(window, exported, mixed, qtbot, tmp_path):
     """Seek to 6 s: from there the app reports what stop-recognize reports on the file cut at 6 s (a stream
     copy: MJPEG frames are all key frames, so the cut starts at exactly that frame), shifted by 6 s."""
     from videofiles import remux
@@ -163,8 +203,10 @@ def test_after_a_seek_the_events_are_stop_recognize_s_on_the_rest_of_the_file(wi
     model = exported["dynamic"]
     cfg = thresholds(model, mixed, tmp_path)
     rest = remux(mixed, tmp_path / "rest.avi", before_input=["-ss", "6"])
-    expected = [{**e, "start_s": round(e["start_s"] + 6, 3), "end_s": round(e["end_s"] + 6, 3)}
-                for e in recognize_events(model, rest, cfg, tmp_path)]
+    expected = [
+        {**e, "start_s": round(e["start_s"] + 6, 3), "end_s": round(e["end_s"] + 6, 3)}
+        for e in recognize_events(model, rest, cfg, tmp_path)
+    ]
     assert expected
     window.event_cfg = cfg
     assert window.open_model(str(model), "cpu")
@@ -199,8 +241,9 @@ def test_seek_and_a_new_source_close_the_open_events(window, exported, video, mi
     assert window.frame_t < 3.0  # the new file plays from its start
 
 
-def test_clear_and_export_in_the_chosen_format_with_a_confirmation(window, exported, video, qtbot, tmp_path,
-                                                                    monkeypatch):
+def test_clear_and_export_in_the_chosen_format_with_a_confirmation(
+    window, exported, video, qtbot, tmp_path, monkeypatch
+):
     window.event_cfg = EVERY_LABEL
     assert window.open_model(str(exported["dynamic"]), "cpu")
     window.open_source(str(video), realtime=False)
@@ -363,8 +406,23 @@ def test_closing_while_a_stream_never_answers_takes_under_2_s(window, exported, 
 def test_the_app_closes_mid_connect_with_exit_code_0(exported, silent_url, tmp_path):
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path)}
     start = time.monotonic()
-    result = subprocess.run([STOP_GUI, "--model", str(exported["dynamic"]), "--backend", "cpu", "--source", silent_url,
-                             "--quit-after", "1.5"], capture_output=True, text=True, env=env, timeout=60)
+    result = subprocess.run(
+        [
+            STOP_GUI,
+            "--model",
+            str(exported["dynamic"]),
+            "--backend",
+            "cpu",
+            "--source",
+            silent_url,
+            "--quit-after",
+            "1.5",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     took = time.monotonic() - start
     assert result.returncode == 0, result.stderr[-2000:]
     assert "QThread" not in result.stderr and "Traceback" not in result.stderr
@@ -373,17 +431,32 @@ def test_the_app_closes_mid_connect_with_exit_code_0(exported, silent_url, tmp_p
 
 def test_automation_exits_non_zero_after_a_model_error(exported, tmp_path):
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path)}
-    missing = subprocess.run([STOP_GUI, "--model", str(tmp_path / "missing.onnx"), "--quit-after", "0.5"],
-                             capture_output=True, text=True, env=env, timeout=60)
+    missing = subprocess.run(
+        [STOP_GUI, "--model", str(tmp_path / "missing.onnx"), "--quit-after", "0.5"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert missing.returncode == 1 and "no model file at" in missing.stderr and "Traceback" not in missing.stderr
-    shot = subprocess.run([STOP_GUI, "--screenshot", str(tmp_path / "no" / "shot.png"), "--quit-after", "0.5"],
-                          capture_output=True, text=True, env=env, timeout=60)
+    shot = subprocess.run(
+        [STOP_GUI, "--screenshot", str(tmp_path / "no" / "shot.png"), "--quit-after", "0.5"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert shot.returncode == 2 and "cannot write in" in shot.stderr  # told at the start, not after the run
     with socket.socket() as probe:  # a port where nothing listens
         probe.bind(("127.0.0.1", 0))
         refused = f"http://127.0.0.1:{probe.getsockname()[1]}/live.ts"
-    never = subprocess.run([STOP_GUI, "--model", str(exported["dynamic"]), "--backend", "cpu", "--source", refused,
-                            "--quit-after", "2"], capture_output=True, text=True, env=env, timeout=60)
+    never = subprocess.run(
+        [STOP_GUI, "--model", str(exported["dynamic"]), "--backend", "cpu", "--source", refused, "--quit-after", "2"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert never.returncode == 1 and "no frame from" in never.stderr, never.stderr[-2000:]
 
 
@@ -406,8 +479,9 @@ def test_layout_at_1280_and_on_a_1366x600_screen(window, exported, mixed, qtbot)
     assert window.height() <= 600 and window.width() <= 1366
 
 
-def test_search_finds_moments_in_the_open_video_and_in_an_index(window, retrieval_models, video, mixed, qtbot,
-                                                                 tmp_path):
+def test_search_finds_moments_in_the_open_video_and_in_an_index(
+    window, retrieval_models, video, mixed, qtbot, tmp_path
+):
     """A retrieval model plays without labels; a search embeds the video on a thread (progress), marks the hits on
     the seek bar and jumps on a click; the second search and a new window use the cache; an index is searched
     across videos and refused for another model."""
@@ -445,8 +519,9 @@ def test_search_finds_moments_in_the_open_video_and_in_an_index(window, retrieva
     assert fresh.search("a square moving left") and fresh.embedder is None  # from the disk cache
     window.search("a square moving left")
     assert fresh.search_list.count() > 0
-    assert [fresh.search_list.item(i).text() for i in range(fresh.search_list.count())] == \
-        [window.search_list.item(i).text() for i in range(window.search_list.count())]
+    assert [fresh.search_list.item(i).text() for i in range(fresh.search_list.count())] == [
+        window.search_list.item(i).text() for i in range(window.search_list.count())
+    ]
     fresh.close()
 
     index = tmp_path / "clips"
@@ -454,15 +529,26 @@ def test_search_finds_moments_in_the_open_video_and_in_an_index(window, retrieva
     assert window.open_search_index(str(index) + ".json")
     assert "2 videos" in window.search_scope.text()
     assert window.search("a square moving left")
-    shown = {Path(window.search_list.item(i).data(Qt.ItemDataRole.UserRole)[0]).name
-             for i in range(window.search_list.count())}
+    shown = {
+        Path(window.search_list.item(i).data(Qt.ItemDataRole.UserRole)[0]).name
+        for i in range(window.search_list.count())
+    }
     assert shown == {"left.avi", "mixed.avi"}
-    hit = next(window.search_list.item(i) for i in range(window.search_list.count())
-               if window.search_list.item(i).data(Qt.ItemDataRole.UserRole)[0].endswith("left.avi"))
+    hit = next(
+        window.search_list.item(i)
+        for i in range(window.search_list.count())
+        if window.search_list.item(i).data(Qt.ItemDataRole.UserRole)[0].endswith("left.avi")
+    )
     window.search_list.itemClicked.emit(hit)  # another video: opened, then the moment
     target = hit.data(Qt.ItemDataRole.UserRole)[1]
-    qtbot.waitUntil(lambda: window.source_path.endswith("left.avi") and window.frame_t is not None
-                    and abs(window.frame_t - target) < 0.5, timeout=30000)
+    qtbot.waitUntil(
+        lambda: (
+            window.source_path.endswith("left.avi")
+            and window.frame_t is not None
+            and abs(window.frame_t - target) < 0.5
+        ),
+        timeout=30000,
+    )
     assert window.open_search_index(None) and window.search_scope.text() == "searching: the open video"
     window.open_model(str(other))
     assert not window.open_search_index(str(index) + ".json")

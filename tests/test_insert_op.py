@@ -1,4 +1,5 @@
 """The TemporalPromptInsert op: counts follow ceil(P*W), edge cases, layout, custom op == reference."""
+
 from __future__ import annotations
 
 import math

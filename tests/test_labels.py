@@ -106,16 +106,15 @@ def test_kinetics400_keeps_parentheses_in_keys():
         ("Skijet", "a video of a person skijet."),
         ("HandstandPushups", "a video of a person handstand pushups."),
         ("brush_hair", "a video of a person brush hair."),
-        ("passing American football (in game)",
-         "a video of a person passing American football in game."),
-        ("skiing (not slalom or crosscountry)",
-         "a video of a person skiing not slalom or crosscountry."),
+        ("passing American football (in game)", "a video of a person passing American football in game."),
+        ("skiing (not slalom or crosscountry)", "a video of a person skiing not slalom or crosscountry."),
         ("abseiling", "a video of a person abseiling."),
         ("massaging person's head", "a video of a person massaging person's head."),
-        ("Putting something on a surface",
-         "a video of a person Putting something on a surface."),
-        ("Touching (without moving) part of something",
-         "a video of a person Touching (without moving) part of something."),
+        ("Putting something on a surface", "a video of a person Putting something on a surface."),
+        (
+            "Touching (without moving) part of something",
+            "a video of a person Touching (without moving) part of something.",
+        ),
     ],
 )
 def test_label_to_text_examples(label, expected):

@@ -1,4 +1,5 @@
 """Equivalences the fast paths rely on, and the published trainable-parameter counts."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,14 +12,17 @@ from stop_train.model.layers import FFTConv3d
 from stop_train.tolerances import BATCH_REL_ERR, relative_error
 
 
-@pytest.mark.parametrize("cin,cout,kernel,shape", [
-    (9, 1, (3, 15, 25), (2, 5, 7, 40)),  # InterConv's second layer (odd sizes, batch 2)
-    (1, 9, (3, 15, 25), (1, 4, 7, 40)),  # InterConv's first layer
-    (9, 16, (3, 11, 11), (3, 4, 23, 20)),  # the spatial prompter's last layer, 3 videos
-    (3, 9, (1, 3, 3), (2, 1, 5, 5)),  # one frame, one time tap
-    (3, 1, (5, 11, 11), (1, 4, 32, 32)),  # the spatial score network
-    (1, 2, (5, 3, 3), (1, 2, 6, 6)),  # kernel larger than the time axis
-])
+@pytest.mark.parametrize(
+    "cin,cout,kernel,shape",
+    [
+        (9, 1, (3, 15, 25), (2, 5, 7, 40)),  # InterConv's second layer (odd sizes, batch 2)
+        (1, 9, (3, 15, 25), (1, 4, 7, 40)),  # InterConv's first layer
+        (9, 16, (3, 11, 11), (3, 4, 23, 20)),  # the spatial prompter's last layer, 3 videos
+        (3, 9, (1, 3, 3), (2, 1, 5, 5)),  # one frame, one time tap
+        (3, 1, (5, 11, 11), (1, 4, 32, 32)),  # the spatial score network
+        (1, 2, (5, 3, 3), (1, 2, 6, 6)),  # kernel larger than the time axis
+    ],
+)
 def test_fft_conv_equals_direct_conv(cin, cout, kernel, shape):
     conv = FFTConv3d(cin, cout, kernel, padding=tuple((k - 1) // 2 for k in kernel))
     x = torch.randn(shape[0], cin, *shape[1:], requires_grad=True)
@@ -61,11 +65,14 @@ def test_published_trainable_parameter_counts(generator, expected):
     assert frozen == 151_277_313  # the frozen CLIP ViT-B/32 (official-stop.md §1.9)
 
 
-@pytest.mark.parametrize("kwargs,dtype", [
-    ({"padding": (0, 1, 1)}, torch.float32),  # not 'same'
-    ({"padding": (1, 1, 1), "dilation": (1, 1, 2)}, torch.float32),
-    ({"padding": (1, 1, 1), "padding_mode": "circular"}, torch.float32),
-])
+@pytest.mark.parametrize(
+    "kwargs,dtype",
+    [
+        ({"padding": (0, 1, 1)}, torch.float32),  # not 'same'
+        ({"padding": (1, 1, 1), "dilation": (1, 1, 2)}, torch.float32),
+        ({"padding": (1, 1, 1), "padding_mode": "circular"}, torch.float32),
+    ],
+)
 def test_fft_conv_falls_back_where_it_does_not_apply(kwargs, dtype):
     conv = FFTConv3d(2, 1, (3, 3, 3), **kwargs).to(dtype)
     x = torch.randn(1, 2, 4, 9, 9, dtype=dtype)

@@ -1,4 +1,5 @@
 """STOP model behaviour on small configs: shapes, batch independence, edge cases, gradients, generality."""
+
 from __future__ import annotations
 
 import json
@@ -85,7 +86,8 @@ def test_two_frames(mode):
 
 
 @pytest.mark.parametrize(
-    "mode,generator", [("dynamic", "transformer"), ("dynamic", "linear"), ("official", "transformer"), ("official", "linear")]
+    "mode,generator",
+    [("dynamic", "transformer"), ("dynamic", "linear"), ("official", "transformer"), ("official", "linear")],
 )
 def test_gradients_reach_trainable_and_only_them(mode, generator):
     model = tiny(mode, prompt_generator=generator, freeze_backbone=True).train()
@@ -102,7 +104,9 @@ def test_gradients_reach_trainable_and_only_them(mode, generator):
             frozen += 1
             assert param.grad is None, f"frozen {name} got a gradient"
         elif name.startswith(dead):  # none, or round-off of an exactly cancelling sum
-            assert not got or param.grad.abs().max() < 1e-6 * largest, f"{name} is listed as dead but received a gradient"
+            assert not got or param.grad.abs().max() < 1e-6 * largest, (
+                f"{name} is listed as dead but received a gradient"
+            )
         else:
             trainable += 1
             assert got, f"trainable {name} received no gradient"
@@ -141,11 +145,17 @@ def test_unfrozen_backbone_trains():
     assert not model.clip.logit_scale.requires_grad
 
 
-@pytest.mark.parametrize("overrides", [
-    {"vision": {"image_size": 96, "patch_size": 16}},  # non-224, 6x6 grid
-    {"vision": {"image_size": 80, "patch_size": 20}, "frames": 3},
-    {"vision": {"image_size": 224, "patch_size": 16, "width": 32, "layers": 1, "head_width": 16}, "frames": 2},  # B/16-shaped
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"vision": {"image_size": 96, "patch_size": 16}},  # non-224, 6x6 grid
+        {"vision": {"image_size": 80, "patch_size": 20}, "frames": 3},
+        {
+            "vision": {"image_size": 224, "patch_size": 16, "width": 32, "layers": 1, "head_width": 16},
+            "frames": 2,
+        },  # B/16-shaped
+    ],
+)
 @pytest.mark.parametrize("mode", MODES)
 @torch.no_grad()
 def test_other_geometries(mode, overrides):
@@ -156,8 +166,10 @@ def test_other_geometries(mode, overrides):
     assert aux["spatial_mask"].shape[-2:] == (g, g)
 
 
-@pytest.mark.parametrize("feature", ["global_prompt0", "average_global_prompt", "average_frame_cls_token",
-                                     "average_global_prompt_and_frame_cls_token"])
+@pytest.mark.parametrize(
+    "feature",
+    ["global_prompt0", "average_global_prompt", "average_frame_cls_token", "average_global_prompt_and_frame_cls_token"],
+)
 @pytest.mark.parametrize("mode", MODES)
 @torch.no_grad()
 def test_video_features(mode, feature):
@@ -200,8 +212,11 @@ def test_every_preset_builds():
             rows = cfg.text_prefix_prompts + cfg.text_postfix_prompts + cfg.local_prompts * cfg.frames
             assert model.prompts.embedding.weight.shape == (rows, cfg.prompt_layers * cfg.vision.width), name
         if cfg.mode == "dynamic":
-            assert model.gap_offsets.shape == (min(cfg.prompt_layers, cfg.vision.layers), cfg.prompts_per_gap,
-                                               cfg.vision.width), name
+            assert model.gap_offsets.shape == (
+                min(cfg.prompt_layers, cfg.vision.layers),
+                cfg.prompts_per_gap,
+                cfg.vision.width,
+            ), name
 
 
 def test_unknown_override_lists_valid_keys():

@@ -1,4 +1,5 @@
 """Packaging: Python 3.10 compatibility, torch-free imports, entry points, what the wheel ships."""
+
 from __future__ import annotations
 
 import ast
@@ -28,15 +29,34 @@ def test_sources_parse_as_python_310():
 def test_no_stdlib_api_newer_than_310():
     # `long` is excluded: vermin mistakes torch's Tensor.long() for Python 2's builtin
     cmd = [str(BIN / "vermin"), "-t=3.10-", "--violations", "--no-tips", "--exclude", "long", "-q"]
-    result = subprocess.run(cmd + [str(ROOT / d) for d in SOURCES if (ROOT / d).is_dir()], capture_output=True, text=True)
+    result = subprocess.run(
+        cmd + [str(ROOT / d) for d in SOURCES if (ROOT / d).is_dir()], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("module", ["stop_train", "stop_train.config", "stop_train.labels", "stop_train.tolerances",
-                                    "stop_train.video", "stop_train.video.decode", "stop_train.video.source", "stop_train.data", "stop_export",
-                                    "stop_train.schema", "stop_export.runtime.backends",
-                                    "stop_export.runtime.recognize", "stop_export.runtime.tokenizer", "stop_gui",
-                                    "stop_gui.window", "stop_gui.pipeline", "stop_export.runtime.trt_backend"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "stop_train",
+        "stop_train.config",
+        "stop_train.labels",
+        "stop_train.tolerances",
+        "stop_train.video",
+        "stop_train.video.decode",
+        "stop_train.video.source",
+        "stop_train.data",
+        "stop_export",
+        "stop_train.schema",
+        "stop_export.runtime.backends",
+        "stop_export.runtime.recognize",
+        "stop_export.runtime.tokenizer",
+        "stop_gui",
+        "stop_gui.window",
+        "stop_gui.pipeline",
+        "stop_export.runtime.trt_backend",
+    ],
+)
 def test_light_modules_import_without_torch(module):
     code = (
         "import sys\n"
@@ -48,8 +68,6 @@ def test_light_modules_import_without_torch(module):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
-
-
 
 
 def test_wheel_ships_presets_and_labels_and_no_torch_dependency(wheel):
@@ -75,8 +93,13 @@ def test_installed_layout_finds_its_own_presets(wheel, tmp_path):
         "import stop_train.config as c, stop_train.labels as l\n"
         "print(c.presets_dir()); print(l.labels_dir()); print(len(l.load_labels('ucf101')))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
-                            env={"PYTHONPATH": str(tmp_path), "PATH": ""})
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(tmp_path), "PATH": ""},
+    )
     assert result.returncode == 0, result.stderr
     presets, labels, count = result.stdout.split()
     assert Path(presets) == tmp_path / "stop_train" / "models" / "presets"

@@ -1,4 +1,5 @@
 """The README's Python API example runs as written, and the README's first screen gives the two commands."""
+
 from __future__ import annotations
 
 import re

@@ -11,6 +11,7 @@ new command is either run here or explained.
 PyTorch import per command); `stop-recognize`, `stop-gui`, `torchrun` and `make` run as subprocesses.
 The commands run in README order: later ones use what earlier ones made.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,19 +31,14 @@ BIN = Path(sys.executable).parent
 
 NOT_RUNNABLE = {
     "make test": "this suite is what `make test` runs",
-    "torchrun --nnodes 2 --node_rank 0 --master_addr HOST --nproc_per_node 8 -m stop_train.cli train ...":
-        "placeholder: a second node and the training flags (`...`) are the reader's",
-    "stop-recognize model.onnx --source rtsp://cam/stream --backend cuda --reconnect 5":
-        "--backend cuda needs a GPU (ONNX Runtime's CUDA provider)",
+    "torchrun --nnodes 2 --node_rank 0 --master_addr HOST --nproc_per_node 8 -m stop_train.cli train ...": "placeholder: a second node and the training flags (`...`) are the reader's",
+    "stop-recognize model.onnx --source rtsp://cam/stream --backend cuda --reconnect 5": "--backend cuda needs a GPU (ONNX Runtime's CUDA provider)",
     "stop-export RUN --fp16 --build-plugin --plugin-target jetson": "builds the plugin against full TensorRT (10/11)",
-    "TENSORRT_ROOT=/opt/TensorRT-10.8 stop-export RUN --engine --plugin build/plugin/tpi-plugin/libstop_tpi_plugin.so":
-        "needs full TensorRT (10/11) and its plugin library",
+    "TENSORRT_ROOT=/opt/TensorRT-10.8 stop-export RUN --engine --plugin build/plugin/tpi-plugin/libstop_tpi_plugin.so": "needs full TensorRT (10/11) and its plugin library",
     "stop-recognize RUN/export/model-fp16.engine --source 0": "runs a TensorRT engine: needs a GPU",
-    "STOP_TPI_PLUGIN=/path/libstop_tpi_plugin.so stop-recognize model-fp16.engine --source video.mp4":
-        "runs a TensorRT engine with the plugin: needs a GPU and full TensorRT",
+    "STOP_TPI_PLUGIN=/path/libstop_tpi_plugin.so stop-recognize model-fp16.engine --source video.mp4": "runs a TensorRT engine with the plugin: needs a GPU and full TensorRT",
     "stop-gui --model model-fp16.engine --source rtsp://cam/stream": "runs a TensorRT engine: needs a GPU",
-    "stop-recognize model-fp16.engine --plugin /path/libstop_tpi_plugin.so --source video.mp4":
-        "runs a TensorRT engine with the plugin: needs a GPU and full TensorRT",
+    "stop-recognize model-fp16.engine --plugin /path/libstop_tpi_plugin.so --source video.mp4": "runs a TensorRT engine with the plugin: needs a GPU and full TensorRT",
 }
 
 TRAIN_BOUND = ["--max-steps", "2", "--batch-size", "4", "--workers", "0"]  # the large label sets: two steps
@@ -52,23 +48,37 @@ PLAN: dict[str, tuple[list[str], str]] = {
     "make demo": ([], ""),  # expanded below: each recipe line of `make -n demo`, bounded
     "stop-train check /data/UCF101": ([], " read exactly, 0 read by decoding, 0 unreadable"),
     "stop-train --dataset ucf101 --data-root /data/UCF101 --fold 1": (TRAIN_BOUND, "stopped after 2 steps"),
-    "stop-train --dataset hmdb51 --data-root /data/hmdb51 --model mode=official --model frames=12":
-        (TRAIN_BOUND, "stopped after 2 steps"),
+    "stop-train --dataset hmdb51 --data-root /data/hmdb51 --model mode=official --model frames=12": (
+        TRAIN_BOUND,
+        "stopped after 2 steps",
+    ),
     "stop-train --dataset kinetics400 --data-root /data/kinetics400 --video-dir videos": (TRAIN_BOUND, "stopped after"),
     "stop-train --dataset ssv2 --data-root /data/ssv2 --video-dir videos_mp4": (TRAIN_BOUND, "stopped after"),
-    "stop-train --dataset list --data-root /data/clips --train-list train.txt --val-list val.txt --no-flip-safe":
-        (EPOCH_BOUND, "val top-1"),
+    "stop-train --dataset list --data-root /data/clips --train-list train.txt --val-list val.txt --no-flip-safe": (
+        EPOCH_BOUND,
+        "val top-1",
+    ),
     "stop-train --dataset folder --data-root /data/my_actions --val-fraction 0": (EPOCH_BOUND, "no test ran"),
-    "stop-train --dataset synthetic-motion --preset tiny --epochs 18 --batch-size 8 --lr 3e-4":
-        (EPOCH_BOUND, "test top-1"),
-    "stop-train --resume runs/ucf101-stop-b32-20261125-101500": (["--max-steps", "3", "--workers", "0"], "stopped after 3"),
+    "stop-train --dataset synthetic-motion --preset tiny --epochs 18 --batch-size 8 --lr 3e-4": (
+        EPOCH_BOUND,
+        "test top-1",
+    ),
+    "stop-train --resume runs/ucf101-stop-b32-20261125-101500": (
+        ["--max-steps", "3", "--workers", "0"],
+        "stopped after 3",
+    ),
     "stop-train eval RUN_DIR --split test --test-clips 3 --test-crops 3": (["--workers", "0"], '"top1"'),
     "stop-train convert pytorch_model.bin converted_published/ --frames 12": ([], "official mode, T=12"),
-    "stop-train eval converted_published/ --dataset hmdb51 --data-root /data/hmdb51 --fold 1": (["--workers", "0"], '"top1"'),
+    "stop-train eval converted_published/ --dataset hmdb51 --data-root /data/hmdb51 --fold 1": (
+        ["--workers", "0"],
+        '"top1"',
+    ),
     "stop-train folds RUN_FOLD1 RUN_FOLD2 RUN_FOLD3": ([], '"top1"'),
     "stop-train stats RUN_DIR": (["--workers", "0"], "class statistics of"),
-    "torchrun --nproc_per_node 4 -m stop_train.cli train --dataset ucf101 --data-root /data/UCF101":
-        (["--max-steps", "1", "--batch-size", "2", "--workers", "0"], "stopped after 1 steps"),
+    "torchrun --nproc_per_node 4 -m stop_train.cli train --dataset ucf101 --data-root /data/UCF101": (
+        ["--max-steps", "1", "--batch-size", "2", "--workers", "0"],
+        "stopped after 1 steps",
+    ),
     "stop-export runs/demo-20261125-130000 --check": ([], "top-1 agreement"),
     "stop-export stop-b32 --labels ucf101 -o b32.onnx": ([], "b32.onnx"),
     "stop-export converted_published/ --labels hmdb51": ([], "model.onnx"),
@@ -82,15 +92,21 @@ PLAN: dict[str, tuple[list[str], str]] = {
     "stop-train --dataset msrvtt --data-root /data/MSRVTT --video-dir /data/MSRVTT/compressed_3fps --train-list "
     "MSRVTT_train.7k.csv": (TRAIN_BOUND, "stopped after 2 steps"),
     "stop-train --dataset captions --data-root /data/my_captions --preset tiny": (EPOCH_BOUND, "text->video R@1"),
-    "stop-train eval converted_published/ --task retrieval --dataset msrvtt --data-root /data/MSRVTT":
-        (["--workers", "0"], '"t2v_R1"'),
+    "stop-train eval converted_published/ --task retrieval --dataset msrvtt --data-root /data/MSRVTT": (
+        ["--workers", "0"],
+        '"t2v_R1"',
+    ),
     "stop-export RUN_RETRIEVAL --check": ([], "PASS"),
     "stop-search index RUN_RETRIEVAL/export/model.onnx /data/my_captions -o my_videos --ann": ([], "windows"),
     "stop-search query my_videos 'a person opening a valve' --top 5": ([], "  1. "),
-    "stop-teach RUN/export/model.onnx --bank site.json --label 'opening a valve' valve.mp4@1.5-4 valve.mp4@0-1.5":
-        ([], "saved"),
-    "stop-teach RUN/export/model.onnx --bank site.json --label 'station 3 check' --no-text check1.mp4 check2.mp4":
-        ([], "example-only"),
+    "stop-teach RUN/export/model.onnx --bank site.json --label 'opening a valve' valve.mp4@1.5-4 valve.mp4@0-1.5": (
+        [],
+        "saved",
+    ),
+    "stop-teach RUN/export/model.onnx --bank site.json --label 'station 3 check' --no-text check1.mp4 check2.mp4": (
+        [],
+        "example-only",
+    ),
     "stop-teach --bank site.json --list": ([], "opening a valve: 2 examples"),
     "stop-teach RUN/export/model.onnx --bank site.json --tune": ([], "tuned leave-one-out"),
     # the demo run's model carries its class statistics; labels of its own file have no clips behind them
@@ -100,7 +116,10 @@ PLAN: dict[str, tuple[list[str], str]] = {
     "stop-gui --model RUN/export/model.onnx --bank site.json --source 0": (["--quit-after", "4"], ""),
     "stop-gui": (["--quit-after", "3"], ""),
     "stop-gui --model RUN/export/model.onnx --source 0": (["--quit-after", "4"], ""),
-    "stop-gui --model model.onnx --source clip.mp4 --loop --screenshot shot.png --quit-after 8": (["--quit-after", "4"], ""),
+    "stop-gui --model model.onnx --source clip.mp4 --loop --screenshot shot.png --quit-after 8": (
+        ["--quit-after", "4"],
+        "",
+    ),
 }
 
 
@@ -145,8 +164,9 @@ class World:
         self.data.update(write_caption_sets(root))
         from stop_train.data.synthetic import SyntheticSpec, write_synthetic_motion
 
-        self.synthetic = write_synthetic_motion(root / "synthetic", SyntheticSpec(groups=3, clips_per_group=1, frames=12,
-                                                                                  width=48, height=32))
+        self.synthetic = write_synthetic_motion(
+            root / "synthetic", SyntheticSpec(groups=3, clips_per_group=1, frames=12, width=48, height=32)
+        )
         self.video = self.synthetic / "UCF-101" / "MovingLeft" / "v_MovingLeft_g01_c01.avi"
         (self.cwd / "my_classes.txt").write_text("moving left\nmoving right\nstanding still\n")
         import numpy as np
@@ -154,11 +174,15 @@ class World:
         from stop_train.data.synthetic import render_scene, write_video
 
         rng, self.examples = np.random.default_rng(0), {}
-        for name, kind, frames in (("valve.mp4", "GrowingBigger", 125), ("check1.mp4", "MovingUp", 25),
-                                   ("check2.mp4", "MovingUp", 25)):
+        for name, kind, frames in (
+            ("valve.mp4", "GrowingBigger", 125),
+            ("check1.mp4", "MovingUp", 25),
+            ("check2.mp4", "MovingUp", 25),
+        ):
             self.examples[name] = root / "examples" / name.replace(".mp4", ".avi")
-            write_video(self.examples[name], render_scene(kind, SyntheticSpec(frames=frames, width=48, height=32), rng),
-                        fps=25)
+            write_video(
+                self.examples[name], render_scene(kind, SyntheticSpec(frames=frames, width=48, height=32), rng), fps=25
+            )
         write_published_checkpoint(self.cwd / "pytorch_model.bin")
 
     def run(self, prefix: str) -> Path:
@@ -169,22 +193,28 @@ class World:
         return found[-1]
 
     def substitute(self, word: str) -> str:
-        runs = {"runs/ucf101-stop-b32-20261125-101500": "ucf101-tiny", "RUN_DIR": "ucf101-tiny",
-                "RUN_FOLD1": "ucf101-tiny", "RUN_FOLD2": "synthetic-motion-tiny", "RUN_FOLD3": "synthetic-motion-tiny",
-                "runs/demo-20261125-130000": "synthetic-motion-tiny", "RUN": "synthetic-motion-tiny"}
+        runs = {
+            "runs/ucf101-stop-b32-20261125-101500": "ucf101-tiny",
+            "RUN_DIR": "ucf101-tiny",
+            "RUN_FOLD1": "ucf101-tiny",
+            "RUN_FOLD2": "synthetic-motion-tiny",
+            "RUN_FOLD3": "synthetic-motion-tiny",
+            "runs/demo-20261125-130000": "synthetic-motion-tiny",
+            "RUN": "synthetic-motion-tiny",
+        }
         if word in self.data:
             return str(self.data[word])
         for root, path in self.data.items():  # a folder inside a dataset root
             if word.startswith(root + "/"):
-                return str(path) + word[len(root):]
+                return str(path) + word[len(root) :]
         if word in runs:
             return str(self.run(runs[word]))
         if word == "RUN_RETRIEVAL":
             return str(self.run("captions-tiny"))
         if word.startswith("RUN_RETRIEVAL/"):
-            return str(self.run("captions-tiny") / word[len("RUN_RETRIEVAL/"):])
+            return str(self.run("captions-tiny") / word[len("RUN_RETRIEVAL/") :])
         if word.startswith("RUN/"):
-            return str(self.run("synthetic-motion-tiny") / word[len("RUN/"):])
+            return str(self.run("synthetic-motion-tiny") / word[len("RUN/") :])
         if word == "model.onnx":
             return str(self.run("synthetic-motion-tiny") / "export" / "model.onnx")
         if word in ("video.mp4", "clip.mp4", "/dev/video0"):
@@ -202,8 +232,9 @@ def write_caption_sets(root: Path) -> dict[str, Path]:
 
     from stop_train.data.synthetic_captions import SyntheticCaptionsSpec, write_synthetic_captions
 
-    msrvtt = write_synthetic_captions(root / "MSRVTT", SyntheticCaptionsSpec(train_per_combo=1, frames=12, width=48,
-                                                                             height=32))
+    msrvtt = write_synthetic_captions(
+        root / "MSRVTT", SyntheticCaptionsSpec(train_per_combo=1, frames=12, width=48, height=32)
+    )
     (msrvtt / "MSRVTT_train.9k.csv").write_text("video_id\n" + "".join(f"video{i}\n" for i in range(0, 108, 9)))
     (msrvtt / "MSRVTT_train.7k.csv").write_text("video_id\n" + "".join(f"video{i}\n" for i in range(0, 108, 12)))
     rows = list(csv.reader(open(msrvtt / "MSRVTT_JSFUSION_test.csv")))
@@ -227,20 +258,33 @@ def write_published_checkpoint(path: Path) -> None:
     from stop_train.model import create_model
     from stop_train.model.convert import rename_state_dict
 
-    model = create_model("tiny", mode="official", mask_layout="lattice", frames=12, local_prompts=4,
-                         text_prefix_prompts=4, text_postfix_prompts=4, spatial_topk=6, global_prompts=4)
-    inverse = [(r"^spatial\.conv\.", "visual.TemporalPrompt.Conv."), (r"^spatial\.mlp\.", "visual.TemporalPrompt.MLP."),
-               (r"^spatial\.score_net\.", "visual.TemporalPrompt.Cal_Net."),
-               (r"^temporal\.attention\.", "visual.TemporalPrompt.Attention."),
-               (r"^temporal\.conv\.", "visual.TemporalPrompt.InterConv."),
-               (r"^temporal\.mlp\.", "visual.TemporalPrompt.InterMLP."),
-               (r"^temporal\.score_net\.", "visual.TemporalPrompt.Cal_Net_Inter."),
-               (r"^visual_adapters\.(\d+)\.", r"visual.transformer.resblocks.\1.LoRA."),
-               (r"^text_adapters\.(\d+)\.", r"transformer.resblocks.\1.LoRA."),
-               (r"^global_prompts$", "visual.prompt_embeddings"),
-               (r"^prompts\.embedding\.weight$", "unified_prompt_embedding.weight"),
-               (r"^prompts\.block\.", "PromptTransformer.resblocks.0."), (r"^prompts\.text_mlp\.", "unified_prompt_mlp."),
-               (r"^clip\.", "")]
+    model = create_model(
+        "tiny",
+        mode="official",
+        mask_layout="lattice",
+        frames=12,
+        local_prompts=4,
+        text_prefix_prompts=4,
+        text_postfix_prompts=4,
+        spatial_topk=6,
+        global_prompts=4,
+    )
+    inverse = [
+        (r"^spatial\.conv\.", "visual.TemporalPrompt.Conv."),
+        (r"^spatial\.mlp\.", "visual.TemporalPrompt.MLP."),
+        (r"^spatial\.score_net\.", "visual.TemporalPrompt.Cal_Net."),
+        (r"^temporal\.attention\.", "visual.TemporalPrompt.Attention."),
+        (r"^temporal\.conv\.", "visual.TemporalPrompt.InterConv."),
+        (r"^temporal\.mlp\.", "visual.TemporalPrompt.InterMLP."),
+        (r"^temporal\.score_net\.", "visual.TemporalPrompt.Cal_Net_Inter."),
+        (r"^visual_adapters\.(\d+)\.", r"visual.transformer.resblocks.\1.LoRA."),
+        (r"^text_adapters\.(\d+)\.", r"transformer.resblocks.\1.LoRA."),
+        (r"^global_prompts$", "visual.prompt_embeddings"),
+        (r"^prompts\.embedding\.weight$", "unified_prompt_embedding.weight"),
+        (r"^prompts\.block\.", "PromptTransformer.resblocks.0."),
+        (r"^prompts\.text_mlp\.", "unified_prompt_mlp."),
+        (r"^clip\.", ""),
+    ]
     published = {}
     for key, value in model.state_dict().items():
         for pattern, repl in inverse:
@@ -250,7 +294,7 @@ def write_published_checkpoint(path: Path) -> None:
                 break
         else:
             raise AssertionError(f"no published name for {key}")
-    assert set(rename_state_dict({k[len("clip."):]: v for k, v in published.items()})) == set(model.state_dict())
+    assert set(rename_state_dict({k[len("clip.") :]: v for k, v in published.items()})) == set(model.state_dict())
     torch.save(published, path)
 
 
@@ -276,8 +320,9 @@ def bounded(command: str, world: World) -> tuple[dict[str, str], list[str]]:
         elif after == "--nproc_per_node":
             word = "2"  # the 2 cores of CI, on gloo
         argv.append(world.substitute(word))
-    trains = argv[0] == "torchrun" or (argv[0] == "stop-train" and (len(argv) == 1 or argv[1].startswith("--"))
-                                       and "--resume" not in argv)
+    trains = argv[0] == "torchrun" or (
+        argv[0] == "stop-train" and (len(argv) == 1 or argv[1].startswith("--")) and "--resume" not in argv
+    )
     if trains and "--preset" not in argv:
         argv += ["--preset", "tiny"]
     if trains and argv[argv.index("--dataset") + 1] == "synthetic-motion" and "--data-root" not in argv:
@@ -306,9 +351,20 @@ def run_subprocess(env: dict[str, str], argv: list[str], cwd: Path, timeout: flo
 
 def make_demo_lines(world: World) -> list[list[str]]:
     """`make -n demo`'s recipe lines that run the toolkit (not the environment set-up), bounded."""
-    result = subprocess.run(["make", "-n", "demo", f"VENV={BIN.parent}", f"DEMO_RUN={world.cwd / 'runs' / 'demo'}",
-                             f"DEMO_VIDEO={world.video}"],
-                            cwd=REPO, capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [
+            "make",
+            "-n",
+            "demo",
+            f"VENV={BIN.parent}",
+            f"DEMO_RUN={world.cwd / 'runs' / 'demo'}",
+            f"DEMO_VIDEO={world.video}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     lines = []
     for line in result.stdout.replace("\\\n", " ").splitlines():
         words = shlex.split(line)

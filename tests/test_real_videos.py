@@ -2,6 +2,7 @@
 users' files come to be (`realvideos.py`), each checked through every reader against ffmpeg's CLI
 (`differential.check`): equal, or one clear refusal. The whole corpus, with more cut points, is
 `benchmarks/corpus_check.py`."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,12 +12,24 @@ from differential import check
 
 # one of each kind users bring; the variants whose packets cannot describe them must be indexed by decoding
 EXPECTED = {
-    "bikes.mp4": "packets", "carphone.mp4": "packets", "bikes-sar-32-27.mkv": "packets",
-    "bikes-sar-4-3-container.mp4": "packets", "bikes-damaged-key.mkv": "packets", "bikes.ts": "packets",
-    "bikes-xvid-packed.avi": "decoding", "bikes-cut2.65s.mkv": "decoding", "bikes-cut3.87s-noedit.mp4": "decoding",
-    "bikes-repeated-ms.mkv": "decoding", "carphone-vfr-repeated.webm": "decoding", "bikes.h264": "decoding",
-    "bikes-missing-pts.ts": "decoding", "carphone-cut1.53s.mkv": "refused", "bikes-remux.avi": "decoding",
-    "bikes-timescale30.mp4": "packets", "bikes-rejected-slices.mp4": "decoding", "carphone-remux.avi": "decoding",
+    "bikes.mp4": "packets",
+    "carphone.mp4": "packets",
+    "bikes-sar-32-27.mkv": "packets",
+    "bikes-sar-4-3-container.mp4": "packets",
+    "bikes-damaged-key.mkv": "packets",
+    "bikes.ts": "packets",
+    "bikes-xvid-packed.avi": "decoding",
+    "bikes-cut2.65s.mkv": "decoding",
+    "bikes-cut3.87s-noedit.mp4": "decoding",
+    "bikes-repeated-ms.mkv": "decoding",
+    "carphone-vfr-repeated.webm": "decoding",
+    "bikes.h264": "decoding",
+    "bikes-missing-pts.ts": "decoding",
+    "carphone-cut1.53s.mkv": "refused",
+    "bikes-remux.avi": "decoding",
+    "bikes-timescale30.mp4": "packets",
+    "bikes-rejected-slices.mp4": "decoding",
+    "carphone-remux.avi": "decoding",
 }
 
 

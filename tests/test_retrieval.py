@@ -1,5 +1,6 @@
 """Text-video retrieval: caption datasets (MSR-VTT layout, generic CSV / JSON lines), `stop-train --task
 retrieval` end to end, torchrun, evaluation of a converted checkpoint."""
+
 from __future__ import annotations
 
 import csv
@@ -25,13 +26,17 @@ def fake_msrvtt(root: Path, video_dir: str = "videos/all", annotations: str = ""
     """MSR-VTT's files for 8 videos (0-5 train, 6-7 test; 7k = 0-3) with empty video files."""
     ann = root / annotations
     ann.mkdir(parents=True, exist_ok=True)
-    sentences = [{"video_id": f"video{v}", "caption": f"clip {v} caption {k}", "sen_id": 3 * v + k}
-                 for v in range(8) for k in range(3)]
+    sentences = [
+        {"video_id": f"video{v}", "caption": f"clip {v} caption {k}", "sen_id": 3 * v + k}
+        for v in range(8)
+        for k in range(3)
+    ]
     (ann / "MSRVTT_data.json").write_text(json.dumps({"videos": [], "sentences": sentences}))
     (ann / "MSRVTT_train.9k.csv").write_text("video_id\r\n" + "".join(f"video{v}\r\n" for v in range(6)))
     (ann / "MSRVTT_train.7k.csv").write_text("video_id\n" + "".join(f"video{v}\n" for v in range(4)))
     (ann / "MSRVTT_JSFUSION_test.csv").write_text(
-        "key,vid_key,video_id,sentence\nret0,msr6,video6,a man is singing\nret1,msr7,video7,\"cooking, with oil\"\n")
+        'key,vid_key,video_id,sentence\nret0,msr6,video6,a man is singing\nret1,msr7,video7,"cooking, with oil"\n'
+    )
     (root / video_dir).mkdir(parents=True, exist_ok=True)
     for v in range(8):
         if v not in absent:
@@ -45,7 +50,11 @@ def test_msrvtt_splits_parse_as_the_published_loaders_read_them(tmp_path):
     train, test = index.splits["train"], index.splits["test"]
     # train: every caption of each 9k video (expanded sentences), the missing video dropped with its captions
     assert [v.group for v in train.videos] == ["video0", "video1", "video3", "video4", "video5"]
-    assert len(train.captions) == 15 and train.captions[:3] == ["clip 0 caption 0", "clip 0 caption 1", "clip 0 caption 2"]
+    assert len(train.captions) == 15 and train.captions[:3] == [
+        "clip 0 caption 0",
+        "clip 0 caption 1",
+        "clip 0 caption 2",
+    ]
     assert train.video_of_caption == [i // 3 for i in range(15)]
     assert index.missing == [("video2", "train")]
     # test: the JSFusion pairs, one caption per video (a quoted comma survives)
@@ -83,10 +92,12 @@ def test_generic_caption_files_csv_and_jsonl(tmp_path):
     for name in ("a.mp4", "b.mp4", "sub/c.mkv", "d.webm"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"")
-    (tmp_path / "train.csv").write_text("video,caption\na.mp4,a dog runs\nb.mp4,\"a cat, sleeping\"\na.mp4,a dog plays\n"
-                                        "gone.mp4,nothing\n")
-    (tmp_path / "test.jsonl").write_text('{"video": "sub/c.mkv", "caption": ["one", "two"]}\n\n'
-                                         f'{{"path": "{tmp_path / "d.webm"}", "text": "three"}}\n')
+    (tmp_path / "train.csv").write_text(
+        'video,caption\na.mp4,a dog runs\nb.mp4,"a cat, sleeping"\na.mp4,a dog plays\ngone.mp4,nothing\n'
+    )
+    (tmp_path / "test.jsonl").write_text(
+        f'{{"video": "sub/c.mkv", "caption": ["one", "two"]}}\n\n{{"path": "{tmp_path / "d.webm"}", "text": "three"}}\n'
+    )
     index = index_captions(tmp_path)
     train, test = index.splits["train"], index.splits["test"]
     assert [v.path.name for v in train.videos] == ["a.mp4", "b.mp4"]
@@ -101,11 +112,12 @@ def test_generic_caption_files_csv_and_jsonl(tmp_path):
     with pytest.raises(DatasetLayoutError, match="no train or test caption file"):
         index_captions(tmp_path / "sub")
     for name, text, message in (
-            ("header.csv", "clip,description\na.mp4,x\n", "header.csv:1: the header 'clip,description' names no video"),
-            ("label.csv", "video,label\na.mp4,x\n", "names no caption column"),
-            ("empty.csv", "video,caption\na.mp4,fine\n\nb.mp4,  \n", "empty.csv:4: empty caption"),
-            ("null.jsonl", '{"video": "a.mp4", "caption": null}\n', "null.jsonl:1: the video must be a string"),
-            ("nested.jsonl", '{"video": "a.mp4", "caption": {"en": "x"}}\n', "caption a string or a non-empty list")):
+        ("header.csv", "clip,description\na.mp4,x\n", "header.csv:1: the header 'clip,description' names no video"),
+        ("label.csv", "video,label\na.mp4,x\n", "names no caption column"),
+        ("empty.csv", "video,caption\na.mp4,fine\n\nb.mp4,  \n", "empty.csv:4: empty caption"),
+        ("null.jsonl", '{"video": "a.mp4", "caption": null}\n', "null.jsonl:1: the video must be a string"),
+        ("nested.jsonl", '{"video": "a.mp4", "caption": {"en": "x"}}\n', "caption a string or a non-empty list"),
+    ):
         (tmp_path / name).write_text(text)
         with pytest.raises(ValueError, match=message):
             read_caption_file(tmp_path / name)
@@ -138,20 +150,48 @@ def test_symmetric_ce_is_the_mean_of_both_directions():
 @pytest.fixture(scope="module")
 def captions_root(tmp_path_factory):
     """Generated synthetic-captions (MSR-VTT layout) with small train and test lists: 16 train, 8 test videos."""
-    root = write_synthetic_captions(tmp_path_factory.mktemp("captions"),
-                                    SyntheticCaptionsSpec(train_per_combo=1, frames=12, width=48, height=32))
+    root = write_synthetic_captions(
+        tmp_path_factory.mktemp("captions"), SyntheticCaptionsSpec(train_per_combo=1, frames=12, width=48, height=32)
+    )
     n = len(combinations())
     (root / "small_train.csv").write_text("video_id\n" + "".join(f"video{i}\n" for i in range(0, n, n // 16)))
     rows = list(csv.reader(open(root / "MSRVTT_JSFUSION_test.csv")))
-    (root / "small_test.csv").write_text("\n".join(",".join(r) for r in [rows[0], *rows[1::n // 8][:8]]) + "\n")
+    (root / "small_test.csv").write_text("\n".join(",".join(r) for r in [rows[0], *rows[1 :: n // 8][:8]]) + "\n")
     return root
 
 
 def train_args(root, run_dir, *extra):
-    return ["--task", "retrieval", "--dataset", "msrvtt", "--data-root", str(root), "--train-list", "small_train.csv",
-            "--test-list", "small_test.csv", "--preset", "tiny", "--pretrained", "none", "--model", "frames=2",
-            "--val-fraction", "0.25", "--batch-size", "4", "--workers", "0", "--epochs", "2",
-            "--probe-cache", str(run_dir.parent / "probe.json"), "--run-dir", str(run_dir), *extra]
+    return [
+        "--task",
+        "retrieval",
+        "--dataset",
+        "msrvtt",
+        "--data-root",
+        str(root),
+        "--train-list",
+        "small_train.csv",
+        "--test-list",
+        "small_test.csv",
+        "--preset",
+        "tiny",
+        "--pretrained",
+        "none",
+        "--model",
+        "frames=2",
+        "--val-fraction",
+        "0.25",
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+        "--epochs",
+        "2",
+        "--probe-cache",
+        str(run_dir.parent / "probe.json"),
+        "--run-dir",
+        str(run_dir),
+        *extra,
+    ]
 
 
 def test_two_epoch_run_writes_retrieval_metrics_then_eval(captions_root, tmp_path, capsys):
@@ -191,9 +231,28 @@ def test_resume_equals_an_uninterrupted_run_and_unreadable_videos_are_skipped(ca
     (folder / "clips" / "broken.mp4").write_bytes(b"")
     lines.append("clips/broken.mp4,a broken video")
     (folder / "train.csv").write_text("\n".join(lines) + "\n")
-    common = ["--dataset", "captions", "--data-root", str(folder), "--preset", "tiny", "--pretrained", "none",
-              "--model", "frames=2", "--val-fraction", "0", "--batch-size", "4", "--workers", "0", "--epochs", "2",
-              "--probe-cache", str(tmp_path / "probe.json")]
+    common = [
+        "--dataset",
+        "captions",
+        "--data-root",
+        str(folder),
+        "--preset",
+        "tiny",
+        "--pretrained",
+        "none",
+        "--model",
+        "frames=2",
+        "--val-fraction",
+        "0",
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+        "--epochs",
+        "2",
+        "--probe-cache",
+        str(tmp_path / "probe.json"),
+    ]
     straight, split = tmp_path / "straight", tmp_path / "split"
     assert main([*common, "--run-dir", str(straight), "--max-steps", "6"]) == 0
     assert main([*common, "--run-dir", str(split), "--max-steps", "3"]) == 0
@@ -206,18 +265,52 @@ def test_resume_equals_an_uninterrupted_run_and_unreadable_videos_are_skipped(ca
 
 
 def test_task_and_dataset_must_agree(captions_root, tmp_path, capsys):
-    code = main(["--task", "retrieval", "--dataset", "ucf101", "--data-root", str(tmp_path), "--preset", "tiny",
-                 "--run-dir", str(tmp_path / "r")])
+    code = main(
+        [
+            "--task",
+            "retrieval",
+            "--dataset",
+            "ucf101",
+            "--data-root",
+            str(tmp_path),
+            "--preset",
+            "tiny",
+            "--run-dir",
+            str(tmp_path / "r"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and "--task retrieval takes --dataset msrvtt | captions | synthetic-captions" in err
     assert "add --task recognition" in err
-    code = main(["--dataset", "msrvtt", "--data-root", str(tmp_path / "none"), "--preset", "tiny",
-                 "--run-dir", str(tmp_path / "r")])  # a caption dataset implies --task retrieval
+    code = main(
+        [
+            "--dataset",
+            "msrvtt",
+            "--data-root",
+            str(tmp_path / "none"),
+            "--preset",
+            "tiny",
+            "--run-dir",
+            str(tmp_path / "r"),
+        ]
+    )  # a caption dataset implies --task retrieval
     assert code == 1 and "msrvtt: root folder not found" in capsys.readouterr().err
     code = main(train_args(captions_root, tmp_path / "r2", "--classes", "x.txt"))
     assert code == 1 and "--classes does not apply to --dataset msrvtt" in capsys.readouterr().err
-    code = main(["--task", "recognition", "--dataset", "captions", "--data-root", str(tmp_path), "--preset", "tiny",
-                 "--run-dir", str(tmp_path / "r3")])
+    code = main(
+        [
+            "--task",
+            "recognition",
+            "--dataset",
+            "captions",
+            "--data-root",
+            str(tmp_path),
+            "--preset",
+            "tiny",
+            "--run-dir",
+            str(tmp_path / "r3"),
+        ]
+    )
     assert code == 1 and "add --task retrieval" in capsys.readouterr().err
     code = main(train_args(captions_root, tmp_path / "r4", "--fold", "2", "--label-smoothing", "0.1"))
     assert code == 1 and "--fold, --label-smoothing do not apply to --task retrieval" in capsys.readouterr().err
@@ -229,10 +322,21 @@ def test_torchrun_two_processes_match_one(captions_root, tmp_path):
     one = tmp_path / "one"
     assert main(train_args(captions_root, one, *common)) == 0
     two = tmp_path / "two"
-    cmd = [str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_port", str(_free_port()), "-m", "stop_train.cli",
-           "train", *train_args(captions_root, two, *common)]
+    cmd = [
+        str(BIN / "torchrun"),
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(_free_port()),
+        "-m",
+        "stop_train.cli",
+        "train",
+        *train_args(captions_root, two, *common),
+    ]
     cmd[cmd.index("--batch-size") + 1] = "2"
-    result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     from safetensors.torch import load_file
 
@@ -257,18 +361,38 @@ def _free_port() -> int:
 
 def test_eval_of_a_converted_published_checkpoint(golden, captions_root, tmp_path, capsys):
     """A checkpoint of the published code, converted, evaluates for retrieval straight from its model folder."""
-    weights = {k[len("weights."):]: v for k, v in golden.items() if k.startswith("weights.")}
+    weights = {k[len("weights.") :]: v for k, v in golden.items() if k.startswith("weights.")}
     # the golden model has a 1000-token vocabulary; a published checkpoint has CLIP's 49408 (BPE captions)
-    rows = torch.randn(49408 - 1000, weights["token_embedding.weight"].shape[1], dtype=weights["token_embedding.weight"].dtype)
+    rows = torch.randn(
+        49408 - 1000, weights["token_embedding.weight"].shape[1], dtype=weights["token_embedding.weight"].dtype
+    )
     weights["token_embedding.weight"] = torch.cat([weights["token_embedding.weight"], rows])
     torch.save(weights, tmp_path / "published.pth")
     assert main(["convert", str(tmp_path / "published.pth"), str(tmp_path / "converted")]) == 0
     rows = list(csv.reader(open(captions_root / "small_test.csv")))
     (tmp_path / "four.csv").write_text("\n".join(",".join(r) for r in rows[:5]) + "\n")
     capsys.readouterr()
-    assert main(["eval", str(tmp_path / "converted"), "--task", "retrieval", "--dataset", "msrvtt", "--data-root",
-                 str(captions_root), "--test-list", str(tmp_path / "four.csv"), "--workers", "0",
-                 "--probe-cache", str(tmp_path / "probe.json")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(tmp_path / "converted"),
+                "--task",
+                "retrieval",
+                "--dataset",
+                "msrvtt",
+                "--data-root",
+                str(captions_root),
+                "--test-list",
+                str(tmp_path / "four.csv"),
+                "--workers",
+                "0",
+                "--probe-cache",
+                str(tmp_path / "probe.json"),
+            ]
+        )
+        == 0
+    )
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert printed["videos"] == 4 and printed["captions"] == 4 and 1 <= printed["t2v_MdR"] <= 4
     assert json.loads((tmp_path / "converted" / "test_metrics.json").read_text())["split"] == "test"

@@ -1,6 +1,7 @@
 """Retrieval metrics equal CLIP4Clip's published functions (re-implemented here from its metrics.py, with
 torch where it uses torch) on tie-free matrices, one and several captions per video; ties count for the
 true item; batching changes nothing."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,13 @@ def clip4clip_compute_metrics(x: np.ndarray) -> dict:
     sx = np.sort(-x, axis=1)
     d = np.diag(-x)[:, None]
     ind = np.where(sx - d == 0)[1]
-    return {"R1": np.sum(ind == 0) * 100 / len(ind), "R5": np.sum(ind < 5) * 100 / len(ind),
-            "R10": np.sum(ind < 10) * 100 / len(ind), "MdR": np.median(ind) + 1, "MnR": np.mean(ind) + 1}
+    return {
+        "R1": np.sum(ind == 0) * 100 / len(ind),
+        "R5": np.sum(ind < 5) * 100 / len(ind),
+        "R10": np.sum(ind < 10) * 100 / len(ind),
+        "MdR": np.median(ind) + 1,
+        "MnR": np.mean(ind) + 1,
+    }
 
 
 def clip4clip_t2v_multi(sim_tensor: torch.Tensor) -> dict:
@@ -72,7 +78,7 @@ def test_several_captions_per_video_equal_the_multi_sentence_functions(seed):
     padded = torch.full((len(counts), max(counts), len(counts)), float("-inf"))
     start = 0
     for i, n in enumerate(counts):  # CLIP4Clip splits the caption rows by video and pads with -inf
-        padded[i, :n] = torch.from_numpy(sim[start:start + n])
+        padded[i, :n] = torch.from_numpy(sim[start : start + n])
         start += n
     got = retrieval_metrics(text, video, owner, batch=11)
     close(got["t2v"], clip4clip_t2v_multi(padded))

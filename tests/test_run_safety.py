@@ -1,6 +1,7 @@
 """Issue 24, training side: checkpoints and run files survive a failed write at any point, one stop-train per run
 directory, no run silently replaces another, a loss that is not finite stops the run, a damaged checkpoint is
 named and the previous one used, a full disk is said in words."""
+
 from __future__ import annotations
 
 import csv
@@ -14,8 +15,14 @@ import torch
 from faults import each_fault, leftovers
 from stop_train.cli import main
 from stop_train.config import load_config
-from stop_train.engine.checkpoint import (CheckpointWriteError, link_checkpoint, load_checkpoint, rewrite_state,
-                                          save_checkpoint, usable)
+from stop_train.engine.checkpoint import (
+    CheckpointWriteError,
+    link_checkpoint,
+    load_checkpoint,
+    rewrite_state,
+    save_checkpoint,
+    usable,
+)
 from stop_train.engine.rundir import append_row
 from test_training import args, data_root  # noqa: F401  (the module's synthetic data set)
 
@@ -35,9 +42,11 @@ def test_a_checkpoint_save_that_fails_anywhere_keeps_the_previous_checkpoint(tmp
     cfg, last, best = load_config("tiny"), tmp_path / "checkpoints" / "last", tmp_path / "checkpoints" / "best"
     save_checkpoint(last, Tiny(1.0), cfg, {"step": 1})
     link_checkpoint(last, best)
-    writes = {"save": lambda: save_checkpoint(last, Tiny(2.0), cfg, {"step": 2}),
-              "rewrite": lambda: rewrite_state(last, {"step": 2}),
-              "link": lambda: link_checkpoint(last, best)}
+    writes = {
+        "save": lambda: save_checkpoint(last, Tiny(2.0), cfg, {"step": 2}),
+        "rewrite": lambda: rewrite_state(last, {"step": 2}),
+        "link": lambda: link_checkpoint(last, best),
+    }
     for what, write in writes.items():
         for k, error in each_fault(monkeypatch, write):
             target = best if what == "link" else last
@@ -55,8 +64,10 @@ def test_a_full_disk_is_said_in_words_and_loses_nothing(tmp_path, monkeypatch):
     save_checkpoint(last, Tiny(1.0), load_config("tiny"), {"step": 1})
     torn = RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 6528 vs 6420")
     for error in (torn, OSError(errno.ENOSPC, "No space left on device")):
+
         def fail(*a, **k):
             raise error
+
         with monkeypatch.context() as m:
             m.setattr(torch, "save", fail)
             with pytest.raises(CheckpointWriteError) as err:
@@ -85,9 +96,18 @@ def test_metrics_rows_survive_a_failed_append(tmp_path, monkeypatch):
 
 def hold(lock):
     """A process that holds the file lock `lock` until its standard input closes."""
-    holder = subprocess.Popen([sys.executable, "-c", "import sys; from filelock import FileLock; "
-                               f"lock = FileLock({str(lock)!r}); lock.acquire(); print('held', flush=True); "
-                               "sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from filelock import FileLock; "
+            f"lock = FileLock({str(lock)!r}); lock.acquire(); print('held', flush=True); "
+            "sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "held"
     return holder
 
@@ -95,7 +115,7 @@ def hold(lock):
 def test_a_second_stop_train_on_one_run_dir_stops_with_one_line(data_root, tmp_path, capsys):  # noqa: F811
     run = tmp_path / "run"
     run.mkdir()
-    holder = hold(run / '.lock')  # another process (a first stop-train) holds the run
+    holder = hold(run / ".lock")  # another process (a first stop-train) holds the run
     try:
         assert main(args(data_root, run, "--epochs", "1")) == 1
         err = capsys.readouterr().err
@@ -104,7 +124,7 @@ def test_a_second_stop_train_on_one_run_dir_stops_with_one_line(data_root, tmp_p
     finally:
         holder.communicate("")
     assert main(args(data_root, run, "--epochs", "1")) == 0  # the lock is released with its process
-    holder = hold(run / '.lock')
+    holder = hold(run / ".lock")
     try:
         assert main(["--resume", str(run), "--workers", "0"]) == 1
         assert "another stop-train is using" in capsys.readouterr().err
@@ -184,16 +204,28 @@ def test_every_run_file_writer_keeps_the_previous_file_when_it_fails(tmp_path, m
     model = create_model("tiny")
     first = next(model.parameters())
     writers = {
-        "config.json": (lambda v: write_json(tmp_path / "config.json", {"v": v}),
-                        lambda: json.loads((tmp_path / "config.json").read_text())["v"]),
-        "labels.txt": (lambda v: atomic_write_text(tmp_path / "labels.txt", f"{v}\nb\n"),
-                       lambda: int((tmp_path / "labels.txt").read_text().split()[0])),
-        "statistics": (lambda v: FrameStatistics.from_sums(["a", "b"], np.stack([x[:4].sum(0), x[4:].sum(0)]) * v,
-                                                           np.array([4.0, 4.0]), x.T @ x * v ** 2,
-                                                           fingerprint=str(v)).save(tmp_path / "s.npz"),
-                       lambda: int(FrameStatistics.load(tmp_path / "s.npz").fingerprint)),
-        "model folder": (lambda v: (torch.nn.init.constant_(first, v), save_model(model, tmp_path / "m")),
-                         lambda: int(next(load_model(tmp_path / "m").parameters()).flatten()[0])),
+        "config.json": (
+            lambda v: write_json(tmp_path / "config.json", {"v": v}),
+            lambda: json.loads((tmp_path / "config.json").read_text())["v"],
+        ),
+        "labels.txt": (
+            lambda v: atomic_write_text(tmp_path / "labels.txt", f"{v}\nb\n"),
+            lambda: int((tmp_path / "labels.txt").read_text().split()[0]),
+        ),
+        "statistics": (
+            lambda v: FrameStatistics.from_sums(
+                ["a", "b"],
+                np.stack([x[:4].sum(0), x[4:].sum(0)]) * v,
+                np.array([4.0, 4.0]),
+                x.T @ x * v**2,
+                fingerprint=str(v),
+            ).save(tmp_path / "s.npz"),
+            lambda: int(FrameStatistics.load(tmp_path / "s.npz").fingerprint),
+        ),
+        "model folder": (
+            lambda v: (torch.nn.init.constant_(first, v), save_model(model, tmp_path / "m")),
+            lambda: int(next(load_model(tmp_path / "m").parameters()).flatten()[0]),
+        ),
     }
     for name, (write, read) in writers.items():
         write(1)
@@ -224,7 +256,11 @@ def test_two_new_runs_started_in_one_second_get_a_folder_each(data_root, tmp_pat
 
     monkeypatch.setattr(cli, "RUNS_ROOT", tmp_path / "runs")
     monkeypatch.setattr(cli.time, "strftime", lambda *a: "20261207-101500")
-    argv = [a for a in args(data_root, tmp_path / "unused", "--epochs", "1") if a not in ("--run-dir", str(tmp_path / "unused"))]
+    argv = [
+        a
+        for a in args(data_root, tmp_path / "unused", "--epochs", "1")
+        if a not in ("--run-dir", str(tmp_path / "unused"))
+    ]
     assert cli.main(argv) == 0 and cli.main(argv) == 0
     runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
     assert runs == ["synthetic-motion-tiny-20261207-101500", "synthetic-motion-tiny-20261207-101500-2"]
@@ -248,8 +284,13 @@ def test_a_model_folder_killed_between_its_renames_is_read_from_what_it_left(tmp
     assert (folder / "model.safetensors").is_file() and not (tmp_path / "model.old").exists()
 
 
-def test_a_full_disk_between_recording_the_best_epoch_and_linking_it_is_repaired_on_resume(data_root, tmp_path,  # noqa: F811
-                                                                                           monkeypatch, capsys, caplog):
+def test_a_full_disk_between_recording_the_best_epoch_and_linking_it_is_repaired_on_resume(
+    data_root,
+    tmp_path,  # noqa: F811
+    monkeypatch,
+    capsys,
+    caplog,
+):
     """A newcomer filled the disk at the end of epoch 1: `best` was linked but last's state never learnt the
     validation result, so a resumed run would have replaced `best` whatever its score. Now the state is written
     first; a failure before the link is repaired when the run resumes."""
@@ -272,8 +313,12 @@ def test_a_full_disk_between_recording_the_best_epoch_and_linking_it_is_repaired
     assert best["epoch"] >= 1 and best["best_epoch"] == best["epoch"] - 1  # the best epoch's own checkpoint
 
 
-def test_ctrl_c_while_probing_videos_says_one_line_and_keeps_the_probes(data_root, tmp_path, monkeypatch,  # noqa: F811
-                                                                       capsys):
+def test_ctrl_c_while_probing_videos_says_one_line_and_keeps_the_probes(
+    data_root,
+    tmp_path,
+    monkeypatch,  # noqa: F811
+    capsys,
+):
     """A newcomer's Ctrl-C during training's probe printed a KeyboardInterrupt traceback."""
     import json
 

@@ -1,5 +1,6 @@
 """The runtime: clip buffer, events, `stop-recognize` on a generated video and a generated 30 fps stream,
 and the runtime working from the built wheel in a fresh virtual environment without PyTorch."""
+
 from __future__ import annotations
 
 import json
@@ -73,9 +74,26 @@ def video(tmp_path_factory) -> Path:
 
 def test_recognize_video_live_and_eval_json(exported, video, tmp_path, capsys):
     events = tmp_path / "events.jsonl"
-    code = recognize_main([str(exported["dynamic"]), "--source", str(video), "--json", "--predict-every", "0.5",
-                           "--frame-interval", "0.25", "--on", "0", "--off", "0", "--min-duration", "0",
-                           "--events", str(events)])
+    code = recognize_main(
+        [
+            str(exported["dynamic"]),
+            "--source",
+            str(video),
+            "--json",
+            "--predict-every",
+            "0.5",
+            "--frame-interval",
+            "0.25",
+            "--on",
+            "0",
+            "--off",
+            "0",
+            "--min-duration",
+            "0",
+            "--events",
+            str(events),
+        ]
+    )
     assert code == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     windows = [r for r in records if r["type"] == "window"]
@@ -126,9 +144,12 @@ def test_a_reader_that_goes_away_stops_recognition_quietly(exported, video):
     import subprocess
     import sys
 
-    run = ("import sys; from stop_export.cli import recognize_main; sys.exit(recognize_main(sys.argv[1:]))")
-    proc = subprocess.Popen([sys.executable, "-c", run, str(exported["dynamic"]), "--source", str(video),
-                             "--predict-every", "0.1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    run = "import sys; from stop_export.cli import recognize_main; sys.exit(recognize_main(sys.argv[1:]))"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", run, str(exported["dynamic"]), "--source", str(video), "--predict-every", "0.1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     proc.stdout.close()  # before the model is even loaded: its first line meets a closed pipe
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141, err
@@ -164,8 +185,10 @@ def test_readme_runtime_example_runs(exported, capsys):
     clips = np.zeros((2, 4, 64, 64, 3), np.uint8)
     exec(compile(block.replace('"model.onnx"', repr(str(exported["dynamic"]))), "README.md", "exec"), {"clips": clips})
     top = eval(capsys.readouterr().out)
-    assert len(top) == 3 and all(label in ("MovingLeft", "MovingRight", "MovingUp", "MovingDown", "GrowingBigger",
-                                           "ShrinkingSmaller") for label, _ in top)
+    assert len(top) == 3 and all(
+        label in ("MovingLeft", "MovingRight", "MovingUp", "MovingDown", "GrowingBigger", "ShrinkingSmaller")
+        for label, _ in top
+    )
 
 
 def test_recognize_takes_plain_arguments(exported, video, capsys):
@@ -173,8 +196,17 @@ def test_recognize_takes_plain_arguments(exported, video, capsys):
     from stop_export.runtime.recognize import Printer, recognize
 
     rec = Recognizer.open(exported["dynamic"], "cpu")
-    assert recognize(rec, str(video), Printer(True, None), predict_every_s=0.5, frame_interval_s=0.25,
-                     events=EventCfg(0.5, 0.0, 0.0, 0.0)) == 0
+    assert (
+        recognize(
+            rec,
+            str(video),
+            Printer(True, None),
+            predict_every_s=0.5,
+            frame_interval_s=0.25,
+            events=EventCfg(0.5, 0.0, 0.0, 0.0),
+        )
+        == 0
+    )
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert records[-1]["type"] == "video" and records[-1]["windows"] == sum(r["type"] == "window" for r in records)
     assert any(r["type"] == "event" for r in records)

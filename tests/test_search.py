@@ -1,4 +1,5 @@
 """Retrieval export and `stop-search` (index, query, ANN, model check) without PyTorch."""
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,13 @@ def test_a_retrieval_export_has_no_logits_and_always_a_text_encoder(retrieval_mo
     from stop_train.schema import Metadata
 
     model = onnx.load(str(retrieval_models[0]), load_external_data=False)
-    assert [o.name for o in model.graph.output] == ["video_embedding", "spatial_mask", "gap_variation", "gap_prompt_count",
-                                                   "frame_embedding"]
+    assert [o.name for o in model.graph.output] == [
+        "video_embedding",
+        "spatial_mask",
+        "gap_variation",
+        "gap_prompt_count",
+        "frame_embedding",
+    ]
     meta = Metadata.from_json({p.key: p.value for p in model.metadata_props}["stop"])
     assert meta.task == "retrieval" and meta.labels == [] and meta.text_encoder == "search.text.onnx"
     assert (retrieval_models[0].parent / "search.text.onnx").is_file()
@@ -51,8 +57,12 @@ def test_recognize_asks_a_retrieval_model_for_labels(retrieval_models, videos, t
     assert recognize_main([str(retrieval_models[0]), "--source", source]) == 2
     assert "retrieval model: it has no labels of its own; give --labels" in capsys.readouterr().err
     (tmp_path / "labels.txt").write_text("Diving\nBiking\n")
-    assert recognize_main([str(retrieval_models[0]), "--source", source, "--labels", str(tmp_path / "labels.txt"),
-                           "--json"]) == 0
+    assert (
+        recognize_main(
+            [str(retrieval_models[0]), "--source", source, "--labels", str(tmp_path / "labels.txt"), "--json"]
+        )
+        == 0
+    )
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert last["type"] == "video" and {k for k, _ in last["top"]} == {"Diving", "Biking"}
 
@@ -62,7 +72,8 @@ def test_index_and_query_without_torch(retrieval_models, videos, tmp_path):
     update it, and check the ranking against the stored embeddings - with torch and the export code blocked."""
     model, other = retrieval_models
     index = tmp_path / "idx" / "clips"
-    result = edge_python(f"""
+    result = edge_python(
+        f"""
         import json, sys
         from pathlib import Path
         from stop_export.search_cli import main
@@ -83,11 +94,16 @@ def test_index_and_query_without_torch(retrieval_models, videos, tmp_path):
         loaded = [m for m in sys.modules if m.split(".")[0] in ("torch", "onnx", "open_clip")
                   or m.startswith(("stop_export.onnx", "stop_train.model"))]
         print("LOADED", loaded)
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     out, err = result.stdout.splitlines(), result.stderr
-    line = {row.split(" ", 1)[0]: row.split(" ", 1)[1] for row in out if row.split(" ", 1)[0] in
-            ("VIDEOS", "RANGES", "BEST", "LOADED")}
+    line = {
+        row.split(" ", 1)[0]: row.split(" ", 1)[1]
+        for row in out
+        if row.split(" ", 1)[0] in ("VIDEOS", "RANGES", "BEST", "LOADED")
+    }
     windows = json.loads(line["VIDEOS"])
     # long: 4 s at 0.5 s stride once the first window (span (T-1) x interval) is full; short: one whole-file clip
     assert set(windows) == {"long.avi", "short.avi", "mid.avi"} and windows["short.avi"] == 1

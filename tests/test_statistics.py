@@ -1,5 +1,6 @@
 """Class statistics of frame embeddings (`stop_train.statistics`, numpy only): the pooled within-class covariance
 from sums, distances in its full and truncated forms against the written-out formula, the logits, the file."""
+
 from __future__ import annotations
 
 import json
@@ -90,10 +91,12 @@ def test_statistics_file_round_trip_and_damage(tmp_path):
         np.savez(bad, **{**arrays, **change})
         return bad
 
-    cases = [(write(doc=np.array(json.dumps(dict(doc, version=9)))), "format 9; this toolkit reads up to 1"),
-             (write(doc=np.array(json.dumps(dict(doc, format="stop-label-bank")))), "not a class-statistics file"),
-             (write(mean=arrays["mean"][:2]), "damaged class statistics"),
-             (write(variance=-arrays["variance"]), "damaged class statistics")]
+    cases = [
+        (write(doc=np.array(json.dumps(dict(doc, version=9)))), "format 9; this toolkit reads up to 1"),
+        (write(doc=np.array(json.dumps(dict(doc, format="stop-label-bank")))), "not a class-statistics file"),
+        (write(mean=arrays["mean"][:2]), "damaged class statistics"),
+        (write(variance=-arrays["variance"]), "damaged class statistics"),
+    ]
     truncated = tmp_path / "truncated.npz"
     truncated.write_bytes(path.read_bytes()[:200])
     cases += [(truncated, "not a readable class-statistics file"), (tmp_path / "none.npz", "no class statistics at")]

@@ -1,6 +1,7 @@
 """Live streams that drop: a generated MPEG-TS served over HTTP on 127.0.0.1 by a server that cuts the first
 connection short and then comes back or stays down. `stop-recognize` reports the loss, retries and exits
 non-zero when it gives up; the app's capture worker reports the loss and recovers when the stream returns."""
+
 from __future__ import annotations
 
 import threading
@@ -66,8 +67,20 @@ def test_recognize_reports_the_loss_retries_and_gives_up(exported, ts_bytes, cap
     from stop_export.cli import recognize_main
 
     with StreamServer(ts_bytes, ["partial", "down"]) as server:
-        code = recognize_main([str(exported["dynamic"]), "--source", server.url, "--json", "--reconnect", "1",
-                               "--frame-interval", "0.1", "--predict-every", "0.2"])
+        code = recognize_main(
+            [
+                str(exported["dynamic"]),
+                "--source",
+                server.url,
+                "--json",
+                "--reconnect",
+                "1",
+                "--frame-interval",
+                "0.1",
+                "--predict-every",
+                "0.2",
+            ]
+        )
     out, err = capsys.readouterr()
     assert code == 3, err
     assert server.served == ["partial", "down"]  # one reconnect attempt, then it gave up
@@ -126,9 +139,11 @@ def test_ctrl_c_while_a_stream_is_opening_ends_recognition(exported, silent_url)
     import sys
     import time
 
-    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "  # as in a terminal
-            "from stop_export.cli import recognize_main; "
-            f"sys.exit(recognize_main([{str(exported['dynamic'])!r}, '--source', {silent_url!r}]))")
+    code = (
+        "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "  # as in a terminal
+        "from stop_export.cli import recognize_main; "
+        f"sys.exit(recognize_main([{str(exported['dynamic'])!r}, '--source', {silent_url!r}]))"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(4.0)  # the model is loaded and FFmpeg waits for the server (5 s timeout)
     proc.send_signal(signal.SIGINT)

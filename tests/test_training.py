@@ -1,4 +1,5 @@
 """stop-train end to end on a small generated synthetic-motion set: resume, eval, folds, torchrun, errors."""
+
 from __future__ import annotations
 
 import csv
@@ -29,9 +30,29 @@ def data_root(tmp_path_factory):
 
 
 def args(data_root, run_dir, *extra):
-    return ["--dataset", "synthetic-motion", "--data-root", str(data_root), "--preset", "tiny", "--pretrained", "none",
-            "--val-fraction", "0.25", "--batch-size", "4", "--workers", "0", "--epochs", "2",
-            "--probe-cache", str(run_dir.parent / "probe.json"), "--run-dir", str(run_dir), *extra]
+    return [
+        "--dataset",
+        "synthetic-motion",
+        "--data-root",
+        str(data_root),
+        "--preset",
+        "tiny",
+        "--pretrained",
+        "none",
+        "--val-fraction",
+        "0.25",
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+        "--epochs",
+        "2",
+        "--probe-cache",
+        str(run_dir.parent / "probe.json"),
+        "--run-dir",
+        str(run_dir),
+        *extra,
+    ]
 
 
 def free_port() -> int:
@@ -65,8 +86,16 @@ def test_full_run_writes_the_run_directory_then_eval_and_folds(data_root, tmp_pa
     run = tmp_path / "run"
     assert main(args(data_root, run, "--test-crops", "3")) == 0
     assert "test top-1" in capsys.readouterr().out
-    for name in ("config.json", "labels.txt", "metrics.csv", "skipped_videos.json", "test_metrics.json",
-                 "confusion_test.png", "checkpoints/best/model.safetensors", "checkpoints/last/trainer_state.pt"):
+    for name in (
+        "config.json",
+        "labels.txt",
+        "metrics.csv",
+        "skipped_videos.json",
+        "test_metrics.json",
+        "confusion_test.png",
+        "checkpoints/best/model.safetensors",
+        "checkpoints/last/trainer_state.pt",
+    ):
         assert (run / name).is_file(), name
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     assert [r["epoch"] for r in rows] == ["1", "2"] and float(rows[-1]["clips_per_s"]) > 0
@@ -111,8 +140,20 @@ def test_full_run_writes_the_run_directory_then_eval_and_folds(data_root, tmp_pa
 
 
 def test_bad_data_root_gives_one_message_with_the_layout(tmp_path, capsys):
-    code = main(["--dataset", "ucf101", "--data-root", str(tmp_path / "nowhere"), "--preset", "tiny",
-                 "--pretrained", "none", "--run-dir", str(tmp_path / "r")])
+    code = main(
+        [
+            "--dataset",
+            "ucf101",
+            "--data-root",
+            str(tmp_path / "nowhere"),
+            "--preset",
+            "tiny",
+            "--pretrained",
+            "none",
+            "--run-dir",
+            str(tmp_path / "r"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and err.startswith("stop-train train: error: ucf101: root folder not found")
     assert "expected layout" in err and "classInd.txt" in err and "Traceback" not in err
@@ -145,8 +186,17 @@ def test_torchrun_two_processes_match_one(data_root, tmp_path):
     one = tmp_path / "one"
     assert main(args(data_root, one, *common)) == 0
     two = tmp_path / "two"
-    cmd = [str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_port", str(free_port()), "-m", "stop_train.cli", "train",
-           *args(data_root, two, *common)]
+    cmd = [
+        str(BIN / "torchrun"),
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(free_port()),
+        "-m",
+        "stop_train.cli",
+        "train",
+        *args(data_root, two, *common),
+    ]
     cmd[cmd.index("--batch-size") + 1] = "2"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
@@ -202,6 +252,7 @@ def test_optimizer_groups_scale_the_backbone_lr_and_the_logit_scale_init():
 
 # ------------------------------------------------------------------ one model config per run (issue 11)
 
+
 def test_model_overrides_reach_the_model_once_and_conflicts_name_both(data_root, tmp_path, capsys):
     from stop_train.engine.checkpoint import CONFIG
 
@@ -213,9 +264,13 @@ def test_model_overrides_reach_the_model_once_and_conflicts_name_both(data_root,
     assert saved["frames"] == config["sampling"]["frames"] == 6 and saved["vision"]["image_size"] == 48
     assert config["preprocess"]["size"] == 48 and config["train"]["pretrained"] == "none"  # tiny's own default
     capsys.readouterr()
-    for extra, named in ((["--model", "frames=6", "--model", "frames=8"], "frames=6 and frames=8"),
-                         (["--model", "vision.image_size=48", "--model", 'vision={"image_size": 32}'],
-                          'vision.image_size=48 and vision={"image_size": 32}')):
+    for extra, named in (
+        (["--model", "frames=6", "--model", "frames=8"], "frames=6 and frames=8"),
+        (
+            ["--model", "vision.image_size=48", "--model", 'vision={"image_size": 32}'],
+            'vision.image_size=48 and vision={"image_size": 32}',
+        ),
+    ):
         assert main(args(data_root, tmp_path / "bad", *extra)) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "given twice" in err[0] and named in err[0]
@@ -255,6 +310,7 @@ def test_pretrained_weights_set_the_activation_before_the_config_is_written():
 
 # ------------------------------------------------------------------ empty validation, no lost epochs
 
+
 def test_an_empty_holdout_trains_without_validation_keeps_last_and_still_tests(data_root, tmp_path, capsys, caplog):
     # 1 % of 4 training clips per class rounds to no group: the hold-out comes out empty
     run = tmp_path / "run"
@@ -280,11 +336,14 @@ def test_a_failing_validation_loses_no_epoch(data_root, tmp_path, monkeypatch):
     run = tmp_path / "run"
     assert main(args(data_root, run, "--epochs", "1")) == 1
     _, state = checkpoint(run, "last")
-    assert state["epoch"] == 1 and state["step"] == 5  # 18 clips, batch 4: the epoch's weights were saved before validation ran
+    assert (
+        state["epoch"] == 1 and state["step"] == 5
+    )  # 18 clips, batch 4: the epoch's weights were saved before validation ran
     assert not (run / "checkpoints" / "best").exists()
 
 
 # ------------------------------------------------------------------ eval on model folders, flags, weight decay
+
 
 def test_eval_takes_a_model_folder_with_dataset_flags(data_root, tmp_path, capsys):
     import shutil
@@ -297,8 +356,23 @@ def test_eval_takes_a_model_folder_with_dataset_flags(data_root, tmp_path, capsy
     capsys.readouterr()
     assert main(["eval", str(folder), "--workers", "0"]) == 1
     assert "give the data with --dataset and --data-root" in capsys.readouterr().err
-    assert main(["eval", str(folder), "--dataset", "synthetic-motion", "--data-root", str(data_root),
-                 "--workers", "0", "--probe-cache", str(tmp_path / "probe.json")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(folder),
+                "--dataset",
+                "synthetic-motion",
+                "--data-root",
+                str(data_root),
+                "--workers",
+                "0",
+                "--probe-cache",
+                str(tmp_path / "probe.json"),
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["count"] == 12
     assert json.loads((folder / "test_metrics.json").read_text())["split"] == "test"
 
@@ -338,9 +412,12 @@ def test_weight_decay_rule_is_the_models():
 
 
 def test_model_values_are_type_checked_in_one_line(data_root, tmp_path, capsys):
-    for item, message in (("frames=abc", "frames='abc' is not an int"), ("spatial_scale=abc", "is not a float"),
-                          ("global_prompts=2.5", "global_prompts=2.5 is not an int"),
-                          ("freeze_backbone=maybe", "freeze_backbone='maybe' is not a bool")):
+    for item, message in (
+        ("frames=abc", "frames='abc' is not an int"),
+        ("spatial_scale=abc", "is not a float"),
+        ("global_prompts=2.5", "global_prompts=2.5 is not an int"),
+        ("freeze_backbone=maybe", "freeze_backbone='maybe' is not a bool"),
+    ):
         assert main(args(data_root, tmp_path / "r", "--model", item)) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err

@@ -1,6 +1,7 @@
 """TensorRT engines: the FP16 graph conversion (checked in ONNX Runtime against FP32 by the FP16 row of
 DECISIONS §5), the graph prepared for each TensorRT, and real TensorRT-for-RTX builds of the exported
 graphs (function-body path, FP32 and FP16) on this CPU-only machine."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,9 @@ def test_fp16_graph_keeps_the_interface_and_the_embedding(exported, mode):
     half = convert_to_fp16(model)
     onnx.checker.check_model(half, full_check=True)
     onnx.shape_inference.infer_shapes(half, check_type=True, strict_mode=True)
-    assert [(v.name, v.type.tensor_type.elem_type) for v in half.graph.output] == \
-        [(v.name, v.type.tensor_type.elem_type) for v in model.graph.output]
+    assert [(v.name, v.type.tensor_type.elem_type) for v in half.graph.output] == [
+        (v.name, v.type.tensor_type.elem_type) for v in model.graph.output
+    ]
     assert not any(t.data_type == onnx.TensorProto.FLOAT for t in half.graph.initializer)
     kept = {n.op_type for n in half.graph.node} & {"LayerNormalization", "Softmax"}
     assert kept, "the graph has LayerNorm/softmax to keep in FP32"
@@ -70,7 +72,9 @@ def test_graph_prepared_for_each_tensorrt(exported):
     assert "plugin_namespace" in attrs and functions == [] and how.startswith("plugin")  # 10.3 inlines functions
     prepared, how = prepare_graph(model, newer, use_plugin=True)
     attrs, functions = node_and_functions(prepared)
-    assert "plugin_namespace" in attrs and functions == ["TemporalPromptInsert"]  # prefers the plugin, keeps the fallback
+    assert "plugin_namespace" in attrs and functions == [
+        "TemporalPromptInsert"
+    ]  # prefers the plugin, keeps the fallback
     prepared, how = prepare_graph(model, newer, use_plugin=False)
     attrs, functions = node_and_functions(prepared)
     assert "plugin_namespace" not in attrs and functions == ["TemporalPromptInsert"] and how.startswith("function")
@@ -107,13 +111,32 @@ def test_export_cli_builds_engines_and_bad_profiles_are_one_message(exported, tm
     folder = exported["dynamic"].parent
     out = tmp_path / "m.onnx"
     cache = tmp_path / "cache" / "timing.bin"
-    assert export_main([str(folder / "model"), "--labels", str(folder / "labels.txt"), "-o", str(out),
-                        "--no-text-encoder", "--fp16", "--max-batch", "2", "--workspace", "256",
-                        "--timing-cache", str(cache)]) == 0
+    assert (
+        export_main(
+            [
+                str(folder / "model"),
+                "--labels",
+                str(folder / "labels.txt"),
+                "-o",
+                str(out),
+                "--no-text-encoder",
+                "--fp16",
+                "--max-batch",
+                "2",
+                "--workspace",
+                "256",
+                "--timing-cache",
+                str(cache),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "m-fp16.engine").is_file() and (tmp_path / "m-fp16.engine.json").is_file()
     assert any("keeps no timing cache" in r.getMessage() for r in caplog.records)  # RTX: said, not faked
     with pytest.raises(EngineError, match="min <= opt <= max"):
-        build_engine(out, tmp_path / "x.engine", BuildOptions(min_batch=4, max_batch=2), detect_tensorrt("tensorrt_rtx"))
+        build_engine(
+            out, tmp_path / "x.engine", BuildOptions(min_batch=4, max_batch=2), detect_tensorrt("tensorrt_rtx")
+        )
 
 
 @pytest.mark.parametrize("mode", ["dynamic", "official"])

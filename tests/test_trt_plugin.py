@@ -1,6 +1,7 @@
 """The TemporalPromptInsert plugin's TensorRT-free parts: the core (checks, shapes) and the kernel's
 per-element math, built with the host compiler and compared with the PyTorch reference op; the CUDA
 sources compiled with nvcc for the target architectures."""
+
 from __future__ import annotations
 
 import ctypes
@@ -25,8 +26,22 @@ def host(tmp_path_factory) -> ctypes.CDLL:
     compiler = shutil.which("g++") or shutil.which("c++")
     assert compiler, "a host C++ compiler is required (g++)"
     lib = tmp_path_factory.mktemp("tpi") / "libtpi_host.so"
-    subprocess.run([compiler, "-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC",
-                    str(PLUGIN_DIR / "tpi_host.cpp"), "-o", str(lib)], check=True)
+    subprocess.run(
+        [
+            compiler,
+            "-std=c++17",
+            "-O2",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-shared",
+            "-fPIC",
+            str(PLUGIN_DIR / "tpi_host.cpp"),
+            "-o",
+            str(lib),
+        ],
+        check=True,
+    )
     dll = ctypes.CDLL(str(lib))
     dll.tpi_sequence_length.restype = ctypes.c_int64
     dll.tpi_sequence_length.argtypes = [ctypes.c_int64, ctypes.c_int64, ctypes.c_int32]
@@ -43,9 +58,21 @@ def run_host(dll, frames: np.ndarray, gaps: np.ndarray, p: int, n: int, tol: flo
     variation = np.empty((b, t - 1), np.float32)
     count = np.empty((b, t - 1), np.int32)
     ptr = lambda a: a.ctypes.data_as(ctypes.c_void_p)  # noqa: E731
-    dll.tpi_host_forward(ptr(frames), ptr(gaps), ctypes.c_int64(b), ctypes.c_int64(t), ctypes.c_int64(f),
-                         ctypes.c_int64(d), ctypes.c_int32(p), ctypes.c_int32(n), ctypes.c_float(tol), ptr(tokens),
-                         ptr(mask), ptr(variation), ptr(count))
+    dll.tpi_host_forward(
+        ptr(frames),
+        ptr(gaps),
+        ctypes.c_int64(b),
+        ctypes.c_int64(t),
+        ctypes.c_int64(f),
+        ctypes.c_int64(d),
+        ctypes.c_int32(p),
+        ctypes.c_int32(n),
+        ctypes.c_float(tol),
+        ptr(tokens),
+        ptr(mask),
+        ptr(variation),
+        ptr(count),
+    )
     return tokens, mask.astype(bool), variation, count
 
 
@@ -113,9 +140,22 @@ def test_nvcc_compiles_the_kernels(tmp_path):
     release = tuple(int(x) for x in version.split("release ")[1].split(",")[0].split("."))
     gencode = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in cuda_architectures(release, "all")]
     for source in ("tpi_kernel.cu", "tpi_harness.cu"):
-        result = subprocess.run([nvcc, "-std=c++17", "-O2", "-c", str(PLUGIN_DIR / source), "-o",
-                                 str(tmp_path / (source + ".o")), "-Xcompiler", "-Wall,-Werror", *gencode],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [
+                nvcc,
+                "-std=c++17",
+                "-O2",
+                "-c",
+                str(PLUGIN_DIR / source),
+                "-o",
+                str(tmp_path / (source + ".o")),
+                "-Xcompiler",
+                "-Wall,-Werror",
+                *gencode,
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
 
 
@@ -128,8 +168,22 @@ def test_cuda_kernels_equal_the_reference_op_on_the_gpu(tmp_path):
         pytest.skip("no nvcc: the CUDA harness cannot be built")
     lib = tmp_path / "libtpi_harness.so"
     major, minor = torch.cuda.get_device_capability()
-    subprocess.run([nvcc, "-std=c++17", "-O2", "-shared", "-Xcompiler", "-fPIC", f"-arch=sm_{major}{minor}",
-                    str(PLUGIN_DIR / "tpi_kernel.cu"), str(PLUGIN_DIR / "tpi_harness.cu"), "-o", str(lib)], check=True)
+    subprocess.run(
+        [
+            nvcc,
+            "-std=c++17",
+            "-O2",
+            "-shared",
+            "-Xcompiler",
+            "-fPIC",
+            f"-arch=sm_{major}{minor}",
+            str(PLUGIN_DIR / "tpi_kernel.cu"),
+            str(PLUGIN_DIR / "tpi_harness.cu"),
+            "-o",
+            str(lib),
+        ],
+        check=True,
+    )
     dll = ctypes.CDLL(str(lib))
     dll.tpi_cuda_forward.restype = ctypes.c_int32
     ptr = lambda a: a.ctypes.data_as(ctypes.c_void_p)  # noqa: E731
@@ -145,10 +199,24 @@ def test_cuda_kernels_equal_the_reference_op_on_the_gpu(tmp_path):
             tokens, mask = np.empty((b, s, d), dtype), np.empty((b, s), np.uint8)
             variation, count = np.empty((b, t - 1), np.float32), np.empty((b, t - 1), np.int32)
             ms = ctypes.c_float()
-            code = dll.tpi_cuda_forward(half, ptr(frames), ptr(gaps), ctypes.c_int64(b), ctypes.c_int64(t),
-                                        ctypes.c_int64(f), ctypes.c_int64(d), ctypes.c_int32(p), ctypes.c_int32(f - 5),
-                                        ctypes.c_float(1e-4), ptr(tokens), ptr(mask), ptr(variation), ptr(count),
-                                        ctypes.c_int32(20), ctypes.byref(ms))
+            code = dll.tpi_cuda_forward(
+                half,
+                ptr(frames),
+                ptr(gaps),
+                ctypes.c_int64(b),
+                ctypes.c_int64(t),
+                ctypes.c_int64(f),
+                ctypes.c_int64(d),
+                ctypes.c_int32(p),
+                ctypes.c_int32(f - 5),
+                ctypes.c_float(1e-4),
+                ptr(tokens),
+                ptr(mask),
+                ptr(variation),
+                ptr(count),
+                ctypes.c_int32(20),
+                ctypes.byref(ms),
+            )
             assert code == 0, f"CUDA error {code}"
             ref = temporal_prompt_insert_reference(torch.from_numpy(frames), torch.from_numpy(gaps), p, f - 5, 1e-4)
             assert relative_error(variation, ref[2]) < GOLDEN_REL_ERR
@@ -165,8 +233,11 @@ def test_build_plugin_names_what_is_missing(tmp_path, monkeypatch):
         with pytest.raises(PluginBuildError, match="needs"):
             build_plugin(tmp_path, "desktop", str(tmp_path / "nowhere"))
         return
-    if (Path("/usr/include/x86_64-linux-gnu/NvInfer.h").is_file() or Path("/usr/include/NvInfer.h").is_file()
-            or Path("/usr/include/aarch64-linux-gnu/NvInfer.h").is_file()):
+    if (
+        Path("/usr/include/x86_64-linux-gnu/NvInfer.h").is_file()
+        or Path("/usr/include/NvInfer.h").is_file()
+        or Path("/usr/include/aarch64-linux-gnu/NvInfer.h").is_file()
+    ):
         pytest.skip("no full TensorRT is what this test needs: this machine has TensorRT headers")
     with pytest.raises(PluginBuildError, match="NvInfer.h.*TENSORRT_ROOT"):
         build_plugin(tmp_path, "desktop", str(tmp_path / "nowhere"))

@@ -1,5 +1,6 @@
 """Issue 24: files users bring - text and CSV files saved with a UTF-8 byte-order mark (Excel, Notepad), file names
 that are not UTF-8 (legal on Linux) - are read as they are meant."""
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,8 @@ def touch(path: Path) -> None:
 def test_files_with_a_byte_order_mark_are_read(tmp_path):
     (tmp_path / "annotations").mkdir()  # Kinetics annotations saved by Excel ("CSV UTF-8")
     (tmp_path / "annotations" / "train.csv").write_text(
-        BOM + "label,youtube_id,time_start,time_end,split\r\nabseiling,aaa,1,11,train\r\n", encoding="utf-8")
+        BOM + "label,youtube_id,time_start,time_end,split\r\nabseiling,aaa,1,11,train\r\n", encoding="utf-8"
+    )
     touch(tmp_path / "train" / "abseiling" / "aaa_000001_000011.mp4")
     assert [i.label for i in index_kinetics400(tmp_path).splits["train"]] == [K400.index("abseiling")]
 
@@ -36,11 +38,23 @@ def test_files_with_a_byte_order_mark_are_read(tmp_path):
 
     ssv2 = tmp_path / "ssv2"
     ssv2.mkdir()
-    (ssv2 / "something-something-v2-labels.json").write_text(BOM + json.dumps({t: str(i) for i, t in enumerate(SSV2)}),
-                                                              encoding="utf-8")
-    (ssv2 / "something-something-v2-train.json").write_text(BOM + json.dumps([
-        {"id": "7", "label": "pushing a pen from left to right", "template": "Pushing [something] from left to right",
-         "placeholders": ["a pen"]}]), encoding="utf-8")
+    (ssv2 / "something-something-v2-labels.json").write_text(
+        BOM + json.dumps({t: str(i) for i, t in enumerate(SSV2)}), encoding="utf-8"
+    )
+    (ssv2 / "something-something-v2-train.json").write_text(
+        BOM
+        + json.dumps(
+            [
+                {
+                    "id": "7",
+                    "label": "pushing a pen from left to right",
+                    "template": "Pushing [something] from left to right",
+                    "placeholders": ["a pen"],
+                }
+            ]
+        ),
+        encoding="utf-8",
+    )
     (ssv2 / "something-something-v2-validation.json").write_text(BOM + "[]", encoding="utf-8")
     touch(ssv2 / "20bn-something-something-v2" / "7.webm")
     assert [i.label for i in index_ssv2(ssv2).splits["train"]] == [SSV2.index("Pushing something from left to right")]
@@ -76,9 +90,33 @@ def test_file_names_that_are_not_utf8_work_end_to_end(exported, retrieval_models
 
     clips = non_utf8_clips(tmp_path / "data")
     run = tmp_path / os.fsdecode(b"r\xe9un")  # the run directory's name is not UTF-8 either (TensorBoard is left out)
-    assert train(["--dataset", "folder", "--data-root", str(tmp_path / "data"), "--preset", "tiny", "--pretrained",
-                  "none", "--val-fraction", "0.25", "--batch-size", "4", "--workers", "0", "--epochs", "1",
-                  "--probe-cache", str(tmp_path / "probe.json"), "--run-dir", str(run)]) == 0
+    assert (
+        train(
+            [
+                "--dataset",
+                "folder",
+                "--data-root",
+                str(tmp_path / "data"),
+                "--preset",
+                "tiny",
+                "--pretrained",
+                "none",
+                "--val-fraction",
+                "0.25",
+                "--batch-size",
+                "4",
+                "--workers",
+                "0",
+                "--epochs",
+                "1",
+                "--probe-cache",
+                str(tmp_path / "probe.json"),
+                "--run-dir",
+                str(run),
+            ]
+        )
+        == 0
+    )
     assert (run / "labels.txt").read_bytes() == b"caf\xe9\nup\n"  # the folder names as the file system has them
     assert load_labels(run / "labels.txt") == [os.fsdecode(b"caf\xe9"), "up"]
     assert "Traceback" not in capsys.readouterr().err

@@ -1,12 +1,20 @@
 """Decoding, samplers and pre-processing, on generated videos (the frame source against ffmpeg is in
 test_frame_source.py)."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from stop_train.data.synthetic import CLASSES, PAIRS, SyntheticSpec, write_synthetic_motion, write_video
-from stop_train.video import PreprocessCfg, SamplingCfg, prepare_clip, segment_indices, interval_indices, eval_view_indices
+from stop_train.video import (
+    PreprocessCfg,
+    SamplingCfg,
+    prepare_clip,
+    segment_indices,
+    interval_indices,
+    eval_view_indices,
+)
 from stop_train.video.decode import VideoReadError, probe, read_frames
 from stop_train.video.preprocess import crop_positions, crop_square
 

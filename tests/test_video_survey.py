@@ -1,5 +1,6 @@
 """`stop-train check`: how each video of a dataset folder will be read, before training; and the probe cache
 it shares with training (merging concurrent savers, surviving a failed write)."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,10 @@ from stop_train.video.survey import main as check_main
 def dataset(tmp_path_factory):
     """A dataset folder from real clips: one read exactly, one cut mid-GOP, one packed-B-frame AVI under a name
     that is not UTF-8, one cut with no key frame, one that is not a video."""
-    src = realvideos.build(tmp_path_factory.mktemp("src"), ["bikes.mp4", "bikes-cut2.65s.mkv",
-                                                          "bikes-xvid-packed.avi", "carphone-cut1.53s.mkv"])
+    src = realvideos.build(
+        tmp_path_factory.mktemp("src"),
+        ["bikes.mp4", "bikes-cut2.65s.mkv", "bikes-xvid-packed.avi", "carphone-cut1.53s.mkv"],
+    )
     root = tmp_path_factory.mktemp("ds")
     (root / "Run").mkdir()
     (root / "Jump").mkdir()
@@ -118,7 +121,6 @@ def test_check_finds_packets_the_decoder_rejects(tmp_path, capsys):
     assert info.frames == 247 and info.method == "decoding"
 
 
-
 def test_probing_a_dataset_keeps_its_work_when_interrupted(dataset, tmp_path, monkeypatch):
     """Probing a large dataset exactly takes minutes: Ctrl-C (or a crash in one probe) keeps what was probed."""
     from types import SimpleNamespace
@@ -126,8 +128,10 @@ def test_probing_a_dataset_keeps_its_work_when_interrupted(dataset, tmp_path, mo
     from faults import interrupt_probing_at
     from stop_train.video import probe_cache
 
-    items = [SimpleNamespace(path=p) for p in (dataset / "Run" / "a.mp4", dataset / "Run" / "b.mkv",
-                                                dataset / "Jump" / "c.mkv")]
+    items = [
+        SimpleNamespace(path=p)
+        for p in (dataset / "Run" / "a.mp4", dataset / "Run" / "b.mkv", dataset / "Jump" / "c.mkv")
+    ]
     real, calls = probe_cache.probe_entry, interrupt_probing_at(monkeypatch, 3)
     path = tmp_path / "probe.json"
     with pytest.raises(KeyboardInterrupt):

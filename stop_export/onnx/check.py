@@ -1,4 +1,5 @@
 """`stop-export --check`: PyTorch and ONNX Runtime on the same generated clips, compared by DECISIONS §5."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -22,15 +23,20 @@ class CheckReport:
 
     @property
     def ok(self) -> bool:
-        return (all(e < GOLDEN_REL_ERR for e in self.errors.values()) and not any(self.mismatches.values())
-                and self.top1_disagree == 0)
+        return (
+            all(e < GOLDEN_REL_ERR for e in self.errors.values())
+            and not any(self.mismatches.values())
+            and self.top1_disagree == 0
+        )
 
     def lines(self) -> list[str]:
         out = [f"{name:18s} relative error {err:.2e} (limit {GOLDEN_REL_ERR:.0e})" for name, err in self.errors.items()]
         out += [f"{name:18s} {n} differing element(s)" for name, n in self.mismatches.items()]
         if self.scored:
-            out.append(f"top-1 agreement   {self.top1_checked - self.top1_disagree}/{self.top1_checked} clips with a "
-                       f"top-2 margin > {TOP1_MARGIN_FACTOR:g}x the logits error ({self.clips} clips in all)")
+            out.append(
+                f"top-1 agreement   {self.top1_checked - self.top1_disagree}/{self.top1_checked} clips with a "
+                f"top-2 margin > {TOP1_MARGIN_FACTOR:g}x the logits error ({self.clips} clips in all)"
+            )
         out.append("PASS" if self.ok else "FAIL")
         return out
 
@@ -48,8 +54,9 @@ def check_clips(frames: int, size: int, count: int, seed: int = 0) -> np.ndarray
             forward, backward = PAIRS[(i // 2) % len(PAIRS)]
             video = render_scene(forward, spec, rng)
             video = video[::-1] if (i // 2) % 2 else video
-            clips.append(prepare_clip(np.ascontiguousarray(video[segment_indices(len(video), frames)]),
-                                      PreprocessCfg(size=size)))
+            clips.append(
+                prepare_clip(np.ascontiguousarray(video[segment_indices(len(video), frames)]), PreprocessCfg(size=size))
+            )
         else:
             clips.append(rng.integers(0, 256, (frames, size, size, 3), dtype=np.uint8))
     return np.stack(clips)

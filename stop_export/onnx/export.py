@@ -1,4 +1,5 @@
 """Export a STOP video classifier (and its text encoder) to ONNX, as DECISIONS §3 defines the graph."""
+
 from __future__ import annotations
 
 import logging
@@ -13,7 +14,12 @@ import stop_train
 from stop_train.atomic import atomic_write
 from stop_train.model import STOP
 from stop_train.model.deploy import (
-    ExportError, ExportSource, TextEncoder, VideoClassifier, build_metadata, label_embeddings,
+    ExportError,
+    ExportSource,
+    TextEncoder,
+    VideoClassifier,
+    build_metadata,
+    label_embeddings,
 )
 from stop_train.op_spec import OP_DOMAIN, OP_TYPE
 from stop_train.schema import INPUT_NAME, METADATA_KEY, TEXT_INPUT, TEXT_OUTPUT, Metadata
@@ -27,8 +33,17 @@ MAX_BATCH = 4096
 
 def _export(module: nn.Module, args: tuple, path: Path, input_names, output_names, dynamic_shapes) -> onnx.ModelProto:
     program = torch.onnx.export(
-        module, args, dynamo=True, opset_version=OPSET, input_names=input_names, output_names=output_names,
-        dynamic_shapes=dynamic_shapes, custom_translation_table=translation_table(), optimize=True, verify=False, verbose=False,
+        module,
+        args,
+        dynamo=True,
+        opset_version=OPSET,
+        input_names=input_names,
+        output_names=output_names,
+        dynamic_shapes=dynamic_shapes,
+        custom_translation_table=translation_table(),
+        optimize=True,
+        verify=False,
+        verbose=False,
     )
     proto = program.model_proto
     attach_function(proto)
@@ -40,8 +55,11 @@ def export_video(src: ExportSource, path: str | Path, metadata: Metadata | None 
     model, cfg = src.model.eval(), src.model.cfg
     text = label_embeddings(src)
     wrapper = VideoClassifier(model, text, src.preprocess).eval()
-    example = torch.from_numpy(np.random.default_rng(0).integers(
-        0, 256, (2, cfg.frames, src.preprocess.size, src.preprocess.size, 3), dtype=np.uint8))
+    example = torch.from_numpy(
+        np.random.default_rng(0).integers(
+            0, 256, (2, cfg.frames, src.preprocess.size, src.preprocess.size, 3), dtype=np.uint8
+        )
+    )
     meta = metadata or build_metadata(src)
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     with torch.no_grad():
@@ -59,8 +77,9 @@ def export_text(model: STOP, path: str | Path, metadata: Metadata) -> onnx.Model
     ids = model.tokenize(["a video of a person jumping.", "x."])
     k = torch.export.Dim("labels", min=1, max=MAX_BATCH)
     with torch.no_grad():
-        proto = _export(TextEncoder(model.eval()).eval(), (ids,), Path(path), [TEXT_INPUT], [TEXT_OUTPUT],
-                        {"token_ids": {0: k}})
+        proto = _export(
+            TextEncoder(model.eval()).eval(), (ids,), Path(path), [TEXT_INPUT], [TEXT_OUTPUT], {"token_ids": {0: k}}
+        )
     _name_batch(proto, "labels")
     return _finish(proto, Path(path), metadata)
 

@@ -6,6 +6,7 @@ The body mirrors `stop_train.model.insert_op.temporal_prompt_insert_reference` s
 inside whatever the I/O dtype. It is also the `custom_translation_table` entry that makes the PyTorch
 exporter emit the node.
 """
+
 from typing import TypeVar, Union
 
 import onnx
@@ -60,15 +61,19 @@ def TemporalPromptInsert(
     pf = op.Cast(p, to=FLOAT)
     counts = op.Clip(op.Ceil(weight * pf), op.Constant(value_float=0.0), op.Reshape(pf, op.Constant(value_ints=[])))
     gap_prompt_count = op.Cast(counts, to=TO_INT32)
-    slots = op.Cast(op.Range(op.Constant(value_int=0), op.Reshape(p, op.Constant(value_ints=[])),
-                             op.Constant(value_int=1)), to=FLOAT)  # (P,)
+    slots = op.Cast(
+        op.Range(op.Constant(value_int=0), op.Reshape(p, op.Constant(value_ints=[])), op.Constant(value_int=1)),
+        to=FLOAT,
+    )  # (P,)
     active = op.Cast(op.Less(slots, op.Unsqueeze(counts, last)), to=FLOAT)  # (B, T-1, P)
 
     # 5. insertion: frame 0, gap 0, frame 1, ..., frame T-1 (inactive slots zeroed), and the key mask
     gap_shape = op.Shape(gap_prompts)  # (B, T-1, P, D)
     batch = op.Shape(gap_prompts, start=0, end=1)
-    pad = op.Expand(op.CastLike(op.Constant(value_float=0.0), gap_prompts),
-                    op.Concat(batch, second, op.Shape(gap_prompts, start=2), axis=0))
+    pad = op.Expand(
+        op.CastLike(op.Constant(value_float=0.0), gap_prompts),
+        op.Concat(batch, second, op.Shape(gap_prompts, start=2), axis=0),
+    )
     gaps = op.Concat(gap_prompts * op.CastLike(op.Unsqueeze(active, last), gap_prompts), pad, axis=1)  # (B, T, P, D)
     chunks = op.Concat(frame_tokens, gaps, axis=2)  # (B, T, F+P, D)
     rows = op.Reshape(chunks, op.Concat(op.Constant(value_ints=[0, -1]), op.Shape(frame_tokens, start=3), axis=0))
@@ -76,7 +81,10 @@ def TemporalPromptInsert(
     tokens = op.Slice(rows, first, length, axis1)
 
     ones = op.Expand(op.Constant(value_float=1.0), op.Shape(frame_tokens, start=0, end=3))  # (B, T, F)
-    mask_pad = op.Expand(op.Constant(value_float=0.0), op.Concat(batch, second, op.Slice(gap_shape, axis2, op.Constant(value_ints=[3])), axis=0))
+    mask_pad = op.Expand(
+        op.Constant(value_float=0.0),
+        op.Concat(batch, second, op.Slice(gap_shape, axis2, op.Constant(value_ints=[3])), axis=0),
+    )
     mask = op.Concat(ones, op.Concat(active, mask_pad, axis=1), axis=2)  # (B, T, F+P)
     mask = op.Reshape(mask, op.Constant(value_ints=[0, -1]))
     key_mask = op.Cast(op.Slice(mask, first, length, axis1), to=TO_BOOL)
@@ -89,23 +97,33 @@ def _register_schema() -> None:
     if onnx.defs.has(OP_TYPE, OP_VERSION, OP_DOMAIN):
         return
     param, attr = OpSchema.FormalParameter, OpSchema.Attribute
-    onnx.defs.register_schema(OpSchema(
-        OP_TYPE, OP_DOMAIN, OP_VERSION,
-        doc="STOP temporal prompt insertion (DECISIONS §3.1)",
-        inputs=[param("frame_tokens", "T"), param("gap_prompts", "T")],
-        outputs=[param("tokens", "T"), param("key_mask", "tensor(bool)"), param("gap_variation", "tensor(float)"),
-                 param("gap_prompt_count", "tensor(int32)")],
-        type_constraints=[("T", ["tensor(float)", "tensor(float16)"], "token precision")],
-        attributes=[attr("prompts_per_gap", OpSchema.AttrType.INT, "P"),
-                    attr("num_patches", OpSchema.AttrType.INT, "N"),
-                    attr("variation_tol", OpSchema.AttrType.FLOAT, "absolute tolerance on the variation")],
-    ))
+    onnx.defs.register_schema(
+        OpSchema(
+            OP_TYPE,
+            OP_DOMAIN,
+            OP_VERSION,
+            doc="STOP temporal prompt insertion (DECISIONS §3.1)",
+            inputs=[param("frame_tokens", "T"), param("gap_prompts", "T")],
+            outputs=[
+                param("tokens", "T"),
+                param("key_mask", "tensor(bool)"),
+                param("gap_variation", "tensor(float)"),
+                param("gap_prompt_count", "tensor(int32)"),
+            ],
+            type_constraints=[("T", ["tensor(float)", "tensor(float16)"], "token precision")],
+            attributes=[
+                attr("prompts_per_gap", OpSchema.AttrType.INT, "P"),
+                attr("num_patches", OpSchema.AttrType.INT, "N"),
+                attr("variation_tol", OpSchema.AttrType.FLOAT, "absolute tolerance on the variation"),
+            ],
+        )
+    )
 
 
 def _translate(frame_tokens, gap_prompts, prompts_per_gap: int, num_patches: int, variation_tol: float):
     return onnxscript.values.Opset(OP_DOMAIN, OP_VERSION).TemporalPromptInsert(
-        frame_tokens, gap_prompts, prompts_per_gap=prompts_per_gap, num_patches=num_patches,
-        variation_tol=variation_tol)
+        frame_tokens, gap_prompts, prompts_per_gap=prompts_per_gap, num_patches=num_patches, variation_tol=variation_tol
+    )
 
 
 def translation_table() -> dict:

@@ -1,5 +1,6 @@
 """Command-line pieces shared by `stop-recognize` and `stop-gui` (torch-free): number checks that fail as one
 usage line, and the event settings, so both tools take the same flags with the same defaults."""
+
 from __future__ import annotations
 
 import argparse
@@ -33,10 +34,15 @@ def settle_stdout() -> None:
 
 def in_range(kind, low: float, high: float = float("inf"), low_open: bool = False):
     """argparse type: a number in [low, high] ((low, high] with low_open), NaN refused, as one usage line."""
+
     def parse(text: str):
         value = kind(text)
         if not ((value > low) if low_open else (value >= low)) or not value <= high:
-            bound = f"{'(' if low_open else '['}{low:g}, {high:g}]" if high != float("inf") else f"{'>' if low_open else '>='} {low:g}"
+            bound = (
+                f"{'(' if low_open else '['}{low:g}, {high:g}]"
+                if high != float("inf")
+                else f"{'>' if low_open else '>='} {low:g}"
+            )
             raise argparse.ArgumentTypeError(f"must be {'in ' if high != float('inf') else ''}{bound}, got {text}")
         return value
 
@@ -60,10 +66,19 @@ def add_event_arguments(p: argparse.ArgumentParser) -> None:
     d = EventCfg()
     p.add_argument("--on", type=in_range(float, 0, 1), default=d.on, help="event start threshold on the smoothed score")
     p.add_argument("--off", type=in_range(float, 0, 1), default=d.off, help="event end threshold (<= --on)")
-    p.add_argument("--smoothing", type=in_range(float, 0, 1, low_open=True), default=d.smoothing,
-                   help="EMA weight of the newest scores, in (0, 1]")
-    p.add_argument("--min-duration", type=non_negative(float), default=d.min_duration_s, metavar="SECONDS",
-                   help="shorter events are dropped")
+    p.add_argument(
+        "--smoothing",
+        type=in_range(float, 0, 1, low_open=True),
+        default=d.smoothing,
+        help="EMA weight of the newest scores, in (0, 1]",
+    )
+    p.add_argument(
+        "--min-duration",
+        type=non_negative(float),
+        default=d.min_duration_s,
+        metavar="SECONDS",
+        help="shorter events are dropped",
+    )
 
 
 def event_cfg(parser: argparse.ArgumentParser, args: argparse.Namespace) -> EventCfg:

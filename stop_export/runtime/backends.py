@@ -3,6 +3,7 @@
 ONNX Runtime (CPU, CUDA, OpenVINO, TensorRT execution providers, whichever are installed) needs no
 PyTorch; the PyTorch backend is optional and imports torch only when chosen.
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,8 +40,10 @@ def _import_ort():
     try:
         import onnxruntime
     except ImportError:
-        raise BackendError("ONNX Runtime is not installed: pip install 'stop-toolkit[runtime]' "
-                           "(or [gpu] for onnxruntime-gpu, [openvino] for onnxruntime-openvino)") from None
+        raise BackendError(
+            "ONNX Runtime is not installed: pip install 'stop-toolkit[runtime]' "
+            "(or [gpu] for onnxruntime-gpu, [openvino] for onnxruntime-openvino)"
+        ) from None
     return onnxruntime
 
 
@@ -82,12 +85,16 @@ class OrtBackend:
             raise MetadataError(f"{path} has no '{INPUT_NAME}' input: not a STOP video model")
         declared = tuple(inputs[INPUT_NAME].shape[1:])
         if declared != self.metadata.input_shape:
-            raise MetadataError(f"{path}: the graph takes frames {declared}, its metadata says {self.metadata.input_shape}")
+            raise MetadataError(
+                f"{path}: the graph takes frames {declared}, its metadata says {self.metadata.input_shape}"
+            )
         self.outputs = [o.name for o in self.session.get_outputs()]
         logits = next((o for o in self.session.get_outputs() if o.name == "logits"), None)
         if logits is not None and isinstance(logits.shape[-1], int) and logits.shape[-1] != len(self.metadata.labels):
-            raise MetadataError(f"{path}: the graph scores {logits.shape[-1]} classes but its metadata lists "
-                                f"{len(self.metadata.labels)} labels")
+            raise MetadataError(
+                f"{path}: the graph scores {logits.shape[-1]} classes but its metadata lists "
+                f"{len(self.metadata.labels)} labels"
+            )
         self.name = f"onnxruntime-{provider}"
         self.path = path
 
@@ -104,8 +111,9 @@ def statistics_file(backend: Backend) -> Path | None:
     return Path(path).parent / name if path is not None and name else None
 
 
-def open_backend(model: str | Path, backend: str = "auto", threads: int = 0, labels: str | None = None,
-                 plugin: str | None = None) -> Backend:
+def open_backend(
+    model: str | Path, backend: str = "auto", threads: int = 0, labels: str | None = None, plugin: str | None = None
+) -> Backend:
     """`backend`: auto (best ONNX Runtime provider), cpu, cuda, openvino, tensorrt (ORT providers), torch or
     torch-bf16 (PyTorch in bfloat16: faster on CPUs with AVX512-BF16/AMX, outputs still float32).
 
@@ -117,15 +125,19 @@ def open_backend(model: str | Path, backend: str = "auto", threads: int = 0, lab
     if path.suffix in (".onnx", ".engine") and not path.is_file():
         raise BackendError(f"no model file at {path}")
     if path.is_file() and path.suffix not in (".onnx", ".engine"):
-        raise BackendError(f"{path} is not a model: give an exported .onnx, a TensorRT .engine (with its sidecar), "
-                           "or a run directory / model folder (torch backend)")
+        raise BackendError(
+            f"{path} is not a model: give an exported .onnx, a TensorRT .engine (with its sidecar), "
+            "or a run directory / model folder (torch backend)"
+        )
     if path.suffix == ".engine" or backend == "tensorrt-engine":
         from .trt_backend import TensorRTBackend
 
         return TensorRTBackend(path, plugin=plugin)
     if backend in ("torch", "torch-bf16") and path.suffix in (".onnx", ".engine"):  # before importing torch
-        raise BackendError(f"the {backend} backend reads run directories and model folders, not {path.suffix} files: "
-                           f"choose auto, cpu, cuda, openvino or tensorrt for {path.name}")
+        raise BackendError(
+            f"the {backend} backend reads run directories and model folders, not {path.suffix} files: "
+            f"choose auto, cpu, cuda, openvino or tensorrt for {path.name}"
+        )
     if backend in ("torch", "torch-bf16") or not (path.suffix == ".onnx"):
         if backend not in ("auto", "torch", "torch-bf16"):
             raise BackendError(f"{model} is not an .onnx file: only the torch backend reads runs and checkpoints")

@@ -26,6 +26,7 @@ class (N,), their frame embeddings (N, T*E), or (0, 0) when an example lacks the
 one rename writes a bank, `files`); no pickle. The fingerprint covers the weights and config, so an ONNX file and the engines built
 from it share a bank, and any other model is refused.
 """
+
 from __future__ import annotations
 
 import time
@@ -82,8 +83,10 @@ def check_bank_path(path: str | Path) -> None:
         raise BankError(f"{path} is a folder, not a label bank: give a file name in it (e.g. {path / 'site.json'})")
     suffix = path.suffix.lower()
     if suffix not in (".json", ".npz") and (path.is_file() or suffix in NOT_BANK_SUFFIXES):
-        raise BankError(f"{path} is {'a file' if path.is_file() else 'a video, image or model name'}, not a label "
-                        "bank: give BANK.json (stop-teach creates it)")
+        raise BankError(
+            f"{path} is {'a file' if path.is_file() else 'a video, image or model name'}, not a label "
+            "bank: give BANK.json (stop-teach creates it)"
+        )
 
 
 @dataclass
@@ -126,38 +129,74 @@ class LabelBank:
 
     def document(self) -> dict:
         """What BANK.json holds: everything but the arrays."""
-        return {"format": "stop-label-bank", "version": BANK_VERSION, "fingerprint": self.fingerprint,
-                "model": self.model, "alpha": self.alpha, "beta": self.beta, "tuned": self.tuned,
-                "classes": [asdict(c) for c in self.classes]}
+        return {
+            "format": "stop-label-bank",
+            "version": BANK_VERSION,
+            "fingerprint": self.fingerprint,
+            "model": self.model,
+            "alpha": self.alpha,
+            "beta": self.beta,
+            "tuned": self.tuned,
+            "classes": [asdict(c) for c in self.classes],
+        }
 
     def save(self, path: str | Path) -> Path:
         """Write BANK.npz and BANK.json (`files.write_pair`: a crash leaves the previous bank). Raises OSError."""
-        return write_pair(path, self.document(), {"text": self.text.astype(np.float32), "example": self.example.astype(np.float32),
-                                      "example_class": self.example_class.astype(np.int32),
-                                      "frames": self.frames.astype(np.float32)})
+        return write_pair(
+            path,
+            self.document(),
+            {
+                "text": self.text.astype(np.float32),
+                "example": self.example.astype(np.float32),
+                "example_class": self.example_class.astype(np.int32),
+                "frames": self.frames.astype(np.float32),
+            },
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> "LabelBank":
         """Read a bank. Raises BankError naming the problem (missing, not a bank, newer format, damaged)."""
         check_bank_path(path)
         meta_path = paired_paths(path)[0]
-        doc, arrays = read_pair(path, "stop-label-bank", "label bank", BANK_VERSION, BankError, "teach one with stop-teach")
+        doc, arrays = read_pair(
+            path, "stop-label-bank", "label bank", BANK_VERSION, BankError, "teach one with stop-teach"
+        )
         try:
             classes = [BankClass(c["name"], c["text"], [Example(**e) for e in c["examples"]]) for c in doc["classes"]]
-            bank = cls(str(doc["fingerprint"]), str(doc.get("model", "")), float(doc["alpha"]), float(doc["beta"]),
-                       doc.get("tuned"), classes, arrays["text"], arrays["example"], arrays["example_class"],
-                       arrays.get("frames", np.zeros((0, 0), np.float32)))
+            bank = cls(
+                str(doc["fingerprint"]),
+                str(doc.get("model", "")),
+                float(doc["alpha"]),
+                float(doc["beta"]),
+                doc.get("tuned"),
+                classes,
+                arrays["text"],
+                arrays["example"],
+                arrays["example_class"],
+                arrays.get("frames", np.zeros((0, 0), np.float32)),
+            )
         except (KeyError, TypeError, ValueError) as err:
             raise BankError(f"{meta_path}: damaged bank ({err})") from None
-        counts = np.bincount(bank.example_class, minlength=len(classes)) if len(bank.example_class) else np.zeros(len(classes))
-        if (len(bank.text) != len(classes) or len(bank.example) != len(bank.example_class)
-                or len(counts) != len(classes) or [len(c.examples) for c in classes] != counts.tolist()
-                or np.any(np.diff(bank.example_class) < 0)
-                or (bank.text.size and bank.example.size and bank.text.shape[1] != bank.example.shape[1])
-                or bank.frames.ndim != 2 or (len(bank.frames) and len(bank.frames) != len(bank.example))
-                or not (np.isfinite(bank.alpha) and bank.alpha >= 0 and np.isfinite(bank.beta) and bank.beta > 0)):
-            raise BankError(f"{meta_path}: damaged bank (its classes and arrays disagree, or alpha/beta are not numbers "
-                            "alpha >= 0, beta > 0)")
+        counts = (
+            np.bincount(bank.example_class, minlength=len(classes))
+            if len(bank.example_class)
+            else np.zeros(len(classes))
+        )
+        if (
+            len(bank.text) != len(classes)
+            or len(bank.example) != len(bank.example_class)
+            or len(counts) != len(classes)
+            or [len(c.examples) for c in classes] != counts.tolist()
+            or np.any(np.diff(bank.example_class) < 0)
+            or (bank.text.size and bank.example.size and bank.text.shape[1] != bank.example.shape[1])
+            or bank.frames.ndim != 2
+            or (len(bank.frames) and len(bank.frames) != len(bank.example))
+            or not (np.isfinite(bank.alpha) and bank.alpha >= 0 and np.isfinite(bank.beta) and bank.beta > 0)
+        ):
+            raise BankError(
+                f"{meta_path}: damaged bank (its classes and arrays disagree, or alpha/beta are not numbers "
+                "alpha >= 0, beta > 0)"
+            )
         return bank
 
     @classmethod
@@ -167,7 +206,9 @@ class LabelBank:
         check_bank_path(path)
         if create and not pair_exists(path):
             if not meta.fingerprint:
-                raise BankError(f"{model or 'this model'} was exported before models carried a fingerprint: re-export it")
+                raise BankError(
+                    f"{model or 'this model'} was exported before models carried a fingerprint: re-export it"
+                )
             return cls(meta.fingerprint, str(model))
         bank = cls.load(path)
         bank.check_model(meta, model or "this model")
@@ -178,9 +219,11 @@ class LabelBank:
         if not meta.fingerprint:
             raise BankError(f"{where} was exported before models carried a fingerprint: re-export it")
         if meta.fingerprint != self.fingerprint:
-            raise BankError(f"this label bank belongs to another model (fingerprint {self.fingerprint}, "
-                            f"{self.model or 'path not recorded'}); {where} has {meta.fingerprint}: teach this "
-                            "model a bank of its own")
+            raise BankError(
+                f"this label bank belongs to another model (fingerprint {self.fingerprint}, "
+                f"{self.model or 'path not recorded'}); {where} has {meta.fingerprint}: teach this "
+                "model a bank of its own"
+            )
         if self.width and self.width != meta.model.embed_dim:
             raise BankError(f"damaged bank: its embeddings are {self.width} wide, {where}'s {meta.model.embed_dim}")
 
@@ -194,8 +237,15 @@ class LabelBank:
         name = name.strip()
         return next((i for i, c in enumerate(self.classes) if c.name == name), None)
 
-    def add(self, name: str, embeddings: np.ndarray, examples: list[Example], text: str = "",
-            text_embedding: np.ndarray | None = None, frames: np.ndarray | None = None) -> None:
+    def add(
+        self,
+        name: str,
+        embeddings: np.ndarray,
+        examples: list[Example],
+        text: str = "",
+        text_embedding: np.ndarray | None = None,
+        frames: np.ndarray | None = None,
+    ) -> None:
         """Add example embeddings (n, E) with their `examples` (and their frame embeddings (n, T*E), when the model
         gives them) to class `name`, creating it (with `text` and its `text_embedding` (E,), or example-only) when
         new. Raises BankError for a bad class name (`class_name`), a size mismatch, or a new example-only class
@@ -205,7 +255,9 @@ class LabelBank:
         if frames is not None and examples:
             frames = np.asarray(frames, np.float32).reshape(len(examples), -1)
             if len(self.frames) and frames.shape[1] != self.frames.shape[1]:
-                raise BankError(f"frame embedding width {frames.shape[1]} does not match the bank's {self.frames.shape[1]}")
+                raise BankError(
+                    f"frame embedding width {frames.shape[1]} does not match the bank's {self.frames.shape[1]}"
+                )
         embeddings = np.asarray(embeddings, np.float32).reshape(len(examples), -1) if examples else None
         given = embeddings.shape[1] if examples else len(text_embedding) if text_embedding is not None else 0
         width = self.width or given
@@ -228,16 +280,27 @@ class LabelBank:
         self.example = np.concatenate([self.example[:at], _unit(embeddings), self.example[at:]])
         if had_frames and (frames is not None or not examples):
             if frames is not None and examples:
-                self.frames = frames if not len(self.frames) else np.concatenate([self.frames[:at], frames, self.frames[at:]])
+                self.frames = (
+                    frames if not len(self.frames) else np.concatenate([self.frames[:at], frames, self.frames[at:]])
+                )
         else:  # an example without frame embeddings: the bank is scored by its cache alone
             self.frames = np.zeros((0, 0), np.float32)
-        self.example_class = np.concatenate([self.example_class[:at], np.full(len(examples), k, np.int32),
-                                             self.example_class[at:]]).astype(np.int32)
+        self.example_class = np.concatenate(
+            [self.example_class[:at], np.full(len(examples), k, np.int32), self.example_class[at:]]
+        ).astype(np.int32)
 
-    def add_clips(self, name: str, clips: list[ClipEmbedding], examples: list[Example], text: str = "",
-                  text_embedding: np.ndarray | None = None) -> None:
+    def add_clips(
+        self,
+        name: str,
+        clips: list[ClipEmbedding],
+        examples: list[Example],
+        text: str = "",
+        text_embedding: np.ndarray | None = None,
+    ) -> None:
         """`add` for the clips `embed_example` / `embed_recording` give, one per example."""
-        frames = None if not clips or any(c.frames is None for c in clips) else np.stack([c.frames.ravel() for c in clips])
+        frames = (
+            None if not clips or any(c.frames is None for c in clips) else np.stack([c.frames.ravel() for c in clips])
+        )
         embeddings = np.stack([c.embedding for c in clips]) if clips else np.zeros((0, self.width), np.float32)
         self.add(name, embeddings, examples, text, text_embedding, frames)
 
@@ -272,8 +335,12 @@ class LabelBank:
         return int(self.text.shape[1]) if self.text.size else (int(self.example.shape[1]) if self.example.size else 0)
 
     # ------------------------------------------------------------------------------------------- scoring
-    def head(self, labels: list[str] | None = None, label_text: np.ndarray | None = None,
-             statistics: FrameStatistics | None = None) -> "Head":
+    def head(
+        self,
+        labels: list[str] | None = None,
+        label_text: np.ndarray | None = None,
+        statistics: FrameStatistics | None = None,
+    ) -> "Head":
         """The classifier over `labels` followed by the bank's classes not among them; a label the bank also has
         takes the bank's examples (and keeps its own text). `label_text`: the labels' unit text embeddings
         (K, E); None: `labels` are the model's own classes, scored by its graph's logits. With the model's class
@@ -281,7 +348,9 @@ class LabelBank:
         example its frame embeddings, the head scores by them (module docstring); else by the cache."""
         labels = list(labels or [])
         graph = len(labels) if label_text is None else 0
-        weights = list(np.zeros((graph, self.width), np.float32) if label_text is None else np.asarray(label_text, np.float32))
+        weights = list(
+            np.zeros((graph, self.width), np.float32) if label_text is None else np.asarray(label_text, np.float32)
+        )
         has_text = [True] * len(labels)
         slot = {name: i for i, name in enumerate(labels)}
         for c, cls in enumerate(self.classes):
@@ -291,9 +360,17 @@ class LabelBank:
                 weights.append(self.text[c])
                 has_text.append(bool(cls.text))
         key_class = np.array([slot[self.classes[c].name] for c in self.example_class], np.int64)
-        return Head(labels, np.stack(weights) if weights else np.zeros((0, self.width), np.float32),
-                    np.array(has_text, bool), self.example, key_class, self.alpha, self.beta, graph,
-                    self._class_means(labels, key_class, statistics))
+        return Head(
+            labels,
+            np.stack(weights) if weights else np.zeros((0, self.width), np.float32),
+            np.array(has_text, bool),
+            self.example,
+            key_class,
+            self.alpha,
+            self.beta,
+            graph,
+            self._class_means(labels, key_class, statistics),
+        )
 
     def without_means(self, labels: list[str], stats: FrameStatistics | None) -> str:
         """Why a head over `labels` (all of its classes) with `stats` is scored by the cache, for a note; '' when
@@ -301,25 +378,34 @@ class LabelBank:
         if stats is None or not len(self.example):
             return ""
         if len(self.frames) != len(self.example):
-            return (f"the bank's {len(self.example)} example(s) have no frame embeddings (taught with a model exported "
-                    "before them, or a version-1 bank): remove them and teach them again to score by the model's class "
-                    "statistics; until then the example cache scores the bank")
+            return (
+                f"the bank's {len(self.example)} example(s) have no frame embeddings (taught with a model exported "
+                "before them, or a version-1 bank): remove them and teach them again to score by the model's class "
+                "statistics; until then the example cache scores the bank"
+            )
         behind = {n for n, c in zip(stats.labels, stats.count) if c > 0}
         behind |= {self.classes[c].name for c in np.unique(self.example_class)}
         missing = [n for n in labels if n not in behind]
         if not missing:
             return ""
-        return (f"no clips behind {', '.join(repr(n) for n in missing[:4])}{', ...' if len(missing) > 4 else ''} "
-                "(neither one of the model's training classes nor taught): the example cache scores the labels; "
-                "teach them examples to score by the model's class statistics")
+        return (
+            f"no clips behind {', '.join(repr(n) for n in missing[:4])}{', ...' if len(missing) > 4 else ''} "
+            "(neither one of the model's training classes nor taught): the example cache scores the labels; "
+            "teach them examples to score by the model's class statistics"
+        )
 
-    def _class_means(self, labels: list[str], key_class: np.ndarray, stats: FrameStatistics | None
-                     ) -> ClassMeans | None:
+    def _class_means(
+        self, labels: list[str], key_class: np.ndarray, stats: FrameStatistics | None
+    ) -> ClassMeans | None:
         """The classes' means in frame-embedding space and the clips behind each, from the model's training videos
         (`stats`, by class name) and the examples together; None when a class has neither, an example has no frame
         embeddings, or there are no examples (the model's own scores are then unchanged)."""
-        if stats is None or not len(self.example) or len(self.frames) != len(self.example) \
-                or self.frames.shape[1] != stats.dim:
+        if (
+            stats is None
+            or not len(self.example)
+            or len(self.frames) != len(self.example)
+            or self.frames.shape[1] != stats.dim
+        ):
             return None
         sums = np.zeros((len(labels), stats.dim))
         counts = np.zeros(len(labels))
@@ -335,11 +421,18 @@ class LabelBank:
             return None
         # the examples' deviations from their own class's example mean join the covariance (pooled over classes)
         residuals = [frames[key_class == k] - frames[key_class == k].mean(0) for k in np.unique(key_class)]
-        return ClassMeans(sums / counts[:, None], counts, stats,
-                          (np.concatenate(residuals), len(frames) - len(residuals)))
+        return ClassMeans(
+            sums / counts[:, None], counts, stats, (np.concatenate(residuals), len(frames) - len(residuals))
+        )
 
-    def tune(self, scale: float, labels: list[str] | None = None, label_text: np.ndarray | None = None,
-             alphas=ALPHA_GRID, betas=BETA_GRID) -> dict:
+    def tune(
+        self,
+        scale: float,
+        labels: list[str] | None = None,
+        label_text: np.ndarray | None = None,
+        alphas=ALPHA_GRID,
+        betas=BETA_GRID,
+    ) -> dict:
         """Leave-one-out choice of (alpha, beta) over the bank's classes: every example is classified by the
         rest (its own class's prototype recomputed without it), with the model's logit `scale`, among the bank's
         classes and `labels` (their unit text embeddings `label_text`: the model's own, as competitors). Needs >= 2 classes and >= 2 examples in every
@@ -348,8 +441,10 @@ class LabelBank:
         taught = [n for c, n in zip(self.classes, counts) if n or not c.text]  # a text class without examples competes
         if len(taught) < 2 or min(taught) < 2:
             few = [f"{c.name} ({n})" for c, n in zip(self.classes, counts) if (n or not c.text) and n < 2]
-            raise BankError("leave-one-out tuning needs at least two classes with examples, at least two each"
-                            + (f"; too few: {', '.join(few)}" if few else ""))
+            raise BankError(
+                "leave-one-out tuning needs at least two classes with examples, at least two each"
+                + (f"; too few: {', '.join(few)}" if few else "")
+            )
         head = self.head(labels, label_text)
         best = None
         for a in sorted(alphas):
@@ -361,8 +456,12 @@ class LabelBank:
                 if best is None or score > best[0]:
                     best = (score, a, b, hits)
         _, self.alpha, self.beta, hits = best
-        self.tuned = {"alpha": self.alpha, "beta": self.beta, "loo_top1": round(hits / len(self.example), 4),
-                      "examples": int(len(self.example))}
+        self.tuned = {
+            "alpha": self.alpha,
+            "beta": self.beta,
+            "loo_top1": round(hits / len(self.example), 4),
+            "examples": int(len(self.example)),
+        }
         return self.tuned
 
 
@@ -407,8 +506,9 @@ class Head:
         for k in np.flatnonzero(~self.has_text):
             self.weights[k] = _unit(self.keys[self.key_class == k].sum(axis=0)) if self.prototypes else 0.0
 
-    def logits(self, video: np.ndarray, scale: float, graph_logits: np.ndarray | None = None,
-               frames: np.ndarray | None = None) -> np.ndarray:
+    def logits(
+        self, video: np.ndarray, scale: float, graph_logits: np.ndarray | None = None, frames: np.ndarray | None = None
+    ) -> np.ndarray:
         """Unit video embeddings (B, E) -> logits (B, K) float64; `graph_logits` (B, graph): the model's own;
         `frames` (B, T, E): the graph's frame embeddings (used when the head has `means`)."""
         if self.means is not None:
@@ -419,7 +519,7 @@ class Head:
         if self.graph:
             if graph_logits is None:
                 raise ValueError("this head scores the model's own classes by its logits: pass graph_logits")
-            text[:, :self.graph] = graph_logits  # their weights are zero rows: s f W^T is the graph's
+            text[:, : self.graph] = graph_logits  # their weights are zero rows: s f W^T is the graph's
         return self._neutral(text) + cache_logits(video, self.keys, self.onehot, self.alpha, self.beta)
 
     def _neutral(self, text: np.ndarray) -> np.ndarray:
@@ -448,8 +548,15 @@ class Head:
         return int(np.sum(logits.argmax(axis=1) == y)), float(logp[rows, y].mean())
 
 
-def class_logits(video: np.ndarray, weights: np.ndarray, scale: float, keys: np.ndarray | None = None,
-                 key_class: np.ndarray | None = None, alpha: float = DEFAULT_ALPHA, beta: float = DEFAULT_BETA) -> np.ndarray:
+def class_logits(
+    video: np.ndarray,
+    weights: np.ndarray,
+    scale: float,
+    keys: np.ndarray | None = None,
+    key_class: np.ndarray | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    beta: float = DEFAULT_BETA,
+) -> np.ndarray:
     """Tip-Adapter logits (module docstring): unit `video` (B, E), unit class `weights` (K, E), the model's logit
     `scale`, unit example `keys` (N, E) of classes `key_class` (N,) -> (B, K) float64. No keys: s f W^T."""
     video = np.asarray(video, np.float64)
@@ -481,8 +588,10 @@ def embed_views(run: Callable[[np.ndarray], dict[str, np.ndarray]], views: np.nd
     embeddings, and the mean of their frame embeddings."""
     out = run(np.ascontiguousarray(views))
     frames = out.get("frame_embedding")
-    return ClipEmbedding(_unit(_unit(out["video_embedding"]).mean(axis=0)),
-                         None if frames is None else np.asarray(frames, np.float32).mean(axis=0))
+    return ClipEmbedding(
+        _unit(_unit(out["video_embedding"]).mean(axis=0)),
+        None if frames is None else np.asarray(frames, np.float32).mean(axis=0),
+    )
 
 
 def min_example_s(sampling) -> float:
@@ -497,16 +606,21 @@ def check_clip_length(times: np.ndarray, sampling, what: str) -> None:
     (T - 1) x frame interval. A still image or a clip of a few frames would teach a class with repeated frames."""
     t = sampling.frames
     if len(times) < t:
-        raise BankError(f"{what} holds {len(times)} frame{'' if len(times) == 1 else 's'}; one example needs at least "
-                        f"{t} (the model's clip length): give a longer clip or range")
+        raise BankError(
+            f"{what} holds {len(times)} frame{'' if len(times) == 1 else 's'}; one example needs at least "
+            f"{t} (the model's clip length): give a longer clip or range"
+        )
     span = min_example_s(sampling)
     if times[-1] - times[0] < span - 1e-6:
-        raise BankError(f"{what} lasts {times[-1] - times[0]:.2f} s; one example needs at least {span:.2f} s (the "
-                        f"model's clip: {t} frames {sampling.frame_interval_s:g} s apart): give a longer clip or range")
+        raise BankError(
+            f"{what} lasts {times[-1] - times[0]:.2f} s; one example needs at least {span:.2f} s (the "
+            f"model's clip: {t} frames {sampling.frame_interval_s:g} s apart): give a longer clip or range"
+        )
 
 
-def embed_example(backend, path: str | Path, start_s: float | None = None, end_s: float | None = None,
-                  info=None) -> ClipEmbedding:
+def embed_example(
+    backend, path: str | Path, start_s: float | None = None, end_s: float | None = None, info=None
+) -> ClipEmbedding:
     """The example (`ClipEmbedding`) of a file, or of its frames in [`start_s`, `end_s`] seconds: the metadata's eval
     views (`eval_views`), through the model. Raises BankError for a range without enough frames for one clip
     (`check_clip_length`), RecognizeError for an unreadable file. `info`: its `probe_exact` index, where known."""
@@ -519,7 +633,11 @@ def embed_example(backend, path: str | Path, start_s: float | None = None, end_s
     try:
         info = info or probe_exact(path)
         times = info.times()
-        what = f"{path}" if start_s is None and end_s is None else f"{path}@{start_s or 0:g}-{'' if end_s is None else f'{end_s:g}'}"
+        what = (
+            f"{path}"
+            if start_s is None and end_s is None
+            else f"{path}@{start_s or 0:g}-{'' if end_s is None else f'{end_s:g}'}"
+        )
         check_clip_length(times[frames_in_range(times, start_s, end_s)], meta.sampling, what)
         views = eval_views(path, info, meta.sampling, meta.preprocess, start_s, end_s)
     except (VideoReadError, OSError) as err:
@@ -540,8 +658,9 @@ def embed_recording(backend, times: np.ndarray, frames: list[np.ndarray]) -> Cli
         raise BankError("nothing was recorded")
     meta = backend.metadata
     check_clip_length(np.asarray(times), meta.sampling, "the recording")
-    views = sampled_views(np.asarray(times), lambda idx: np.stack([frames[i] for i in idx]), meta.sampling,
-                          meta.preprocess)
+    views = sampled_views(
+        np.asarray(times), lambda idx: np.stack([frames[i] for i in idx]), meta.sampling, meta.preprocess
+    )
     return embed_views(backend.run, views)
 
 

@@ -1,5 +1,6 @@
 """The live clip buffer (DECISIONS §4): frames are pushed as they arrive; a clip is the last T frames
 `frame_interval_s` apart, and a prediction falls due every `predict_every_s`."""
+
 from __future__ import annotations
 
 from collections import deque

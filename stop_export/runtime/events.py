@@ -1,5 +1,6 @@
 """Scores over time -> action events: EMA smoothing, a threshold with hysteresis, a minimum duration.
 Shared by `stop-recognize` and the app."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace

@@ -7,6 +7,7 @@ rename (`stop_train.atomic`): that rename is the write. NAME.json is written aft
 when it is not (a crash between the two renames left an older NAME.json) or when NAME.json is missing (a crash
 after the first npz). Pairs written before the document went into the npz are read from NAME.json.
 """
+
 from __future__ import annotations
 
 import errno
@@ -57,8 +58,13 @@ def write_pair(path: str | Path, doc: dict, arrays: dict[str, np.ndarray]) -> Pa
     try:
         atomic_write_bytes(meta_path, text)
     except OSError as err:
-        log.warning("%s holds the new %s, but its copy %s could not be refreshed (%s)", array_path,
-                    doc.get("format", "document"), meta_path.name, err.strerror or err)
+        log.warning(
+            "%s holds the new %s, but its copy %s could not be refreshed (%s)",
+            array_path,
+            doc.get("format", "document"),
+            meta_path.name,
+            err.strerror or err,
+        )
     return meta_path
 
 
@@ -82,8 +88,9 @@ def check_writable(path: str | Path) -> None:
         raise OSError(err.errno, f"cannot write there ({err.strerror})", str(folder)) from None
 
 
-def read_pair(path: str | Path, kind: str, noun: str, version: int, error: type[Exception], hint: str
-              ) -> tuple[dict, dict[str, np.ndarray]]:
+def read_pair(
+    path: str | Path, kind: str, noun: str, version: int, error: type[Exception], hint: str
+) -> tuple[dict, dict[str, np.ndarray]]:
     """(doc, arrays) of a pair whose doc has {"format": `kind`, "version": <= `version`} (`noun`: what it is called
     in messages). Raises `error` naming the problem: missing (with `hint`), not that kind, a newer format,
     unreadable arrays."""
@@ -109,8 +116,10 @@ def read_pair(path: str | Path, kind: str, noun: str, version: int, error: type[
     if not isinstance(doc, dict) or doc.get("format") != kind:
         raise error(f"{where} is not a {noun}")
     if not isinstance(doc.get("version"), int) or doc["version"] > version:
-        raise error(f"{where} has {noun} format {doc.get('version')!r}; this toolkit reads up to {version}: "
-                    "upgrade stop-toolkit")
+        raise error(
+            f"{where} has {noun} format {doc.get('version')!r}; this toolkit reads up to {version}: "
+            "upgrade stop-toolkit"
+        )
     if not array_path.is_file():
         raise error(f"{meta_path}: its arrays ({array_path.name}) are missing")
     return doc, arrays

@@ -1,5 +1,6 @@
 """What the TensorRT builder and the TensorRT runtime both need, torch-free and onnx-free (DECISIONS §9):
 finding the TensorRT Python module, the GPU's compute capability, and the plugin's version and library."""
+
 from __future__ import annotations
 
 import importlib
@@ -53,8 +54,10 @@ def detect_tensorrt(prefer: str | None = None) -> TensorRT:
         version = tuple(int(x) for x in module.__version__.split(".")[:3])
         return TensorRT(module, name, version)
     wanted = "TensorRT for RTX" if prefer == "tensorrt_rtx" else "TensorRT"
-    raise EngineError(f"no {wanted} Python module: on Jetson it comes with JetPack (python3-libnvinfer); on RTX "
-                      "machines pip install 'stop-toolkit[rtx]' (TensorRT for RTX) or the TensorRT wheel")
+    raise EngineError(
+        f"no {wanted} Python module: on Jetson it comes with JetPack (python3-libnvinfer); on RTX "
+        "machines pip install 'stop-toolkit[rtx]' (TensorRT for RTX) or the TensorRT wheel"
+    )
 
 
 def compute_capability() -> str:

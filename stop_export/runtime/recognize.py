@@ -1,4 +1,5 @@
 """Frame sources and the `stop-recognize` loop: frames -> clip buffer -> model -> windows and events."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,14 @@ from .recognizer import Recognizer
 from .recognizer import top_k as top_k_of
 
 
-def frames_from(source: str, max_seconds: float = 0.0, policy: ReconnectPolicy | None = None,
-                notify=None, opened=None, stop: threading.Event | None = None) -> Iterator[tuple[float, np.ndarray]]:
+def frames_from(
+    source: str,
+    max_seconds: float = 0.0,
+    policy: ReconnectPolicy | None = None,
+    notify=None,
+    opened=None,
+    stop: threading.Event | None = None,
+) -> Iterator[tuple[float, np.ndarray]]:
     """(time in seconds, RGB uint8 frame) from the frame source: a file (its frames' own times), or a camera or
     stream (reopened under `policy` when lost, `opened` called at each (re)opening; raises SourceGaveUp when
     it gives up, and KeyboardInterrupt when `stop` was set, see `sigint_sets`)."""
@@ -35,8 +42,11 @@ def frames_from(source: str, max_seconds: float = 0.0, policy: ReconnectPolicy |
     except SourceError as err:
         raise RecognizeError(str(err)) from None
     try:
-        frames = src.frames() if src is not None else \
-            live_frames(spec, policy or ReconnectPolicy(), notify or _warn, stop, opened)
+        frames = (
+            src.frames()
+            if src is not None
+            else live_frames(spec, policy or ReconnectPolicy(), notify or _warn, stop, opened)
+        )
         for frame in frames:
             if max_seconds and frame.t > max_seconds:
                 return
@@ -112,15 +122,22 @@ class Printer:
 
     @staticmethod
     def _event_dict(event) -> dict:
-        return {"type": "event", **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in event.to_dict().items()}}
+        return {
+            "type": "event",
+            **{k: (round(v, 3) if isinstance(v, float) else v) for k, v in event.to_dict().items()},
+        }
 
     def video(self, top: list[tuple[str, float]], protocol: str, windows: int) -> None:
         if self.as_json:
-            self._line({"type": "video", "protocol": protocol, "windows": windows,
-                        "top": [[k, round(s, 4)] for k, s in top]})
+            self._line(
+                {"type": "video", "protocol": protocol, "windows": windows, "top": [[k, round(s, 4)] for k, s in top]}
+            )
         else:
-            print(f"video ({protocol}{f', {windows} windows' if protocol == 'live' else ''}): "
-                  + " | ".join(f"{k} {s:.2f}" for k, s in top), flush=True)
+            print(
+                f"video ({protocol}{f', {windows} windows' if protocol == 'live' else ''}): "
+                + " | ".join(f"{k} {s:.2f}" for k, s in top),
+                flush=True,
+            )
 
     def _line(self, record: dict) -> None:
         sys.stdout.write(json.dumps(finite(record), allow_nan=False) + "\n")  # NaN scores as null: strict JSON
@@ -131,8 +148,9 @@ class Printer:
             self.events.close()
 
 
-def stream_windows(rec: Recognizer, frames: Iterable[tuple[float, np.ndarray]],
-                   buffer: ClipBuffer) -> Iterator[tuple[float, np.ndarray]]:
+def stream_windows(
+    rec: Recognizer, frames: Iterable[tuple[float, np.ndarray]], buffer: ClipBuffer
+) -> Iterator[tuple[float, np.ndarray]]:
     """Push (t, RGB frame) into the buffer; yield (clip end time, scores (K,)) whenever a prediction is due."""
     for t, frame in frames:
         buffer.push(frame, t)
@@ -147,9 +165,11 @@ def run_recognize(args) -> int:
         rec = Recognizer.open(args.model, args.backend, args.threads, plugin=args.plugin)
         bank = getattr(args, "bank", None)
         if rec.meta.task == "retrieval" and not args.labels and not bank:
-            raise RecognizeError(f"{args.model} is a retrieval model: it has no labels of its own; give --labels "
-                                 "FILE to classify with its text encoder (or --bank BANK.json from stop-teach), or "
-                                 "search with stop-search")
+            raise RecognizeError(
+                f"{args.model} is a retrieval model: it has no labels of its own; give --labels "
+                "FILE to classify with its text encoder (or --bank BANK.json from stop-teach), or "
+                "search with stop-search"
+            )
         if args.labels:
             from stop_train.labels import load_labels
 
@@ -162,23 +182,43 @@ def run_recognize(args) -> int:
                 print(f"stop-recognize: note: {note}", file=sys.stderr)
             print(f"{len(rec.bank.classes)} class(es) from {bank}: scored by {rec.scoring}", file=sys.stderr)
             if len(rec.labels) < 2:
-                raise RecognizeError(f"{bank} and the model's labels give only {len(rec.labels)} class(es): scores are "
-                                     "shared out among the classes, give at least two (--labels, or teach another)")
+                raise RecognizeError(
+                    f"{bank} and the model's labels give only {len(rec.labels)} class(es): scores are "
+                    "shared out among the classes, give at least two (--labels, or teach another)"
+                )
     except (BackendError, MetadataError, FileNotFoundError, ValueError) as err:
         raise RecognizeError(str(err)) from None
     printer = Printer(args.json, args.events)
     try:
-        return recognize(rec, args.source, printer, protocol=args.protocol, top_k=args.top_k,
-                         predict_every_s=args.predict_every, frame_interval_s=args.frame_interval,
-                         events=EventCfg(args.smoothing, args.on, args.off, args.min_duration),
-                         max_seconds=args.max_seconds, reconnect=args.reconnect)
+        return recognize(
+            rec,
+            args.source,
+            printer,
+            protocol=args.protocol,
+            top_k=args.top_k,
+            predict_every_s=args.predict_every,
+            frame_interval_s=args.frame_interval,
+            events=EventCfg(args.smoothing, args.on, args.off, args.min_duration),
+            max_seconds=args.max_seconds,
+            reconnect=args.reconnect,
+        )
     finally:
         printer.close()
 
 
-def recognize(rec: Recognizer, source: str, printer: Printer, *, protocol: str = "live", top_k: int = 3,
-              predict_every_s: float = 0.5, frame_interval_s: float | None = None, events: EventCfg | None = None,
-              max_seconds: float = 0.0, reconnect: int | None = None) -> int:
+def recognize(
+    rec: Recognizer,
+    source: str,
+    printer: Printer,
+    *,
+    protocol: str = "live",
+    top_k: int = 3,
+    predict_every_s: float = 0.5,
+    frame_interval_s: float | None = None,
+    events: EventCfg | None = None,
+    max_seconds: float = 0.0,
+    reconnect: int | None = None,
+) -> int:
     """Recognise `source` (file, camera or stream URL) and report through `printer`; returns 0.
 
     protocol 'eval': the test views of the whole file, one result. 'live': the clip buffer
@@ -201,8 +241,9 @@ def recognize(rec: Recognizer, source: str, printer: Printer, *, protocol: str =
     detector = EventDetector(rec.labels, events or EventCfg())
     total, windows = None, 0
     stop = threading.Event()
-    frames = frames_from(source, max_seconds, ReconnectPolicy(reconnect),
-                         opened=lambda _source: buffer.clear(), stop=stop)  # no history across a reconnect
+    frames = frames_from(
+        source, max_seconds, ReconnectPolicy(reconnect), opened=lambda _source: buffer.clear(), stop=stop
+    )  # no history across a reconnect
     with sigint_sets(stop):
         try:
             for end, scores in stream_windows(rec, frames, buffer):
@@ -218,8 +259,9 @@ def recognize(rec: Recognizer, source: str, printer: Printer, *, protocol: str =
             for event in closing:
                 printer.show(event)
     if total is None:
-        raise RecognizeError(f"{source} ended after {buffer.latest or 0:.2f} s, before one clip ({buffer.span:.2f} s) "
-                             "was complete; try --protocol eval or a smaller --frame-interval")
+        raise RecognizeError(
+            f"{source} ended after {buffer.latest or 0:.2f} s, before one clip ({buffer.span:.2f} s) "
+            "was complete; try --protocol eval or a smaller --frame-interval"
+        )
     printer.video(top_k_of(total / windows, rec.labels, top_k), "live", windows)
     return 0
-

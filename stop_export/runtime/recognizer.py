@@ -1,6 +1,7 @@
 """`Recognizer`: a backend plus what turns its outputs into labelled scores — softmax, top-k, the
 test-view protocol for files, re-labelling through the exported text encoder and the classes of a label bank
 (no PyTorch)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -63,8 +64,14 @@ class Recognizer:
         self.sampling: SamplingCfg = self.meta.sampling
 
     @classmethod
-    def open(cls, model: str | Path, backend: str = "auto", threads: int = 0, labels: str | None = None,
-             plugin: str | None = None) -> "Recognizer":
+    def open(
+        cls,
+        model: str | Path,
+        backend: str = "auto",
+        threads: int = 0,
+        labels: str | None = None,
+        plugin: str | None = None,
+    ) -> "Recognizer":
         """A model file (.onnx, or .engine with its sidecar; `plugin`: the TemporalPromptInsert library an
         engine may need, else $STOP_TPI_PLUGIN) or a run / model folder (torch backend). Raises BackendError."""
         return cls(open_backend(model, backend, threads, labels=labels, plugin=plugin))
@@ -86,16 +93,21 @@ class Recognizer:
         if frames.ndim == 4:
             frames = frames[None]
         if frames.dtype != np.uint8 or frames.shape[1:] != self.meta.input_shape:
-            raise ValueError(f"expected uint8 frames (B, {', '.join(map(str, self.meta.input_shape))}), "
-                             f"got {frames.dtype} {frames.shape}")
+            raise ValueError(
+                f"expected uint8 frames (B, {', '.join(map(str, self.meta.input_shape))}), "
+                f"got {frames.dtype} {frames.shape}"
+            )
         labels, head = self._head
         if head is None and self.meta.task == "retrieval":
-            raise BackendError("a retrieval model has no labels of its own: give labels to score against "
-                               "(stop-recognize --labels FILE or --bank BANK), or search with stop-search")
+            raise BackendError(
+                "a retrieval model has no labels of its own: give labels to score against "
+                "(stop-recognize --labels FILE or --bank BANK), or search with stop-search"
+            )
         outputs = self.backend.run(np.ascontiguousarray(frames))
         if head is not None:
-            logits = head.logits(outputs["video_embedding"], self.meta.logit_scale, outputs.get("logits"),
-                                 outputs.get(FRAME_OUTPUT))
+            logits = head.logits(
+                outputs["video_embedding"], self.meta.logit_scale, outputs.get("logits"), outputs.get(FRAME_OUTPUT)
+            )
         else:
             logits = outputs["logits"]
         return Prediction(softmax(logits.astype(np.float64)), outputs, list(labels))
@@ -118,8 +130,10 @@ class Recognizer:
         BackendError when the model has none beside it."""
         path, name = getattr(self.backend, "path", None), self.meta.text_encoder
         if path is None or not name or not (Path(path).parent / name).is_file():
-            raise BackendError("this model has no text encoder beside it: re-export with stop-export "
-                               "(it writes <name>.text.onnx and the BPE file)")
+            raise BackendError(
+                "this model has no text encoder beside it: re-export with stop-export "
+                "(it writes <name>.text.onnx and the BPE file)"
+            )
         return TextEncoder(Path(path).parent / name, self.meta.fingerprint).encode(self.prompts(labels, template))
 
     def set_labels(self, labels: list[str], template: str | None = None) -> None:
@@ -175,11 +189,15 @@ class Recognizer:
                 else:
                     if not stats.fingerprint or stats.fingerprint != self.meta.fingerprint:
                         whose = "carries no model fingerprint" if not stats.fingerprint else "belongs to another model"
-                        self._stats_notes.append(f"{path} {whose}: taught classes are scored by the example cache alone "
-                                          "(re-export the model: stop-export writes its own)")
+                        self._stats_notes.append(
+                            f"{path} {whose}: taught classes are scored by the example cache alone "
+                            "(re-export the model: stop-export writes its own)"
+                        )
                     elif stats.dim != self.meta.frames * self.meta.model.embed_dim:
-                        self._stats_notes.append(f"{path} does not fit the model (features {stats.dim} wide): taught classes "
-                                          "are scored by the example cache alone")
+                        self._stats_notes.append(
+                            f"{path} does not fit the model (features {stats.dim} wide): taught classes "
+                            "are scored by the example cache alone"
+                        )
                     else:
                         self._statistics = stats
         return self._statistics
@@ -195,8 +213,15 @@ class Recognizer:
             head = self.bank.head(labels, text, stats)
             self._bank_note = self.bank.without_means(head.labels, stats)
         elif text is not None:
-            head = Head(labels, text, np.ones(len(labels), bool), np.zeros((0, text.shape[1]), np.float32),
-                        np.zeros(0, np.int64), 0.0, 0.0)
+            head = Head(
+                labels,
+                text,
+                np.ones(len(labels), bool),
+                np.zeros((0, text.shape[1]), np.float32),
+                np.zeros(0, np.int64),
+                0.0,
+                0.0,
+            )
         else:
             head = None
         self._head = (head.labels if head is not None else labels, head)

@@ -7,6 +7,7 @@ video (W,), start and end times (W,) in seconds, and the document of INDEX.json:
 `files`). No pickle. An index built with one model is refused by
 another (the fingerprint covers the config and every weight; an ONNX file and its engines share it).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -70,21 +71,48 @@ class SearchIndex:
 
     def save(self, path: str | Path) -> Path:
         """Write INDEX.npz and INDEX.json (`files.write_pair`: a crash leaves the previous index). Raises OSError."""
-        doc = {"format": "stop-search-index", "version": INDEX_VERSION, "fingerprint": self.fingerprint,
-               "model": self.model, "windows": asdict(self.windows), "videos": [asdict(v) for v in self.videos]}
-        return write_pair(path, doc, {"embedding": self.embedding.astype(np.float32), "video": self.video.astype(np.int32),
-                                      "start": self.start.astype(np.float64), "end": self.end.astype(np.float64)})
+        doc = {
+            "format": "stop-search-index",
+            "version": INDEX_VERSION,
+            "fingerprint": self.fingerprint,
+            "model": self.model,
+            "windows": asdict(self.windows),
+            "videos": [asdict(v) for v in self.videos],
+        }
+        return write_pair(
+            path,
+            doc,
+            {
+                "embedding": self.embedding.astype(np.float32),
+                "video": self.video.astype(np.int32),
+                "start": self.start.astype(np.float64),
+                "end": self.end.astype(np.float64),
+            },
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> "SearchIndex":
         """Read an index. Raises SearchIndexError naming the problem (missing, not an index, newer format)."""
         meta_path = cls.paths(path)[0]
-        doc, arrays = read_pair(path, "stop-search-index", "stop-search index", INDEX_VERSION, SearchIndexError,
-                                "build one with stop-search index")
+        doc, arrays = read_pair(
+            path,
+            "stop-search-index",
+            "stop-search index",
+            INDEX_VERSION,
+            SearchIndexError,
+            "build one with stop-search index",
+        )
         try:
-            index = cls(doc["fingerprint"], doc["model"], WindowCfg(**doc["windows"]),
-                        [IndexedVideo(**v) for v in doc["videos"]], arrays["embedding"], arrays["video"],
-                        arrays["start"], arrays["end"])
+            index = cls(
+                doc["fingerprint"],
+                doc["model"],
+                WindowCfg(**doc["windows"]),
+                [IndexedVideo(**v) for v in doc["videos"]],
+                arrays["embedding"],
+                arrays["video"],
+                arrays["start"],
+                arrays["end"],
+            )
         except (KeyError, TypeError, ValueError) as err:
             raise SearchIndexError(f"{meta_path}: unreadable index ({err})") from None
         if not (len(index.embedding) == len(index.video) == len(index.start) == len(index.end)):
@@ -99,8 +127,10 @@ class SearchIndex:
         if not meta.fingerprint:
             raise SearchIndexError(f"{where} was exported before models carried a fingerprint: re-export it")
         if meta.fingerprint != self.fingerprint:
-            raise SearchIndexError(f"this index was built with another model (fingerprint {self.fingerprint}, "
-                                   f"{self.model or 'path not recorded'}); {where} has {meta.fingerprint}: {use}")
+            raise SearchIndexError(
+                f"this index was built with another model (fingerprint {self.fingerprint}, "
+                f"{self.model or 'path not recorded'}); {where} has {meta.fingerprint}: {use}"
+            )
 
     def prune(self) -> list[str]:
         """Drop the videos whose file is gone; returns their paths."""
@@ -137,7 +167,9 @@ class SearchIndex:
         del self.videos[gone[0]]
 
     # ---------------------------------------------------------------------------------------- search
-    def search(self, query: np.ndarray, top: int = 10, moments: int = 3, scores: np.ndarray | None = None) -> list[dict]:
+    def search(
+        self, query: np.ndarray, top: int = 10, moments: int = 3, scores: np.ndarray | None = None
+    ) -> list[dict]:
         """Rank videos for one unit query embedding (E,): a video scores by its best window. Returns up to
         `top` dicts {video, score, moments: [{start, end, score}, ...]} with at most `moments` non-overlapping
         windows per video, best first. `scores` (W,) replaces the exact window scores (e.g. from an ANN
@@ -153,16 +185,27 @@ class SearchIndex:
         for k in order[:top]:
             if not np.isfinite(best[k]):
                 break
-            rows = starts[k] + np.argsort(-sim[starts[k]:ends[k]], kind="stable")
+            rows = starts[k] + np.argsort(-sim[starts[k] : ends[k]], kind="stable")
             chosen: list[int] = []
             for r in rows:  # greedy: the best windows that do not overlap a chosen one
                 if not np.isfinite(sim[r]) or len(chosen) == moments:
                     break
                 if all(self.end[r] <= self.start[c] or self.start[r] >= self.end[c] for c in chosen):
                     chosen.append(int(r))
-            out.append({"video": self.videos[self.video[starts[k]]].path, "score": round(float(best[k]), 4),
-                        "moments": [{"start": round(float(self.start[r]), 3), "end": round(float(self.end[r]), 3),
-                                     "score": round(float(sim[r]), 4)} for r in chosen]})
+            out.append(
+                {
+                    "video": self.videos[self.video[starts[k]]].path,
+                    "score": round(float(best[k]), 4),
+                    "moments": [
+                        {
+                            "start": round(float(self.start[r]), 3),
+                            "end": round(float(self.end[r]), 3),
+                            "score": round(float(sim[r]), 4),
+                        }
+                        for r in chosen
+                    ],
+                }
+            )
         return out
 
 
@@ -172,8 +215,12 @@ def default_stride(span_s: float) -> float:
     return max(0.1, min(1.0, span_s / 2))
 
 
-def video_windows(run: Callable[[np.ndarray], np.ndarray], frames: Iterable[tuple[float, np.ndarray]],
-                  buffer: ClipBuffer, batch: int = 8) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def video_windows(
+    run: Callable[[np.ndarray], np.ndarray],
+    frames: Iterable[tuple[float, np.ndarray]],
+    buffer: ClipBuffer,
+    batch: int = 8,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(t, RGB frame) -> batches of (embeddings (b, E), window end times (b,)): a window every
     `buffer.every` seconds, and a last one ending at the last frame so the end of the video is covered,
     embedded `batch` at a time by `run` (uint8 clips (b, T, S, S, 3) -> (b, E))."""
@@ -196,8 +243,9 @@ def video_windows(run: Callable[[np.ndarray], np.ndarray], frames: Iterable[tupl
         yield run(np.stack(clips)), np.asarray(ends)
 
 
-def embed_video(backend, path: Path, windows: WindowCfg, batch: int = 8, stop=None,
-                progress: Callable[[float], None] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def embed_video(
+    backend, path: Path, windows: WindowCfg, batch: int = 8, stop=None, progress: Callable[[float], None] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Window embeddings of one video file through the frame source -> (embeddings (W, E), start (W,), end (W,),
     duration in seconds). A video shorter than one window gives one clip over its whole length (the test
     view of the metadata's sampling). `progress(t)` gets the time reached; `stop` (a threading.Event) ends early
@@ -236,8 +284,9 @@ def embed_video(backend, path: Path, windows: WindowCfg, batch: int = 8, stop=No
 
     try:
         info = probe_exact(path)
-        clip = eval_views(path, info, replace(meta.sampling, sampler="segments", test_clips=1, test_crops=1),
-                          meta.preprocess)
+        clip = eval_views(
+            path, info, replace(meta.sampling, sampler="segments", test_clips=1, test_crops=1), meta.preprocess
+        )
     except (VideoReadError, OSError) as err:
         raise RecognizeError(f"cannot read {path}: {err}") from None
     return _unit(run(np.ascontiguousarray(clip[:1]))), np.zeros(1), np.array([info.duration_s]), info.duration_s
@@ -282,8 +331,10 @@ def load_ann(path: str | Path, index: SearchIndex):
     faiss = _faiss()
     graph = faiss.read_index(str(ann_path(path)))
     if graph.ntotal != len(index.embedding):
-        raise SearchIndexError(f"{ann_path(path)} is out of date ({graph.ntotal} windows, the index {len(index.embedding)}): "
-                               "rebuild it with stop-search index --ann")
+        raise SearchIndexError(
+            f"{ann_path(path)} is out of date ({graph.ntotal} windows, the index {len(index.embedding)}): "
+            "rebuild it with stop-search index --ann"
+        )
     return graph
 
 

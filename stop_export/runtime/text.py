@@ -1,4 +1,5 @@
 """The exported text encoder, run with ONNX Runtime and the torch-free tokenizer: texts -> unit embeddings."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,8 +25,10 @@ def text_encoder_beside(model: str | Path) -> Path:
     else:
         found = path.with_name(path.stem + ".text.onnx")
     if found is None or not found.is_file():
-        raise BackendError(f"{path} has no text encoder beside it: re-export with stop-export (it writes "
-                           "<name>.text.onnx and the BPE file)")
+        raise BackendError(
+            f"{path} has no text encoder beside it: re-export with stop-export (it writes "
+            "<name>.text.onnx and the BPE file)"
+        )
     return found
 
 
@@ -45,15 +48,20 @@ class TextEncoder:
             self.session = ort.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
         except Exception as err:  # ORT raises its own exception types
             raise BackendError(f"ONNX Runtime cannot load {self.path}: {err}") from None
-        self.metadata = Metadata.from_json(self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY),
-                                           str(self.path))
+        self.metadata = Metadata.from_json(
+            self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY), str(self.path)
+        )
         if fingerprint and self.metadata.fingerprint != fingerprint:
-            raise BackendError(f"{self.path} belongs to another export than the model beside it (fingerprint "
-                               f"{self.metadata.fingerprint or 'none'}, the model's {fingerprint}), as an export "
-                               "stopped midway leaves it: export again with stop-export")
+            raise BackendError(
+                f"{self.path} belongs to another export than the model beside it (fingerprint "
+                f"{self.metadata.fingerprint or 'none'}, the model's {fingerprint}), as an export "
+                "stopped midway leaves it: export again with stop-export"
+            )
         bpe = self.path.parent / self.metadata.tokenizer
         if not self.metadata.tokenizer or not bpe.is_file():
-            raise BackendError(f"{self.path}: the BPE file {self.metadata.tokenizer or '(none named)'} is not beside it")
+            raise BackendError(
+                f"{self.path}: the BPE file {self.metadata.tokenizer or '(none named)'} is not beside it"
+            )
         self.tokenizer = ClipTokenizer(bpe)
 
     def encode(self, texts: list[str]) -> np.ndarray:

@@ -5,6 +5,7 @@ It reads the BPE merges file that `stop-export` writes beside the model (CLIP's
 ftfy and HTML unescaping, whitespace collapsed, lower-cased; ids [start, tokens..., end] truncated to the
 context length (the end token kept) and zero-padded.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -50,7 +51,7 @@ class ClipTokenizer:
             raise FileNotFoundError(f"no BPE merges file at {path} (stop-export writes it beside the model)")
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rt", encoding="utf-8-sig") as f:
-            lines = f.read().split("\n")[1:MERGES + 1]
+            lines = f.read().split("\n")[1 : MERGES + 1]
         merges = [tuple(line.split()) for line in lines]
         symbols = list(byte_to_unicode().values())
         vocab = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges] + [START, END]
@@ -58,7 +59,8 @@ class ClipTokenizer:
         self.ranks = {pair: i for i, pair in enumerate(merges)}
         self.start_id, self.end_id = self.encoder[START], self.encoder[END]
         self.pattern = regex.compile(
-            rf"{START}|{END}|'s|'t|'re|'ve|'m|'ll|'d|[\p{{L}}]+|[\p{{N}}]|[^\s\p{{L}}\p{{N}}]+", regex.IGNORECASE)
+            rf"{START}|{END}|'s|'t|'re|'ve|'m|'ll|'d|[\p{{L}}]+|[\p{{N}}]|[^\s\p{{L}}\p{{N}}]+", regex.IGNORECASE
+        )
         self._cache: dict[str, list[str]] = {START: [START], END: [END]}
 
     def _bpe(self, word: str) -> list[str]:

@@ -1,6 +1,7 @@
 """The PyTorch backend: a run directory, model folder or preset run by PyTorch (`stop-recognize --backend
 torch|torch-bf16`). The one runtime module that imports torch and the model, and only when chosen: it needs
 the `train` extra, nothing of export."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,11 +18,19 @@ class TorchBackend:
         try:
             import torch
 
-            from stop_train.model.deploy import ExportError, VideoClassifier, build_metadata, label_embeddings, resolve_source
+            from stop_train.model.deploy import (
+                ExportError,
+                VideoClassifier,
+                build_metadata,
+                label_embeddings,
+                resolve_source,
+            )
         except ImportError as err:
-            raise BackendError(f"{source} is not an .onnx or .engine file, so it is read as a run directory, model "
-                               f"folder or preset by the PyTorch backend, which needs torch and the training extra "
-                               f"({err})") from None
+            raise BackendError(
+                f"{source} is not an .onnx or .engine file, so it is read as a run directory, model "
+                f"folder or preset by the PyTorch backend, which needs torch and the training extra "
+                f"({err})"
+            ) from None
         from stop_train.cpu import cpu_precision
 
         dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}

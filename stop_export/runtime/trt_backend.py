@@ -4,6 +4,7 @@ Device buffers come from cuda-python (`cuda.bindings`) or PyTorch, whichever is 
 works without PyTorch. An engine built for another TensorRT version or GPU, or one that needs the plugin
 library when it is not given, is refused with one message naming what differs.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,12 @@ def read_sidecar(engine: str | Path) -> Metadata:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         raise BackendError(f"not a STOP engine sidecar: {path}") from None
-    if not isinstance(data, dict) or "schema_version" not in data or not isinstance(data.get("tensorrt"), dict) \
-            or not data["tensorrt"]:
+    if (
+        not isinstance(data, dict)
+        or "schema_version" not in data
+        or not isinstance(data.get("tensorrt"), dict)
+        or not data["tensorrt"]
+    ):
         raise BackendError(f"not a STOP engine sidecar: {path}")
     try:
         return Metadata.from_json(json.dumps(data), str(path))
@@ -42,15 +47,20 @@ def check_compatible(meta: Metadata, flavour: str, version: str, capability: str
     built = meta.tensorrt
     problems = []
     if built.get("flavour") != flavour or built.get("version") != version:
-        problems.append(f"built with {built.get('flavour')} {built.get('version')}, this machine has {flavour} {version}")
+        problems.append(
+            f"built with {built.get('flavour')} {built.get('version')}, this machine has {flavour} {version}"
+        )
     if built.get("compute_capability") and capability and built["compute_capability"] != capability:
         problems.append(f"built for compute capability {built['compute_capability']}, this GPU is {capability}")
     if built.get("plugin_version") and not plugin:
-        problems.append(f"needs the TemporalPromptInsert plugin v{built['plugin_version']}: pass its library with "
-                        f"--plugin (or set {PLUGIN_ENV})")
+        problems.append(
+            f"needs the TemporalPromptInsert plugin v{built['plugin_version']}: pass its library with "
+            f"--plugin (or set {PLUGIN_ENV})"
+        )
     if problems:
-        raise BackendError("this engine cannot run here: " + "; ".join(problems)
-                           + ". Rebuild it here with stop-export --engine/--fp16")
+        raise BackendError(
+            "this engine cannot run here: " + "; ".join(problems) + ". Rebuild it here with stop-export --engine/--fp16"
+        )
 
 
 class TensorRTBackend:
@@ -68,8 +78,10 @@ class TensorRTBackend:
             trt = detect_tensorrt(built.get("flavour"))
         except EngineError as err:
             name = "TensorRT for RTX" if built.get("flavour") == "tensorrt_rtx" else "TensorRT"
-            raise BackendError(f"this engine was built with {name} {built.get('version')}, which is not installed "
-                               f"here ({err}); or rebuild the engine here with stop-export --engine/--fp16") from None
+            raise BackendError(
+                f"this engine was built with {name} {built.get('version')}, which is not installed "
+                f"here ({err}); or rebuild the engine here with stop-export --engine/--fp16"
+            ) from None
         plugin = plugin_path(plugin)
         if plugin and not Path(plugin).is_file():
             raise BackendError(f"no plugin library at {plugin}")
@@ -120,8 +132,9 @@ class _DeviceBuffers:
             try:
                 from cuda.bindings import runtime as cudart
             except ImportError:
-                raise BackendError("the TensorRT backend needs cuda-python (pip install cuda-python) or PyTorch "
-                                   "for device buffers") from None
+                raise BackendError(
+                    "the TensorRT backend needs cuda-python (pip install cuda-python) or PyTorch for device buffers"
+                ) from None
             self.torch, self.cudart = None, cudart
             err, count = cudart.cudaGetDeviceCount()
             if int(err) != 0 or count == 0:
@@ -147,8 +160,11 @@ class _DeviceBuffers:
         if self.torch is not None:
             self.tensors[name].copy_(self.torch.from_numpy(array.view(np.uint8).reshape(-1)))
         else:
-            _ok(self.cudart.cudaMemcpy(ptr, array.ctypes.data, array.nbytes,
-                                       self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice))
+            _ok(
+                self.cudart.cudaMemcpy(
+                    ptr, array.ctypes.data, array.nbytes, self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+                )
+            )
         return ptr
 
     def download(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -158,8 +174,11 @@ class _DeviceBuffers:
             out.view(np.uint8).reshape(-1)[:] = self.tensors[name][: out.nbytes].cpu().numpy()
         else:
             _ok(self.cudart.cudaStreamSynchronize(self.stream))
-            _ok(self.cudart.cudaMemcpy(out.ctypes.data, self.tensors[name], out.nbytes,
-                                       self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost))
+            _ok(
+                self.cudart.cudaMemcpy(
+                    out.ctypes.data, self.tensors[name], out.nbytes, self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+                )
+            )
         return out
 
 

@@ -11,6 +11,7 @@ Detects the TensorRT at hand and takes its path:
 The engine is written with a JSON sidecar (DECISIONS §3): the model's metadata plus the TensorRT version,
 compute capability, precision, batch profile, and which implementation the node got.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,9 +28,17 @@ from stop_train.op_spec import OP_DOMAIN, OP_TYPE
 
 from stop_train.schema import METADATA_KEY, Metadata
 from .fp16 import KEEP_FP32, convert_to_fp16
-from ..runtime.platform import PLUGIN_VERSION, SIDECAR_SUFFIX, EngineError, TensorRT, compute_capability, detect_tensorrt
+from ..runtime.platform import (
+    PLUGIN_VERSION,
+    SIDECAR_SUFFIX,
+    EngineError,
+    TensorRT,
+    compute_capability,
+    detect_tensorrt,
+)
 
 log = logging.getLogger(__name__)
+
 
 def prepare_graph(model: onnx.ModelProto, trt: TensorRT, use_plugin: bool) -> tuple[onnx.ModelProto, str]:
     """The graph handed to this TensorRT's parser, and which implementation the node will get."""
@@ -63,8 +72,9 @@ class BuildOptions:
     timing_cache: str | None = None  # file read before and written after the build
 
 
-def build_engine(onnx_path: str | Path, engine_path: str | Path, options: BuildOptions = BuildOptions(),
-                 trt: TensorRT | None = None) -> dict:
+def build_engine(
+    onnx_path: str | Path, engine_path: str | Path, options: BuildOptions = BuildOptions(), trt: TensorRT | None = None
+) -> dict:
     """Build and write the engine and its sidecar; returns the sidecar's `tensorrt` section."""
     trt = trt or detect_tensorrt()
     t = trt.module
@@ -72,7 +82,9 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, options: BuildO
     model = onnx.load(str(onnx_path))
     meta = Metadata.from_json({p.key: p.value for p in model.metadata_props}.get(METADATA_KEY), str(onnx_path))
     if not options.min_batch <= options.opt_batch <= options.max_batch:
-        raise EngineError(f"batch profile needs min <= opt <= max, got {options.min_batch}/{options.opt_batch}/{options.max_batch}")
+        raise EngineError(
+            f"batch profile needs min <= opt <= max, got {options.min_batch}/{options.opt_batch}/{options.max_batch}"
+        )
     use_plugin = options.plugin is not None
     if use_plugin and not trt.supports_plugins:
         log.warning("%s cannot add plugin layers: using the TemporalPromptInsert function body", trt.describe())
@@ -94,8 +106,11 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, options: BuildO
     if not parser.parse(prepared.SerializeToString()):
         errors = "; ".join(parser.get_error(i).desc() for i in range(parser.num_errors))
         raise EngineError(f"{trt.describe()} cannot parse {onnx_path.name}: {errors}")
-    plugin_layers = [network.get_layer(i).name for i in range(network.num_layers)
-                     if str(network.get_layer(i).type).endswith("PLUGIN_V3")]
+    plugin_layers = [
+        network.get_layer(i).name
+        for i in range(network.num_layers)
+        if str(network.get_layer(i).type).endswith("PLUGIN_V3")
+    ]
     if use_plugin and not plugin_layers:
         raise EngineError("the parser did not map TemporalPromptInsert to the plugin (no plugin layer in the network)")
     config = builder.create_builder_config()
@@ -107,14 +122,17 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, options: BuildO
         config.set_memory_pool_limit(t.MemoryPoolType.WORKSPACE, options.workspace_mb << 20)
     cache = None
     if options.timing_cache and trt.flavour == "tensorrt_rtx":
-        log.warning("TensorRT for RTX keeps no timing cache (its timing-cache calls are no-ops): --timing-cache ignored")
+        log.warning(
+            "TensorRT for RTX keeps no timing cache (its timing-cache calls are no-ops): --timing-cache ignored"
+        )
     elif options.timing_cache:
         cache = _load_timing_cache(config, options.timing_cache)
     profile = builder.create_optimization_profile()
     inp = network.get_input(0)
     per_video = tuple(inp.shape)[1:]
-    profile.set_shape(inp.name, (options.min_batch, *per_video), (options.opt_batch, *per_video),
-                      (options.max_batch, *per_video))
+    profile.set_shape(
+        inp.name, (options.min_batch, *per_video), (options.opt_batch, *per_video), (options.max_batch, *per_video)
+    )
     config.add_optimization_profile(profile)
     start = time.time()
     serialized = builder.build_serialized_network(network, config)
@@ -125,16 +143,27 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, options: BuildO
         Path(options.timing_cache).write_bytes(memoryview(config.get_timing_cache().serialize()))
     atomic_write_bytes(engine_path, memoryview(serialized))
     section = {
-        "flavour": trt.flavour, "version": ".".join(map(str, trt.version)), "precision": precision,
-        "compute_capability": compute_capability(), "plugin_version": PLUGIN_VERSION if use_plugin else "",
-        "implementation": implementation, "batch": [options.min_batch, options.opt_batch, options.max_batch],
-        "onnx": onnx_path.name, "build_seconds": round(time.time() - start, 1),
+        "flavour": trt.flavour,
+        "version": ".".join(map(str, trt.version)),
+        "precision": precision,
+        "compute_capability": compute_capability(),
+        "plugin_version": PLUGIN_VERSION if use_plugin else "",
+        "implementation": implementation,
+        "batch": [options.min_batch, options.opt_batch, options.max_batch],
+        "onnx": onnx_path.name,
+        "build_seconds": round(time.time() - start, 1),
     }
     meta.tensorrt = section
     sidecar = engine_path.with_name(engine_path.name + SIDECAR_SUFFIX)
     atomic_write_json(sidecar, json.loads(meta.to_json()))
-    log.info("%s: %s engine %s (%.1f MB), TemporalPromptInsert -> %s", trt.describe(), precision, engine_path,
-             engine_path.stat().st_size / 1e6, implementation)
+    log.info(
+        "%s: %s engine %s (%.1f MB), TemporalPromptInsert -> %s",
+        trt.describe(),
+        precision,
+        engine_path,
+        engine_path.stat().st_size / 1e6,
+        implementation,
+    )
     return section
 
 

@@ -5,6 +5,7 @@ reductions, normalisation) run in FP32 between casts. The graph's inputs and out
 The `TemporalPromptInsert` node takes its FP16 inputs as they are: its function body and the plugin
 compute in FP32 inside.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,8 +13,22 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 # ops kept in FP32 (inputs cast up, outputs cast down)
-KEEP_FP32 = {"LayerNormalization", "Softmax", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceL2",
-             "ReduceSumSquare", "Pow", "Sqrt", "Exp", "Erf", "TopK", "CumSum"}
+KEEP_FP32 = {
+    "LayerNormalization",
+    "Softmax",
+    "ReduceMean",
+    "ReduceSum",
+    "ReduceMax",
+    "ReduceMin",
+    "ReduceL2",
+    "ReduceSumSquare",
+    "Pow",
+    "Sqrt",
+    "Exp",
+    "Erf",
+    "TopK",
+    "CumSum",
+}
 # ops whose attribute `to` / value creates a float tensor
 FLOAT, HALF = TensorProto.FLOAT, TensorProto.FLOAT16
 
@@ -65,8 +80,9 @@ def convert_to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
                 elif a.name == "value_float":
                     value = a.f
                     node.ClearField("attribute")
-                    node.attribute.append(helper.make_attribute(
-                        "value", numpy_helper.from_array(np.array(value, dtype=np.float16))))
+                    node.attribute.append(
+                        helper.make_attribute("value", numpy_helper.from_array(np.array(value, dtype=np.float16)))
+                    )
                     break
         elif node.op_type == "ConstantOfShape":
             value = next((a for a in node.attribute if a.name == "value"), None)

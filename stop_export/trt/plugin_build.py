@@ -2,6 +2,7 @@
 
 `stop-export --build-plugin` calls `build_plugin`; everything missing is named in one message.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,28 +48,42 @@ def find_tensorrt(root: str | None = None) -> Path:
     """The TensorRT install holding include/NvInfer.h (TENSORRT_ROOT, or the JetPack/deb/tar places)."""
     candidates = [root or os.environ.get("TENSORRT_ROOT", "")] + list(TENSORRT_ROOTS)
     for cand in filter(None, candidates):
-        for include in (Path(cand) / "include", Path(cand) / "include" / "x86_64-linux-gnu",
-                        Path(cand) / "include" / "aarch64-linux-gnu"):
+        for include in (
+            Path(cand) / "include",
+            Path(cand) / "include" / "x86_64-linux-gnu",
+            Path(cand) / "include" / "aarch64-linux-gnu",
+        ):
             if (include / "NvInfer.h").is_file():
                 return Path(cand)
     raise PluginBuildError(
         "TensorRT's C++ headers (NvInfer.h) were not found: set TENSORRT_ROOT to a TensorRT tar/deb install "
-        "(JetPack ships them under /usr/include/aarch64-linux-gnu); the pip wheels have no headers")
+        "(JetPack ships them under /usr/include/aarch64-linux-gnu); the pip wheels have no headers"
+    )
 
 
 def build_plugin(out_dir: str | Path, target: str = "auto", tensorrt_root: str | None = None) -> Path:
     """Configure and build the plugin; returns the path of the shared library."""
     missing = [tool for tool in ("cmake", "nvcc") if shutil.which(tool) is None]
     if missing:
-        raise PluginBuildError(f"building the plugin needs {' and '.join(missing)} on PATH (CUDA toolkit, CMake >= 3.18)")
+        raise PluginBuildError(
+            f"building the plugin needs {' and '.join(missing)} on PATH (CUDA toolkit, CMake >= 3.18)"
+        )
     trt = find_tensorrt(tensorrt_root)
     if target == "auto":
         target = "jetson" if Path("/etc/nv_tegra_release").is_file() else "desktop"
     archs = cuda_architectures(nvcc_version(shutil.which("nvcc")), target)
     build = Path(out_dir)
     build.mkdir(parents=True, exist_ok=True)
-    configure = ["cmake", "-S", str(PLUGIN_DIR), "-B", str(build), f"-DTENSORRT_ROOT={trt}",
-                 f"-DCMAKE_CUDA_ARCHITECTURES={';'.join(archs)}", "-DCMAKE_BUILD_TYPE=Release"]
+    configure = [
+        "cmake",
+        "-S",
+        str(PLUGIN_DIR),
+        "-B",
+        str(build),
+        f"-DTENSORRT_ROOT={trt}",
+        f"-DCMAKE_CUDA_ARCHITECTURES={';'.join(archs)}",
+        "-DCMAKE_BUILD_TYPE=Release",
+    ]
     for step in (configure, ["cmake", "--build", str(build), "-j"]):
         result = subprocess.run(step, capture_output=True, text=True)
         if result.returncode != 0:

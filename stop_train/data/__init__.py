@@ -3,6 +3,7 @@
 ``open_dataset(name, root)`` is the entry point; ``DATASETS`` maps names to the
 per-format indexers and ``DATASET_SPLIT_ROLES`` says which files play train/val/test.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,10 +28,22 @@ def index_synthetic_motion(root: Path, fold: int = 1) -> DatasetIndex:
 
     return index_ucf_layout(root, fold, None, name="synthetic-motion", expected=list(CLASSES), flip_safe=False)
 
+
 __all__ = [
-    "DATASETS", "DATASET_SPLIT_ROLES", "DatasetIndex", "DatasetLayoutError", "VideoItem",
-    "check_classes_have_training_clips", "grouped_holdout", "open_dataset",
-    "index_folder", "index_hmdb51", "index_kinetics400", "index_list", "index_ssv2", "index_ucf101",
+    "DATASETS",
+    "DATASET_SPLIT_ROLES",
+    "DatasetIndex",
+    "DatasetLayoutError",
+    "VideoItem",
+    "check_classes_have_training_clips",
+    "grouped_holdout",
+    "open_dataset",
+    "index_folder",
+    "index_hmdb51",
+    "index_kinetics400",
+    "index_list",
+    "index_ssv2",
+    "index_ucf101",
 ]
 
 logger = logging.getLogger(__name__)
@@ -119,16 +132,25 @@ def open_dataset(
         per_split = Counter(split for _, split in index.missing)
         logger.warning(
             "%s: %d listed videos are missing on disk and were skipped (%s); e.g. %s",
-            index.name, len(index.missing), ", ".join(f"{s}: {n}" for s, n in sorted(per_split.items())),
+            index.name,
+            len(index.missing),
+            ", ".join(f"{s}: {n}" for s, n in sorted(per_split.items())),
             short_list([p for p, _ in index.missing], 3),
         )
     if "val" not in index.splits and "train" in index.splits and val_fraction > 0:
         index.splits["train"], index.splits["val"] = grouped_holdout(index.splits["train"], val_fraction, seed)
         index.val_holdout = True
         if not index.splits["val"]:
-            logger.warning("%s: the %.0f %% hold-out came out empty (each class keeps its last group for "
-                           "training): no validation", index.name, 100 * val_fraction)
+            logger.warning(
+                "%s: the %.0f %% hold-out came out empty (each class keeps its last group for training): no validation",
+                index.name,
+                100 * val_fraction,
+            )
     check_classes_have_training_clips(index)
-    logger.info("%s: %d classes, %s", index.name, len(index.classes),
-                ", ".join(f"{s} {len(v)}" for s, v in index.splits.items()))
+    logger.info(
+        "%s: %d classes, %s",
+        index.name,
+        len(index.classes),
+        ", ".join(f"{s} {len(v)}" for s, v in index.splits.items()),
+    )
     return index

@@ -10,6 +10,7 @@
 
 Nothing here decodes video. A video appears once per split; its captions point at it by position.
 """
+
 from __future__ import annotations
 
 import csv
@@ -22,8 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional, Union
 
-from .types import (RETRIEVAL_DATASETS, VIDEO_EXTENSIONS, DatasetLayoutError, DirCache, VideoItem, abs_root, check_options, layout_error,
-                    short_list)
+from .types import (
+    RETRIEVAL_DATASETS,
+    VIDEO_EXTENSIONS,
+    DatasetLayoutError,
+    DirCache,
+    VideoItem,
+    abs_root,
+    check_options,
+    layout_error,
+    short_list,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -131,12 +141,20 @@ def _need_columns(path: Path, rows: list[dict[str, str]], columns: tuple[str, ..
     have = set(rows[0]) if rows else set()
     lacking = [c for c in columns if c not in have]
     if not rows or lacking:
-        raise ValueError(f"{path}: expected a header with column(s) {', '.join(columns)}"
-                         + (f"; found {', '.join(sorted(have)) or 'none'}" if rows else "; the file is empty"))
+        raise ValueError(
+            f"{path}: expected a header with column(s) {', '.join(columns)}"
+            + (f"; found {', '.join(sorted(have)) or 'none'}" if rows else "; the file is empty")
+        )
 
 
-def index_msrvtt(root: Path, annotations: str = "", videos: str = "", ext: str = "",
-                 lists: Optional[Mapping[str, Union[str, Path]]] = None, name: str = "msrvtt") -> CaptionIndex:
+def index_msrvtt(
+    root: Path,
+    annotations: str = "",
+    videos: str = "",
+    ext: str = "",
+    lists: Optional[Mapping[str, Union[str, Path]]] = None,
+    name: str = "msrvtt",
+) -> CaptionIndex:
     """Index MSR-VTT as CLIP4Clip / STOP read it: train = every caption of the training videos (the
     published ``--expand_msrvtt_sentences``), test = the JSFusion 1k-A pairs (one caption per video).
 
@@ -154,15 +172,18 @@ def index_msrvtt(root: Path, annotations: str = "", videos: str = "", ext: str =
     lists = dict(lists or {})
     unknown = set(lists) - {"train", "test"}
     if unknown:
-        raise ValueError(f"{name}: lists for train and test only (a validation hold-out comes from train), "
-                         f"got {', '.join(sorted(unknown))}")
+        raise ValueError(
+            f"{name}: lists for train and test only (a validation hold-out comes from train), "
+            f"got {', '.join(sorted(unknown))}"
+        )
 
     def need(filename: str, what: str) -> Path:
         given = Path(os.path.expanduser(filename))
         found = given if given.is_absolute() and given.is_file() else _find_file(filename, folders)
         if found is None:
-            raise layout_error(name, root, f"{what} {filename} not found in {', '.join(map(str, folders))}",
-                               MSRVTT_LAYOUT)
+            raise layout_error(
+                name, root, f"{what} {filename} not found in {', '.join(map(str, folders))}", MSRVTT_LAYOUT
+            )
         return found
 
     data_path = need("MSRVTT_data.json", "caption file")
@@ -173,18 +194,30 @@ def index_msrvtt(root: Path, annotations: str = "", videos: str = "", ext: str =
         if not video_dir.is_dir():
             raise layout_error(name, root, f"video folder {video_dir} not found (--video-dir)", MSRVTT_LAYOUT)
     else:
-        video_dir = next((root / d for d in MSRVTT_VIDEO_DIRS if (root / d).is_dir()
-                          and any(n.startswith("video") for n in os.listdir(root / d))), None)
+        video_dir = next(
+            (
+                root / d
+                for d in MSRVTT_VIDEO_DIRS
+                if (root / d).is_dir() and any(n.startswith("video") for n in os.listdir(root / d))
+            ),
+            None,
+        )
         if video_dir is None:
-            raise layout_error(name, root, "no folder of video<N>.mp4 files found (tried "
-                               + ", ".join(d or "." for d in MSRVTT_VIDEO_DIRS) + "); give --video-dir",
-                               MSRVTT_LAYOUT)
+            raise layout_error(
+                name,
+                root,
+                "no folder of video<N>.mp4 files found (tried "
+                + ", ".join(d or "." for d in MSRVTT_VIDEO_DIRS)
+                + "); give --video-dir",
+                MSRVTT_LAYOUT,
+            )
     try:
         data = json.loads(data_path.read_text(encoding="utf-8-sig"))
         sentences = [(str(s["video_id"]), str(s["caption"]).strip()) for s in data["sentences"]]
     except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"{data_path}: not MSR-VTT's caption file (expected {{'sentences': [{{'video_id', "
-                         f"'caption'}}]}}): {err}") from None
+        raise ValueError(
+            f"{data_path}: not MSR-VTT's caption file (expected {{'sentences': [{{'video_id', 'caption'}}]}}): {err}"
+        ) from None
     train_rows = _read_csv(train_path)
     _need_columns(train_path, train_rows, ("video_id",))
     train_ids = {r["video_id"] for r in train_rows}
@@ -193,20 +226,34 @@ def index_msrvtt(root: Path, annotations: str = "", videos: str = "", ext: str =
     test_ids = {r["video_id"] for r in test_rows}
     overlap = train_ids & test_ids
     if overlap:
-        raise ValueError(f"{name}: {len(overlap)} video{'s are' if len(overlap) > 1 else ' is'} in both "
-                         f"{train_path.name} and {test_path.name}: "
-                         f"{short_list(sorted(overlap), 5)}")
+        raise ValueError(
+            f"{name}: {len(overlap)} video{'s are' if len(overlap) > 1 else ' is'} in both "
+            f"{train_path.name} and {test_path.name}: "
+            f"{short_list(sorted(overlap), 5)}"
+        )
     described = {vid for vid, _ in sentences}
     bare = sorted(train_ids - described)
     if bare:
-        logger.warning("%s: %d training videos have no caption in %s (skipped): %s", name, len(bare),
-                       data_path.name, short_list(bare, 5))
+        logger.warning(
+            "%s: %d training videos have no caption in %s (skipped): %s",
+            name,
+            len(bare),
+            data_path.name,
+            short_list(bare, 5),
+        )
     locate = _locator([video_dir], ext)
     missing: list[tuple[str, str]] = []
     train = _build_split([(v, c) for v, c in sentences if v in train_ids], locate, "train", missing)
     test = _build_split([(r["video_id"], r["sentence"]) for r in test_rows], locate, "test", missing)
-    logger.info("%s: train %s (%d captions), test %s (%d captions), videos from %s", name, len(train.videos),
-                len(train.captions), len(test.videos), len(test.captions), video_dir)
+    logger.info(
+        "%s: train %s (%d captions), test %s (%d captions), videos from %s",
+        name,
+        len(train.videos),
+        len(train.captions),
+        len(test.videos),
+        len(test.captions),
+        video_dir,
+    )
     return CaptionIndex(name, {"train": train, "test": test}, missing)
 
 
@@ -255,8 +302,9 @@ def read_caption_file(path: Path) -> list[tuple[str, str]]:
             captions = _pick(CAPTION_KEYS, row, where, "caption")
             captions = captions if isinstance(captions, list) else [captions]
             if not isinstance(video, str) or not captions or not all(isinstance(c, str) for c in captions):
-                raise ValueError(f"{where}: the video must be a string and the caption a string or a non-empty list "
-                                 "of strings")
+                raise ValueError(
+                    f"{where}: the video must be a string and the caption a string or a non-empty list of strings"
+                )
             pairs += [(lineno, video.strip(), c.strip()) for c in captions]
     else:
         reader = csv.reader(io.StringIO(text))
@@ -271,17 +319,18 @@ def read_caption_file(path: Path) -> list[tuple[str, str]]:
         elif header[0].endswith(VIDEO_EXTENSIONS) and len(header) >= 2:  # no header: video, caption
             vcol, ccol = 0, 1
         else:
-            raise ValueError(f"{path}:{rows[0][0]}: the header {','.join(rows[0][1])!r} names no "
-                             f"{'video' if vcol is None else 'caption'} column; accepted: "
-                             f"{' / '.join(VIDEO_KEYS)} and {' / '.join(CAPTION_KEYS)} (or no header: video,caption)")
+            raise ValueError(
+                f"{path}:{rows[0][0]}: the header {','.join(rows[0][1])!r} names no "
+                f"{'video' if vcol is None else 'caption'} column; accepted: "
+                f"{' / '.join(VIDEO_KEYS)} and {' / '.join(CAPTION_KEYS)} (or no header: video,caption)"
+            )
         for lineno, row in rows:
             if len(row) <= max(vcol, ccol):
                 raise ValueError(f"{path}:{lineno}: expected video,caption; got {','.join(row)!r}")
             pairs.append((lineno, row[vcol].strip(), row[ccol].strip()))
     for lineno, video, caption in pairs:
         if not video or not caption:
-            raise ValueError(f"{path}:{lineno}: empty {'video' if not video else 'caption'} "
-                             f"({video!r}, {caption!r})")
+            raise ValueError(f"{path}:{lineno}: empty {'video' if not video else 'caption'} ({video!r}, {caption!r})")
     return [(video, caption) for _, video, caption in pairs]
 
 
@@ -299,8 +348,12 @@ def index_captions(root: Path, lists: Optional[Mapping[str, Union[str, Path]]] =
             if found is not None:
                 lists[split] = found
     if "train" not in lists and "test" not in lists:
-        raise layout_error("captions", root, "no train or test caption file given (--train-list) and no "
-                           f"train.csv / train.jsonl in {root}", CAPTIONS_LAYOUT)
+        raise layout_error(
+            "captions",
+            root,
+            f"no train or test caption file given (--train-list) and no train.csv / train.jsonl in {root}",
+            CAPTIONS_LAYOUT,
+        )
     cache = DirCache()
     missing: list[tuple[str, str]] = []
     splits: dict[str, CaptionSplit] = {}
@@ -328,9 +381,11 @@ def _refuse_overlap(name: str, splits: dict[str, CaptionSplit]) -> None:
             other = seen.setdefault(str(video.path), split)
             if other != split:
                 both = sorted({str(v.path) for v in part.videos} & {str(v.path) for v in splits[other].videos})
-                raise ValueError(f"{name}: {len(both)} video{'s are' if len(both) > 1 else ' is'} in both the {other} "
-                                 f"and the {split} split: "
-                                 f"{short_list(both, 5)}")
+                raise ValueError(
+                    f"{name}: {len(both)} video{'s are' if len(both) > 1 else ' is'} in both the {other} "
+                    f"and the {split} split: "
+                    f"{short_list(both, 5)}"
+                )
 
 
 def index_synthetic_captions(root: Path) -> CaptionIndex:
@@ -352,12 +407,15 @@ def video_holdout(split: CaptionSplit, fraction: float, seed: int = 0) -> tuple[
     random.Random(f"{seed}/captions").shuffle(ids)
     n_val = min(len(ids) - 1, round(fraction * len(ids))) if ids else 0
     held = set(ids[:n_val])
-    return (split.subset([i for i in range(len(split.videos)) if i not in held]),
-            split.subset([i for i in range(len(split.videos)) if i in held]))
+    return (
+        split.subset([i for i in range(len(split.videos)) if i not in held]),
+        split.subset([i for i in range(len(split.videos)) if i in held]),
+    )
 
 
-def open_caption_dataset(name: str, root: Union[str, "os.PathLike[str]"], val_fraction: float = 0.1, seed: int = 0,
-                         **options) -> CaptionIndex:
+def open_caption_dataset(
+    name: str, root: Union[str, "os.PathLike[str]"], val_fraction: float = 0.1, seed: int = 0, **options
+) -> CaptionIndex:
     """Index caption dataset ``name`` under ``root``; without a 'val' split, 'val' is a hold-out of
     ``val_fraction`` of the training videos (it picks the checkpoint; the test split never does).
 
@@ -370,14 +428,29 @@ def open_caption_dataset(name: str, root: Union[str, "os.PathLike[str]"], val_fr
     check_options(name, indexer, options)
     index = indexer(Path(root), **options)
     if index.missing:
-        logger.warning("%s: %d listed videos are missing on disk and were skipped with their captions; e.g. %s",
-                       index.name, len(index.missing), short_list([v for v, _ in index.missing], 3))
+        logger.warning(
+            "%s: %d listed videos are missing on disk and were skipped with their captions; e.g. %s",
+            index.name,
+            len(index.missing),
+            short_list([v for v, _ in index.missing], 3),
+        )
     if "val" not in index.splits and "train" in index.splits and val_fraction > 0:
         index.splits["train"], index.splits["val"] = video_holdout(index.splits["train"], val_fraction, seed)
         index.val_holdout = True
-    logger.info("%s: %s", index.name, ", ".join(f"{s} {v} videos / {c} captions" for s, (v, c) in index.counts().items()))
+    logger.info(
+        "%s: %s", index.name, ", ".join(f"{s} {v} videos / {c} captions" for s, (v, c) in index.counts().items())
+    )
     return index
 
 
-__all__ = ["CAPTION_DATASETS", "CaptionIndex", "CaptionSplit", "DatasetLayoutError", "index_captions",
-           "index_msrvtt", "open_caption_dataset", "read_caption_file", "video_holdout"]
+__all__ = [
+    "CAPTION_DATASETS",
+    "CaptionIndex",
+    "CaptionSplit",
+    "DatasetLayoutError",
+    "index_captions",
+    "index_msrvtt",
+    "open_caption_dataset",
+    "read_caption_file",
+    "video_holdout",
+]

@@ -1,4 +1,5 @@
 """Generic formats: one folder per class (``index_folder``) and ``<path> <label>`` lists (``index_list``)."""
+
 from __future__ import annotations
 
 import logging
@@ -53,14 +54,15 @@ def _videos(folder: Path, extensions: Sequence[str]) -> list[Path]:
     found = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found += [Path(dirpath) / f for f in sorted(filenames)
-                  if not f.startswith(".") and f.lower().endswith(tuple(extensions))]
+        found += [
+            Path(dirpath) / f
+            for f in sorted(filenames)
+            if not f.startswith(".") and f.lower().endswith(tuple(extensions))
+        ]
     return found
 
 
-def index_folder(
-    root: Path, flip_safe: bool = True, extensions: Sequence[str] = VIDEO_EXTENSIONS
-) -> DatasetIndex:
+def index_folder(root: Path, flip_safe: bool = True, extensions: Sequence[str] = VIDEO_EXTENSIONS) -> DatasetIndex:
     """Index one sub-folder per class; ``train/`` + ``val/``/``test/`` sub-roots become splits.
 
     Without sub-roots every video is 'train'. Classes are the sorted union of the class
@@ -81,12 +83,18 @@ def index_folder(
         raise layout_error("folder", root, "no class folders found", FOLDER_LAYOUT)
     for split, names in per_split.items():
         if split != "train" and set(names) - set(per_split["train"]):
-            logger.warning("folder: classes in %s/ but not in train/: %s",
-                           split, short_list(sorted(set(names) - set(per_split["train"]))))
+            logger.warning(
+                "folder: classes in %s/ but not in train/: %s",
+                split,
+                short_list(sorted(set(names) - set(per_split["train"]))),
+            )
     splits = {
-        split: [VideoItem(p, label, f"{cls}/{p.relative_to(roots[split] / cls).with_suffix('')}")
-                for label, cls in enumerate(classes) if cls in per_split[split]
-                for p in _videos(roots[split] / cls, extensions)]
+        split: [
+            VideoItem(p, label, f"{cls}/{p.relative_to(roots[split] / cls).with_suffix('')}")
+            for label, cls in enumerate(classes)
+            if cls in per_split[split]
+            for p in _videos(roots[split] / cls, extensions)
+        ]
         for split in roots
     }
     if not any(splits.values()):
@@ -143,8 +151,7 @@ def index_list(
                 logger.info("%s: %s split from %s", name, split, found)
     if "train" not in lists:
         tried = ", ".join(n.format("train") for n in LIST_NAMES)
-        raise layout_error(name, root, f"no train list given (--train-list) and none of {tried} in {root}",
-                           LIST_LAYOUT)
+        raise layout_error(name, root, f"no train list given (--train-list) and none of {tried} in {root}", LIST_LAYOUT)
     parsed: dict[str, list[tuple[Path, int, str, str]]] = {}
     for split, list_path in lists.items():
         if split not in SPLITS:
@@ -167,8 +174,12 @@ def index_list(
             raise ValueError(f"{name}: list labels mix indices and names; pass classes=")
         counts = Counter(labels)
         rare = [f"{c!r} ({counts[c]} clip)" for c in classes if counts[c] == 1 and not _is_int(c)]
-        logger.info("%s: %d classes from the list labels (give --classes FILE to check them): %s",
-                    name, len(classes), short_list(classes, 10))
+        logger.info(
+            "%s: %d classes from the list labels (give --classes FILE to check them): %s",
+            name,
+            len(classes),
+            short_list(classes, 10),
+        )
         if rare:
             logger.warning("%s: classes with a single clip, typos? %s", name, short_list(rare, 10))
     elif isinstance(classes, (str, Path)):
@@ -188,8 +199,9 @@ def index_list(
                 raise ValueError(f"{path}:{lineno}: expected '<path> <label>'")
             label = int(label_text) if _is_int(label_text) else class_id.get(label_text, -1)
             if not 0 <= label < len(classes):
-                raise ValueError(f"{path}:{lineno}: label {label_text!r} is not a class index "
-                                 f"(0..{len(classes) - 1}) or class name")
+                raise ValueError(
+                    f"{path}:{lineno}: label {label_text!r} is not a class index (0..{len(classes) - 1}) or class name"
+                )
             places = [Path(os.path.normpath(base / rel)) for base in (root, *video_dirs.get(split, ()))]
             video = next((v for v in places if cache.exists(v)), None)
             if video is not None:

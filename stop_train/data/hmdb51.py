@@ -11,6 +11,7 @@ as ``_26`` occur, and clips of one source differ in body/camera/view tags), so t
 is the name with that whole tag block removed, e.g. ``April_09_brush_hair``. Names that
 do not carry the tag block lose only a trailing ``_<digits>``; otherwise the stem is used.
 """
+
 from __future__ import annotations
 
 import logging
@@ -60,7 +61,9 @@ def index_hmdb51(root: Path, fold: int = 1, split_dir: Optional[Path] = None) ->
     candidates = [abs_root(split_dir)] if split_dir is not None else [root / SPLIT_DIR, root.parent / SPLIT_DIR]
     lists = next((c for c in candidates if c.is_dir()), None)
     if lists is None:
-        raise layout_error("hmdb51", root, f"split folder not found (looked for {short_list(map(str, candidates))})", LAYOUT)
+        raise layout_error(
+            "hmdb51", root, f"split folder not found (looked for {short_list(map(str, candidates))})", LAYOUT
+        )
 
     classes = load_labels("hmdb51")
     suffix = f"_test_split{fold}.txt"

@@ -15,6 +15,7 @@ without lists or CSVs, mmaction2's ``kinetics400_{train,val}_list_videos.txt`` i
 folder are used. Label text must be a key of ``load_labels('kinetics400')`` exactly (list labels may
 be class indices). test.csv is not read (K400 reports on val).
 """
+
 from __future__ import annotations
 
 import csv
@@ -100,12 +101,17 @@ def index_kinetics400(
     base = abs_root(root / videos) if videos is not None else root
     if lists:
         dirs = {split: [base / d for d in names] for split, names in VIDEO_DIRS.items()}
-        index = index_list(root, lists, classes=classes, name="kinetics400", video_dirs=dirs, group=_youtube_id,
-                           discover=False)
+        index = index_list(
+            root, lists, classes=classes, name="kinetics400", video_dirs=dirs, group=_youtube_id, discover=False
+        )
         return DatasetIndex("kinetics400", classes, index.splits, flip_safe=True, missing=index.missing)
     if folder is None:
-        raise layout_error("kinetics400", root, f"train.csv (or {MMACTION_LISTS['train']}) not found in "
-                           f"{short_list(map(str, folders))}", LAYOUT)
+        raise layout_error(
+            "kinetics400",
+            root,
+            f"train.csv (or {MMACTION_LISTS['train']}) not found in {short_list(map(str, folders))}",
+            LAYOUT,
+        )
 
     class_id = {c: i for i, c in enumerate(classes)}
     extensions = (ext if ext.startswith(".") else "." + ext,) if ext else EXTENSIONS
@@ -120,12 +126,17 @@ def index_kinetics400(
         dirs = [base / d for d in VIDEO_DIRS[split]]
         video_dir = next((d for d in dirs if d.is_dir()), None)
         if video_dir is None:
-            raise layout_error("kinetics400", root, f"{split} video folder not found ({short_list(map(str, dirs))})", LAYOUT)
+            raise layout_error(
+                "kinetics400", root, f"{split} video folder not found ({short_list(map(str, dirs))})", LAYOUT
+            )
         items = splits[split] = []
         for stem, label, yid in _read_csv(csv_path, class_id):
             cls = classes[label]
-            places = [d / (stem + e) for e in extensions
-                      for d in (video_dir / cls, video_dir / cls.replace(" ", "_"), video_dir)]
+            places = [
+                d / (stem + e)
+                for e in extensions
+                for d in (video_dir / cls, video_dir / cls.replace(" ", "_"), video_dir)
+            ]
             video = next((p for p in places if cache.exists(p)), None)
             if video is None:
                 missing.append((stem + extensions[0], split))

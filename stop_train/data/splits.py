@@ -1,4 +1,5 @@
 """Grouped, class-stratified hold-outs and the "every class can be trained" check."""
+
 from __future__ import annotations
 
 import random
@@ -49,8 +50,7 @@ def grouped_holdout(
     train_count = Counter(m.label for name, members in groups.items() if name not in held for m in members)
     for label in sorted(class_size):
         if train_count[label] == 0:
-            back = min((n for n in held if any(m.label == label for m in groups[n])),
-                       key=lambda n: (len(groups[n]), n))
+            back = min((n for n in held if any(m.label == label for m in groups[n])), key=lambda n: (len(groups[n]), n))
             held.discard(back)
             train_count.update(m.label for m in groups[back])
     train = [item for item in items if item.group not in held]

@@ -8,6 +8,7 @@ file must give every template the index it has in ``load_labels('ssv2')``. Video
 None it is found on disk (``.webm`` as released, ``.mp4`` in re-encoded copies).
 Horizontal flips are not label-safe here ("left to right" vs "right to left").
 """
+
 from __future__ import annotations
 
 import json
@@ -50,8 +51,10 @@ def read_ssv2_labels(path: Path) -> list[str]:
     expected = load_labels("ssv2")
     if classes != expected:
         wrong = [f"{t!r}={mapping.get(t)}" for i, t in enumerate(expected) if mapping.get(t) != str(i)]
-        raise ValueError(f"{path}: does not match models/labels/ssv2.txt "
-                         f"({len(classes)} vs {len(expected)} classes; differing: {short_list(wrong, 5)})")
+        raise ValueError(
+            f"{path}: does not match models/labels/ssv2.txt "
+            f"({len(classes)} vs {len(expected)} classes; differing: {short_list(wrong, 5)})"
+        )
     return classes
 
 

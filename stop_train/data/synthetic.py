@@ -7,6 +7,7 @@ frame order tells them apart. Horizontal flip would turn left into right: the se
     root/UCF-101/<Class>/v_<Class>_gXX_cYY.avi
     root/ucfTrainTestlist/classInd.txt, trainlist0N.txt, testlist0N.txt   (CRLF, as the official files)
 """
+
 from __future__ import annotations
 
 import logging

@@ -9,6 +9,7 @@ test caption is unique and chance R@1 is 1 / that count.
     root/videos/all/video<N>.mp4
     root/MSRVTT_data.json, MSRVTT_train.9k.csv, MSRVTT_JSFUSION_test.csv   (as MSR-VTT's files)
 """
+
 from __future__ import annotations
 
 import itertools
@@ -23,8 +24,14 @@ from .synthetic import _texture, write_video
 
 log = logging.getLogger(__name__)
 
-COLOURS = {"red": (220, 30, 30), "green": (30, 190, 40), "blue": (40, 60, 230),
-           "yellow": (235, 220, 40), "white": (250, 250, 250), "black": (10, 10, 10)}
+COLOURS = {
+    "red": (220, 30, 30),
+    "green": (30, 190, 40),
+    "blue": (40, 60, 230),
+    "yellow": (235, 220, 40),
+    "white": (250, 250, 250),
+    "black": (10, 10, 10),
+}
 SHAPES = ("square", "circle", "triangle")
 # (forward motion, its time reversal)
 MOTION_PAIRS = (("moving left", "moving right"), ("moving up", "moving down"), ("growing", "shrinking"))
@@ -104,23 +111,31 @@ def write_synthetic_captions(root: str | Path, spec: SyntheticCaptionsSpec = Syn
             for colour, shape, motion in combos:
                 vid = f"video{n}"
                 n += 1
-                write_video(root / "videos" / "all" / f"{vid}.mp4", render(colour, shape, motion, spec, rng), spec.fps,
-                            codec="libx264")
+                write_video(
+                    root / "videos" / "all" / f"{vid}.mp4",
+                    render(colour, shape, motion, spec, rng),
+                    spec.fps,
+                    codec="libx264",
+                )
                 if split == "train":
                     train_ids.append(vid)
-                    sentences += [{"caption": caption(colour, shape, motion, k), "video_id": vid}
-                                  for k in range(spec.train_captions)]
+                    sentences += [
+                        {"caption": caption(colour, shape, motion, k), "video_id": vid}
+                        for k in range(spec.train_captions)
+                    ]
                 else:
                     text = caption(colour, shape, motion)
                     test_rows.append((f"ret{len(test_rows)}", f"msr{n - 1}", vid, text))
                     sentences.append({"caption": text, "video_id": vid})
     for i, s in enumerate(sentences):
         s["sen_id"] = i
-    (root / "MSRVTT_data.json").write_text(json.dumps({"info": {"generator": "synthetic-captions"},
-                                                       "sentences": sentences}), encoding="utf-8")
+    (root / "MSRVTT_data.json").write_text(
+        json.dumps({"info": {"generator": "synthetic-captions"}, "sentences": sentences}), encoding="utf-8"
+    )
     (root / "MSRVTT_train.9k.csv").write_text("video_id\n" + "".join(v + "\n" for v in train_ids), encoding="utf-8")
     (root / "MSRVTT_JSFUSION_test.csv").write_text(
-        "key,vid_key,video_id,sentence\n" + "".join(",".join(r) + "\n" for r in test_rows), encoding="utf-8")
+        "key,vid_key,video_id,sentence\n" + "".join(",".join(r) + "\n" for r in test_rows), encoding="utf-8"
+    )
     marker.write_text(repr(spec))
     log.info("wrote %d synthetic-captions videos under %s", n, root)
     return root

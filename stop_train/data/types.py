@@ -3,6 +3,7 @@
 An indexer turns an on-disk dataset into a :class:`DatasetIndex`: which video files,
 which class index, which split. Nothing here decodes video.
 """
+
 from __future__ import annotations
 
 import os
@@ -56,11 +57,7 @@ class DatasetLayoutError(ValueError):
 
 def layout_error(dataset: str, root: Path, problem: str, layout: str) -> DatasetLayoutError:
     """Build a :class:`DatasetLayoutError` whose message says what was not found and draws ``layout``."""
-    return DatasetLayoutError(
-        f"{dataset}: {problem}\n"
-        f"root given: {root}\n"
-        f"expected layout:\n{layout.rstrip()}"
-    )
+    return DatasetLayoutError(f"{dataset}: {problem}\nroot given: {root}\nexpected layout:\n{layout.rstrip()}")
 
 
 def abs_root(root: "str | os.PathLike[str]") -> Path:
@@ -122,5 +119,7 @@ def check_options(name: str, indexer, options: dict) -> None:
     accepted = inspect.signature(indexer).parameters
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise ValueError(f"{name}: unknown option(s) {', '.join(unknown)}; accepted: "
-                         f"{', '.join(p for p in accepted if p not in ('root', 'name')) or 'none'}")
+        raise ValueError(
+            f"{name}: unknown option(s) {', '.join(unknown)}; accepted: "
+            f"{', '.join(p for p in accepted if p not in ('root', 'name')) or 'none'}"
+        )

@@ -13,6 +13,7 @@ the file name: files of ``HandstandPushups`` are named ``v_HandStandPushups_*``.
 Labels are ``classInd id - 1``; classInd must list the classes in the order of
 ``load_labels('ucf101')`` and every trainlist label must agree with it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -71,8 +72,9 @@ def index_ucf101(root: Path, fold: int = 1, split_dir: Optional[Path] = None) ->
     return index_ucf_layout(root, fold, split_dir, name="ucf101", expected=load_labels("ucf101"), flip_safe=True)
 
 
-def index_ucf_layout(root: Path, fold: int, split_dir: Optional[Path], name: str, expected: list[str],
-                     flip_safe: bool) -> DatasetIndex:
+def index_ucf_layout(
+    root: Path, fold: int, split_dir: Optional[Path], name: str, expected: list[str], flip_safe: bool
+) -> DatasetIndex:
     """Index any data set in the UCF101 layout whose classInd.txt must list `expected`."""
     if fold not in (1, 2, 3):
         raise ValueError(f"{name}: fold must be 1, 2 or 3, got {fold!r}")
@@ -112,9 +114,7 @@ def index_ucf_layout(root: Path, fold: int, split_dir: Optional[Path], name: str
                 raise ValueError(f"{path}:{lineno}: {rel!r} is not '<Class>/<file>' with a class of classInd.txt")
             label = class_id[cls]
             if len(parts) > 1 and parts[1] != str(label + 1):
-                raise ValueError(
-                    f"{path}:{lineno}: label {parts[1]} disagrees with classInd.txt ({cls} = {label + 1})"
-                )
+                raise ValueError(f"{path}:{lineno}: label {parts[1]} disagrees with classInd.txt ({cls} = {label + 1})")
             video = videos / rel
             if cache.exists(video):
                 items.append(VideoItem(video, label, ucf_group(cls, rel.rsplit("/", 1)[1])))

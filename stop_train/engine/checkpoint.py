@@ -2,6 +2,7 @@
 swapped in by renames (`NAME` -> `NAME.old`, `NAME.partial` -> `NAME`): a crash leaves the previous checkpoint,
 as `NAME` or, between the two renames, `NAME.old` (`usable`). A write that fails says where and why in one line
 (`CheckpointWriteError`: a full disk is named as such); a damaged file is named when read (`CheckpointError`)."""
+
 from __future__ import annotations
 
 import errno
@@ -38,10 +39,15 @@ def _write_failed(err: BaseException, folder: Path) -> CheckpointWriteError:
     writer) is said in words."""
     text = str(err)
     full = getattr(err, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "unexpected pos" in text
-    why = f"the disk is full (df -h {folder.parent})" if full else (getattr(err, "strerror", None) or text.splitlines()[0])
-    return CheckpointWriteError(errno.ENOSPC if full else getattr(err, "errno", None) or errno.EIO,
-                                f"could not write checkpoint {folder}: {why}; the checkpoints written before are "
-                                "unchanged")
+    why = (
+        f"the disk is full (df -h {folder.parent})"
+        if full
+        else (getattr(err, "strerror", None) or text.splitlines()[0])
+    )
+    return CheckpointWriteError(
+        errno.ENOSPC if full else getattr(err, "errno", None) or errno.EIO,
+        f"could not write checkpoint {folder}: {why}; the checkpoints written before are unchanged",
+    )
 
 
 def save_checkpoint(folder: Path, model: torch.nn.Module, model_cfg: ModelConfig, state: dict[str, Any]) -> Path:
@@ -52,8 +58,10 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, model_cfg: ModelConfig
     weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     bad = next((k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
     if bad is not None:
-        raise ValueError(f"the weights are not finite ({bad} holds NaN or infinity): not saved as {folder}; the "
-                         "checkpoints written before are unchanged")
+        raise ValueError(
+            f"the weights are not finite ({bad} holds NaN or infinity): not saved as {folder}; the "
+            "checkpoints written before are unchanged"
+        )
     try:
         with replacing_folder(folder) as staging:
             atomic_write_bytes(staging / WEIGHTS, save(weights))  # bytes: save_file renames a file of its own
@@ -91,7 +99,9 @@ def rewrite_state(folder: Path, state: dict[str, Any]) -> None:
         raise _write_failed(err, Path(folder)) from None
 
 
-def load_checkpoint(folder: Path, model: torch.nn.Module | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def load_checkpoint(
+    folder: Path, model: torch.nn.Module | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """-> (weights, trainer state); loads the weights into `model` when given (after both files are read).
     Raises FileNotFoundError (a file is missing), CheckpointError naming a file that cannot be read."""
     folder = Path(folder)

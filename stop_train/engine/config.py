@@ -1,5 +1,6 @@
 """The one visible training configuration. Every field is a `stop-train` flag (`--batch-size 8`); model
 config fields are set with `--model key=value` (e.g. `--model mode=official`)."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """Clips for training and evaluation: probing (cached), sampling, decoding, pre-processing."""
+
 from __future__ import annotations
 
 import logging
@@ -24,9 +25,18 @@ class ClipDataset(Dataset):
     one would have. A read failure returns None (dropped by `collate`) and is logged.
     """
 
-    def __init__(self, items: Sequence[VideoItem], infos: Sequence[VideoInfo], sampling: SamplingCfg,
-                 pre: PreprocessCfg, train: bool, seed: int = 0, augment: bool = False, flip_safe: bool = True,
-                 shuffle_frames: bool = False):
+    def __init__(
+        self,
+        items: Sequence[VideoItem],
+        infos: Sequence[VideoInfo],
+        sampling: SamplingCfg,
+        pre: PreprocessCfg,
+        train: bool,
+        seed: int = 0,
+        augment: bool = False,
+        flip_safe: bool = True,
+        shuffle_frames: bool = False,
+    ):
         self.items, self.infos = list(items), list(infos)
         self.sampling, self.pre, self.train = sampling, pre, train
         self.seed, self.augment, self.flip_safe = seed, augment, flip_safe

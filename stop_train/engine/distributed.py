@@ -1,4 +1,5 @@
 """torchrun detection and the few collectives the loop needs (single process: all no-ops)."""
+
 from __future__ import annotations
 
 import os
@@ -37,7 +38,7 @@ def shard(indices: list[int], info: DistInfo) -> tuple[list[int], list[bool]]:
     total = -(-n // info.world) * info.world
     padded = [indices[i % n] for i in range(total)] if n else []
     valid = [i < n for i in range(total)]
-    return padded[info.rank::info.world], valid[info.rank::info.world]
+    return padded[info.rank :: info.world], valid[info.rank :: info.world]
 
 
 def all_gather_arrays(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:

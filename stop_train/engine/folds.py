@@ -1,4 +1,5 @@
 """Mean and spread of test metrics over several runs (the three official UCF101 / HMDB51 folds)."""
+
 from __future__ import annotations
 
 import json
@@ -20,4 +21,5 @@ def average_folds(runs: list[Path], split: str = "test") -> dict:
         for k in KEYS:
             values[k].append(metrics[k])
     return {k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "folds": v} for k, v in values.items()} | {
-        "runs": [str(r) for r in runs]}
+        "runs": [str(r) for r in runs]
+    }

@@ -1,4 +1,5 @@
 """The training loop: one process or torchrun, resumable, validation-selected best checkpoint, test at the end."""
+
 from __future__ import annotations
 
 import contextlib
@@ -31,6 +32,7 @@ from .rundir import append_row
 from .setup import VAL_COLUMNS, RunData, prepare_data, tensorboard_writer, write_run_files, write_skipped
 
 log = logging.getLogger(__name__)
+
 
 def csv_fields(task: str) -> list[str]:
     """metrics.csv columns of a run of `task`."""
@@ -69,10 +71,18 @@ def build_optimizer(model: STOP, cfg: TrainConfig) -> torch.optim.AdamW:
         if p.requires_grad:
             groups.setdefault((name.startswith("clip."), name in no_decay), []).append(p)
     return torch.optim.AdamW(
-        [{"params": params, "weight_decay": 0.0 if skip else cfg.weight_decay,
-          "lr": cfg.lr * (cfg.backbone_lr_scale if backbone else 1.0)}
-         for (backbone, skip), params in sorted(groups.items())],
-        lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+        [
+            {
+                "params": params,
+                "weight_decay": 0.0 if skip else cfg.weight_decay,
+                "lr": cfg.lr * (cfg.backbone_lr_scale if backbone else 1.0),
+            }
+            for (backbone, skip), params in sorted(groups.items())
+        ],
+        lr=cfg.lr,
+        betas=cfg.betas,
+        eps=cfg.eps,
+    )
 
 
 def lr_factor(step: int, total: int, warmup: float) -> float:
@@ -87,21 +97,31 @@ def epoch_batches(n: int, batch: int, seed: int, epoch: int, info: DistInfo) -> 
     """This rank's batches of an epoch: a seeded permutation, sharded across ranks."""
     order = np.random.default_rng([seed, epoch]).permutation(n).tolist()
     mine, _ = shard(order, info)
-    return [mine[i:i + batch] for i in range(0, len(mine), batch)]
+    return [mine[i : i + batch] for i in range(0, len(mine), batch)]
 
 
 @torch.no_grad()
-def evaluate(model: STOP, dataset: ClipDataset, text_ids: torch.Tensor, device, autocast, info: DistInfo,
-             batch_size: int, workers: int, progress: bool = False) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+def evaluate(
+    model: STOP,
+    dataset: ClipDataset,
+    text_ids: torch.Tensor,
+    device,
+    autocast,
+    info: DistInfo,
+    batch_size: int,
+    workers: int,
+    progress: bool = False,
+) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
     """Scores every video of `dataset` (views averaged) -> (metrics, scores (N, K), labels (N,)) on every rank."""
     if len(dataset) == 0:
         raise ValueError("nothing to evaluate: the split has no videos")
     was_training = model.training
     model.eval()
     indices, valid = shard(list(range(len(dataset))), info)
-    batches = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
-    loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate_views,
-                        generator=torch.Generator())  # own generator: the global RNG stream stays untouched
+    batches = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
+    loader = DataLoader(
+        dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate_views, generator=torch.Generator()
+    )  # own generator: the global RNG stream stays untouched
     with autocast():
         text = model.encode_text(text_ids.to(device))
     scores = torch.full((len(indices), text.shape[0]), float("nan"), dtype=torch.float64)
@@ -124,17 +144,27 @@ def evaluate(model: STOP, dataset: ClipDataset, text_ids: torch.Tensor, device, 
 
 
 @torch.no_grad()
-def frame_statistics(model: STOP, dataset: ClipDataset, classes: list[str], device, autocast, info: DistInfo,
-                     batch_size: int, workers: int, progress: bool = False) -> FrameStatistics:
+def frame_statistics(
+    model: STOP,
+    dataset: ClipDataset,
+    classes: list[str],
+    device,
+    autocast,
+    info: DistInfo,
+    batch_size: int,
+    workers: int,
+    progress: bool = False,
+) -> FrameStatistics:
     """Class statistics (`stop_train.statistics`) of every video of `dataset` (evaluation views): each video's
     frame embeddings (T, E), averaged over its views and flattened, as one example clip is embedded; on every rank.
     Raises StatisticsError when the videos cannot make statistics (fewer than two classes)."""
     was_training = model.training
     model.eval()
     indices, valid = shard(list(range(len(dataset))), info)
-    batches = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
-    loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate_views,
-                        generator=torch.Generator())
+    batches = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
+    loader = DataLoader(
+        dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate_views, generator=torch.Generator()
+    )
     dim = model.cfg.frames * model.cfg.embed_dim
     sums = torch.zeros(len(classes), dim, dtype=torch.float64, device=device)
     counts = torch.zeros(len(classes), dtype=torch.float64, device=device)
@@ -150,8 +180,11 @@ def frame_statistics(model: STOP, dataset: ClipDataset, classes: list[str], devi
             rows = [pos + j for j, ok in enumerate(present) if ok]
             keep = torch.tensor([valid[r] for r in rows], device=device)  # padding repeats are not counted
             feats = feats[keep]
-            labels = torch.tensor([dataset.items[indices[r]].label for r, k in zip(rows, keep.tolist()) if k],
-                                  device=device, dtype=torch.long)
+            labels = torch.tensor(
+                [dataset.items[indices[r]].label for r, k in zip(rows, keep.tolist()) if k],
+                device=device,
+                dtype=torch.long,
+            )
             sums.index_add_(0, labels, feats)
             counts += torch.bincount(labels, minlength=len(classes)).double()
             outer += feats.T @ feats
@@ -180,8 +213,9 @@ class Trainer:
     probed).
     """
 
-    def __init__(self, cfg: TrainConfig, model_cfg: ModelConfig, run_dir: Path, start: str = "new",
-                 eval_split: str | None = None):
+    def __init__(
+        self, cfg: TrainConfig, model_cfg: ModelConfig, run_dir: Path, start: str = "new", eval_split: str | None = None
+    ):
         if start not in ("new", "resume", "eval"):
             raise ValueError(f"start must be new, resume or eval, got {start!r}")
         self.cfg, self.model_cfg, self.run_dir = cfg, model_cfg, run_dir
@@ -194,14 +228,18 @@ class Trainer:
         pretrained = cfg.pretrained if start == "new" and cfg.pretrained not in ("", "none") else None
         model = create_model(model_cfg, pretrained=pretrained)
         if model.cfg != model_cfg:  # the run's config was resolved for other weights: say so, never drift
-            raise ValueError(f"the weights {pretrained} need a different model config than the run's "
-                             f"(quick_gelu {model.cfg.quick_gelu} vs {model_cfg.quick_gelu})")
+            raise ValueError(
+                f"the weights {pretrained} need a different model config than the run's "
+                f"(quick_gelu {model.cfg.quick_gelu} vs {model_cfg.quick_gelu})"
+            )
         self.model = model.to(self.device)
         self.net = self.model
         if self.dist.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             dead = bool(dead_parameters(self.model.cfg))  # parameters that never get a gradient
-            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=dead)
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=ids, find_unused_parameters=dead
+            )
         self.retrieval = cfg.task == "retrieval"
         # recognition: one prompt per class; retrieval: every caption of each split, tokenized once
         self.text_ids = None if self.retrieval else self.model.tokenize(label_texts(self.data.classes, cfg.template))
@@ -212,7 +250,8 @@ class Trainer:
         batches = -(-per_rank // cfg.batch_size)
         self.total_steps = cfg.epochs * -(-batches // cfg.grad_accum)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: lr_factor(s, self.total_steps, cfg.warmup))
+            self.optimizer, lambda s: lr_factor(s, self.total_steps, cfg.warmup)
+        )
         # best_score: the first VAL_COLUMNS figure of the task (val top-1, or text->video R@1)
         self.state = {"epoch": 0, "batch_in_epoch": 0, "step": 0, "best_score": -1.0, "best_epoch": -1}
         if self.main and start != "eval":
@@ -235,9 +274,12 @@ class Trainer:
     def _trainer_state(self) -> dict:
         return {
             **self.state,
-            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(), "torch_rng": torch.get_rng_state(),
-            "numpy_rng": np.random.get_state(), "python_rng": random.getstate(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": np.random.get_state(),
+            "python_rng": random.getstate(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             "config": self.cfg.to_dict(),
         }
@@ -271,8 +313,12 @@ class Trainer:
                 return
         except (FileNotFoundError, CheckpointError):
             pass
-        log.warning("%s is the best epoch (%d) but was not linked as %s when the run stopped: linking it now",
-                    last, self.state["epoch"], best)
+        log.warning(
+            "%s is the best epoch (%d) but was not linked as %s when the run stopped: linking it now",
+            last,
+            self.state["epoch"],
+            best,
+        )
         link_checkpoint(last, best)
 
     # ---------------------------------------------------------------------------------- training
@@ -281,8 +327,11 @@ class Trainer:
         so a failure in validation loses no training; a better validation top-1 links them as `best`."""
         cfg = self.cfg
         if self.data.val is None and self.main:
-            log.warning("no validation split (--val-fraction %s gave none): training without validation; the "
-                        "chosen checkpoint is the last epoch's (checkpoints/last)", cfg.val_fraction)
+            log.warning(
+                "no validation split (--val-fraction %s gave none): training without validation; the "
+                "chosen checkpoint is the last epoch's (checkpoints/last)",
+                cfg.val_fraction,
+            )
         start = time.time()
         while self.state["epoch"] < cfg.epochs:
             epoch = self.state["epoch"]
@@ -309,10 +358,20 @@ class Trainer:
         """The validation figures of the task (VAL_COLUMNS), one view per video."""
         cfg, val = self.cfg, self.data.val
         if self.retrieval:
-            return evaluate_retrieval(self.model, val, self.caption_ids["val"], self.data.captions["val"][1],
-                                      self.device, self.autocast, self.dist, cfg.batch_size, cfg.workers)
-        return evaluate(self.model, val, self.text_ids, self.device, self.autocast, self.dist, cfg.batch_size,
-                        cfg.workers)[0]
+            return evaluate_retrieval(
+                self.model,
+                val,
+                self.caption_ids["val"],
+                self.data.captions["val"][1],
+                self.device,
+                self.autocast,
+                self.dist,
+                cfg.batch_size,
+                cfg.workers,
+            )
+        return evaluate(
+            self.model, val, self.text_ids, self.device, self.autocast, self.dist, cfg.batch_size, cfg.workers
+        )[0]
 
     def _train_epoch(self, epoch: int) -> tuple[float, float, bool]:
         cfg = self.cfg
@@ -321,8 +380,13 @@ class Trainer:
         skip = self.state["batch_in_epoch"]
         # the loader gets its own generator: creating it must not consume the global RNG, or a resumed run's
         # dropout masks would differ from an uninterrupted one's
-        loader = DataLoader(self.data.train, batch_sampler=batches[skip:], num_workers=cfg.workers, collate_fn=collate,
-                            generator=torch.Generator().manual_seed(cfg.seed + epoch))
+        loader = DataLoader(
+            self.data.train,
+            batch_sampler=batches[skip:],
+            num_workers=cfg.workers,
+            collate_fn=collate,
+            generator=torch.Generator().manual_seed(cfg.seed + epoch),
+        )
         self.net.train()
         losses, clips, t0 = [], 0, time.time()
         bar = _progress(loader, self.main, f"epoch {epoch + 1}/{cfg.epochs}", total=len(batches) - skip)
@@ -331,19 +395,26 @@ class Trainer:
                 x, y, idx = batch
                 with self.autocast():
                     if self.retrieval:
-                        video, text = self.net(x.to(self.device), self.caption_ids["train"][idx].to(self.device),
-                                               embeddings=True)
-                        loss = symmetric_ce(gather_batch(video, self.dist), gather_batch(text, self.dist),
-                                            self.model.logit_scale)
+                        video, text = self.net(
+                            x.to(self.device), self.caption_ids["train"][idx].to(self.device), embeddings=True
+                        )
+                        loss = symmetric_ce(
+                            gather_batch(video, self.dist), gather_batch(text, self.dist), self.model.logit_scale
+                        )
                     else:
                         logits = self.net(x.to(self.device), self.text_ids.to(self.device))
                         loss = F.cross_entropy(logits.float(), y.to(self.device), label_smoothing=cfg.label_smoothing)
                 if not torch.isfinite(loss.detach()):  # nothing is saved from here: last keeps finite weights
-                    kept = ("checkpoints/last keeps the weights saved before it"
-                            if (self.run_dir / "checkpoints" / "last").is_dir() else "no checkpoint was saved")
-                    raise ValueError(f"the training loss is {loss.item()} at step {self.state['step'] + 1} (epoch "
-                                     f"{epoch + 1}, batch {i + 1}): training stopped; {kept} (lower --lr, or check "
-                                     "the data)")
+                    kept = (
+                        "checkpoints/last keeps the weights saved before it"
+                        if (self.run_dir / "checkpoints" / "last").is_dir()
+                        else "no checkpoint was saved"
+                    )
+                    raise ValueError(
+                        f"the training loss is {loss.item()} at step {self.state['step'] + 1} (epoch "
+                        f"{epoch + 1}, batch {i + 1}): training stopped; {kept} (lower --lr, or check "
+                        "the data)"
+                    )
                 self.scaler.scale(loss / cfg.grad_accum).backward()
                 losses.append(loss.item())
                 clips += len(y)
@@ -374,14 +445,25 @@ class Trainer:
         if not self.main:
             return
         val = {f"val_{k}": f"{metrics[k]:.4f}" if metrics else "" for k in VAL_COLUMNS[self.cfg.task]}
-        row = {"epoch": epoch + 1, "step": self.state["step"], "train_loss": f"{loss:.4f}",
-               "lr": f"{self.scheduler.get_last_lr()[0]:.3e}", **val,
-               "clips_per_s": f"{clips_per_s:.2f}", "elapsed_s": f"{elapsed:.1f}"}
+        row = {
+            "epoch": epoch + 1,
+            "step": self.state["step"],
+            "train_loss": f"{loss:.4f}",
+            "lr": f"{self.scheduler.get_last_lr()[0]:.3e}",
+            **val,
+            "clips_per_s": f"{clips_per_s:.2f}",
+            "elapsed_s": f"{elapsed:.1f}",
+        }
         append_row(self.run_dir / "metrics.csv", csv_fields(self.cfg.task), row)
         self.data.tensorboard(epoch + 1, loss, metrics)
         if metrics:
-            log.info("epoch %d: loss %.4f, val %s, %.1f clips/s", epoch + 1, loss,
-                     " ".join(f"{k} {metrics[k]:.3f}" for k in VAL_COLUMNS[self.cfg.task]), clips_per_s)
+            log.info(
+                "epoch %d: loss %.4f, val %s, %.1f clips/s",
+                epoch + 1,
+                loss,
+                " ".join(f"{k} {metrics[k]:.3f}" for k in VAL_COLUMNS[self.cfg.task]),
+                clips_per_s,
+            )
         else:
             log.info("epoch %d: loss %.4f (no validation), %.1f clips/s", epoch + 1, loss, clips_per_s)
 
@@ -404,18 +486,30 @@ class Trainer:
         labels = folder.parent.parent / "labels.txt"
         own = labels.read_text(encoding="utf-8-sig", errors="surrogateescape").split("\n") if labels.is_file() else None
         if own is not None and [c for c in own if c.strip()] != list(self.data.classes):
-            raise StatisticsError(f"the data's classes ({', '.join(self.data.classes[:6])}"
-                                  f"{', ...' if len(self.data.classes) > 6 else ''}) are not the run's ({labels}): "
-                                  "give the data root the run was trained on")
+            raise StatisticsError(
+                f"the data's classes ({', '.join(self.data.classes[:6])}"
+                f"{', ...' if len(self.data.classes) > 6 else ''}) are not the run's ({labels}): "
+                "give the data root the run was trained on"
+            )
         train = self.data.train
         seen = {item.label for item in train.items}
         if len(seen) < 2:
-            raise StatisticsError(f"class statistics need training videos of at least two classes; the data has "
-                                  f"{len(seen)}")
+            raise StatisticsError(
+                f"class statistics need training videos of at least two classes; the data has {len(seen)}"
+            )
         self.model.load_state_dict(load_weights(folder / WEIGHTS))
         dataset = ClipDataset(train.items, train.infos, self.data.sampling, self.data.preprocess, train=False)
-        stats = frame_statistics(self.model, dataset, self.data.classes, self.device, self.autocast, self.dist,
-                                 max(1, self.cfg.batch_size // 2), self.cfg.workers, progress=self.main)
+        stats = frame_statistics(
+            self.model,
+            dataset,
+            self.data.classes,
+            self.device,
+            self.autocast,
+            self.dist,
+            max(1, self.cfg.batch_size // 2),
+            self.cfg.workers,
+            progress=self.main,
+        )
         stats.fingerprint = model_fingerprint(self.model)  # the weights they belong to (what stop-export records)
         if self.main:
             stats.save(folder / STATISTICS_FILE)
@@ -429,19 +523,41 @@ class Trainer:
         self.model.load_state_dict(load_weights(folder / WEIGHTS))
         dataset = self.data.split(split)
         out_dir = out_dir or self.run_dir
-        about = {"split": split, "checkpoint": str(checkpoint), "test_clips": self.cfg.test_clips,
-                 "test_crops": self.cfg.test_crops, "skipped_videos": len(self.data.skipped)}
+        about = {
+            "split": split,
+            "checkpoint": str(checkpoint),
+            "test_clips": self.cfg.test_clips,
+            "test_crops": self.cfg.test_crops,
+            "skipped_videos": len(self.data.skipped),
+        }
         if self.retrieval:
             metrics = evaluate_retrieval(
-                self.model, dataset, self.caption_ids[split], self.data.captions[split][1], self.device, self.autocast,
-                self.dist, max(1, self.cfg.batch_size // 2), self.cfg.workers,
+                self.model,
+                dataset,
+                self.caption_ids[split],
+                self.data.captions[split][1],
+                self.device,
+                self.autocast,
+                self.dist,
+                max(1, self.cfg.batch_size // 2),
+                self.cfg.workers,
                 progress=(lambda it: _progress(it, True, "eval")) if self.main else None,
-                with_dual_softmax=self.cfg.dual_softmax)
+                with_dual_softmax=self.cfg.dual_softmax,
+            )
             if self.main:
                 write_json(out_dir / f"{split}_metrics.json", {**metrics, **about})
             return metrics
-        metrics, scores, labels = evaluate(self.model, dataset, self.text_ids, self.device, self.autocast, self.dist,
-                                           max(1, self.cfg.batch_size // 2), self.cfg.workers, progress=self.main)
+        metrics, scores, labels = evaluate(
+            self.model,
+            dataset,
+            self.text_ids,
+            self.device,
+            self.autocast,
+            self.dist,
+            max(1, self.cfg.batch_size // 2),
+            self.cfg.workers,
+            progress=self.main,
+        )
         if self.main:
             cm = confusion_matrix(labels, scores.argmax(1), len(self.data.classes)) if len(labels) else None
             write_json(out_dir / f"{split}_metrics.json", {**metrics, **about})

@@ -1,4 +1,5 @@
 """Classification metrics from scores (numpy): top-1/top-5, mean class accuracy, confusion matrix."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,4 +23,9 @@ def classification_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, 
     cm = confusion_matrix(labels, order[:, 0], k)
     present = cm.sum(axis=1) > 0
     per_class = np.diag(cm)[present] / cm.sum(axis=1)[present]
-    return {"top1": float(top1.mean()), "top5": float(top5.mean()), "mean_class_acc": float(per_class.mean()), "count": int(n)}
+    return {
+        "top1": float(top1.mean()),
+        "top5": float(top5.mean()),
+        "mean_class_acc": float(per_class.mean()),
+        "count": int(n),
+    }

@@ -1,4 +1,5 @@
 """Confusion-matrix picture (OpenCV, no plotting stack needed)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,9 +25,25 @@ def write_confusion_png(cm: np.ndarray, classes: list[str], path: Path, cell: in
             y = margin + i * cell + cell // 2 + 4
             cv2.putText(canvas, name[:22], (4, y), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
             if cell >= 12:
-                cv2.putText(canvas, f"{norm[i, i]:.2f}", (margin + i * cell + 2, y), cv2.FONT_HERSHEY_SIMPLEX,
-                            0.3, (255, 255, 255), 1, cv2.LINE_AA)
-        cv2.putText(canvas, "rows: true class, columns: predicted", (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                    (0, 0, 0), 1, cv2.LINE_AA)
+                cv2.putText(
+                    canvas,
+                    f"{norm[i, i]:.2f}",
+                    (margin + i * cell + 2, y),
+                    cv2.FONT_HERSHEY_SIMPLEX,
+                    0.3,
+                    (255, 255, 255),
+                    1,
+                    cv2.LINE_AA,
+                )
+        cv2.putText(
+            canvas,
+            "rows: true class, columns: predicted",
+            (4, 16),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.4,
+            (0, 0, 0),
+            1,
+            cv2.LINE_AA,
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), canvas)

@@ -1,5 +1,6 @@
 """Text-video retrieval training and evaluation: the symmetric contrastive loss over the global batch, and
 the full caption x video evaluation (metrics in `retrieval_metrics`)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,7 +37,7 @@ class _GatherBatch(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         grad = grad.contiguous()
         dist.all_reduce(grad)
-        return grad[ctx.start:ctx.start + ctx.size]
+        return grad[ctx.start : ctx.start + ctx.size]
 
 
 def gather_batch(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
@@ -61,16 +62,18 @@ def symmetric_ce(video: torch.Tensor, text: torch.Tensor, logit_scale: torch.Ten
 
 
 @torch.no_grad()
-def embed_videos(model, dataset: ClipDataset, device, autocast, info: DistInfo, batch_size: int, workers: int,
-                 progress=None) -> tuple[np.ndarray, np.ndarray]:
+def embed_videos(
+    model, dataset: ClipDataset, device, autocast, info: DistInfo, batch_size: int, workers: int, progress=None
+) -> tuple[np.ndarray, np.ndarray]:
     """Video embeddings (N, E) float32, views averaged then L2-normalised, on every rank, with a mask (N,) of the
     videos that could be read (unreadable rows are zero)."""
     if len(dataset) == 0:
         raise ValueError("nothing to evaluate: the split has no videos")
     indices, valid = shard(list(range(len(dataset))), info)
-    batches = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
-    loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate_views,
-                        generator=torch.Generator())
+    batches = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
+    loader = DataLoader(
+        dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate_views, generator=torch.Generator()
+    )
     out = torch.zeros(len(indices), model.cfg.embed_dim, dtype=torch.float32)
     read = torch.zeros(len(indices), dtype=torch.bool)
     pos = 0
@@ -94,13 +97,23 @@ def embed_texts(model, ids: torch.Tensor, device, autocast, batch_size: int = 10
     parts = []
     for i in range(0, len(ids), batch_size):
         with autocast():
-            parts.append(F.normalize(model.encode_text(ids[i:i + batch_size].to(device)).float(), dim=-1).cpu())
+            parts.append(F.normalize(model.encode_text(ids[i : i + batch_size].to(device)).float(), dim=-1).cpu())
     return torch.cat(parts).numpy() if parts else np.zeros((0, model.cfg.embed_dim), np.float32)
 
 
-def evaluate_retrieval(model, dataset: ClipDataset, caption_ids: torch.Tensor, video_of_caption: np.ndarray,
-                       device, autocast, info: DistInfo, batch_size: int, workers: int, progress=None,
-                       with_dual_softmax: bool = False) -> dict[str, float]:
+def evaluate_retrieval(
+    model,
+    dataset: ClipDataset,
+    caption_ids: torch.Tensor,
+    video_of_caption: np.ndarray,
+    device,
+    autocast,
+    info: DistInfo,
+    batch_size: int,
+    workers: int,
+    progress=None,
+    with_dual_softmax: bool = False,
+) -> dict[str, float]:
     """Caption x video retrieval on a split -> flat metrics {t2v_R1, ..., v2t_MnR, videos, captions}
     (R@k in percent), plus dsl_* figures when `with_dual_softmax` (reported apart, never mixed in).
 

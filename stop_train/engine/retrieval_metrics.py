@@ -17,6 +17,7 @@ two middle ranks for an even count. `tensor_text_to_video_metrics` (several capt
 `torch.median`, the lower of the two. `median` below follows the published function of each case, so the
 figures compare with published tables.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,8 +35,9 @@ def rank_summary(ranks: np.ndarray, lower_median: bool = False) -> dict[str, flo
     return {**out, "MdR": median, "MnR": float(ranks.mean()), "count": int(ranks.size)}
 
 
-def retrieval_metrics(text: np.ndarray, video: np.ndarray, video_of_text: np.ndarray,
-                      batch: int = 4096) -> dict[str, dict[str, float]]:
+def retrieval_metrics(
+    text: np.ndarray, video: np.ndarray, video_of_text: np.ndarray, batch: int = 4096
+) -> dict[str, dict[str, float]]:
     """Text -> video and video -> text metrics.
 
     text: (C, E) caption embeddings; video: (V, E) video embeddings (both normalised, or the scores are
@@ -47,10 +49,11 @@ def retrieval_metrics(text: np.ndarray, video: np.ndarray, video_of_text: np.nda
     owner = np.asarray(video_of_text, dtype=np.int64)
     c, v = text.shape[0], video.shape[0]
     if text.ndim != 2 or video.ndim != 2 or text.shape[1] != video.shape[1]:
-        raise ValueError(f"expected text (C, E), video (V, E), video_of_text (C,); got {text.shape}, {video.shape}, "
-                         f"{owner.shape}")
+        raise ValueError(
+            f"expected text (C, E), video (V, E), video_of_text (C,); got {text.shape}, {video.shape}, {owner.shape}"
+        )
     _check(c, v, owner)
-    blocks = ((start, text[start:start + batch] @ video.T) for start in range(0, c, batch))  # (b, V) each
+    blocks = ((start, text[start : start + batch] @ video.T) for start in range(0, c, batch))  # (b, V) each
     return _summaries(*_ranks(blocks, owner, v), several=c > v)
 
 
@@ -76,9 +79,9 @@ def _ranks(blocks, owner: np.ndarray, v: int) -> tuple[np.ndarray, np.ndarray]:
     t2v = np.empty(len(owner), dtype=np.int64)
     best = np.full((v, v), -np.inf, dtype=np.float32)  # best[i, j]: best caption of video i for video j
     for start, sim in blocks:
-        rows = owner[start:start + sim.shape[0]]
+        rows = owner[start : start + sim.shape[0]]
         own = sim[np.arange(sim.shape[0]), rows]
-        t2v[start:start + sim.shape[0]] = 1 + (sim > own[:, None]).sum(axis=1)
+        t2v[start : start + sim.shape[0]] = 1 + (sim > own[:, None]).sum(axis=1)
         np.maximum.at(best, rows, sim)
     v2t_sim = best.T  # rows: videos; columns: caption sets
     return t2v, 1 + (v2t_sim > np.diag(v2t_sim)[:, None]).sum(axis=1)

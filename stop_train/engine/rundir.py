@@ -1,6 +1,7 @@
 """A run directory has one writer: `stop-train` holds its lock (`LOCK`) for the whole run, and a new run does not
 start in a directory that holds one unless told to (`--overwrite`: the old run is moved aside, not deleted).
 Its files are written in one rename each (`stop_train.atomic`), metrics.csv too (`append_row`)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -28,8 +29,10 @@ def locked(run_dir: Path, main: bool = True):
         yield
         return
     run_dir.mkdir(parents=True, exist_ok=True)
-    with exclusive(run_dir / LOCK, f"another stop-train is using {run_dir} (lock {run_dir / LOCK}); wait for it or "
-                                   "choose another --run-dir"):
+    with exclusive(
+        run_dir / LOCK,
+        f"another stop-train is using {run_dir} (lock {run_dir / LOCK}); wait for it or choose another --run-dir",
+    ):
         yield
 
 
@@ -39,8 +42,10 @@ def start_fresh(run_dir: Path, overwrite: bool, main: bool = True) -> Path | Non
     if not holds_run(run_dir):
         return None
     if not overwrite:
-        raise ValueError(f"{run_dir} already holds a run: continue it with --resume {run_dir}, choose another "
-                         "--run-dir, or start it again with --overwrite (the old run is moved aside)")
+        raise ValueError(
+            f"{run_dir} already holds a run: continue it with --resume {run_dir}, choose another "
+            "--run-dir, or start it again with --overwrite (the old run is moved aside)"
+        )
     aside = run_dir.with_name(f"{run_dir.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
     if main:
         aside.mkdir()

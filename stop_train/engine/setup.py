@@ -1,4 +1,5 @@
 """Everything a run reads before the first step: the dataset index, probed videos, samplers, run files."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -50,8 +51,11 @@ def dataset_options(cfg: TrainConfig) -> dict:
     names = CAPTION_DATASETS if cfg.task == "retrieval" else DATASETS
     if cfg.dataset not in names:
         other = "retrieval" if cfg.task == "recognition" else "recognition"
-        hint = f" (it is a {other} dataset: add --task {other})" if cfg.dataset in (DATASETS if other == "recognition"
-                                                                                 else CAPTION_DATASETS) else ""
+        hint = (
+            f" (it is a {other} dataset: add --task {other})"
+            if cfg.dataset in (DATASETS if other == "recognition" else CAPTION_DATASETS)
+            else ""
+        )
         raise ValueError(f"--task {cfg.task} takes --dataset {' | '.join(names)}; got {cfg.dataset!r}{hint}")
     options: dict = {}
     for name, (option, datasets) in DATASET_FLAGS.items():
@@ -60,8 +64,7 @@ def dataset_options(cfg: TrainConfig) -> dict:
             continue
         if cfg.dataset not in datasets:
             flag = ("--no-" if value is False else "--") + name.replace("_", "-")
-            raise ValueError(f"{flag} does not apply to --dataset {cfg.dataset} "
-                             f"(only to {', '.join(datasets)})")
+            raise ValueError(f"{flag} does not apply to --dataset {cfg.dataset} (only to {', '.join(datasets)})")
         if option == "lists":
             options.setdefault("lists", {})[name.removesuffix("_list")] = value
         elif option == "extensions":
@@ -76,11 +79,20 @@ def check_task_flags(cfg: TrainConfig) -> None:
     from ..labels import DEFAULT_TEMPLATE
 
     if cfg.task == "retrieval":
-        unused = [flag for flag, on in (("--fold", cfg.fold != 1), ("--label-smoothing", cfg.label_smoothing != 0),
-                                        ("--template", cfg.template != DEFAULT_TEMPLATE)) if on]
+        unused = [
+            flag
+            for flag, on in (
+                ("--fold", cfg.fold != 1),
+                ("--label-smoothing", cfg.label_smoothing != 0),
+                ("--template", cfg.template != DEFAULT_TEMPLATE),
+            )
+            if on
+        ]
         if unused:
-            raise ValueError(f"{', '.join(unused)} {'does' if len(unused) == 1 else 'do'} not apply to --task retrieval "
-                             "(captions are used as written; folds and label smoothing are for class labels)")
+            raise ValueError(
+                f"{', '.join(unused)} {'does' if len(unused) == 1 else 'do'} not apply to --task retrieval "
+                "(captions are used as written; folds and label smoothing are for class labels)"
+            )
     elif cfg.dual_softmax:
         raise ValueError("--dual-softmax applies to --task retrieval")
 
@@ -93,8 +105,12 @@ def absolute_paths(cfg: TrainConfig) -> TrainConfig:
     changes = {"data_root": os.path.abspath(cfg.data_root)} if cfg.data_root else {}
     for name in ("split_dir", "train_list", "val_list", "test_list", "annotations", "video_dir", "probe_cache"):
         value = getattr(cfg, name)
-        if value and not os.path.isabs(value) and os.path.exists(value) and \
-                not (cfg.data_root and os.path.exists(os.path.join(cfg.data_root, value))):
+        if (
+            value
+            and not os.path.isabs(value)
+            and os.path.exists(value)
+            and not (cfg.data_root and os.path.exists(os.path.join(cfg.data_root, value)))
+        ):
             changes[name] = os.path.abspath(value)
     return dataclasses.replace(cfg, **changes)
 
@@ -137,7 +153,9 @@ class RunData:
 
     def split(self, name: str) -> ClipDataset:
         if name not in self.splits:
-            raise ValueError(f"split {name!r} has no videos here; splits with videos: {', '.join(self.splits) or 'none'}")
+            raise ValueError(
+                f"split {name!r} has no videos here; splits with videos: {', '.join(self.splits) or 'none'}"
+            )
         return self.splits[name]
 
     def tensorboard(self, epoch: int, loss: float, metrics: dict[str, float] | None) -> None:
@@ -165,8 +183,9 @@ def dataset_root(cfg: TrainConfig, runs_root: Path, dist: DistInfo) -> tuple[str
     return cfg.dataset, root
 
 
-def prepare_data(cfg: TrainConfig, model_cfg: ModelConfig, runs_root: Path, dist: DistInfo,
-                 only: str | None = None) -> RunData:
+def prepare_data(
+    cfg: TrainConfig, model_cfg: ModelConfig, runs_root: Path, dist: DistInfo, only: str | None = None
+) -> RunData:
     """Index, probe and wrap the run's data; sampling and pre-processing derive from `model_cfg`.
 
     `only` names the one split an evaluation needs: the others are indexed but not probed (left empty).
@@ -175,8 +194,9 @@ def prepare_data(cfg: TrainConfig, model_cfg: ModelConfig, runs_root: Path, dist
     if cfg.task == "retrieval":
         return _prepare_captions(cfg, model_cfg, runs_root, dist, only)
     name, root = dataset_root(cfg, runs_root, dist)
-    index = open_dataset(name, root, fold=cfg.fold, val_fraction=cfg.val_fraction, seed=cfg.seed,
-                         **dataset_options(cfg))
+    index = open_dataset(
+        name, root, fold=cfg.fold, val_fraction=cfg.val_fraction, seed=cfg.seed, **dataset_options(cfg)
+    )
     flip_safe = index.flip_safe
     cache = ProbeCache(Path(cfg.probe_cache) if cfg.probe_cache else runs_root / ".probe-cache.json")
     probed, skipped = {}, [(path, f"listed in the {split} split but not on disk") for path, split in index.missing]
@@ -194,23 +214,35 @@ def prepare_data(cfg: TrainConfig, model_cfg: ModelConfig, runs_root: Path, dist
     needed = only or "train"
     if not index.splits.get(needed):
         have = [s for s, items in index.splits.items() if items]
-        raise ValueError(f"{index.name}: this data has no {needed} split (splits with videos: {', '.join(have) or 'none'})")
+        raise ValueError(
+            f"{index.name}: this data has no {needed} split (splits with videos: {', '.join(have) or 'none'})"
+        )
     if not probed[needed][0]:
-        raise ValueError(f"{index.name}: no video of the {needed} split is readable ({len(skipped)} skipped, "
-                         "listed in skipped_videos.json)")
-    sampling = SamplingCfg(sampler=cfg.sampler, frames=model_cfg.frames, frame_interval_s=cfg.frame_interval_s,
-                           test_clips=cfg.test_clips, test_crops=cfg.test_crops)
+        raise ValueError(
+            f"{index.name}: no video of the {needed} split is readable ({len(skipped)} skipped, "
+            "listed in skipped_videos.json)"
+        )
+    sampling = SamplingCfg(
+        sampler=cfg.sampler,
+        frames=model_cfg.frames,
+        frame_interval_s=cfg.frame_interval_s,
+        test_clips=cfg.test_clips,
+        test_crops=cfg.test_crops,
+    )
     pre = PreprocessCfg.for_model(model_cfg)
     single_view = dataclasses.replace(sampling, test_clips=1, test_crops=1)  # validation each epoch: one view
     shuffle = {"shuffle_frames": cfg.shuffle_frames, "seed": cfg.seed}
-    train = ClipDataset(*probed["train"], sampling, pre, train=True, augment=cfg.augment, flip_safe=flip_safe, **shuffle)
+    train = ClipDataset(
+        *probed["train"], sampling, pre, train=True, augment=cfg.augment, flip_safe=flip_safe, **shuffle
+    )
     val = ClipDataset(*probed["val"], single_view, pre, train=False, **shuffle) if probed.get("val", ((),))[0] else None
     splits = {s: ClipDataset(*probed[s], sampling, pre, train=False, **shuffle) for s in probed if probed[s][0]}
     return RunData(index.classes, sampling, pre, train, val, splits, skipped, index.val_holdout)
 
 
-def _prepare_captions(cfg: TrainConfig, model_cfg: ModelConfig, runs_root: Path, dist: DistInfo,
-                      only: str | None) -> RunData:
+def _prepare_captions(
+    cfg: TrainConfig, model_cfg: ModelConfig, runs_root: Path, dist: DistInfo, only: str | None
+) -> RunData:
     """`prepare_data` for a caption dataset: videos are probed once per split (unreadable ones are dropped
     with their captions); training items are the (video, caption) pairs."""
     name, root = dataset_root(cfg, runs_root, dist)
@@ -232,28 +264,56 @@ def _prepare_captions(cfg: TrainConfig, model_cfg: ModelConfig, runs_root: Path,
     needed = only or "train"
     have = [s for s, part in index.splits.items() if part.videos]
     if needed not in have:
-        raise ValueError(f"{index.name}: this data has no {needed} split (splits with videos: {', '.join(have) or 'none'})")
+        raise ValueError(
+            f"{index.name}: this data has no {needed} split (splits with videos: {', '.join(have) or 'none'})"
+        )
     if not splits[needed][0].videos:
-        raise ValueError(f"{index.name}: no readable video in the {needed} split ({len(skipped)} skipped, listed in "
-                         "skipped_videos.json)")
+        raise ValueError(
+            f"{index.name}: no readable video in the {needed} split ({len(skipped)} skipped, listed in "
+            "skipped_videos.json)"
+        )
     if "val" in splits and len(splits["val"][0].videos) < 20 and not only:
-        log.warning("%s: the validation split has only %d videos: its R@1, which picks the checkpoint, is coarse "
-                    "(raise --val-fraction)", index.name, len(splits["val"][0].videos))
-    sampling = SamplingCfg(sampler=cfg.sampler, frames=model_cfg.frames, frame_interval_s=cfg.frame_interval_s,
-                           test_clips=cfg.test_clips, test_crops=cfg.test_crops)
+        log.warning(
+            "%s: the validation split has only %d videos: its R@1, which picks the checkpoint, is coarse "
+            "(raise --val-fraction)",
+            index.name,
+            len(splits["val"][0].videos),
+        )
+    sampling = SamplingCfg(
+        sampler=cfg.sampler,
+        frames=model_cfg.frames,
+        frame_interval_s=cfg.frame_interval_s,
+        test_clips=cfg.test_clips,
+        test_crops=cfg.test_crops,
+    )
     pre = PreprocessCfg.for_model(model_cfg)
     single_view = dataclasses.replace(sampling, test_clips=1, test_crops=1)
     shuffle = {"shuffle_frames": cfg.shuffle_frames, "seed": cfg.seed}
-    captions = {s: (part.captions, np.asarray(part.video_of_caption, dtype=np.int64)) for s, (part, _) in splits.items()}
+    captions = {
+        s: (part.captions, np.asarray(part.video_of_caption, dtype=np.int64)) for s, (part, _) in splits.items()
+    }
     empty = ClipDataset([], [], sampling, pre, train=True)
     train = empty
     if "train" in splits:  # one item per caption; captions may mention left and right: no flips
         part, infos = splits["train"]
-        train = ClipDataset([part.videos[v] for v in part.video_of_caption], [infos[v] for v in part.video_of_caption],
-                            sampling, pre, train=True, augment=cfg.augment, flip_safe=False, **shuffle)
-    val = ClipDataset(splits["val"][0].videos, splits["val"][1], single_view, pre, train=False, **shuffle) \
-        if "val" in splits else None
-    evals = {s: ClipDataset(part.videos, infos, sampling, pre, train=False, **shuffle) for s, (part, infos) in splits.items()}
+        train = ClipDataset(
+            [part.videos[v] for v in part.video_of_caption],
+            [infos[v] for v in part.video_of_caption],
+            sampling,
+            pre,
+            train=True,
+            augment=cfg.augment,
+            flip_safe=False,
+            **shuffle,
+        )
+    val = (
+        ClipDataset(splits["val"][0].videos, splits["val"][1], single_view, pre, train=False, **shuffle)
+        if "val" in splits
+        else None
+    )
+    evals = {
+        s: ClipDataset(part.videos, infos, sampling, pre, train=False, **shuffle) for s, (part, infos) in splits.items()
+    }
     return RunData([], sampling, pre, train, val, evals, skipped, index.val_holdout, captions=captions)
 
 
@@ -267,11 +327,15 @@ def write_run_files(cfg: TrainConfig, model_cfg: ModelConfig, run_dir: Path, dat
     interval = sampling.frame_interval_s
     if sampling.sampler == "segments" and data.train.infos:  # the time scale the model learned, for live use
         interval = float(np.median([info.duration_s / sampling.frames for info in data.train.infos]))
-    write_json(run_dir / "config.json", {
-        "train": cfg.to_dict(), "model": model_cfg.to_dict(),
-        "sampling": {**dataclasses.asdict(sampling), "frame_interval_s": interval},
-        "preprocess": dataclasses.asdict(data.preprocess),
-    })
+    write_json(
+        run_dir / "config.json",
+        {
+            "train": cfg.to_dict(),
+            "model": model_cfg.to_dict(),
+            "sampling": {**dataclasses.asdict(sampling), "frame_interval_s": interval},
+            "preprocess": dataclasses.asdict(data.preprocess),
+        },
+    )
 
 
 def write_skipped(run_dir: Path, data: RunData) -> None:
@@ -296,7 +360,7 @@ def _probe(items: list, cache: ProbeCache, split: str, cfg: TrainConfig, dist: D
     exact = cfg.probe == "exact"
     desc = f"probing {split} videos" + (" (each decoded once, cached)" if exact else "")
     if dist.world > 1:
-        probe_items(items[dist.rank::dist.world], cache, _progress_bar(desc) if dist.is_main else None, exact)
+        probe_items(items[dist.rank :: dist.world], cache, _progress_bar(desc) if dist.is_main else None, exact)
         try:
             cache.save()
         except OSError as err:
@@ -324,7 +388,10 @@ def tensorboard_writer(run_dir: Path):
     try:
         folder.encode("utf-8")
     except UnicodeEncodeError:  # TensorBoard's writer encodes its path as UTF-8 and fails on other names
-        log.warning("no TensorBoard logs: %s is not a UTF-8 name, which TensorBoard cannot write to; "
-                    "metrics.csv has every epoch", printable(folder))
+        log.warning(
+            "no TensorBoard logs: %s is not a UTF-8 name, which TensorBoard cannot write to; "
+            "metrics.csv has every epoch",
+            printable(folder),
+        )
         return None
     return SummaryWriter(folder)

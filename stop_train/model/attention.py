@@ -7,6 +7,7 @@ Layouts (batch-first, width D):
   mask (B, S) for the inactive slots (DECISIONS §1.1.6).
 Q, K and V are projected once for the whole sequence; each group then attends to its own key set.
 """
+
 from __future__ import annotations
 
 import torch
@@ -111,7 +112,9 @@ def text_attention(block: nn.Module, h: torch.Tensor) -> torch.Tensor:
     return _project_out(block, F.scaled_dot_product_attention(q, k, v, is_causal=True))
 
 
-def global_attention(block: nn.Module, h: torch.Tensor, globals_: int, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+def global_attention(
+    block: nn.Module, h: torch.Tensor, globals_: int, key_mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """Only the global prompts' outputs (B, G, D): they attend to every (active) token, in both layouts."""
     d = h.shape[-1]
     nh = _heads(block)
@@ -122,8 +125,14 @@ def global_attention(block: nn.Module, h: torch.Tensor, globals_: int, key_mask:
     return _project_out(block, F.scaled_dot_product_attention(q, kv[0], kv[1], attn_mask=mask))
 
 
-def run_block(block: nn.Module, x: torch.Tensor, attend, adapter: nn.Module | None, adapter_scale: float,
-              rows: slice = slice(None)) -> torch.Tensor:
+def run_block(
+    block: nn.Module,
+    x: torch.Tensor,
+    attend,
+    adapter: nn.Module | None,
+    adapter_scale: float,
+    rows: slice = slice(None),
+) -> torch.Tensor:
     """x + attn(ln_1 x); then x + mlp(ln_2 x) + s * adapter(x) (the adapter reads the raw residual stream).
 
     With `rows`, only those tokens are updated and returned (`attend` must return their outputs only).

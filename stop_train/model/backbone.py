@@ -1,4 +1,5 @@
 """The CLIP backbone from open_clip: built from the config, optionally loaded with pretrained weights."""
+
 from __future__ import annotations
 
 import logging
@@ -17,15 +18,24 @@ def build_clip(cfg: ModelConfig) -> CLIP:
     """An open_clip `CLIP` with the sizes of `cfg` (random weights)."""
     v, t = cfg.vision, cfg.text
     vision_cfg = dict(
-        image_size=v.image_size, patch_size=v.patch_size, width=v.width, layers=v.layers,
-        head_width=v.head_width, mlp_ratio=v.mlp_ratio,
+        image_size=v.image_size,
+        patch_size=v.patch_size,
+        width=v.width,
+        layers=v.layers,
+        head_width=v.head_width,
+        mlp_ratio=v.mlp_ratio,
     )
     text_cfg = dict(
-        context_length=t.context_length, vocab_size=t.vocab_size, width=t.width, heads=t.heads,
-        layers=t.layers, mlp_ratio=t.mlp_ratio,
+        context_length=t.context_length,
+        vocab_size=t.vocab_size,
+        width=t.width,
+        heads=t.heads,
+        layers=t.layers,
+        mlp_ratio=t.mlp_ratio,
     )
-    return CLIP(cfg.embed_dim, vision_cfg, text_cfg, quick_gelu=cfg.quick_gelu,
-                init_logit_scale=math.log(cfg.init_logit_scale))
+    return CLIP(
+        cfg.embed_dim, vision_cfg, text_cfg, quick_gelu=cfg.quick_gelu, init_logit_scale=math.log(cfg.init_logit_scale)
+    )
 
 
 def _pretrained_cfg(cfg: ModelConfig, pretrained: str) -> dict:

@@ -5,6 +5,7 @@ The published state dict uses CLIP's names plus its own (`visual.TemporalPrompt.
 The configuration is inferred from tensor shapes, as the published loader does. The result is an
 `official`-mode model.
 """
+
 from __future__ import annotations
 
 import re
@@ -36,15 +37,17 @@ _RENAMES = [  # (published pattern, our replacement); first match wins
     (r"^visual_prompt_embedding$", "prompts.embedding"),
     (r"^prefix_text_prompt_proj_layer\.", "prompts.prefix_proj."),
     (r"^postfix_text_prompt_proj_layer\.", "prompts.postfix_proj."),
-    (r"^(visual\.|transformer\.|token_embedding\.|positional_embedding$|ln_final\.|text_projection$|logit_scale$)",
-     r"clip.\1"),
+    (
+        r"^(visual\.|transformer\.|token_embedding\.|positional_embedding$|ln_final\.|text_projection$|logit_scale$)",
+        r"clip.\1",
+    ),
 ]
 _DROPPED = ("visual.position_ids",)
 
 
 def _strip_prefix(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     if any(k.startswith("clip.") for k in state):
-        return {k[len("clip."):]: v for k, v in state.items() if k.startswith("clip.")}
+        return {k[len("clip.") :]: v for k, v in state.items() if k.startswith("clip.")}
     return dict(state)
 
 
@@ -53,28 +56,40 @@ def _count_blocks(state: Mapping[str, torch.Tensor], prefix: str) -> int:
     return len({m.group(1) for k in state if (m := pattern.match(k))})
 
 
-def infer_config(state: Mapping[str, torch.Tensor], frames: int | None = None,
-                 text_prompts: int = PUBLISHED_TEXT_PROMPTS) -> ModelConfig:
+def infer_config(
+    state: Mapping[str, torch.Tensor], frames: int | None = None, text_prompts: int = PUBLISHED_TEXT_PROMPTS
+) -> ModelConfig:
     """The `official` ModelConfig of a published state dict (without the `clip.` prefix)."""
     if "visual.proj" not in state:
         raise ValueError("not a published STOP/CLIP ViT checkpoint: 'visual.proj' is missing")
     width, _, patch, _ = state["visual.conv1.weight"].shape
     grid = round((state["visual.positional_embedding"].shape[0] - 1) ** 0.5)
     text_width = state["ln_final.weight"].shape[0]
-    vision = VisionCfg(image_size=patch * grid, patch_size=patch, width=width,
-                       layers=_count_blocks(state, "visual.transformer.resblocks."), head_width=64)
-    text = TextCfg(context_length=state["positional_embedding"].shape[0],
-                   vocab_size=state["token_embedding.weight"].shape[0], width=text_width,
-                   heads=max(1, text_width // 64), layers=_count_blocks(state, "transformer.resblocks."),
-                   max_tokens=PUBLISHED_MAX_WORDS)
+    vision = VisionCfg(
+        image_size=patch * grid,
+        patch_size=patch,
+        width=width,
+        layers=_count_blocks(state, "visual.transformer.resblocks."),
+        head_width=64,
+    )
+    text = TextCfg(
+        context_length=state["positional_embedding"].shape[0],
+        vocab_size=state["token_embedding.weight"].shape[0],
+        width=text_width,
+        heads=max(1, text_width // 64),
+        layers=_count_blocks(state, "transformer.resblocks."),
+        max_tokens=PUBLISHED_MAX_WORDS,
+    )
     local = state["visual.TemporalPrompt.InterMLP.2.weight"].shape[0]
     if "unified_prompt_embedding.weight" in state:
         generator = "transformer"
         rows, cols = state["unified_prompt_embedding.weight"].shape
         inferred = (rows - text_prompts) / local
         if not inferred.is_integer() or (frames is not None and frames != inferred):
-            raise ValueError(f"the prompt generator has {rows} rows = {text_prompts} text + {local} x T: "
-                             f"T={inferred:g} does not fit{'' if frames is None else f' frames={frames}'}")
+            raise ValueError(
+                f"the prompt generator has {rows} rows = {text_prompts} text + {local} x T: "
+                f"T={inferred:g} does not fit{'' if frames is None else f' frames={frames}'}"
+            )
         frames = int(inferred)
     elif "visual_prompt_embedding" in state:
         generator = "linear"
@@ -85,12 +100,23 @@ def infer_config(state: Mapping[str, torch.Tensor], frames: int | None = None,
         raise ValueError("no prompt generator in the checkpoint (unified_prompt_embedding / visual_prompt_embedding)")
     lora = [k for k in state if k.endswith(".LoRA.0.weight")]
     return ModelConfig(
-        mode="official", frames=frames, clip_model="published", embed_dim=state["text_projection"].shape[1],
-        quick_gelu=True, vision=vision, text=text, freeze_backbone=True,
-        global_prompts=state["visual.prompt_embeddings"].shape[1], local_prompts=local,
-        text_prefix_prompts=text_prompts // 2, text_postfix_prompts=text_prompts - text_prompts // 2,
-        prompt_layers=cols // width, prompt_generator=generator, spatial_topk=PUBLISHED_SPATIAL_TOPK,
-        mask_layout="lattice", adapter_dim=state[lora[0]].shape[0] if lora else 0,
+        mode="official",
+        frames=frames,
+        clip_model="published",
+        embed_dim=state["text_projection"].shape[1],
+        quick_gelu=True,
+        vision=vision,
+        text=text,
+        freeze_backbone=True,
+        global_prompts=state["visual.prompt_embeddings"].shape[1],
+        local_prompts=local,
+        text_prefix_prompts=text_prompts // 2,
+        text_postfix_prompts=text_prompts - text_prompts // 2,
+        prompt_layers=cols // width,
+        prompt_generator=generator,
+        spatial_topk=PUBLISHED_SPATIAL_TOPK,
+        mask_layout="lattice",
+        adapter_dim=state[lora[0]].shape[0] if lora else 0,
     )
 
 
@@ -110,8 +136,9 @@ def rename_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tens
     return out
 
 
-def convert_state_dict(state: Mapping[str, torch.Tensor], frames: int | None = None,
-                       text_prompts: int = PUBLISHED_TEXT_PROMPTS):
+def convert_state_dict(
+    state: Mapping[str, torch.Tensor], frames: int | None = None, text_prompts: int = PUBLISHED_TEXT_PROMPTS
+):
     """A published state dict (with or without `clip.`) -> (ModelConfig, state dict for `STOP`)."""
     state = _strip_prefix(state)
     return infer_config(state, frames, text_prompts), rename_state_dict(state)

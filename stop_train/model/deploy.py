@@ -1,6 +1,7 @@
 """What a trained model becomes for deployment: the source (a run, a checkpoint folder or a preset, with its
 labels, sampling and pre-processing), the frames-in classifier and the text encoder that the exporter traces
 and the PyTorch backend runs, and the metadata both describe it with (`stop_train.schema`)."""
+
 from __future__ import annotations
 
 import json
@@ -47,11 +48,20 @@ class ExportSource:
 
 
 def _read_labels(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text(encoding="utf-8-sig", errors="surrogateescape").splitlines() if line.strip()]
+    return [
+        line.strip()
+        for line in path.read_text(encoding="utf-8-sig", errors="surrogateescape").splitlines()
+        if line.strip()
+    ]
 
 
-def resolve_source(source: str | Path, labels: str | None = None, template: str | None = None,
-                   checkpoint: str | None = None, task: str | None = None) -> ExportSource:
+def resolve_source(
+    source: str | Path,
+    labels: str | None = None,
+    template: str | None = None,
+    checkpoint: str | None = None,
+    task: str | None = None,
+) -> ExportSource:
     """A run directory, a model/checkpoint folder (model.safetensors + config.json) or a preset name.
 
     Runs bring their labels, template and sampling; the others need `labels` (a label file or a bundled
@@ -95,20 +105,28 @@ def resolve_source(source: str | Path, labels: str | None = None, template: str 
         model = create_model(cfg).eval()
         description = f"preset {source} (random weights)"
     else:
-        raise ExportError(f"{path} is neither a run directory (config.json + checkpoints/) nor a model folder "
-                          "(model.safetensors + config.json)")
-    bad = next((k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+        raise ExportError(
+            f"{path} is neither a run directory (config.json + checkpoints/) nor a model folder "
+            "(model.safetensors + config.json)"
+        )
+    bad = next(
+        (k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()), None
+    )
     if bad is not None:
-        raise ExportError(f"{description}: the weights are not finite ({bad} holds NaN or infinity; the training "
-                          "diverged): nothing exported")
+        raise ExportError(
+            f"{description}: the weights are not finite ({bad} holds NaN or infinity; the training "
+            "diverged): nothing exported"
+        )
     train = run_cfg.get("train", {})
     task = task or train.get("task", "recognition")
     cfg = model.cfg
     sampling = SamplingCfg(**run_cfg["sampling"]) if "sampling" in run_cfg else SamplingCfg(frames=cfg.frames)
     if task == "retrieval":
         if labels:
-            raise ExportError(f"{description} is a retrieval model: it has no labels to export (it searches with "
-                              "captions; stop-recognize --labels classifies with its text encoder)")
+            raise ExportError(
+                f"{description} is a retrieval model: it has no labels to export (it searches with "
+                "captions; stop-recognize --labels classifies with its text encoder)"
+            )
         # labels given at run time (stop-recognize --labels, the app) are encoded as written, like captions
         return ExportSource(model, [], template or "{label}", sampling, PreprocessCfg.for_model(cfg), description, task)
     if labels:
@@ -116,11 +134,19 @@ def resolve_source(source: str | Path, labels: str | None = None, template: str 
     elif run_labels:
         classes = run_labels
     else:
-        raise ExportError(f"{description} carries no labels: pass --labels FILE (one class per line) or a bundled "
-                          "set (ucf101, hmdb51, kinetics400, ssv2)")
-    return ExportSource(model, classes, template or train.get("template", DEFAULT_TEMPLATE), sampling,
-                        PreprocessCfg.for_model(cfg), description,
-                        statistics=stats if stats is not None and stats.is_file() else None)
+        raise ExportError(
+            f"{description} carries no labels: pass --labels FILE (one class per line) or a bundled "
+            "set (ucf101, hmdb51, kinetics400, ssv2)"
+        )
+    return ExportSource(
+        model,
+        classes,
+        template or train.get("template", DEFAULT_TEMPLATE),
+        sampling,
+        PreprocessCfg.for_model(cfg),
+        description,
+        statistics=stats if stats is not None and stats.is_file() else None,
+    )
 
 
 class VideoClassifier(nn.Module):
@@ -169,10 +195,20 @@ def build_metadata(src: ExportSource, text_encoder: str = "", tokenizer: str = "
     cfg: ModelConfig = src.model.cfg
     pre = src.preprocess
     return Metadata(
-        labels=list(src.labels), template=src.template, logit_scale=float(src.model.logit_scale), model=cfg,
-        preprocess=pre, sampling=src.sampling, toolkit_version=stop_train.__version__, source=src.description,
-        text_encoder=text_encoder, tokenizer=tokenizer, fingerprint=model_fingerprint(src.model), task=src.task,
-        frame_embedding=True, statistics=statistics,
+        labels=list(src.labels),
+        template=src.template,
+        logit_scale=float(src.model.logit_scale),
+        model=cfg,
+        preprocess=pre,
+        sampling=src.sampling,
+        toolkit_version=stop_train.__version__,
+        source=src.description,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        fingerprint=model_fingerprint(src.model),
+        task=src.task,
+        frame_embedding=True,
+        statistics=statistics,
     )
 
 

@@ -1,4 +1,5 @@
 """Create STOP models from presets, and save/load them as a folder (model.safetensors + config.json)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -31,7 +32,9 @@ def resolve_config(
     if pretrained not in (None, "none"):
         quick_gelu = pretrained_quick_gelu(cfg, pretrained)
         if quick_gelu != cfg.quick_gelu:
-            log.info("weights %s use %sQuickGELU: setting quick_gelu=%s", pretrained, "" if quick_gelu else "no ", quick_gelu)
+            log.info(
+                "weights %s use %sQuickGELU: setting quick_gelu=%s", pretrained, "" if quick_gelu else "no ", quick_gelu
+            )
             cfg = dataclasses.replace(cfg, quick_gelu=quick_gelu)
     return cfg
 

@@ -10,6 +10,7 @@ Outputs: tokens (B, T*F + (T-1)*P, D) in order frame 0, gap 0, frame 1, ..., fra
          zeroed), key_mask (B, S) bool (True = attend), gap_variation (B, T-1) float32,
          gap_prompt_count (B, T-1) int32.
 """
+
 from __future__ import annotations
 
 import torch

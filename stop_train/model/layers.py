@@ -1,4 +1,5 @@
 """Small building blocks shared by the STOP modules."""
+
 from __future__ import annotations
 
 import contextlib
@@ -31,7 +32,9 @@ def min_max_per_video(score: torch.Tensor) -> torch.Tensor:
     smin = score.amin(dim=-1, keepdim=True)
     srange = score.amax(dim=-1, keepdim=True) - smin
     nonzero = srange > 0
-    return torch.where(nonzero, (score - smin) / torch.where(nonzero, srange, torch.ones_like(srange)), torch.zeros_like(score))
+    return torch.where(
+        nonzero, (score - smin) / torch.where(nonzero, srange, torch.ones_like(srange)), torch.zeros_like(score)
+    )
 
 
 def _fft_length(n: int) -> int:
@@ -83,8 +86,11 @@ class FFTConv3d(nn.Conv3d):
 
     def _fft_applies(self, x: torch.Tensor) -> bool:
         return (
-            _fft_allowed(x) and _same(self.padding, self.kernel_size)
-            and self.groups == 1 and self.stride == (1, 1, 1) and self.dilation == (1, 1, 1)
+            _fft_allowed(x)
+            and _same(self.padding, self.kernel_size)
+            and self.groups == 1
+            and self.stride == (1, 1, 1)
+            and self.dilation == (1, 1, 1)
             and self.padding_mode == "zeros"
         )
 
@@ -151,8 +157,8 @@ def fft_conv3d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
     rows = b * span - (kt - 1)
     yf = torch.bmm(xp[:, :rows], wf[:, 0])
     for k in range(1, kt):  # the kernel's time taps (3 or 5 here), not frames
-        yf = torch.baddbmm(yf, xp[:, k:k + rows], wf[:, k])
+        yf = torch.baddbmm(yf, xp[:, k : k + rows], wf[:, k])
     yf = F.pad(yf, (0, 0, 0, kt - 1)).view(p, q // 2 + 1, b, span, o)[:, :, :, :t]  # (p, q', B, T, O)
-    y = torch.fft.irfft2(yf.permute(2, 4, 3, 0, 1), s=(p, q))[..., kh // 2:kh // 2 + h, kw // 2:kw // 2 + w]
+    y = torch.fft.irfft2(yf.permute(2, 4, 3, 0, 1), s=(p, q))[..., kh // 2 : kh // 2 + h, kw // 2 : kw // 2 + w]
     y = y if bias is None else y + bias.to(y.dtype).view(1, -1, 1, 1, 1)
     return y.to(dtype)

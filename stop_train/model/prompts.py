@@ -1,4 +1,5 @@
 """DGL-style prompt generators (shared latent space for text and visual deep prompts) and global prompts."""
+
 from __future__ import annotations
 
 import math
@@ -24,11 +25,15 @@ class PromptBlock(nn.Module):
         self.ln_1 = nn.LayerNorm(width)
         self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
         self.ln_2 = nn.LayerNorm(width)
-        self.mlp = nn.Sequential(OrderedDict([
-            ("c_fc", nn.Linear(width, width * 4)),
-            ("gelu", QuickGELU()),
-            ("c_proj", nn.Linear(width * 4, width)),
-        ]))
+        self.mlp = nn.Sequential(
+            OrderedDict(
+                [
+                    ("c_fc", nn.Linear(width, width * 4)),
+                    ("gelu", QuickGELU()),
+                    ("c_proj", nn.Linear(width * 4, width)),
+                ]
+            )
+        )
 
     def forward(self, x: torch.Tensor, rows: slice = slice(None)) -> torch.Tensor:
         """x (batch, rows, D) -> the outputs of `rows` only (every row is still attended to)."""
@@ -53,11 +58,15 @@ class TransformerPromptGenerator(nn.Module):
         rows = self.text_prompts + cfg.local_prompts * cfg.frames
         self.embedding = nn.Embedding(rows, cfg.prompt_layers * d)
         self.block = PromptBlock(d, cfg.vision.heads)
-        self.text_mlp = nn.Sequential(OrderedDict([
-            ("c_fc", nn.Linear(d, d * 2)),
-            ("gelu", QuickGELU()),
-            ("c_proj", nn.Linear(d * 2, cfg.text.width)),
-        ]))
+        self.text_mlp = nn.Sequential(
+            OrderedDict(
+                [
+                    ("c_fc", nn.Linear(d, d * 2)),
+                    ("gelu", QuickGELU()),
+                    ("c_proj", nn.Linear(d * 2, cfg.text.width)),
+                ]
+            )
+        )
 
     def _rows(self) -> torch.Tensor:
         rows = self.embedding.weight.shape[0]
@@ -66,7 +75,7 @@ class TransformerPromptGenerator(nn.Module):
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         """-> text prompts (layers, n_text, Wt), local visual prompts (layers, L*T, D), frame-major."""
         o = self.block(self._rows())
-        return self.text_mlp(o[:, : self.text_prompts]), o[:, self.text_prompts:]
+        return self.text_mlp(o[:, : self.text_prompts]), o[:, self.text_prompts :]
 
     def text(self) -> torch.Tensor:
         """Text prompts only (the visual rows are attended to but not computed)."""

@@ -1,4 +1,5 @@
 """Intra-frame spatial prompting (pixel space, before patchify) and the spatial mask."""
+
 from __future__ import annotations
 
 import torch
@@ -73,7 +74,7 @@ class SpatialPrompter(nn.Module):
         else:
             cell_score = score.reshape(b, t, g, p, g, p).mean(dim=(3, 5))
         flat = cell_score.flatten(2)  # (B, T, g*g)
-        threshold = flat.topk(self.topk + 1, dim=-1).values[..., self.topk:]  # (k+1)-th largest
+        threshold = flat.topk(self.topk + 1, dim=-1).values[..., self.topk :]  # (k+1)-th largest
         cells = flat > threshold  # exactly k cells per frame (ties aside), as the published code
         soft = cells.to(x.dtype)
         if self.trainable_mask and torch.is_grad_enabled():

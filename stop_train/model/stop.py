@@ -1,5 +1,6 @@
 """STOP: spatial-temporal dynamic prompting on a frozen CLIP ViT. Composes the parts; holds no state
 between calls."""
+
 from __future__ import annotations
 
 from functools import partial
@@ -25,10 +26,12 @@ DECAY_EXCLUDE = ("bias", "bias-norm-prompt")
 def dead_parameters(cfg: ModelConfig) -> tuple[str, ...]:
     """Name prefixes of trainable parameters that legitimately never receive a gradient, per mode."""
     if cfg.mode == "official":
-        dead = ["spatial.score_net.",  # behind a hard comparison in the published code (B2)
-                # a uniform shift of every frame's score (each frame masks the same number of cells) vanishes
-                # in the per-video min-max: the gradient is round-off only
-                "temporal.score_net.bias"]
+        dead = [
+            "spatial.score_net.",  # behind a hard comparison in the published code (B2)
+            # a uniform shift of every frame's score (each frame masks the same number of cells) vanishes
+            # in the per-video min-max: the gradient is round-off only
+            "temporal.score_net.bias",
+        ]
         if cfg.prompt_generator == "linear" and cfg.text_postfix_prompts:
             dead.append("prompts.postfix_proj.")  # only feeds the postfix text prompts, after EOT (B6)
         return tuple(dead)
@@ -87,7 +90,9 @@ class STOP(nn.Module):
         x = torch.cat([cls, x], dim=1) + visual.positional_embedding.to(x.dtype)
         return visual.ln_pre(x).unflatten(0, (b, t))
 
-    def forward_visual(self, video: torch.Tensor, all_tokens: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward_visual(
+        self, video: torch.Tensor, all_tokens: bool = True
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """video (B, T, 3, H, W), CLIP-normalised -> hidden tokens (B, S, D) before ln_post, and overlays.
 
         all_tokens=False lets the last block compute only what the video feature reads: for the global-prompt
@@ -139,7 +144,7 @@ class STOP(nn.Module):
         for i, (block, adapter) in self._blocks():
             if 0 < i < cfg.prompt_layers:  # deep prompts: overwrite the local slots of every frame
                 fr = x[:, g:].unflatten(1, (t, -1))
-                fr = torch.cat([fr[:, :, :1], local[i], fr[:, :, 1 + n_loc:]], dim=2)
+                fr = torch.cat([fr[:, :, :1], local[i], fr[:, :, 1 + n_loc :]], dim=2)
                 x = torch.cat([x[:, :g], fr.flatten(1, 2)], dim=1)
             if i == last:
                 x = self._last_block(block, x, attend, adapter, globals_only)
@@ -166,7 +171,7 @@ class STOP(nn.Module):
         for i, (block, adapter) in self._blocks():
             if 0 < i < cfg.prompt_layers:  # deep prompts: rewrite local slots and active gap slots
                 fr, _ = deinterleave(x[:, g:], t, f, p)
-                fr = torch.cat([fr[:, :, :1], local[i].expand(b, -1, -1, -1), fr[:, :, 1 + n_loc:]], dim=2)
+                fr = torch.cat([fr[:, :, :1], local[i].expand(b, -1, -1, -1), fr[:, :, 1 + n_loc :]], dim=2)
                 gaps = (base + self.gap_offsets[i]) * gate * active
                 x = torch.cat([x[:, :g], interleave(fr, gaps)], dim=1)
             if i == last:
@@ -197,7 +202,7 @@ class STOP(nn.Module):
         reversed rows, where every pooled video feature is nearly the same). What a label bank's examples are
         compared by (`stop_train.statistics`)."""
         visual = self.clip.visual
-        return visual.ln_post(hidden[:, self.cfg.global_prompts::self.frame_stride]) @ visual.proj
+        return visual.ln_post(hidden[:, self.cfg.global_prompts :: self.frame_stride]) @ visual.proj
 
     @property
     def frame_stride(self) -> int:
@@ -228,7 +233,7 @@ class STOP(nn.Module):
         adapters = self.text_adapters or [None] * len(clip.transformer.resblocks)
         for i, (block, adapter) in enumerate(zip(clip.transformer.resblocks, adapters)):
             if 0 < i < cfg.prompt_layers:
-                x = with_prompts(x, i, x[:, 1 + pre: pre + n])
+                x = with_prompts(x, i, x[:, 1 + pre : pre + n])
             x = self._run(block, x, text_attention, adapter)
         x = clip.ln_final(x)
         pooled = x[torch.arange(k, device=x.device), ids.argmax(dim=-1) + pre]  # end token, shifted by the prefix
@@ -242,8 +247,10 @@ class STOP(nn.Module):
 
         ids = tokenize(texts, context_length=self.cfg.text.max_tokens)
         if ids.numel() and int(ids.max()) >= self.cfg.text.vocab_size:
-            raise ValueError(f"the text tower has a {self.cfg.text.vocab_size}-token vocabulary; CLIP's BPE tokenizer "
-                             f"gives ids up to {int(ids.max())}")
+            raise ValueError(
+                f"the text tower has a {self.cfg.text.vocab_size}-token vocabulary; CLIP's BPE tokenizer "
+                f"gives ids up to {int(ids.max())}"
+            )
         return ids
 
     def encode_labels(self, labels: list[str], template: str | None = None, normalize: bool = True) -> torch.Tensor:

@@ -1,4 +1,5 @@
 """Inter-frame temporal prompters: the published soft weighting (`official`) and the gap prompts (`dynamic`)."""
+
 from __future__ import annotations
 
 import torch
@@ -78,6 +79,6 @@ class DynamicTemporalPrompter(_TokenPrompter):
 
     def forward(self, frame_tokens: torch.Tensor) -> torch.Tensor:
         """frame_tokens (B, T, F, D), patches last -> gap prompts (B, T-1, P, D)."""
-        patches = frame_tokens[:, :, -self.num_patches:]
+        patches = frame_tokens[:, :, -self.num_patches :]
         diff = patches[:, 1:] - patches[:, :-1]  # (B, T-1, N, D)
         return self.mix(self.attend(diff)) * self.scale

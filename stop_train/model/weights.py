@@ -1,4 +1,5 @@
 """Reading a safetensors weights file, for the model loader and the trainer's checkpoints."""
+
 from __future__ import annotations
 
 import os

@@ -12,6 +12,7 @@ timestamps, they decode from the start and count. A frame is never substituted: 
 decode raises. Where a file indexed from its packets turns out not to decode as they said, `read_frames`
 indexes it by decoding and reads again.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -24,8 +25,16 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from .index import DEFAULT_FPS, PROBE_VERSION, VideoInfo, index_by_decoding, probe, probe_exact
-from .libav import (RGBConverter, VideoReadError, check_file, decoded, open_video, orientation_of,
-                    run_after_seek, sample_aspect_ratio)
+from .libav import (
+    RGBConverter,
+    VideoReadError,
+    check_file,
+    decoded,
+    open_video,
+    orientation_of,
+    run_after_seek,
+    sample_aspect_ratio,
+)
 from .orientation import Orientation
 
 log = logging.getLogger(__name__)
@@ -48,9 +57,11 @@ def read_frames(path: str | os.PathLike, indices: Sequence[int], info: VideoInfo
     if missing and info.method == "packets":
         redone = index_by_decoding(path, f"frame {missing[0]} did not decode where its packets said")
         if redone.frames != info.frames or not np.allclose(redone.times(), info.times(), atol=1e-3):
-            raise VideoReadError(f"the file decodes to {redone.frames} frames, not the {info.frames} its packets "
-                                 "promise (the decoder rejects some): index it by decoding (stop-train --probe "
-                                 "exact, the default; or the file changed since it was probed)")
+            raise VideoReadError(
+                f"the file decodes to {redone.frames} frames, not the {info.frames} its packets "
+                "promise (the decoder rejects some): index it by decoding (stop-train --probe "
+                "exact, the default; or the file changed since it was probed)"
+            )
         got.update(_read(path, missing, redone))
         missing = [i for i in need if i not in got]
     if missing:
@@ -92,7 +103,7 @@ def _frames_from(path: Path, info: VideoInfo, start: int):
     while 0 < start < info.frames and info.seekable:
         k = int(np.searchsorted(keys, start, side="right")) - 1
         reached = None
-        for key in keys[max(k - 1, 0): k + 1][::-1]:
+        for key in keys[max(k - 1, 0) : k + 1][::-1]:
             if key == 0:
                 break  # the first key frame: decoding from the start is the definition
             container, stream = open_video(path)
@@ -153,6 +164,19 @@ def _read(path: Path, need: list[int], info: VideoInfo) -> dict[int, np.ndarray]
     return out
 
 
-__all__ = ["DEFAULT_FPS", "Orientation", "PROBE_VERSION", "RGBConverter", "VideoInfo", "VideoReadError",
-           "check_file", "frames_starting_at", "iter_frames", "open_video", "orientation_of", "probe",
-           "probe_exact", "read_frames"]
+__all__ = [
+    "DEFAULT_FPS",
+    "Orientation",
+    "PROBE_VERSION",
+    "RGBConverter",
+    "VideoInfo",
+    "VideoReadError",
+    "check_file",
+    "frames_starting_at",
+    "iter_frames",
+    "open_video",
+    "orientation_of",
+    "probe",
+    "probe_exact",
+    "read_frames",
+]

@@ -15,6 +15,7 @@ timestamp is read by counting from the start.
 Times never go back: where timestamps do (joined recordings, rounded B-frame stamps), time goes on one frame
 duration after the last, as `source.FrameClock` does for streams. Repeated stamps stay repeated.
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,8 +25,17 @@ from fractions import Fraction
 
 import numpy as np
 
-from .libav import (VideoReadError, check_file, decoded, open_video, orientation_of, reason, run_after_seek,
-                    sample_aspect_ratio, square_size)
+from .libav import (
+    VideoReadError,
+    check_file,
+    decoded,
+    open_video,
+    orientation_of,
+    reason,
+    run_after_seek,
+    sample_aspect_ratio,
+    square_size,
+)
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +181,11 @@ def verify_by_decoding(path: str | os.PathLike, info: VideoInfo) -> VideoInfo:
     redone = index_by_decoding(path, "")
     if redone.frames == info.frames and np.allclose(redone.times(), info.times(), atol=1e-3):
         return info
-    why = (f"decoding gives {redone.frames} frames where the packets promise {info.frames} (packets the decoder "
-           "rejects)" if redone.frames != info.frames else "decoding gives other frame times than the packets")
+    why = (
+        f"decoding gives {redone.frames} frames where the packets promise {info.frames} (packets the decoder rejects)"
+        if redone.frames != info.frames
+        else "decoding gives other frame times than the packets"
+    )
     return replace(redone, why=why)
 
 
@@ -185,8 +198,14 @@ def _head(path) -> _Head:
             raise VideoReadError(f"no frame decodes ({_why_nothing_decodes(path)})")
         sar = sample_aspect_ratio(stream)
         tb = stream.time_base
-        rate = next((float(r) for r in (stream.average_rate, stream.guessed_rate, stream.base_rate)
-                     if r is not None and float(r) > 0), DEFAULT_FPS)
+        rate = next(
+            (
+                float(r)
+                for r in (stream.average_rate, stream.guessed_rate, stream.base_rate)
+                if r is not None and float(r) > 0
+            ),
+            DEFAULT_FPS,
+        )
         codec = stream.codec_context.name
     width, height = square_size(first.width, first.height, sar)
     height, width = orientation_of(first).display_shape(height, width)
@@ -325,13 +344,20 @@ def _timing(ticks: np.ndarray, keys: list[int], head: _Head, seekable: bool, met
     count, seconds = len(ticks), head.time_base[0] / head.time_base[1]
     keyframes = tuple(sorted({0, *(int(k) for k in keys)}))
     keyframes = None if len(keyframes) == count and count > 1 else keyframes  # all-intra (MJPEG): no list
-    common = dict(time_base=head.time_base, keyframes=keyframes, seekable=seekable, method=method, why=why,
-                  sar=(head.sar.numerator, head.sar.denominator))
+    common = dict(
+        time_base=head.time_base,
+        keyframes=keyframes,
+        seekable=seekable,
+        method=method,
+        why=why,
+        sar=(head.sar.numerator, head.sar.denominator),
+    )
     as_int = ticks.astype(np.int64)
     exact = np.array_equal(as_int, ticks)
     if count == 1:
-        return VideoInfo(1, head.fps, head.width, head.height, start_pts=int(ticks[0]),
-                         step=1.0 / head.fps / seconds, **common)
+        return VideoInfo(
+            1, head.fps, head.width, head.height, start_pts=int(ticks[0]), step=1.0 / head.fps / seconds, **common
+        )
     step = (ticks[-1] - ticks[0]) / (count - 1)
     off_line = np.abs(ticks - (ticks[0] + step * np.arange(count))).max() if step > 0 else np.inf
     if exact and off_line <= 1e-6 * step:  # constant rate: a start and a step reproduce every stamp exactly
@@ -343,5 +369,6 @@ def _timing(ticks: np.ndarray, keys: list[int], head: _Head, seekable: bool, met
         gaps = np.diff(ticks)
         typical = float(np.median(gaps[gaps > 0])) if np.any(gaps > 0) else 1.0 / head.fps / seconds
     stored = tuple(as_int.tolist()) if exact else tuple(ticks.tolist())
-    return VideoInfo(count, float(1.0 / (typical * seconds)), head.width, head.height, start_pts=int(ticks[0]),
-                     pts=stored, **common)
+    return VideoInfo(
+        count, float(1.0 / (typical * seconds)), head.width, head.height, start_pts=int(ticks[0]), pts=stored, **common
+    )

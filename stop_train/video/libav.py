@@ -2,6 +2,7 @@
 file or URL on the stream ffmpeg's CLI picks, decoding as ffmpeg does (rejected packets skipped, decoder
 flushed), and turning decoded frames into what ffmpeg's CLI shows (`RGBConverter`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -146,8 +147,12 @@ def _rgb_graph(frame, size: tuple[int, int]):
     import av
 
     graph = av.filter.Graph()
-    args = {"video_size": f"{frame.width}x{frame.height}", "pix_fmt": str(frame.format.name),
-            "time_base": str(frame.time_base or "1/1000"), "pixel_aspect": "1/1"}
+    args = {
+        "video_size": f"{frame.width}x{frame.height}",
+        "pix_fmt": str(frame.format.name),
+        "time_base": str(frame.time_base or "1/1000"),
+        "pixel_aspect": "1/1",
+    }
     colour = {"colorspace": str(int(frame.colorspace)), "range": str(int(frame.color_range))}
     try:
         source = graph.add("buffer", **args, **colour)

@@ -8,6 +8,7 @@ autorotates (fftools `ffmpeg_filter.c`, `get_rotation` in `cmdutils.c`): the ang
 angle a ``rotate`` filter. This module reproduces the right-angle cases exactly on numpy arrays and refuses
 other angles with a message (a rotated, letter-boxed picture is no input for a video model).
 """
+
 from __future__ import annotations
 
 import math
@@ -76,8 +77,10 @@ def orientation_from_matrix(matrix: tuple[int, ...] | None) -> Orientation:
     if abs(theta - 270) < 1.0:
         return Orientation("clock_flip" if matrix[3] < 0 else "cclock")
     if abs(theta) > 1.0:
-        raise OrientationError(f"display rotation of {theta:g} degrees is not supported (only multiples of 90); "
-                               "re-encode the video upright, e.g. ffmpeg -i IN -c:a copy OUT")
+        raise OrientationError(
+            f"display rotation of {theta:g} degrees is not supported (only multiples of 90); "
+            "re-encode the video upright, e.g. ffmpeg -i IN -c:a copy OUT"
+        )
     return Orientation(vflip=matrix[4] < 0)
 
 

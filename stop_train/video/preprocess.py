@@ -1,4 +1,5 @@
 """Pre-processing configuration and normalisation (numpy only)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -56,7 +57,7 @@ def crop_square(frames: np.ndarray, size: int, where: str = "center") -> np.ndar
     frac = {"center": 0.5, "start": 0.0, "end": 1.0}[where]
     y = round((h - size) * (frac if h > w else 0.5))
     x = round((w - size) * (frac if w >= h else 0.5))
-    return frames[:, y:y + size, x:x + size]
+    return frames[:, y : y + size, x : x + size]
 
 
 def prepare_clip(frames: np.ndarray, cfg: PreprocessCfg, crop: str = "center") -> np.ndarray:

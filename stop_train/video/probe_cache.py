@@ -10,6 +10,7 @@ Exact probes (the default) are verified by decoding each file once (`index.probe
 threads (FFmpeg decodes without the GIL) and saves what it has every minute, so an interrupted probe of a large
 dataset keeps its work.
 """
+
 from __future__ import annotations
 
 import json
@@ -122,8 +123,9 @@ def _result(entry: dict) -> VideoInfo:
 SAVE_EVERY_S = 60.0
 
 
-def probe_items(items: Sequence, cache: ProbeCache, progress: Callable | None = None, exact: bool = True,
-                jobs: int | None = None):
+def probe_items(
+    items: Sequence, cache: ProbeCache, progress: Callable | None = None, exact: bool = True, jobs: int | None = None
+):
     """`items` (anything with a `.path`) -> (usable items, their VideoInfo, skipped [(path, reason)]).
 
     Videos not in `cache` are probed on `jobs` threads (default: one per CPU core, at most 8); the cache is

@@ -3,6 +3,7 @@
 Every function returns frame indices (int64) in time order; clips shorter than asked are sampled with
 repetition.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,8 +30,9 @@ class SamplingCfg:
             raise ValueError("frames and test_clips must be >= 1, frame_interval_s > 0")
 
 
-def segment_indices(num_frames: int, frames: int, rng: np.random.Generator | None = None,
-                    offset: float = 0.5) -> np.ndarray:
+def segment_indices(
+    num_frames: int, frames: int, rng: np.random.Generator | None = None, offset: float = 0.5
+) -> np.ndarray:
     """TSN: `frames` equal segments; a random position in each (training, `rng` given) or `offset` of each."""
     edges = np.linspace(0.0, num_frames, frames + 1)
     pos = rng.random(frames) if rng is not None else np.full(frames, offset)
@@ -38,8 +40,9 @@ def segment_indices(num_frames: int, frames: int, rng: np.random.Generator | Non
     return np.clip(idx, 0, num_frames - 1)
 
 
-def interval_indices(times: np.ndarray, frames: int, interval_s: float,
-                     rng: np.random.Generator | None = None, start: float = 0.5) -> np.ndarray:
+def interval_indices(
+    times: np.ndarray, frames: int, interval_s: float, rng: np.random.Generator | None = None, start: float = 0.5
+) -> np.ndarray:
     """`frames` frames `interval_s` seconds apart, by the frames' own times (`times`: seconds of each frame,
     increasing; variable frame rate included): for each target time the nearest frame. The window starts at
     random (training) or at fraction `start` of the room left (0.5: centred). Windows longer than the clip

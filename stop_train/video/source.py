@@ -7,6 +7,7 @@ devices through OpenCV, each frame with its own time; lost cameras and streams r
 - streams: the same where the stream carries timestamps, else the arrival time since the first frame;
 - cameras: the arrival time since the first frame.
 """
+
 from __future__ import annotations
 
 import logging
@@ -220,7 +221,9 @@ class CameraSource:
         device = Path(target if isinstance(target, str) else f"/dev/video{target}")
         if Path("/dev").is_dir() and sys.platform.startswith("linux") and not device.exists():
             raise SourceError(f"cannot open camera {target}: no such device {device}")
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # OpenCV: its backend-probing warnings are noise here
+        cv2.utils.logging.setLogLevel(
+            cv2.utils.logging.LOG_LEVEL_ERROR
+        )  # OpenCV: its backend-probing warnings are noise here
         self._cap = cv2.VideoCapture(target, cv2.CAP_V4L2) if isinstance(target, str) else cv2.VideoCapture(target)
         if not self._cap.isOpened():
             self._cap.release()
@@ -256,8 +259,13 @@ def open_source(spec: SourceSpec | str):
         raise SourceError(f"cannot read {spec.target}: {err}") from None
 
 
-def live_frames(spec: SourceSpec, policy: ReconnectPolicy, notify: Callable[[str], None] = log.warning,
-                stop: threading.Event | None = None, opened: Callable[[object], None] | None = None) -> Iterator[Frame]:
+def live_frames(
+    spec: SourceSpec,
+    policy: ReconnectPolicy,
+    notify: Callable[[str], None] = log.warning,
+    stop: threading.Event | None = None,
+    opened: Callable[[object], None] | None = None,
+) -> Iterator[Frame]:
     """Frames of a camera or stream, reopened under `policy` whenever it is lost or cannot be opened.
 
     Times continue across reconnects (the wall-clock gap is added), so they keep increasing. `notify` gets a
@@ -296,7 +304,8 @@ def live_frames(spec: SourceSpec, policy: ReconnectPolicy, notify: Callable[[str
         attempt += 1
         delay = policy.delay(attempt)
         if delay is None:
-            raise SourceLost(f"{problem}; gave up after {attempt - 1} reconnect attempt(s)",
-                             getattr(problem, "at_s", 0.0))
+            raise SourceLost(
+                f"{problem}; gave up after {attempt - 1} reconnect attempt(s)", getattr(problem, "at_s", 0.0)
+            )
         notify(f"{problem}: retrying in {delay:g} s")
         stop.wait(delay)

@@ -6,6 +6,7 @@ not prove or where decoding disagreed), or unreadable and why (training
 would skip it into `skipped_videos.json`). Results go to the probe cache training uses, so the run that
 follows does not probe again.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,14 +73,25 @@ def main(argv: list[str] | None = None, runs_root: Path = Path("runs")) -> int:
     """Exit 0 when every video is usable, 1 when some are unreadable, 2 for a folder that holds none."""
     parser = argparse.ArgumentParser(prog="stop-train check", description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="dataset folder (searched recursively)")
-    parser.add_argument("--probe-cache", type=Path, default=runs_root / ".probe-cache.json",
-                        help="probe cache shared with training (default %(default)s)")
-    parser.add_argument("--extensions", default="", help="comma-separated video suffixes, as stop-train takes them "
-                        f"(default {','.join(SUFFIXES)})")
+    parser.add_argument(
+        "--probe-cache",
+        type=Path,
+        default=runs_root / ".probe-cache.json",
+        help="probe cache shared with training (default %(default)s)",
+    )
+    parser.add_argument(
+        "--extensions",
+        default="",
+        help=f"comma-separated video suffixes, as stop-train takes them (default {','.join(SUFFIXES)})",
+    )
     parser.add_argument("--quiet", action="store_true", help="list only the videos that are not read exactly")
-    parser.add_argument("--probe", choices=("exact", "fast"), default="exact",
-                        help="exact (default): decode every video once, which finds packets the decoder rejects "
-                        "(damaged slices); fast: from the packets only, as stop-train --probe fast reads them")
+    parser.add_argument(
+        "--probe",
+        choices=("exact", "fast"),
+        default="exact",
+        help="exact (default): decode every video once, which finds packets the decoder rejects "
+        "(damaged slices); fast: from the packets only, as stop-train --probe fast reads them",
+    )
     parser.add_argument("--decode", action="store_true", help=argparse.SUPPRESS)  # the default now
     args = parser.parse_args(argv)
     if not args.folder.is_dir():
@@ -88,17 +100,27 @@ def main(argv: list[str] | None = None, runs_root: Path = Path("runs")) -> int:
     paths, other = videos_under(args.folder, suffixes)
     ignored = ", ".join(f"{n} {suffix}" for suffix, n in other.most_common())
     if not paths:
-        parser.exit(2, f"stop-train check: no video files ({', '.join(suffixes)}) under {printable(args.folder)}"
-                       + (f"; other files: {ignored} (--extensions takes more suffixes)" if ignored else "") + "\n")
+        parser.exit(
+            2,
+            f"stop-train check: no video files ({', '.join(suffixes)}) under {printable(args.folder)}"
+            + (f"; other files: {ignored} (--extensions takes more suffixes)" if ignored else "")
+            + "\n",
+        )
     tty = sys.stderr.isatty()
     cache, start = ProbeCache(args.probe_cache), time.monotonic()
     verdicts = survey(paths, cache, _counter if tty else None, exact=args.probe == "exact")
     try:
         cache.save()
     except OSError as err:
-        print(f"stop-train check: could not save the probe cache ({err}); the results below are complete", file=sys.stderr)
-    words = {"exact": "read exactly", "packets": "packets only", "decoding": "read by decoding",
-             "unreadable": "unreadable"}
+        print(
+            f"stop-train check: could not save the probe cache ({err}); the results below are complete", file=sys.stderr
+        )
+    words = {
+        "exact": "read exactly",
+        "packets": "packets only",
+        "decoding": "read by decoding",
+        "unreadable": "unreadable",
+    }
     for v in verdicts:
         if args.quiet and v.status in ("exact", "packets"):
             continue
@@ -107,11 +129,17 @@ def main(argv: list[str] | None = None, runs_root: Path = Path("runs")) -> int:
         detail = "; ".join(x for x in (v.reason, detail) if x)
         print(f"{words[v.status]:17s} {name}" + (f"  ({detail})" if detail else ""))
     counts = {s: sum(v.status == s for v in verdicts) for s in words}
-    fast = (f"{counts['packets']} indexed from their packets only (--probe fast: not checked by decoding, which "
-            "finds packets the decoder rejects), " if args.probe == "fast" else "")
-    print(f"checked {len(verdicts)} videos in {time.monotonic() - start:.1f} s: {counts['exact']} read exactly, {fast}"
-          f"{counts['decoding']} read by decoding, {counts['unreadable']} unreadable"
-          + (" (training skips these)" if counts["unreadable"] else ""))
+    fast = (
+        f"{counts['packets']} indexed from their packets only (--probe fast: not checked by decoding, which "
+        "finds packets the decoder rejects), "
+        if args.probe == "fast"
+        else ""
+    )
+    print(
+        f"checked {len(verdicts)} videos in {time.monotonic() - start:.1f} s: {counts['exact']} read exactly, {fast}"
+        f"{counts['decoding']} read by decoding, {counts['unreadable']} unreadable"
+        + (" (training skips these)" if counts["unreadable"] else "")
+    )
     if ignored:
         hint = "" if args.extensions else "; stop-train reads them only with --extensions"
         print(f"not checked (not {','.join(suffixes)}{hint}): {ignored}")

@@ -1,6 +1,7 @@
 """The test views of DECISIONS §4 for one video (N clips x M crops), defined once for evaluation during
 training, the runtime's `--protocol eval` and the examples of a label bank (a time range of a file, or frames
 recorded from a camera). Torch-free."""
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,9 @@ from .preprocess import PreprocessCfg, crop_positions, prepare_clip
 from .sampling import SamplingCfg, eval_view_indices
 
 
-def sampled_views(times: np.ndarray, take: Callable[[np.ndarray], np.ndarray], sampling: SamplingCfg,
-                  pre: PreprocessCfg) -> np.ndarray:
+def sampled_views(
+    times: np.ndarray, take: Callable[[np.ndarray], np.ndarray], sampling: SamplingCfg, pre: PreprocessCfg
+) -> np.ndarray:
     """uint8 (N*M, T, S, S, 3): the N test clips x M crops of the frames at `times` (seconds, increasing);
     `take(indices)` returns those frames (len(indices), H, W, 3) uint8 RGB."""
     views = []
@@ -36,8 +38,14 @@ def frames_in_range(times: np.ndarray, start_s: float | None = None, end_s: floa
     return slice(int(inside[0]), int(inside[-1]) + 1)
 
 
-def eval_views(path: str | os.PathLike, info: VideoInfo, sampling: SamplingCfg, pre: PreprocessCfg,
-               start_s: float | None = None, end_s: float | None = None) -> np.ndarray:
+def eval_views(
+    path: str | os.PathLike,
+    info: VideoInfo,
+    sampling: SamplingCfg,
+    pre: PreprocessCfg,
+    start_s: float | None = None,
+    end_s: float | None = None,
+) -> np.ndarray:
     """uint8 (N*M, T, S, S, 3): for each of the N test clips, its M crops — of the whole file, or of its frames
     whose time lies in [`start_s`, `end_s`] (seconds). Raises ValueError when that range holds no frame."""
     times = info.times()
