@@ -1,6 +1,7 @@
 # make demo : create/update .venv, then train and evaluate the tiny model on the generated synthetic-motion set,
 #             export it to ONNX (checked against PyTorch) and recognise a generated video with ONNX Runtime.
-# make test : create/update .venv with everything the tests need, then run the whole suite.
+# make test : create/update .venv with everything the tests need, check the import boundaries, lint and format
+#             (make lint), then run the whole suite.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -15,7 +16,7 @@ endif
 
 REPORT := build/test-report.xml
 
-.PHONY: demo test venv edge-venv clean
+.PHONY: demo test lint venv edge-venv clean
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -65,7 +66,13 @@ demo: $(VENV)/.demo
 	$(VENV)/bin/stop-recognize $(DEMO_RUN)/export/model.onnx --source $(DEMO_VIDEO) --protocol eval
 	$(VENV)/bin/stop-recognize $(DEMO_RUN)/export/model.onnx --source $(DEMO_VIDEO) --predict-every 0.1
 
-test: $(VENV)/.test
+# the boundaries (import-linter contracts in pyproject.toml), lint and format, then the suite
+lint: $(VENV)/.test
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
 	@mkdir -p build
 	$(PY) -m pytest --junitxml=$(REPORT) $(PYTEST_ARGS)
 

@@ -23,10 +23,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
+from tiny_model import model_or_tiny  # noqa: E402
 
 from stop_export.runtime.recognizer import Recognizer  # noqa: E402
 from stop_gui.window import MainWindow  # noqa: E402
-from tiny_model import model_or_tiny  # noqa: E402
 from stop_train.data.synthetic import SyntheticSpec, render_scene, write_video  # noqa: E402
 
 

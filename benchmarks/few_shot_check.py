@@ -193,7 +193,7 @@ def evaluate(
     Gaussian density's -D/2 log(1 + 1/n) term added; mean over draws."""
     from stop_export.runtime.bank import ClipEmbedding, Example, LabelBank, class_logits
     from stop_export.runtime.recognizer import Recognizer
-    from stop_export.runtime.text import text_encoder_beside, TextEncoder
+    from stop_export.runtime.text import TextEncoder, text_encoder_beside
     from stop_train.labels import label_texts
 
     rec = Recognizer.open(onnx, "cpu")
@@ -216,7 +216,7 @@ def evaluate(
     pools = {c: videos_of(data, c, TRAIN_GROUPS) for c in held}
     rng = np.random.default_rng(seed)
     for k in SHOTS:
-        for d in range(draws):
+        for _draw in range(draws):
             keys, key_class, bank = [], [], LabelBank(rec.meta.fingerprint)
             for c in held:
                 chosen = [pools[c][i] for i in rng.choice(len(pools[c]), k, replace=False)]

@@ -14,9 +14,9 @@ import statistics
 
 import torch
 import torch.nn.functional as F
-
 from forward_cpu import _VideoEncoder as _Before  # the video embedding alone (what graphs gave before)
 from forward_cpu import gflops, measure
+
 from stop_train.config import load_config
 from stop_train.model import create_model
 

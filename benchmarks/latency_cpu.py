@@ -23,16 +23,16 @@ from pathlib import Path
 import numpy as np
 import open_clip
 import torch
+from forward_cpu import measure
 from torch.utils.flop_counter import FlopCounterMode
 
-from forward_cpu import measure
 from stop_export.onnx.check import check_clips
 from stop_export.onnx.export import export_video
-from stop_train.model.deploy import ExportSource, VideoClassifier, build_metadata
 from stop_export.runtime.backends import OrtBackend, available_ort_providers
 from stop_train.config import load_config
 from stop_train.labels import load_labels
 from stop_train.model import create_model
+from stop_train.model.deploy import ExportSource, VideoClassifier, build_metadata
 from stop_train.tolerances import TOP1_MARGIN_FACTOR, relative_error
 from stop_train.video import PreprocessCfg, SamplingCfg
 

@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 
 from stop_train.config import load_config
-from stop_train.model import create_model
 from stop_train.cpu import cpu_flags
+from stop_train.model import create_model
 from stop_train.model.layers import fft_conv3d
 from stop_train.model.spatial import PROMPTER_CHANNELS, PROMPTER_KERNEL, SCORE_KERNEL
 from stop_train.tolerances import relative_error
@@ -82,10 +82,10 @@ def taps_as_channels(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor) -> to
 def layers(cfg) -> list[tuple[str, int, int, tuple[int, int, int]]]:
     c1, c2, c3 = PROMPTER_CHANNELS
     return [
-        ("conv 3->%d" % c1, 3, c1, PROMPTER_KERNEL),
-        ("conv %d->%d" % (c1, c1), c1, c1, PROMPTER_KERNEL),
-        ("conv %d->%d" % (c1, c2), c1, c2, PROMPTER_KERNEL),
-        ("conv %d->%d" % (c2, c3), c2, c3, PROMPTER_KERNEL),
+        (f"conv 3->{c1}", 3, c1, PROMPTER_KERNEL),
+        (f"conv {c1}->{c1}", c1, c1, PROMPTER_KERNEL),
+        (f"conv {c1}->{c2}", c1, c2, PROMPTER_KERNEL),
+        (f"conv {c2}->{c3}", c2, c3, PROMPTER_KERNEL),
         ("score 3->1", 3, 1, SCORE_KERNEL),
     ]
 

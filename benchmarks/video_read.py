@@ -25,9 +25,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from videofiles import ffmpeg_exe  # noqa: E402
+
 from stop_train.video import decode  # noqa: E402
 from stop_train.video.sampling import segment_indices  # noqa: E402
-from videofiles import ffmpeg_exe  # noqa: E402
 
 
 def legacy_reader(rev: str):

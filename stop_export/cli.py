@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from stop_train.atomic import atomic_write_bytes, publish, readable_output, staging
+from stop_train.errors import StopError
 
 from .runtime.args import add_event_arguments, event_cfg, in_range, non_negative, settle_stdout, stdout_closed
 
@@ -122,12 +123,12 @@ def _export(argv: list[str] | None) -> int:
             return 2
         print(f"plugin: {args.plugin}")
     try:
-        import torch  # noqa: F401
         import onnx  # noqa: F401
+        import torch  # noqa: F401
     except ImportError as err:
         print(f"stop-export needs PyTorch and onnx: pip install 'stop-toolkit[train,export]' ({err})", file=sys.stderr)
         return 2
-    from stop_train.model.deploy import ExportError, build_metadata, resolve_source
+    from stop_train.model.deploy import build_metadata, resolve_source
 
     out = args.output or _default_output(args.source)
     if out.suffix != ".onnx":
@@ -137,7 +138,7 @@ def _export(argv: list[str] | None) -> int:
         src = resolve_source(
             args.source, labels=args.labels, template=args.template, checkpoint=args.checkpoint, task=args.task
         )
-    except (ExportError, FileNotFoundError, ValueError) as err:
+    except (StopError, FileNotFoundError, ValueError) as err:
         print(f"stop-export: {err}", file=sys.stderr)
         return 2
     text_name = tok_name = ""
@@ -266,8 +267,9 @@ def _engines(args, onnx_path: Path) -> int:
 def _check(src, path: Path, count: int, text_path: Path | None = None) -> bool:
     import torch
 
-    from .onnx.check import check_clips, compare
     from stop_train.model.deploy import VideoClassifier, build_metadata, label_embeddings
+
+    from .onnx.check import check_clips, compare
     from .runtime.backends import OrtBackend
 
     cfg = src.model.cfg
@@ -377,11 +379,10 @@ def recognize_main(argv: list[str] | None = None) -> int:
     event_cfg(parser, args)  # --off <= --on, as a usage error
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from .runtime.recognize import run_recognize
-    from .runtime.errors import RecognizeError
 
     try:
         return run_recognize(args)
-    except RecognizeError as err:
+    except StopError as err:  # RecognizeError (exit 2, 3 when a source gave up) and every other error of ours
         print(f"stop-recognize: {err}", file=sys.stderr)
         return err.exit_code
     except BrokenPipeError:

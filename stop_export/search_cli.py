@@ -16,6 +16,7 @@ from pathlib import Path
 
 from stop_train.atomic import exclusive, finite, readable_output
 from stop_train.data.types import VIDEO_EXTENSIONS
+from stop_train.errors import StopError
 
 from .runtime.args import in_range, stdout_closed
 
@@ -126,8 +127,8 @@ def _update(args, videos: list[Path]) -> int:
     """Embed the new and changed `videos` into the index (created when absent), saving every 20 videos (or a
     minute's work) and on Ctrl-C."""
     from .runtime.backends import open_backend
-    from .runtime.files import pair_exists
     from .runtime.errors import RecognizeError
+    from .runtime.files import pair_exists
     from .runtime.search import (
         SearchIndex,
         SearchIndexError,
@@ -207,8 +208,8 @@ def _update(args, videos: list[Path]) -> int:
 
 
 def _query(args) -> int:
-    from .runtime.search import SearchIndex, SearchIndexError, ann_path, ann_scores, fmt_time, load_ann
     from .runtime.errors import BackendError
+    from .runtime.search import SearchIndex, SearchIndexError, ann_path, ann_scores, fmt_time, load_ann
     from .runtime.text import TextEncoder, text_encoder_beside
 
     index = SearchIndex.load(args.index)
@@ -246,13 +247,10 @@ def _query(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     readable_output()  # file names that are not UTF-8
-    from .runtime.errors import BackendError
-    from .runtime.search import SearchIndexError
-    from stop_train.schema import MetadataError
 
     try:
         return _index(args) if args.command == "index" else _query(args)
-    except (BackendError, MetadataError, SearchIndexError, FileNotFoundError) as err:
+    except (StopError, FileNotFoundError) as err:
         print(f"stop-search {args.command}: {err}", file=sys.stderr)
         return 2
     except BrokenPipeError:

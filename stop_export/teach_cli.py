@@ -18,9 +18,10 @@ import shlex
 import sys
 from pathlib import Path
 
-from .runtime.args import in_range, settle_stdout, stdout_closed
 from stop_train.atomic import exclusive, readable_output
+from stop_train.errors import StopError
 
+from .runtime.args import in_range, settle_stdout, stdout_closed
 from .runtime.files import check_writable, pair_lock
 
 _TIME = r"(?:\d+:[0-5]?\d(?:\.\d*)?|\d+(?:\.\d*)?)"  # seconds, or m:ss with ss < 60
@@ -339,16 +340,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_intermixed_args(argv)  # clips may follow --label
     readable_output()  # file names that are not UTF-8
-    from stop_train.video.decode import VideoReadError
-
-    from .runtime.bank import BankError
-    from .runtime.errors import BackendError
-    from .runtime.errors import RecognizeError
-    from stop_train.schema import MetadataError
 
     try:
         return run(args, parser)
-    except (BankError, BackendError, MetadataError, RecognizeError, VideoReadError, ValueError) as err:
+    except (StopError, ValueError) as err:
         print(f"stop-teach: {err}", file=sys.stderr)
         return 2
     except BrokenPipeError:

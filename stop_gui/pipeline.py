@@ -26,8 +26,8 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from stop_export.runtime.buffer import ClipBuffer
-from stop_export.runtime.events import Event, EventCfg, EventDetector
 from stop_export.runtime.errors import RecognizeError
+from stop_export.runtime.events import Event, EventCfg, EventDetector
 from stop_export.runtime.recognizer import Recognizer
 from stop_train.video.decode import VideoReadError
 from stop_train.video.source import (

@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from stop_export.runtime.errors import BackendError
-from stop_export.runtime.errors import RecognizeError
+from stop_export.runtime.errors import BackendError, RecognizeError
 from stop_export.runtime.search import SearchIndex, SearchIndexError, WindowCfg, default_stride, embed_video
 from stop_export.runtime.text import TextEncoder
 

@@ -34,10 +34,9 @@ from stop_export.runtime.bank import (
     min_example_s,
     now,
 )
-from stop_export.runtime.errors import BackendError
+from stop_export.runtime.errors import BackendError, RecognizeError
 from stop_export.runtime.files import pair_lock
 from stop_train.atomic import Busy, exclusive
-from stop_export.runtime.errors import RecognizeError
 
 TEACH_ERRORS = (BankError, BackendError, RecognizeError, OSError, ValueError, RuntimeError)
 
@@ -348,7 +347,7 @@ class TeachTab(QWidget):
         bank = self.bank
         if bank is None:
             return
-        for c, cls in enumerate(bank.classes):
+        for cls in bank.classes:
             kind = "" if cls.text else " (example-only)"
             top = QTreeWidgetItem(
                 [f"{cls.name}{kind}", f"{len(cls.examples)} example{'' if len(cls.examples) == 1 else 's'}"]

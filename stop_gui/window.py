@@ -42,8 +42,8 @@ from stop_export.runtime.events import Event, EventCfg
 from stop_export.runtime.recognizer import Recognizer
 from stop_export.runtime.search import SearchIndex, SearchIndexError, fmt_time
 from stop_export.runtime.text import TextEncoder
-from stop_train.schema import MetadataError
 from stop_train.atomic import atomic_write_json, atomic_write_text
+from stop_train.schema import MetadataError
 from stop_train.video.source import SourceError, SourceSpec
 
 from .pipeline import Boundary, CaptureWorker, FrameHub, InferenceWorker, Pipeline, Window

@@ -17,8 +17,11 @@ import math
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
+
+from .errors import StopError
 
 TMP_MARK = ".tmp-"
 
@@ -169,7 +172,7 @@ def atomic_write_json(path: str | Path, data: Any, indent: int | None = 2) -> Pa
     return atomic_write_bytes(path, dumps(data, indent) + b"\n")
 
 
-class Busy(RuntimeError):
+class Busy(StopError, RuntimeError):
     """Another process holds the lock on what this one would write."""
 
 

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from .atomic import finite, readable_output
+from .errors import StopError
 
 COMMANDS = ("train", "eval", "stats", "folds", "convert", "check")
 RUNS_ROOT = Path("runs")
@@ -453,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         raise
-    except (OSError, ValueError, KeyError, RuntimeError) as err:
+    except (StopError, OSError, ValueError, KeyError, RuntimeError) as err:  # StopError: ours, one line
         print(f"stop-train {command}: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # before training started (indexing, probing): what was probed is in the probe cache

@@ -29,8 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from .config import load_config
-    from .model import create_model
     from .data.synthetic import CLASSES
+    from .model import create_model
     from .video import PreprocessCfg, normalize_frames, prepare_clip
 
     torch.manual_seed(0)

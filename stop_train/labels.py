@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Union
 
 LABEL_SETS = ("ucf101", "hmdb51", "kinetics400", "ssv2")
 
@@ -47,7 +47,7 @@ def labels_dir() -> Path:
 def _read_label_file(path: Path) -> list[str]:
     labels: list[str] = []
     seen = {}
-    with open(path, "r", encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:  # a run's labels.txt
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:  # a run's labels.txt
         text = fh.read()  # holds folder names as the file system has them, UTF-8 or not
     for lineno, raw in enumerate(text.splitlines(), start=1):
         label = raw.strip()
@@ -62,7 +62,7 @@ def _read_label_file(path: Path) -> list[str]:
     return labels
 
 
-def load_labels(name_or_path: Union[str, "os.PathLike[str]"]) -> list[str]:
+def load_labels(name_or_path: str | os.PathLike[str]) -> list[str]:
     """Load a label list by set name (see ``LABEL_SETS``) or from a text file path.
 
     Files hold one label per line; surrounding whitespace (including CR) is stripped and

@@ -18,6 +18,8 @@ from stop_train.config import ModelConfig
 from stop_train.video.preprocess import PreprocessCfg
 from stop_train.video.sampling import SamplingCfg
 
+from .errors import StopError
+
 SCHEMA_VERSION = 2
 METADATA_KEY = "stop"  # metadata_props key holding the JSON document
 INPUT_NAME = "frames"
@@ -29,7 +31,7 @@ TEXT_OUTPUT = "text_embedding"
 TASKS = ("recognition", "retrieval")  # retrieval: no labels and no logits; the text encoder is always beside it
 
 
-class MetadataError(ValueError):
+class MetadataError(StopError, ValueError):
     """Metadata missing, from a newer schema, or inconsistent with the model file."""
 
 
@@ -87,7 +89,7 @@ class Metadata:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str | None, where: str = "model") -> "Metadata":
+    def from_json(cls, text: str | None, where: str = "model") -> Metadata:
         """Read schema 1 or 2. Raises MetadataError for none, bad JSON, a newer schema, missing or
         inconsistent fields."""
         if not text:

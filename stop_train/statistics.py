@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write
+from .errors import StopError
 
 STATISTICS_VERSION = 1
 # chosen by benchmarks/few_shot_check.py (0.003 to 0.1 were measured): the covariance of a few hundred training
@@ -45,7 +46,7 @@ MAX_RANK = 1024
 STATISTICS_FILE = "statistics.npz"  # in a checkpoint folder, beside model.safetensors: of those weights
 
 
-class StatisticsError(ValueError):
+class StatisticsError(StopError, ValueError):
     """A statistics file that cannot be read, or sums that cannot make statistics."""
 
 
@@ -76,7 +77,7 @@ class FrameStatistics:
         shrinkage: float = SHRINKAGE,
         max_rank: int = MAX_RANK,
         fingerprint: str = "",
-    ) -> "FrameStatistics":
+    ) -> FrameStatistics:
         """From per-class sums of x (C, D), counts (C,) and the sum of x x^T over all clips (D, D), float64
         (what an evaluation pass accumulates, and what ranks add up). Raises StatisticsError when fewer than two
         classes have clips or there are no more clips than classes."""
@@ -142,7 +143,7 @@ class FrameStatistics:
 
     def prepare(
         self, means: np.ndarray, counts: np.ndarray, scatter: tuple[np.ndarray, int] | None = None
-    ) -> "ClassScorer":
+    ) -> ClassScorer:
         """What scoring against fixed class means needs, computed once (a head scores every window)."""
         means = np.asarray(means, np.float64)
         sm = self.precision(means)
@@ -180,7 +181,7 @@ class FrameStatistics:
         )
 
     @classmethod
-    def load(cls, path: str | Path) -> "FrameStatistics":
+    def load(cls, path: str | Path) -> FrameStatistics:
         """Read a statistics file. Raises StatisticsError naming the problem (missing, not statistics, newer,
         damaged)."""
         path = Path(path)

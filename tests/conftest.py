@@ -60,7 +60,7 @@ def write_statistics(model, checkpoint: Path, videos: Path, per_class: int = 3) 
     rng = np.random.default_rng(1)
     items = []
     videos.mkdir(parents=True, exist_ok=True)
-    for label, name in enumerate(SYNTHETIC_LABELS[::2]):  # the forward classes; the others have no clips
+    for name in SYNTHETIC_LABELS[::2]:  # the forward classes; the others have no clips
         for i in range(per_class):
             path = videos / f"{name}_{i}.avi"
             write_video(path, render_scene(name, SyntheticSpec(frames=25), rng), fps=25)

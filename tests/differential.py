@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
 from videofiles import ffmpeg_exe
 
 COLOUR_TOL = 2

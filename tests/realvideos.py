@@ -16,11 +16,10 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
-
 from videofiles import ffmpeg_exe
 
 SOURCES = ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4", "carphone_distorted.mp4")

@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-
 from faults import each_fault, leftovers
+
 from stop_export.runtime.bank import Example, LabelBank
 from stop_export.runtime.search import SearchIndex, WindowCfg
 from stop_train.atomic import atomic_write_json, dumps
@@ -131,8 +131,9 @@ def together(pair, module: str, command: str, argvs: list[list[str]]) -> None:
     import subprocess
     import sys
 
-    from stop_export.runtime.files import pair_lock
     from test_run_safety import hold
+
+    from stop_export.runtime.files import pair_lock
 
     holder = hold(pair_lock(pair))
     run = f"import sys; from {module} import main; sys.exit(main(sys.argv[1:]))"
@@ -201,6 +202,7 @@ def test_stop_search_index_checks_the_output_first_and_says_a_full_disk_in_one_l
     import os
 
     from faults import Faults
+
     from stop_export.search_cli import main as search
     from stop_train.data.synthetic import SyntheticSpec, render_scene, write_video
 
@@ -239,6 +241,7 @@ def test_an_export_that_fails_keeps_the_files_exported_before(tmp_path, capsys, 
 
     from conftest import export_tiny
     from faults import Faults
+
     from stop_export.cli import export_main
 
     out = export_tiny(tmp_path, "dynamic")

@@ -10,11 +10,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from test_edge import edge_python
 
 from stop_export.runtime.bank import BankError, Example, Head, LabelBank, check_bank_path, class_logits, class_name
 from stop_export.runtime.files import check_writable
 from stop_train.data.synthetic import SyntheticSpec, render_scene, write_video
-from test_edge import edge_python
 
 
 def unit(x: np.ndarray) -> np.ndarray:

@@ -10,19 +10,19 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from conftest import SYNTHETIC_LABELS
 from onnx import TensorProto, helper
 
-from conftest import SYNTHETIC_LABELS
 from stop_export.cli import export_main
 from stop_export.onnx.check import check_clips, compare
-from stop_train.model.deploy import VideoClassifier, resolve_source
 from stop_export.onnx.function import TemporalPromptInsert
 from stop_export.runtime.backends import OrtBackend
 from stop_export.runtime.recognizer import Recognizer
 from stop_export.runtime.tokenizer import ClipTokenizer
-from stop_train.schema import DYNAMIC_OUTPUTS, FRAME_OUTPUT, METADATA_KEY, OFFICIAL_OUTPUTS, Metadata, MetadataError
 from stop_train.labels import LABEL_SETS, label_texts, load_labels
+from stop_train.model.deploy import VideoClassifier, resolve_source
 from stop_train.model.insert_op import temporal_prompt_insert_reference
+from stop_train.schema import DYNAMIC_OUTPUTS, FRAME_OUTPUT, METADATA_KEY, OFFICIAL_OUTPUTS, Metadata, MetadataError
 from stop_train.tolerances import BATCH_REL_ERR, GOLDEN_REL_ERR, relative_error
 
 
@@ -307,9 +307,9 @@ def test_torch_backend_in_bf16_stays_close_to_fp32(exported):
 def test_the_fingerprint_names_the_weights_not_the_labels(exported):
     import torch
 
-    from stop_train.model.factory import model_fingerprint
     from stop_export.runtime.recognizer import Recognizer
     from stop_train.model import load_model
+    from stop_train.model.factory import model_fingerprint
 
     model = load_model(exported["dynamic"].parent / "model")
     rec = Recognizer.open(exported["dynamic"], "cpu")

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from videofiles import encode, ffmpeg, ffmpeg_frames, index_of, remux
 
 from stop_train.video import PreprocessCfg, SamplingCfg, prepare_clip
 from stop_train.video.decode import VideoReadError, probe, read_frames
 from stop_train.video.sampling import eval_view_indices
 from stop_train.video.source import FileSource, ReconnectPolicy, SourceError, SourceSpec
 from stop_train.video.views import eval_views
-from videofiles import encode, ffmpeg, ffmpeg_frames, index_of, remux
 
 N = 40  # frames per generated file
 KEYINT = ["-g", "12"]

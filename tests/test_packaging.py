@@ -104,3 +104,20 @@ def test_installed_layout_finds_its_own_presets(wheel, tmp_path):
     presets, labels, count = result.stdout.split()
     assert Path(presets) == tmp_path / "stop_train" / "models" / "presets"
     assert Path(labels) == tmp_path / "stop_train" / "models" / "labels" and count == "101"
+
+
+def test_every_error_class_of_ours_derives_from_the_root():
+    """One error family (`stop_train.errors.StopError`): an entry point catches the root once. Read from the
+    sources (no imports): every class whose bases name an exception derives from StopError, directly or not."""
+    found = {}
+    for package in ("stop_train", "stop_export", "stop_gui"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ClassDef):
+                    found[node.name] = {b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in node.bases}
+    errors = {name for name, bases in found.items() if any(b.endswith(("Error", "Exception")) for b in bases)}
+    family = {"StopError"}
+    while grown := {n for n in errors - family if found[n] & family}:
+        family |= grown
+    assert len(family) >= 16
+    assert errors - family == set(), f"error classes outside the StopError family: {sorted(errors - family)}"

@@ -21,9 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import layouts
+import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 REPO = README.parent

@@ -6,7 +6,6 @@ users' files come to be (`realvideos.py`), each checked through every reader aga
 from __future__ import annotations
 
 import pytest
-
 import realvideos
 from differential import check
 

@@ -11,8 +11,9 @@ import sys
 
 import pytest
 import torch
-
 from faults import each_fault, leftovers
+from test_training import args, data_root  # noqa: F401  (the module's synthetic data set)
+
 from stop_train.cli import main
 from stop_train.config import load_config
 from stop_train.engine.checkpoint import (
@@ -24,7 +25,6 @@ from stop_train.engine.checkpoint import (
     usable,
 )
 from stop_train.engine.rundir import append_row
-from test_training import args, data_root  # noqa: F401  (the module's synthetic data set)
 
 
 class Tiny(torch.nn.Module):
@@ -285,8 +285,8 @@ def test_a_model_folder_killed_between_its_renames_is_read_from_what_it_left(tmp
 
 
 def test_a_full_disk_between_recording_the_best_epoch_and_linking_it_is_repaired_on_resume(
-    data_root,
-    tmp_path,  # noqa: F811
+    data_root,  # noqa: F811
+    tmp_path,
     monkeypatch,
     capsys,
     caplog,
@@ -314,9 +314,9 @@ def test_a_full_disk_between_recording_the_best_epoch_and_linking_it_is_repaired
 
 
 def test_ctrl_c_while_probing_videos_says_one_line_and_keeps_the_probes(
-    data_root,
+    data_root,  # noqa: F811
     tmp_path,
-    monkeypatch,  # noqa: F811
+    monkeypatch,
     capsys,
 ):
     """A newcomer's Ctrl-C during training's probe printed a KeyboardInterrupt traceback."""

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_edge import edge_python
 
 from stop_train.data.synthetic import SyntheticSpec, render_scene, write_video
-from test_edge import edge_python
 
 
 @pytest.fixture(scope="module")

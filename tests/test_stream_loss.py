@@ -8,9 +8,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from videofiles import encode
 
 from stop_train.video.source import ReconnectPolicy
-from videofiles import encode
 
 FRAMES = 90  # 3 s at 30 fps
 

@@ -16,8 +16,8 @@ from safetensors.torch import load_file
 
 from stop_train.cli import main
 from stop_train.data.synthetic import SyntheticSpec, write_synthetic_motion
-from stop_train.engine.loop import epoch_batches, lr_factor
 from stop_train.engine.distributed import DistInfo
+from stop_train.engine.loop import epoch_batches, lr_factor
 from stop_train.statistics import STATISTICS_FILE, FrameStatistics
 
 SPEC = SyntheticSpec(groups=6, clips_per_group=1, frames=12, width=48, height=32)

@@ -82,6 +82,7 @@ def test_file_names_that_are_not_utf8_work_end_to_end(exported, retrieval_models
     import os
 
     from faults import leftovers
+
     from stop_export.runtime.bank import LabelBank
     from stop_export.runtime.search import SearchIndex
     from stop_export.search_cli import main as search

@@ -10,10 +10,10 @@ from stop_train.data.synthetic import CLASSES, PAIRS, SyntheticSpec, write_synth
 from stop_train.video import (
     PreprocessCfg,
     SamplingCfg,
+    eval_view_indices,
+    interval_indices,
     prepare_clip,
     segment_indices,
-    interval_indices,
-    eval_view_indices,
 )
 from stop_train.video.decode import VideoReadError, probe, read_frames
 from stop_train.video.preprocess import crop_positions, crop_square

@@ -8,8 +8,8 @@ import os
 import threading
 
 import pytest
-
 import realvideos
+
 from stop_train.video.libav import VideoReadError
 from stop_train.video.probe_cache import ProbeCache
 from stop_train.video.survey import main as check_main
@@ -126,6 +126,7 @@ def test_probing_a_dataset_keeps_its_work_when_interrupted(dataset, tmp_path, mo
     from types import SimpleNamespace
 
     from faults import interrupt_probing_at
+
     from stop_train.video import probe_cache
 
     items = [

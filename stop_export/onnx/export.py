@@ -23,6 +23,7 @@ from stop_train.model.deploy import (
 )
 from stop_train.op_spec import OP_DOMAIN, OP_TYPE
 from stop_train.schema import INPUT_NAME, METADATA_KEY, TEXT_INPUT, TEXT_OUTPUT, Metadata
+
 from .function import attach_function, translation_table
 
 log = logging.getLogger(__name__)

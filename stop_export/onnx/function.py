@@ -7,7 +7,7 @@ inside whatever the I/O dtype. It is also the `custom_translation_table` entry t
 exporter emit the node.
 """
 
-from typing import TypeVar, Union
+from typing import TypeVar
 
 import onnx
 import onnxscript
@@ -20,7 +20,7 @@ from stop_train.op_spec import OP_DOMAIN, OP_TYPE, OP_VERSION
 
 OPSET = onnxscript.values.Opset(OP_DOMAIN, OP_VERSION)
 FLOAT, TO_INT32, TO_BOOL = 1, 6, 9  # onnx.TensorProto element types, for Cast
-TFloat = TypeVar("TFloat", bound=Union[FLOAT32, FLOAT16])  # the I/O precision of the tokens
+TFloat = TypeVar("TFloat", bound=FLOAT32 | FLOAT16)  # the I/O precision of the tokens
 
 
 @onnxscript.script(OPSET, default_opset=op)

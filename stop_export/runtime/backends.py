@@ -13,6 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from stop_train.schema import INPUT_NAME, METADATA_KEY, Metadata, MetadataError
+
 from .errors import BackendError
 
 log = logging.getLogger(__name__)

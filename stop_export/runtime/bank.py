@@ -31,16 +31,18 @@ from __future__ import annotations
 
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
 from stop_train.data.types import VIDEO_EXTENSIONS
+from stop_train.errors import StopError
+from stop_train.schema import Metadata
 from stop_train.statistics import FrameStatistics
 
-from stop_train.schema import Metadata
 from .files import pair_exists, paired_paths, read_pair, write_pair
 
 BANK_VERSION = 2  # 2: the examples' frame embeddings
@@ -58,7 +60,7 @@ CLIP_SUFFIXES = (*VIDEO_EXTENSIONS, ".m4v", ".mpg", ".mpeg", ".ts", ".gif", ".jp
 NOT_BANK_SUFFIXES = (*CLIP_SUFFIXES, ".onnx", ".engine")
 
 
-class BankError(ValueError):
+class BankError(StopError, ValueError):
     """A bank that cannot be read, that belongs to another model, or a request it cannot satisfy."""
 
 
@@ -154,7 +156,7 @@ class LabelBank:
         )
 
     @classmethod
-    def load(cls, path: str | Path) -> "LabelBank":
+    def load(cls, path: str | Path) -> LabelBank:
         """Read a bank. Raises BankError naming the problem (missing, not a bank, newer format, damaged)."""
         check_bank_path(path)
         meta_path = paired_paths(path)[0]
@@ -200,7 +202,7 @@ class LabelBank:
         return bank
 
     @classmethod
-    def open(cls, path: str | Path, meta: Metadata, model: str = "", create: bool = False) -> "LabelBank":
+    def open(cls, path: str | Path, meta: Metadata, model: str = "", create: bool = False) -> LabelBank:
         """The bank at `path` for the model `meta` (checked with `check_model`), or a new empty one when there is
         none and `create`."""
         check_bank_path(path)
@@ -340,7 +342,7 @@ class LabelBank:
         labels: list[str] | None = None,
         label_text: np.ndarray | None = None,
         statistics: FrameStatistics | None = None,
-    ) -> "Head":
+    ) -> Head:
         """The classifier over `labels` followed by the bank's classes not among them; a label the bank also has
         takes the bank's examples (and keeps its own text). `label_text`: the labels' unit text embeddings
         (K, E); None: `labels` are the model's own classes, scored by its graph's logits. With the model's class

@@ -1,11 +1,13 @@
 """The runtime's error types (no runtime module imports another for its errors)."""
 
+from stop_train.errors import StopError
 
-class BackendError(RuntimeError):
+
+class BackendError(StopError, RuntimeError):
     """A model or backend that cannot be used, with the reason."""
 
 
-class RecognizeError(RuntimeError):
+class RecognizeError(StopError, RuntimeError):
     """A source or model that cannot be used, with the reason; `exit_code` for the CLI."""
 
     exit_code = 2

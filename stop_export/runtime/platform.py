@@ -7,12 +7,14 @@ import importlib
 import os
 from dataclasses import dataclass
 
+from stop_train.errors import StopError
+
 PLUGIN_VERSION = "1"  # of libstop_tpi_plugin.so's TemporalPromptInsert creator
 PLUGIN_ENV = "STOP_TPI_PLUGIN"  # path of the plugin library, when no --plugin is given
 SIDECAR_SUFFIX = ".json"  # an engine's metadata: <engine>.json
 
 
-class EngineError(RuntimeError):
+class EngineError(StopError, RuntimeError):
     """TensorRT missing, or an engine that cannot be built or loaded, with the reason."""
 
 
@@ -71,7 +73,7 @@ def compute_capability() -> str:
             import torch
         except ImportError:
             return ""
-        return "%d.%d" % torch.cuda.get_device_capability() if torch.cuda.is_available() else ""
+        return ".".join(map(str, torch.cuda.get_device_capability())) if torch.cuda.is_available() else ""
     err, major = cudart.cudaDeviceGetAttribute(cudart.cudaDeviceAttr.cudaDevAttrComputeCapabilityMajor, 0)
     if err != cudart.cudaError_t.cudaSuccess:
         return ""

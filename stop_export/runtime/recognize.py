@@ -6,17 +6,17 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 
 from stop_train.atomic import finite
+from stop_train.schema import MetadataError
 from stop_train.video.decode import VideoReadError
 from stop_train.video.source import ReconnectPolicy, SourceError, SourceLost, SourceSpec, live_frames, open_source
 
-from stop_train.schema import MetadataError
 from .backends import BackendError
 from .buffer import ClipBuffer
 from .errors import RecognizeError, SourceGaveUp

@@ -10,12 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from stop_train.labels import label_texts
+from stop_train.schema import FRAME_OUTPUT, Metadata
+from stop_train.statistics import FrameStatistics, StatisticsError
 from stop_train.video.preprocess import PreprocessCfg
 from stop_train.video.sampling import SamplingCfg
 
-from stop_train.statistics import FrameStatistics, StatisticsError
-
-from stop_train.schema import FRAME_OUTPUT, Metadata
 from .backends import Backend, open_backend, statistics_file
 from .bank import Head, LabelBank
 from .buffer import ClipBuffer
@@ -71,7 +70,7 @@ class Recognizer:
         threads: int = 0,
         labels: str | None = None,
         plugin: str | None = None,
-    ) -> "Recognizer":
+    ) -> Recognizer:
         """A model file (.onnx, or .engine with its sidecar; `plugin`: the TemporalPromptInsert library an
         engine may need, else $STOP_TPI_PLUGIN) or a run / model folder (torch backend). Raises BackendError."""
         return cls(open_backend(model, backend, threads, labels=labels, plugin=plugin))

@@ -10,20 +10,22 @@ another (the fingerprint covers the config and every weight; an ONNX file and it
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from stop_train.errors import StopError
 from stop_train.schema import Metadata
+
 from .buffer import ClipBuffer
 from .files import paired_paths, read_pair, write_pair
 
 INDEX_VERSION = 1
 
 
-class SearchIndexError(ValueError):
+class SearchIndexError(StopError, ValueError):
     """An index that cannot be read, or that belongs to another model."""
 
 
@@ -91,7 +93,7 @@ class SearchIndex:
         )
 
     @classmethod
-    def load(cls, path: str | Path) -> "SearchIndex":
+    def load(cls, path: str | Path) -> SearchIndex:
         """Read an index. Raises SearchIndexError naming the problem (missing, not an index, newer format)."""
         meta_path = cls.paths(path)[0]
         doc, arrays = read_pair(
@@ -250,8 +252,8 @@ def embed_video(
     duration in seconds). A video shorter than one window gives one clip over its whole length (the test
     view of the metadata's sampling). `progress(t)` gets the time reached; `stop` (a threading.Event) ends early
     with what was embedded. Raises RecognizeError for an unreadable file."""
-    from .recognize import frames_from
     from .errors import RecognizeError
+    from .recognize import frames_from
 
     meta = backend.metadata
     buffer = ClipBuffer(meta.frames, windows.frame_interval_s, windows.stride_s, meta.preprocess)

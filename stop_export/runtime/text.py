@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from stop_train.schema import METADATA_KEY, TEXT_INPUT, Metadata
+
 from .errors import BackendError
 from .tokenizer import ClipTokenizer
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from stop_train.schema import INPUT_NAME, Metadata, MetadataError
-from .platform import PLUGIN_ENV, SIDECAR_SUFFIX, EngineError, compute_capability, detect_tensorrt, plugin_path
+
 from .errors import BackendError
+from .platform import PLUGIN_ENV, SIDECAR_SUFFIX, EngineError, compute_capability, detect_tensorrt, plugin_path
 
 
 def read_sidecar(engine: str | Path) -> Metadata:

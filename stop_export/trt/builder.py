@@ -25,9 +25,8 @@ from onnx import helper
 
 from stop_train.atomic import atomic_write_bytes, atomic_write_json
 from stop_train.op_spec import OP_DOMAIN, OP_TYPE
-
 from stop_train.schema import METADATA_KEY, Metadata
-from .fp16 import KEEP_FP32, convert_to_fp16
+
 from ..runtime.platform import (
     PLUGIN_VERSION,
     SIDECAR_SUFFIX,
@@ -36,6 +35,7 @@ from ..runtime.platform import (
     compute_capability,
     detect_tensorrt,
 )
+from .fp16 import KEEP_FP32, convert_to_fp16
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +73,10 @@ class BuildOptions:
 
 
 def build_engine(
-    onnx_path: str | Path, engine_path: str | Path, options: BuildOptions = BuildOptions(), trt: TensorRT | None = None
+    onnx_path: str | Path, engine_path: str | Path, options: BuildOptions | None = None, trt: TensorRT | None = None
 ) -> dict:
     """Build and write the engine and its sidecar; returns the sidecar's `tensorrt` section."""
+    options = options or BuildOptions()
     trt = trt or detect_tensorrt()
     t = trt.module
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)

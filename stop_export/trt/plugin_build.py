@@ -11,6 +11,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from stop_train.errors import StopError
+
 PLUGIN_DIR = Path(__file__).resolve().parent / "plugin"
 LIBRARY = "libstop_tpi_plugin.so"
 TARGETS = ("auto", "jetson", "desktop", "hopper", "all")
@@ -18,7 +20,7 @@ TARGETS = ("auto", "jetson", "desktop", "hopper", "all")
 TENSORRT_ROOTS = ("/usr", "/usr/local/tensorrt", "/opt/tensorrt")
 
 
-class PluginBuildError(RuntimeError):
+class PluginBuildError(StopError, RuntimeError):
     """What is missing or failed, in one message."""
 
 

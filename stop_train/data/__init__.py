@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Union
 
 from .folder import index_folder, index_list
 from .hmdb51 import index_hmdb51
@@ -103,7 +103,7 @@ _FOLDED = ("ucf101", "hmdb51", "synthetic-motion")
 
 def open_dataset(
     name: str,
-    root: Union[str, "os.PathLike[str]"],
+    root: str | os.PathLike[str],
     fold: int = 1,
     val_fraction: float = 0.1,
     seed: int = 0,

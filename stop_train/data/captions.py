@@ -19,9 +19,9 @@ import json
 import logging
 import os
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Optional, Union
 
 from .types import (
     RETRIEVAL_DATASETS,
@@ -52,7 +52,7 @@ class CaptionSplit:
     captions: list[str]
     video_of_caption: list[int]
 
-    def subset(self, keep: list[int]) -> "CaptionSplit":
+    def subset(self, keep: list[int]) -> CaptionSplit:
         """The videos at positions ``keep`` (in that order) with their captions, re-numbered."""
         new = {old: i for i, old in enumerate(keep)}
         videos = [VideoItem(self.videos[old].path, i, self.videos[old].group) for i, old in enumerate(keep)]
@@ -102,7 +102,7 @@ def _locator(folders: list[Path], ext: str = ""):
     cache = DirCache()
     exts = (ext,) if ext else (".mp4", *[e for e in VIDEO_EXTENSIONS if e != ".mp4"])
 
-    def locate(vid: str) -> Optional[Path]:
+    def locate(vid: str) -> Path | None:
         for folder in folders:
             names = cache.names(folder)
             for e in exts:
@@ -124,7 +124,7 @@ the three annotation files may also sit in <root>/msrvtt_data/ (CLIP4Clip) or in
 MSRVTT_VIDEO_DIRS = ("videos/all", "MSRVTT_Videos", "videos", "all", "")
 
 
-def _find_file(name: str, folders: list[Path]) -> Optional[Path]:
+def _find_file(name: str, folders: list[Path]) -> Path | None:
     for folder in folders:
         if (folder / name).is_file():
             return folder / name
@@ -152,7 +152,7 @@ def index_msrvtt(
     annotations: str = "",
     videos: str = "",
     ext: str = "",
-    lists: Optional[Mapping[str, Union[str, Path]]] = None,
+    lists: Mapping[str, str | Path] | None = None,
     name: str = "msrvtt",
 ) -> CaptionIndex:
     """Index MSR-VTT as CLIP4Clip / STOP read it: train = every caption of the training videos (the
@@ -334,7 +334,7 @@ def read_caption_file(path: Path) -> list[tuple[str, str]]:
     return [(video, caption) for _, video, caption in pairs]
 
 
-def index_captions(root: Path, lists: Optional[Mapping[str, Union[str, Path]]] = None) -> CaptionIndex:
+def index_captions(root: Path, lists: Mapping[str, str | Path] | None = None) -> CaptionIndex:
     """Index caption files (CSV or JSON lines), one per split; a split not given is read from
     ``<root>/<split>.csv`` or ``.jsonl`` when present (train is required). Video paths are relative to
     ``root`` unless absolute; a video is identified by its resolved path, so its rows are grouped."""
@@ -365,7 +365,7 @@ def index_captions(root: Path, lists: Optional[Mapping[str, Union[str, Path]]] =
             raise layout_error("captions", root, f"{split} caption file {list_path} not found", CAPTIONS_LAYOUT)
         pairs = [(os.path.normpath(root / v), c) for v, c in read_caption_file(path)]
 
-        def locate(vid: str) -> Optional[Path]:
+        def locate(vid: str) -> Path | None:
             return Path(vid) if cache.exists(Path(vid)) else None
 
         splits[split] = _build_split(pairs, locate, split, missing)
@@ -414,7 +414,7 @@ def video_holdout(split: CaptionSplit, fraction: float, seed: int = 0) -> tuple[
 
 
 def open_caption_dataset(
-    name: str, root: Union[str, "os.PathLike[str]"], val_fraction: float = 0.1, seed: int = 0, **options
+    name: str, root: str | os.PathLike[str], val_fraction: float = 0.1, seed: int = 0, **options
 ) -> CaptionIndex:
     """Index caption dataset ``name`` under ``root``; without a 'val' split, 'val' is a hold-out of
     ``val_fraction`` of the training videos (it picks the checkpoint; the test split never does).

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Sequence, Union
 
 from ..labels import load_labels
 from .types import (
@@ -121,12 +121,12 @@ def _is_int(text: str) -> bool:
 
 def index_list(
     root: Path,
-    lists: Optional[Mapping[str, Union[str, Path]]] = None,
-    classes: Union[Sequence[str], str, Path, None] = None,
+    lists: Mapping[str, str | Path] | None = None,
+    classes: Sequence[str] | str | Path | None = None,
     flip_safe: bool = True,
     name: str = "list",
-    video_dirs: Optional[Mapping[str, Sequence[Path]]] = None,
-    group: Optional[Callable[[Path], str]] = None,
+    video_dirs: Mapping[str, Sequence[Path]] | None = None,
+    group: Callable[[Path], str] | None = None,
     discover: bool = True,
 ) -> DatasetIndex:
     """Index ``<path> <label>`` list files, one per split (keys 'train', 'val', 'test').

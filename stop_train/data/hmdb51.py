@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Optional
 
 from ..labels import load_labels
 from .types import DatasetIndex, DirCache, VideoItem, abs_root, layout_error, read_lines, short_list
@@ -51,7 +50,7 @@ def hmdb_group(filename: str) -> str:
     return stem
 
 
-def index_hmdb51(root: Path, fold: int = 1, split_dir: Optional[Path] = None) -> DatasetIndex:
+def index_hmdb51(root: Path, fold: int = 1, split_dir: Path | None = None) -> DatasetIndex:
     """Index HMDB51 split ``fold`` (1, 2 or 3) into 'train' and 'test' (no 'val')."""
     if fold not in (1, 2, 3):
         raise ValueError(f"hmdb51: fold must be 1, 2 or 3, got {fold!r}")

@@ -21,8 +21,8 @@ from __future__ import annotations
 import csv
 import logging
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Optional, Union
 
 from ..labels import load_labels
 from .folder import index_list
@@ -51,7 +51,7 @@ or lists: --train-list FILE --val-list FILE (default: kinetics400_{train,val}_li
 
 def _read_csv(path: Path, class_id: Mapping[str, int]) -> list[tuple[str, int, str]]:
     """``(clip stem, label, youtube id)`` rows of one annotation CSV."""
-    with open(path, "r", encoding="utf-8-sig", newline="") as fh:
+    with open(path, encoding="utf-8-sig", newline="") as fh:
         reader = csv.DictReader(fh)
         header = [h.strip() for h in reader.fieldnames or []]
         if not set(COLUMNS) <= set(header):
@@ -81,10 +81,10 @@ def _youtube_id(video: Path) -> str:
 
 def index_kinetics400(
     root: Path,
-    annotations: Optional[Path] = None,
-    lists: Optional[Mapping[str, Union[str, Path]]] = None,
-    videos: Optional[Union[str, Path]] = None,
-    ext: Optional[str] = None,
+    annotations: Path | None = None,
+    lists: Mapping[str, str | Path] | None = None,
+    videos: str | Path | None = None,
+    ext: str | None = None,
 ) -> DatasetIndex:
     """Index Kinetics-400 'train' and 'val' from the official CSVs, or from ``lists``."""
     classes = load_labels("kinetics400")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from typing import Iterable
+from collections.abc import Iterable
 
 from .types import DatasetIndex, VideoItem, short_list
 

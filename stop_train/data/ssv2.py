@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Optional, Union
 
 from ..labels import load_labels
 from .types import DatasetIndex, DirCache, VideoItem, abs_root, layout_error, short_list
@@ -42,7 +41,7 @@ def _template_key(template: str) -> str:
 
 def read_ssv2_labels(path: Path) -> list[str]:
     """Templates of the labels JSON in id order, checked against ``load_labels('ssv2')``."""
-    with open(path, "r", encoding="utf-8-sig") as fh:
+    with open(path, encoding="utf-8-sig") as fh:
         mapping = json.load(fh)
     by_id = sorted((int(i), t) for t, i in mapping.items())
     if [i for i, _ in by_id] != list(range(len(by_id))):
@@ -60,9 +59,9 @@ def read_ssv2_labels(path: Path) -> list[str]:
 
 def index_ssv2(
     root: Path,
-    videos: Union[str, Path] = VIDEOS,
-    annotations: Optional[Path] = None,
-    ext: Optional[str] = None,
+    videos: str | Path = VIDEOS,
+    annotations: Path | None = None,
+    ext: str | None = None,
 ) -> DatasetIndex:
     """Index SSv2 'train' and 'validation' (as 'val'); groups are the video ids."""
     root = abs_root(root)
@@ -90,7 +89,7 @@ def index_ssv2(
         path = folder / filename
         if not path.is_file():
             raise layout_error("ssv2", root, f"{filename} not found in {folder}", LAYOUT)
-        with open(path, "r", encoding="utf-8-sig") as fh:
+        with open(path, encoding="utf-8-sig") as fh:
             records = json.load(fh)
         items = splits[split] = []
         for record in records:

@@ -7,9 +7,11 @@ which class index, which split. Nothing here decodes video.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+
+from ..errors import StopError
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov")
 RETRIEVAL_DATASETS = ("msrvtt", "captions", "synthetic-captions")  # the caption datasets (data.captions)
@@ -51,7 +53,7 @@ class DatasetIndex:
         return {split: len(items) for split, items in self.splits.items()}
 
 
-class DatasetLayoutError(ValueError):
+class DatasetLayoutError(StopError, ValueError):
     """The dataset root does not have the expected layout; the message draws that layout."""
 
 
@@ -60,7 +62,7 @@ def layout_error(dataset: str, root: Path, problem: str, layout: str) -> Dataset
     return DatasetLayoutError(f"{dataset}: {problem}\nroot given: {root}\nexpected layout:\n{layout.rstrip()}")
 
 
-def abs_root(root: "str | os.PathLike[str]") -> Path:
+def abs_root(root: str | os.PathLike[str]) -> Path:
     """``root`` made absolute and normalised, without resolving symlinks."""
     return Path(os.path.abspath(os.path.expanduser(os.fspath(root))))
 
@@ -71,7 +73,7 @@ def read_lines(path: Path) -> Iterator[tuple[int, str]]:
     Undecodable bytes are kept with ``surrogateescape`` so the names still match the
     file names that ``os.listdir`` returns on POSIX.
     """
-    with open(path, "r", encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
         text = fh.read()
     for lineno, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Optional
 
 from ..labels import load_labels
 from .types import DatasetIndex, DirCache, VideoItem, abs_root, layout_error, read_lines
@@ -41,7 +40,7 @@ LAYOUT = """\
 _GROUP = re.compile(r"_g(\d+)_c\d+$", re.IGNORECASE)
 
 
-def _find_split_dir(root: Path, videos: Path, split_dir: Optional[Path]) -> Optional[Path]:
+def _find_split_dir(root: Path, videos: Path, split_dir: Path | None) -> Path | None:
     if split_dir is not None:
         candidates = [abs_root(split_dir)]
     else:
@@ -67,13 +66,13 @@ def ucf_group(cls: str, filename: str) -> str:
     return f"{cls}_g{int(match.group(1)):02d}" if match else stem
 
 
-def index_ucf101(root: Path, fold: int = 1, split_dir: Optional[Path] = None) -> DatasetIndex:
+def index_ucf101(root: Path, fold: int = 1, split_dir: Path | None = None) -> DatasetIndex:
     """Index UCF101 split ``fold`` (1, 2 or 3) into 'train' and 'test' (no 'val')."""
     return index_ucf_layout(root, fold, split_dir, name="ucf101", expected=load_labels("ucf101"), flip_safe=True)
 
 
 def index_ucf_layout(
-    root: Path, fold: int, split_dir: Optional[Path], name: str, expected: list[str], flip_safe: bool
+    root: Path, fold: int, split_dir: Path | None, name: str, expected: list[str], flip_safe: bool
 ) -> DatasetIndex:
     """Index any data set in the UCF101 layout whose classInd.txt must list `expected`."""
     if fold not in (1, 2, 3):

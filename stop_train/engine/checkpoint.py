@@ -15,6 +15,7 @@ from safetensors.torch import save
 
 from ..atomic import atomic_write, atomic_write_bytes, atomic_write_json, replacing_folder, settled_folder
 from ..config import ModelConfig
+from ..errors import StopError
 from ..model.weights import CheckpointError, first_line, load_weights
 
 WEIGHTS = "model.safetensors"
@@ -22,7 +23,7 @@ STATE = "trainer_state.pt"
 CONFIG = "config.json"
 
 
-class CheckpointWriteError(OSError):
+class CheckpointWriteError(StopError, OSError):
     """A checkpoint that could not be written; the checkpoints written before are unchanged."""
 
     def __str__(self) -> str:

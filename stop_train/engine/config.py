@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from ..data.types import RETRIEVAL_DATASETS
 from ..labels import DEFAULT_TEMPLATE
-
 
 TASKS = {"recognition": "synthetic-motion", "retrieval": "synthetic-captions"}  # task -> its default dataset
 
@@ -44,7 +43,7 @@ class TrainConfig:
     video_dir: str = ""
     video_ext: str = ""  # kinetics400 / ssv2 / msrvtt: video file extension ('' = found on disk)
     extensions: str = ""  # folder: comma-separated video extensions ('' = .avi,.mp4,.mkv,.webm,.mov)
-    flip_safe: Optional[bool] = None  # folder / list: horizontal flips keep every label (None = yes)
+    flip_safe: bool | None = None  # folder / list: horizontal flips keep every label (None = yes)
     workers: int = 2  # data-loading processes
     probe_cache: str = ""  # JSON cache of frame counts ('' = <runs_root>/.probe-cache.json)
     # exact: each video's frame index verified by decoding it once (cached); fast: from its packets only, which
@@ -99,7 +98,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:

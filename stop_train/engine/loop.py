@@ -14,13 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from ..cpu import cpu_precision
 from ..config import ModelConfig
+from ..cpu import cpu_precision
 from ..labels import label_texts
 from ..model import STOP, create_model, dead_parameters
 from ..model.factory import model_fingerprint
-from ..statistics import STATISTICS_FILE, FrameStatistics, StatisticsError
 from ..model.weights import CheckpointError, load_weights
+from ..statistics import STATISTICS_FILE, FrameStatistics, StatisticsError
 from .checkpoint import WEIGHTS, link_checkpoint, load_checkpoint, rewrite_state, save_checkpoint, usable, write_json
 from .config import TrainConfig
 from .data import ClipDataset, collate, collate_views

@@ -9,8 +9,8 @@ The configuration is inferred from tensor shapes, as the published loader does. 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import torch
 

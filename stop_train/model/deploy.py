@@ -18,6 +18,7 @@ import stop_train
 
 from ..atomic import settled_folder
 from ..config import ModelConfig, load_config
+from ..errors import StopError
 from ..labels import DEFAULT_TEMPLATE, load_labels
 from ..schema import Metadata
 from ..statistics import STATISTICS_FILE
@@ -29,7 +30,7 @@ MODEL_FILES = (WEIGHTS_FILE, CONFIG_FILE)  # a model folder (or a run's checkpoi
 log = logging.getLogger(__name__)
 
 
-class ExportError(RuntimeError):
+class ExportError(StopError, RuntimeError):
     """A source that cannot be exported, with the reason."""
 
 

@@ -19,7 +19,6 @@ from .prompts import build_prompt_generator, prompt_init_bound
 from .spatial import SpatialPrompter
 from .temporal import DynamicTemporalPrompter, OfficialTemporalPrompter
 
-
 DECAY_EXCLUDE = ("bias", "bias-norm-prompt")
 
 

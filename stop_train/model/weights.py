@@ -8,8 +8,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load, load_file
 
+from ..errors import StopError
 
-class CheckpointError(ValueError):
+
+class CheckpointError(StopError, ValueError):
     """A checkpoint file that cannot be read (truncated, empty, not ours): the message names it."""
 
 

@@ -9,7 +9,7 @@ from .preprocess import (
     prepare_clip,
     resize_short_side,
 )
-from .sampling import SamplingCfg, segment_indices, interval_indices, eval_view_indices, train_indices
+from .sampling import SamplingCfg, eval_view_indices, interval_indices, segment_indices, train_indices
 
 __all__ = [
     "CLIP_MEAN",

@@ -18,9 +18,9 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 

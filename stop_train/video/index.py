@@ -111,7 +111,7 @@ class VideoInfo:
         return {"version": PROBE_VERSION, **asdict(self)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "VideoInfo":
+    def from_dict(cls, d: dict) -> VideoInfo:
         """Raises ValueError for a dict written by another probe version."""
         if d.get("version") != PROBE_VERSION:
             raise ValueError(f"probe version {d.get('version')} is not {PROBE_VERSION}")

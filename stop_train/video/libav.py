@@ -13,14 +13,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .orientation import Orientation, OrientationError, orientation_of as _orientation_of
+from ..errors import StopError
+from .orientation import Orientation, OrientationError
+from .orientation import orientation_of as _orientation_of
 
 log = logging.getLogger(__name__)
 
 _DEFAULT, _ATTACHED_PIC = 0x1, 0x400  # AV_DISPOSITION_* flags
 
 
-class VideoReadError(RuntimeError):
+class VideoReadError(StopError, RuntimeError):
     """A video that cannot be used; the message is the reason (for the skipped-videos list)."""
 
 

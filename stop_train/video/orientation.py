@@ -17,8 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import StopError
 
-class OrientationError(ValueError):
+
+class OrientationError(StopError, ValueError):
     """A display matrix this toolkit does not render (an angle that is not a multiple of 90 degrees)."""
 
 

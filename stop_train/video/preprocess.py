@@ -17,7 +17,7 @@ class PreprocessCfg:
     std: tuple[float, float, float] = CLIP_STD
 
     @classmethod
-    def for_model(cls, cfg) -> "PreprocessCfg":
+    def for_model(cls, cfg) -> PreprocessCfg:
         """The pre-processing of a ModelConfig."""
         return cls(size=cfg.vision.image_size)
 

@@ -17,9 +17,9 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Callable, Sequence
 
 from ..atomic import atomic_write_json, exclusive
 from .index import PROBE_VERSION, VideoInfo, probe, verify_by_decoding

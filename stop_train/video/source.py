@@ -14,13 +14,14 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 from urllib.parse import unquote
 
 import numpy as np
 
+from ..errors import StopError
 from .decode import VideoReadError, check_file, frames_starting_at, iter_frames, open_video, probe
 
 log = logging.getLogger(__name__)
@@ -29,11 +30,11 @@ STREAM_TIMEOUT_S = 5.0  # a stream that does not answer within this is lost (ope
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt", "rtp", "file")
 
 
-class SourceError(RuntimeError):
+class SourceError(StopError, RuntimeError):
     """A source that cannot be opened, with the reason."""
 
 
-class SourceLost(RuntimeError):
+class SourceLost(StopError, RuntimeError):
     """A camera or stream stopped delivering frames (`at_s`: the time of its last frame)."""
 
     def __init__(self, message: str, at_s: float = 0.0):
@@ -89,7 +90,7 @@ class SourceSpec:
     target: str | int
 
     @classmethod
-    def parse(cls, text: str) -> "SourceSpec":
+    def parse(cls, text: str) -> SourceSpec:
         """'0' -> camera 0; '/dev/video0' -> camera device; 'rtsp://...' -> stream; anything else a file.
         Raises SourceError for a file that does not exist."""
         text = str(text).strip()

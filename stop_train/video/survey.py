@@ -20,7 +20,6 @@ from types import SimpleNamespace
 
 from ..atomic import printable
 from ..data.types import VIDEO_EXTENSIONS, parse_extensions
-from .libav import VideoReadError
 from .probe_cache import ProbeCache, probe_items
 
 SUFFIXES = VIDEO_EXTENSIONS  # what the dataset indexers take

@@ -5,7 +5,7 @@ recorded from a camera). Torch-free."""
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
