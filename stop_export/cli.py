@@ -18,7 +18,7 @@ from pathlib import Path
 from stop_train.atomic import atomic_write_bytes, publish, readable_output, staging
 from stop_train.errors import StopError
 
-from .runtime.args import add_event_arguments, event_cfg, in_range, non_negative, settle_stdout, stdout_closed
+from .cli_args import add_event_arguments, event_cfg, in_range, non_negative, settle_stdout, stdout_closed
 
 log = logging.getLogger("stop_export")
 TOKENIZER_FILE = "clip_bpe_simple_vocab_16e6.txt.gz"
@@ -378,7 +378,7 @@ def recognize_main(argv: list[str] | None = None) -> int:
     readable_output()  # file names that are not UTF-8
     event_cfg(parser, args)  # --off <= --on, as a usage error
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from .runtime.recognize import run_recognize
+    from .recognize_cli import run_recognize
 
     try:
         return run_recognize(args)

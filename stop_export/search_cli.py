@@ -18,7 +18,7 @@ from stop_train.atomic import exclusive, finite, readable_output
 from stop_train.data.types import VIDEO_EXTENSIONS
 from stop_train.errors import StopError
 
-from .runtime.args import in_range, stdout_closed
+from .cli_args import in_range, stdout_closed
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -21,7 +21,7 @@ from pathlib import Path
 from stop_train.atomic import exclusive, readable_output
 from stop_train.errors import StopError
 
-from .runtime.args import in_range, settle_stdout, stdout_closed
+from .cli_args import in_range, settle_stdout, stdout_closed
 from .runtime.files import check_writable, pair_lock
 
 _TIME = r"(?:\d+:[0-5]?\d(?:\.\d*)?|\d+(?:\.\d*)?)"  # seconds, or m:ss with ss < 60

@@ -17,7 +17,7 @@ import re
 import sys
 from pathlib import Path
 
-from stop_export.runtime.args import add_event_arguments, event_cfg, in_range, non_negative
+from stop_export.cli_args import add_event_arguments, event_cfg, in_range, non_negative
 from stop_export.runtime.backends import BACKEND_NAMES
 
 

@@ -167,7 +167,7 @@ def test_two_stop_teach_at_once_keep_both_classes(exported, tmp_path):
 
 
 def test_json_output_never_holds_nan(capsys):
-    from stop_export.runtime.recognize import Printer
+    from stop_export.recognize_cli import Printer
 
     printer = Printer(True, None)
     printer.window(1.0, [("a", float("nan")), ("b", 0.5)])

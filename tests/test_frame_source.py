@@ -248,7 +248,7 @@ def test_constant_rate_files_store_no_per_frame_times(files):
 
 def test_consumers_return_identical_frames(files, qtbot):
     """The training reader, the eval protocol, the live reader and the app's capture path, on one file."""
-    from stop_export.runtime.recognize import frames_from
+    from stop_export.runtime.frames import frames_from
     from stop_gui.pipeline import CaptureWorker
 
     path = files / "mpeg4-bframes.avi"

@@ -49,7 +49,8 @@ def test_no_stdlib_api_newer_than_310():
         "stop_export",
         "stop_train.schema",
         "stop_export.runtime.backends",
-        "stop_export.runtime.recognize",
+        "stop_export.runtime.frames",
+        "stop_export.recognize_cli",
         "stop_export.runtime.tokenizer",
         "stop_gui",
         "stop_gui.window",
@@ -65,6 +66,22 @@ def test_light_modules_import_without_torch(module):
         "import stop_train.config as c\n"
         "assert c.load_config('stop-b32').frames == 8\n"
         "assert 'open_clip' not in sys.modules\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_runtime_is_one_module_and_every_name_loads_without_torch_or_onnx():
+    code = (
+        "import sys\n"
+        "for blocked in ('torch', 'onnx', 'onnxscript', 'open_clip', 'tensorrt'):\n"
+        "    sys.modules[blocked] = None  # any import of them now fails\n"
+        "import stop_export.runtime as runtime\n"
+        "assert len(runtime.__all__) >= 30\n"
+        "for name in runtime.__all__:\n"
+        "    getattr(runtime, name)\n"
+        "assert issubclass(runtime.BankError, runtime.StopError)\n"
+        "assert not any(m.startswith(('stop_train.model', 'stop_train.engine', 'stop_export.onnx')) for m in sys.modules)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr

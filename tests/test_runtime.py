@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from stop_export.cli import recognize_main
+from stop_export.recognize_cli import stream_windows
 from stop_export.runtime.buffer import ClipBuffer
 from stop_export.runtime.events import EventCfg, EventDetector
-from stop_export.runtime.recognize import stream_windows
 from stop_export.runtime.recognizer import Recognizer
 from stop_train.data.synthetic import SyntheticSpec, render_scene, write_video
 from stop_train.video import PreprocessCfg
@@ -159,8 +159,8 @@ def test_a_reader_that_goes_away_stops_recognition_quietly(exported, video):
 def test_events_reach_their_file_even_when_stdout_is_gone(tmp_path, monkeypatch):
     import sys
 
+    from stop_export.recognize_cli import Printer
     from stop_export.runtime.events import Event
-    from stop_export.runtime.recognize import Printer
 
     class Gone:
         def write(self, _text):
@@ -192,8 +192,8 @@ def test_readme_runtime_example_runs(exported, capsys):
 
 
 def test_recognize_takes_plain_arguments(exported, video, capsys):
+    from stop_export.recognize_cli import Printer, recognize
     from stop_export.runtime.events import EventCfg
-    from stop_export.runtime.recognize import Printer, recognize
 
     rec = Recognizer.open(exported["dynamic"], "cpu")
     assert (

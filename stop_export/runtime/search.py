@@ -253,7 +253,7 @@ def embed_video(
     view of the metadata's sampling). `progress(t)` gets the time reached; `stop` (a threading.Event) ends early
     with what was embedded. Raises RecognizeError for an unreadable file."""
     from .errors import RecognizeError
-    from .recognize import frames_from
+    from .frames import frames_from
 
     meta = backend.metadata
     buffer = ClipBuffer(meta.frames, windows.frame_interval_s, windows.stride_s, meta.preprocess)

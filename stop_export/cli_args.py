@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 
-from .events import EventCfg
+from .runtime.events import EventCfg
 
 SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away
 
