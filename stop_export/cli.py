@@ -17,6 +17,7 @@ from pathlib import Path
 
 from stop_train.atomic import atomic_write_bytes, publish, readable_output, staging
 from stop_train.errors import StopError
+from stop_train.rundir import RunDir
 
 from .cli_args import add_event_arguments, event_cfg, in_range, non_negative, settle_stdout, stdout_closed
 
@@ -83,7 +84,7 @@ def _export_parser() -> argparse.ArgumentParser:
 
 def _default_output(source: str) -> Path:
     path = Path(source)
-    if (path / "checkpoints").is_dir():
+    if RunDir.holds(path):
         return path / "export" / "model.onnx"
     if (path / "model.safetensors").is_file():
         return path / "model.onnx"

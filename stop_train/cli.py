@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .atomic import finite, readable_output
 from .errors import StopError
+from .rundir import CONFIG_FILE, RunDir, locate
 
 COMMANDS = ("train", "eval", "stats", "folds", "convert", "check")
 RUNS_ROOT = Path("runs")
@@ -91,8 +92,8 @@ RESUME_FLAGS = ("resume", "max_steps", "workers", "device", "save_every", "probe
 def _train(argv: list[str]) -> int:
     from .engine.config import TrainConfig
     from .engine.loop import Trainer
-    from .engine.rundir import holds_run, locked, start_fresh
     from .engine.setup import new_run_config, read_run_config
+    from .rundir import holds_run, locked, start_fresh
 
     parser = _train_parser()
     parser.add_argument(
@@ -232,7 +233,7 @@ def _resume(trainer, run_dir: Path) -> None:
     from .engine.checkpoint import STATE, WEIGHTS
     from .model.weights import CheckpointError
 
-    folders = [run_dir / "checkpoints" / name for name in ("last", "last.old", "best", "best.old")]
+    folders = [RunDir(run_dir).checkpoints / name for name in ("last", "last.old", "best", "best.old")]
     problems = []
     for folder in (f for f in folders if (f / WEIGHTS).is_file() and (f / STATE).is_file()):
         try:
@@ -254,8 +255,8 @@ def _resume(trainer, run_dir: Path) -> None:
 def _eval(argv: list[str]) -> int:
     from .engine.config import TrainConfig
     from .engine.loop import Trainer
-    from .engine.rundir import locked
     from .engine.setup import DATASET_FLAGS, GENERATED, read_run_config
+    from .rundir import locked
 
     parser = argparse.ArgumentParser(
         prog="stop-train eval",
@@ -301,20 +302,21 @@ def _eval(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     given = {k: getattr(args, k) for k in data_flags if getattr(args, k) is not None}
     target = args.target
-    if target.parent.name == "checkpoints" and (target.parent.parent / "config.json").is_file() and not args.checkpoint:
-        target, args.checkpoint = target.parent.parent, target.name  # a checkpoint folder inside a run
-    if (target / "config.json").is_file() and (target / "checkpoints").is_dir():  # a run
+    where = locate(target) if not RunDir.holds(target) else None
+    if where is not None and where.run is not None and not args.checkpoint:
+        target, args.checkpoint = where.run.path, where.checkpoint  # a checkpoint folder inside a run
+    if RunDir.holds(target):  # a run
         saved, model_cfg = read_run_config(target)
         cfg = dataclasses.replace(saved, **given)
         run_dir, checkpoint, out = target, args.checkpoint, args.output or target
-    elif (target / "model.safetensors").is_file() and (target / "config.json").is_file():  # a model folder
+    elif where is not None:  # a model folder
         from .config import ModelConfig
 
         if "dataset" not in given or ("data_root" not in given and given["dataset"] not in GENERATED):
             raise ValueError(f"{target} is a model folder: give the data with --dataset and --data-root")
         if args.checkpoint:
             raise ValueError("--checkpoint names a checkpoint of a run; a model folder is one checkpoint")
-        model_cfg = ModelConfig.from_dict(json.loads((target / "config.json").read_text(encoding="utf-8-sig")))
+        model_cfg = ModelConfig.from_dict(json.loads((where.folder / CONFIG_FILE).read_text(encoding="utf-8-sig")))
         cfg = TrainConfig.from_dict({**given, "pretrained": "none"})
         run_dir, checkpoint, out = target, target, args.output or target
     else:
@@ -338,8 +340,8 @@ def _eval(argv: list[str]) -> int:
 
 def _stats(argv: list[str]) -> int:
     from .engine.loop import Trainer
-    from .engine.rundir import locked
     from .engine.setup import read_run_config
+    from .rundir import locked
 
     parser = argparse.ArgumentParser(
         prog="stop-train stats",
@@ -369,7 +371,7 @@ def _stats(argv: list[str]) -> int:
     ):
         parser.add_argument(flag, type=kind, default=None, help="(default: the run's)")
     args = parser.parse_args(argv)
-    if not ((args.run / "config.json").is_file() and (args.run / "checkpoints").is_dir()):
+    if not RunDir.holds(args.run):
         raise FileNotFoundError(f"{args.run} is not a run directory (config.json + checkpoints/)")
     saved, model_cfg = read_run_config(args.run)
     if saved.task == "retrieval":

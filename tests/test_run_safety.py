@@ -24,7 +24,7 @@ from stop_train.engine.checkpoint import (
     save_checkpoint,
     usable,
 )
-from stop_train.engine.rundir import append_row
+from stop_train.rundir import append_row
 
 
 class Tiny(torch.nn.Module):

@@ -20,6 +20,7 @@ from ..labels import label_texts
 from ..model import STOP, create_model, dead_parameters
 from ..model.factory import model_fingerprint
 from ..model.weights import CheckpointError, load_weights
+from ..rundir import LABELS_FILE, RunDir, append_row, read_labels
 from ..statistics import STATISTICS_FILE, FrameStatistics, StatisticsError
 from .checkpoint import WEIGHTS, link_checkpoint, load_checkpoint, rewrite_state, save_checkpoint, usable, write_json
 from .config import TrainConfig
@@ -28,7 +29,6 @@ from .distributed import DistInfo, all_gather_arrays, all_reduce_mean, barrier, 
 from .metrics import classification_metrics, confusion_matrix
 from .report import write_confusion_png
 from .retrieval import evaluate_retrieval, gather_batch, symmetric_ce
-from .rundir import append_row
 from .setup import VAL_COLUMNS, RunData, prepare_data, tensorboard_writer, write_run_files, write_skipped
 
 log = logging.getLogger(__name__)
@@ -219,6 +219,7 @@ class Trainer:
         if start not in ("new", "resume", "eval"):
             raise ValueError(f"start must be new, resume or eval, got {start!r}")
         self.cfg, self.model_cfg, self.run_dir = cfg, model_cfg, run_dir
+        self.run = RunDir(run_dir)
         self.dist = init_distributed("cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
         self.device = resolve_device(cfg.device, self.dist)
         self.main = self.dist.is_main
@@ -263,13 +264,13 @@ class Trainer:
     @property
     def chosen(self) -> str:
         """The checkpoint a run reports and exports: `best` by validation, `last` without validation."""
-        return "best" if usable(self.run_dir / "checkpoints" / "best") else "last"
+        return self.run.chosen()
 
     # ------------------------------------------------------------------------------ checkpoints
     def save(self, name: str) -> None:
         if not self.main:
             return
-        save_checkpoint(self.run_dir / "checkpoints" / name, self.model, self.model.cfg, self._trainer_state())
+        save_checkpoint(self.run.checkpoints / name, self.model, self.model.cfg, self._trainer_state())
 
     def _trainer_state(self) -> dict:
         return {
@@ -306,7 +307,7 @@ class Trainer:
         it was linked as `best`: link it now, so `best` holds what the state says."""
         if self.state["best_epoch"] < 0 or self.state["best_epoch"] + 1 != self.state["epoch"]:
             return
-        best = self.run_dir / "checkpoints" / "best"
+        best = self.run.checkpoints / "best"
         try:
             _, state = load_checkpoint(best)
             if state.get("epoch") == self.state["epoch"]:
@@ -348,9 +349,9 @@ class Trainer:
                 if improved:
                     self.state.update(best_score=score, best_epoch=epoch)
                 if self.main:  # last's state learns the validation result first (the weights are already there),
-                    rewrite_state(self.run_dir / "checkpoints" / "last", self._trainer_state())
+                    rewrite_state(self.run.checkpoints / "last", self._trainer_state())
                     if improved:  # then becomes best; a failure in between is repaired on resume (`restore`)
-                        link_checkpoint(self.run_dir / "checkpoints" / "last", self.run_dir / "checkpoints" / "best")
+                        link_checkpoint(self.run.checkpoints / "last", self.run.checkpoints / "best")
             self._log_epoch(epoch, loss, metrics, clips_per_s, time.time() - start)
         barrier(self.dist)
 
@@ -407,7 +408,7 @@ class Trainer:
                 if not torch.isfinite(loss.detach()):  # nothing is saved from here: last keeps finite weights
                     kept = (
                         "checkpoints/last keeps the weights saved before it"
-                        if (self.run_dir / "checkpoints" / "last").is_dir()
+                        if (self.run.checkpoints / "last").is_dir()
                         else "no checkpoint was saved"
                     )
                     raise ValueError(
@@ -471,7 +472,7 @@ class Trainer:
     def _checkpoint_folder(self, checkpoint: str | Path | None) -> Path:
         """A name under `checkpoints/` (default the chosen one) or a model folder; raises FileNotFoundError."""
         checkpoint = checkpoint or self.chosen
-        folder = Path(checkpoint) if isinstance(checkpoint, Path) else self.run_dir / "checkpoints" / checkpoint
+        folder = Path(checkpoint) if isinstance(checkpoint, Path) else self.run.checkpoints / checkpoint
         folder = usable(folder) or folder  # NAME.old: a crash between a save's two renames
         if not (folder / WEIGHTS).is_file():
             found = sorted(p.parent.name for p in folder.parent.glob("*/" + WEIGHTS)) if folder.parent.is_dir() else []
@@ -483,9 +484,9 @@ class Trainer:
         views, written beside its weights (`STATISTICS_FILE`, which stop-export carries for label banks).
         Raises StatisticsError (fewer than two classes), FileNotFoundError (no such checkpoint)."""
         folder = self._checkpoint_folder(checkpoint)
-        labels = folder.parent.parent / "labels.txt"
-        own = labels.read_text(encoding="utf-8-sig", errors="surrogateescape").split("\n") if labels.is_file() else None
-        if own is not None and [c for c in own if c.strip()] != list(self.data.classes):
+        labels = folder.parent.parent / LABELS_FILE  # the run of a checkpoint folder (`checkpoints/NAME`)
+        own = read_labels(labels) if labels.is_file() else None
+        if own is not None and own != list(self.data.classes):
             raise StatisticsError(
                 f"the data's classes ({', '.join(self.data.classes[:6])}"
                 f"{', ...' if len(self.data.classes) > 6 else ''}) are not the run's ({labels}): "

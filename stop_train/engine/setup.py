@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -11,13 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_write_text, printable
+from ..atomic import printable
 from ..config import ModelConfig, load_preset
 from ..data import DATASETS, open_dataset
 from ..data.captions import CAPTION_DATASETS, CaptionSplit, open_caption_dataset
 from ..data.synthetic import write_synthetic_motion
 from ..data.synthetic_captions import write_synthetic_captions
 from ..data.types import parse_extensions
+from ..rundir import RunDir
 from ..video import PreprocessCfg, SamplingCfg
 from .checkpoint import write_json
 from .config import RETRIEVAL_MODEL_DEFAULTS, TrainConfig
@@ -322,13 +322,12 @@ def write_run_files(cfg: TrainConfig, model_cfg: ModelConfig, run_dir: Path, dat
     written once, when a run starts."""
     run_dir.mkdir(parents=True, exist_ok=True)
     if data.classes:  # a retrieval run has captions, no labels
-        atomic_write_text(run_dir / "labels.txt", "".join(c + "\n" for c in data.classes))
+        RunDir(run_dir).write_labels(data.classes)
     sampling = data.sampling
     interval = sampling.frame_interval_s
     if sampling.sampler == "segments" and data.train.infos:  # the time scale the model learned, for live use
         interval = float(np.median([info.duration_s / sampling.frames for info in data.train.infos]))
-    write_json(
-        run_dir / "config.json",
+    RunDir(run_dir).write_config(
         {
             "train": cfg.to_dict(),
             "model": model_cfg.to_dict(),
@@ -345,12 +344,7 @@ def write_skipped(run_dir: Path, data: RunData) -> None:
 
 def read_run_config(run_dir: Path) -> tuple[TrainConfig, ModelConfig]:
     """The training and model config a run recorded when it started (its config.json)."""
-    saved = run_dir / "config.json"
-    if not saved.is_file():
-        raise FileNotFoundError(f"{run_dir} is not a run directory (no config.json)")
-    data = json.loads(saved.read_text(encoding="utf-8-sig"))
-    if not isinstance(data, dict) or not {"train", "model"} <= set(data):
-        raise ValueError(f"{saved} is not a run's config.json (no 'train' and 'model' sections)")
+    data = RunDir(run_dir).config
     return TrainConfig.from_dict(data["train"]), ModelConfig.from_dict(data["model"])
 
 

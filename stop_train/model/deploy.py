@@ -4,11 +4,9 @@ and the PyTorch backend runs, and the metadata both describe it with (`stop_trai
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -16,17 +14,16 @@ from torch import nn
 
 import stop_train
 
-from ..atomic import settled_folder
 from ..config import ModelConfig, load_config
 from ..errors import StopError
 from ..labels import DEFAULT_TEMPLATE, load_labels
+from ..rundir import RunDir, locate
 from ..schema import Metadata
 from ..statistics import STATISTICS_FILE
 from ..video import PreprocessCfg, SamplingCfg
-from .factory import CONFIG_FILE, WEIGHTS_FILE, create_model, load_model, model_fingerprint
+from .factory import create_model, load_model, model_fingerprint
 from .stop import STOP
 
-MODEL_FILES = (WEIGHTS_FILE, CONFIG_FILE)  # a model folder (or a run's checkpoint folder)
 log = logging.getLogger(__name__)
 
 
@@ -48,12 +45,31 @@ class ExportSource:
     statistics: Path | None = None  # the checkpoint's class statistics (`stop_train.statistics`), when it has them
 
 
-def _read_labels(path: Path) -> list[str]:
-    return [
-        line.strip()
-        for line in path.read_text(encoding="utf-8-sig", errors="surrogateescape").splitlines()
-        if line.strip()
-    ]
+def _load(source: str | Path, checkpoint: str | None) -> tuple[STOP, RunDir | None, Path | None, str]:
+    """-> (model in eval mode, its run or None, where its class statistics would be, a description)."""
+    path = Path(source)
+    try:
+        where = locate(path, checkpoint)
+    except FileNotFoundError as err:  # a run without that checkpoint
+        raise ExportError(str(err)) from None
+    if where is not None:
+        if where.run is not None and where.run.path == path:  # the run itself, not a checkpoint folder in it
+            if checkpoint is None and where.checkpoint == "last":
+                log.info("%s has no best checkpoint (no validation picked one): exporting the last one", path)
+            described = f"run {path.resolve()} ({where.checkpoint})"
+        else:
+            described = f"model folder {path.resolve()}"
+        return load_model(where.folder).eval(), where.run, where.folder / STATISTICS_FILE, described
+    if path.suffix == ".json" and path.is_file() or not path.exists():
+        try:
+            cfg = load_config(source)
+        except (FileNotFoundError, ValueError) as err:
+            raise ExportError(f"{source!r} is not a run directory, a model folder or a preset ({err})") from None
+        return create_model(cfg).eval(), None, None, f"preset {source} (random weights)"
+    raise ExportError(
+        f"{path} is neither a run directory (config.json + checkpoints/) nor a model folder "
+        "(model.safetensors + config.json)"
+    )
 
 
 def resolve_source(
@@ -71,45 +87,7 @@ def resolve_source(
     recognition model unless told otherwise (a converted published checkpoint is a retrieval model).
     A run's checkpoint defaults to `best`, or `last` when no validation has picked one yet.
     """
-    path = Path(source)
-    run_cfg: dict[str, Any] = {}
-    stats: Path | None = None
-    run_labels: list[str] | None = None
-    if (path / "checkpoints").is_dir() and (path / "config.json").is_file():
-        run_cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
-        if checkpoint is None:
-            checkpoint = "best" if (path / "checkpoints" / "best").is_dir() else "last"
-            if checkpoint == "last":
-                log.info("%s has no best checkpoint (no validation picked one): exporting the last one", path)
-        folder = settled_folder(path / "checkpoints" / checkpoint, MODEL_FILES) or path / "checkpoints" / checkpoint
-        if not folder.is_dir():
-            found = sorted(p.name for p in (path / "checkpoints").iterdir() if p.is_dir())
-            raise ExportError(f"{path} has no checkpoint {checkpoint!r} (found: {', '.join(found) or 'none'})")
-        model = load_model(folder).eval()
-        stats = folder / STATISTICS_FILE
-        run_labels = _read_labels(path / "labels.txt") if (path / "labels.txt").is_file() else None
-        description = f"run {path.resolve()} ({checkpoint})"
-    elif settled_folder(path, MODEL_FILES) is not None:  # (FOLDER.old: a save killed between its renames)
-        model = load_model(path).eval()
-        stats = settled_folder(path, MODEL_FILES) / STATISTICS_FILE
-        run_root = path.parent.parent  # a checkpoint inside a run: <run>/checkpoints/<name>
-        if path.parent.name == "checkpoints" and (run_root / "config.json").is_file():
-            run_cfg = json.loads((run_root / "config.json").read_text(encoding="utf-8"))
-            if (run_root / "labels.txt").is_file():
-                run_labels = _read_labels(run_root / "labels.txt")
-        description = f"model folder {path.resolve()}"
-    elif path.suffix == ".json" and path.is_file() or not path.exists():
-        try:
-            cfg = load_config(source)
-        except (FileNotFoundError, ValueError) as err:
-            raise ExportError(f"{source!r} is not a run directory, a model folder or a preset ({err})") from None
-        model = create_model(cfg).eval()
-        description = f"preset {source} (random weights)"
-    else:
-        raise ExportError(
-            f"{path} is neither a run directory (config.json + checkpoints/) nor a model folder "
-            "(model.safetensors + config.json)"
-        )
+    model, run, stats, description = _load(source, checkpoint)
     bad = next(
         (k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()), None
     )
@@ -118,6 +96,7 @@ def resolve_source(
             f"{description}: the weights are not finite ({bad} holds NaN or infinity; the training "
             "diverged): nothing exported"
         )
+    run_cfg = run.config if run is not None else {}
     train = run_cfg.get("train", {})
     task = task or train.get("task", "recognition")
     cfg = model.cfg
@@ -132,8 +111,8 @@ def resolve_source(
         return ExportSource(model, [], template or "{label}", sampling, PreprocessCfg.for_model(cfg), description, task)
     if labels:
         classes = load_labels(labels)
-    elif run_labels:
-        classes = run_labels
+    elif run is not None and run.labels():
+        classes = run.labels()
     else:
         raise ExportError(
             f"{description} carries no labels: pass --labels FILE (one class per line) or a bundled "
