@@ -360,13 +360,22 @@ class InferenceWorker(QObject):
             signal.emit(*args)
 
 
+WORKER_PREFIX = "stop-gui-"  # the workers' thread names
+
+
+def live_workers() -> list[str]:
+    """The names of the app's worker threads still running, in any pipeline (one stopped while inside FFmpeg
+    ends at its timeout)."""
+    return [t.name for t in threading.enumerate() if t.name.startswith(WORKER_PREFIX) and t.is_alive()]
+
+
 class Pipeline:
     """The two workers on their threads; `stop` ends them within `deadline_s`."""
 
     def __init__(self, hub: FrameHub, capture: CaptureWorker, inference: InferenceWorker):
         self.hub, self.capture, self.inference = hub, capture, inference
         self.threads = [
-            threading.Thread(target=w.run, name=f"stop-gui-{n}", daemon=True)
+            threading.Thread(target=w.run, name=f"{WORKER_PREFIX}{n}", daemon=True)
             for n, w in (("capture", capture), ("inference", inference))
         ]
 

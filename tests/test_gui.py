@@ -404,29 +404,17 @@ def test_closing_while_a_stream_never_answers_takes_under_2_s(window, exported, 
 
 
 def test_the_app_closes_mid_connect_with_exit_code_0(exported, silent_url, tmp_path):
+    """Quitting while the capture worker waits inside FFmpeg's open: it crashed with SIGSEGV in 3 of 12 runs
+    (the interpreter's teardown racing the thread), so this quits three times."""
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path)}
-    start = time.monotonic()
-    result = subprocess.run(
-        [
-            STOP_GUI,
-            "--model",
-            str(exported["dynamic"]),
-            "--backend",
-            "cpu",
-            "--source",
-            silent_url,
-            "--quit-after",
-            "1.5",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
-    took = time.monotonic() - start
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "QThread" not in result.stderr and "Traceback" not in result.stderr
-    print(f"stop-gui with a silent stream: quit after 1.5 s, process ended after {took:.1f} s")
+    command = [STOP_GUI, "--model", str(exported["dynamic"]), "--backend", "cpu", "--source", silent_url]
+    for _ in range(3):
+        start = time.monotonic()
+        result = subprocess.run(command + ["--quit-after", "1.5"], capture_output=True, text=True, env=env, timeout=60)
+        took = time.monotonic() - start
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "QThread" not in result.stderr and "Traceback" not in result.stderr
+        print(f"stop-gui with a silent stream: quit after 1.5 s, process ended after {took:.1f} s")
 
 
 def test_automation_exits_non_zero_after_a_model_error(exported, tmp_path):
