@@ -20,6 +20,21 @@ def shared_dir() -> Path:
     return SHARED
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_config_home(tmp_path_factory):
+    """The app remembers settings under XDG_CONFIG_HOME and keeps banks under XDG_DATA_HOME: the suite (and every
+    process it starts) has its own, never reading or writing the user's."""
+    previous = {name: os.environ.get(name) for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME")}
+    for name in previous:
+        os.environ[name] = str(tmp_path_factory.mktemp(name.lower()))
+    yield
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch = pytest.importorskip("torch")

@@ -343,7 +343,14 @@ def run_subprocess(env: dict[str, str], argv: list[str], cwd: Path, timeout: flo
     program = BIN / argv[0]
     if argv[0] in ("stop-recognize", "stop-gui", "torchrun", "stop-search", "stop-teach"):
         argv = [str(program), *argv[1:]]
-    full_env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "OMP_NUM_THREADS": "1", **env}
+    # the app remembers settings under XDG_CONFIG_HOME: a test world keeps its own, never the user's
+    full_env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "OMP_NUM_THREADS": "1",
+        "XDG_CONFIG_HOME": str(cwd / ".config"),
+        **env,
+    }
     result = subprocess.run(argv, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
     return result.returncode, result.stdout + result.stderr
 

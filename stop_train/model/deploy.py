@@ -55,7 +55,11 @@ def _load(source: str | Path, checkpoint: str | None) -> tuple[STOP, RunDir | No
     if where is not None:
         if where.run is not None and where.run.path == path:  # the run itself, not a checkpoint folder in it
             if checkpoint is None and where.checkpoint == "last":
-                log.info("%s has no best checkpoint (no validation picked one): exporting the last one", path)
+                log.warning(
+                    "%s has no best checkpoint (no validation picked one, or checkpoints/best is missing): "
+                    "exporting the last one",
+                    path,
+                )
             described = f"run {path.resolve()} ({where.checkpoint})"
         else:
             described = f"model folder {path.resolve()}"
