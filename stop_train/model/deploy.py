@@ -113,10 +113,11 @@ def resolve_source(
             )
         # labels given at run time (stop-recognize --labels, the app) are encoded as written, like captions
         return ExportSource(model, [], template or "{label}", sampling, PreprocessCfg.for_model(cfg), description, task)
+    run_labels = run.labels() if run is not None else None
     if labels:
         classes = load_labels(labels)
-    elif run is not None and run.labels():
-        classes = run.labels()
+    elif run_labels:
+        classes = run_labels
     else:
         raise ExportError(
             f"{description} carries no labels: pass --labels FILE (one class per line) or a bundled "

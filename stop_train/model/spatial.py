@@ -48,7 +48,8 @@ class SpatialPrompter(nn.Module):
 
     def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """video (B, T, 3, H, W), CLIP-normalised -> prompted video (same shape), mask (B, T, g, g) bool."""
-        # channels-last: oneDNN runs these convolutions faster, and the per-pixel MLP then reads contiguous rows
+        # channels-last: oneDNN's direct convolution (export, tracing) runs faster on it; the CPU's FFT path
+        # takes any layout
         x = video.transpose(1, 2).contiguous(memory_format=torch.channels_last_3d)  # (B, 3, T, H, W)
         h = self.conv[:-1](x)
         last, first_linear = self.conv[-1], self.mlp[0]
