@@ -1,9 +1,9 @@
 """`stop-teach`: teach an exported STOP model new classes from a few example clips (a label bank; no PyTorch).
 
-    stop-teach MODEL.onnx --bank BANK.json --label "opening a valve" VIDEO[@START-END]... [--no-text]
-    stop-teach --bank BANK.json --list [--json]
-    stop-teach --bank BANK.json --remove "opening a valve" [--example N]
-    stop-teach MODEL.onnx --bank BANK.json --tune
+    stop-teach add MODEL.onnx --bank BANK.json --label "opening a valve" VIDEO[@START-END]... [--no-text] [--tune]
+    stop-teach list --bank BANK.json [--json]
+    stop-teach remove "opening a valve" --bank BANK.json [--example N]
+    stop-teach tune MODEL.onnx --bank BANK.json       (or: stop-teach tune --bank BANK.json --alpha A --beta B)
 
 Then `stop-recognize MODEL.onnx --bank BANK.json --source ...` (or the app) scores the bank's classes with the
 model's own (or --labels).
@@ -59,49 +59,85 @@ def parse_clip(item: str) -> tuple[Path, float | None, float | None]:
     return Path(path).expanduser(), start, end
 
 
-def _parser() -> argparse.ArgumentParser:
+COMMANDS = ("add", "list", "remove", "tune")
+_BACKEND_HELP = "auto, cpu, cuda, openvino, tensorrt (ONNX Runtime)"
+
+
+def _backend_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default="auto", help=_BACKEND_HELP)
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = its default)")
+    p.add_argument("--plugin", metavar="LIB", help="libstop_tpi_plugin.so for an engine built with the plugin")
+
+
+def _bank_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bank", required=True, type=Path, help="the bank: BANK.json + BANK.npz (created when absent)")
+
+
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The command's parser and its subcommands' parsers (each parsed on its own: `add` takes its clips
+    anywhere among its options, which argparse's intermixed parsing allows only without subparsers)."""
     p = argparse.ArgumentParser(
         prog="stop-teach",
         description="Teach an exported STOP model new classes from a few "
         "example clips: a label bank that stop-recognize --bank and stop-gui use.",
     )
-    p.add_argument("model", nargs="?", help="exported .onnx file or TensorRT .engine (needed to add examples or tune)")
-    p.add_argument(
+    sub = p.add_subparsers(dest="command", required=True, metavar="{add,list,remove,tune}")
+    add = sub.add_parser("add", help="add example clips of a class (new, or one the bank has)")
+    add.add_argument("model", help="exported .onnx file or TensorRT .engine the bank is for")
+    add.add_argument(
         "clips",
         nargs="*",
         metavar="VIDEO[@START-END]",
         help="example clips: whole files, or time ranges in seconds or m:ss (clip.mp4@12-15.5)",
     )
-    p.add_argument("--bank", required=True, type=Path, help="the bank: BANK.json + BANK.npz (created when absent)")
-    p.add_argument("--label", help="the class the clips show (new, or one the bank has: examples are added)")
-    p.add_argument(
+    _bank_arg(add)
+    add.add_argument("--label", required=True, help="the class the clips show")
+    add.add_argument(
         "--no-text",
         action="store_true",
         help="an example-only class: its name is not used as a text prompt (actions hard to name)",
     )
-    p.add_argument("--list", action="store_true", help="list the bank's classes and examples")
-    p.add_argument("--json", action="store_true", help="with --list: JSON on stdout")
-    p.add_argument(
-        "--remove", metavar="LABEL", action="append", help="remove a class (or, with --example N, one of its examples)"
+    add.add_argument("--tune", action="store_true", help="then tune alpha and beta (as stop-teach tune)")
+    _backend_args(add)
+    ls = sub.add_parser("list", help="list the bank's classes and examples")
+    _bank_arg(ls)
+    ls.add_argument("--json", action="store_true", help="JSON on stdout")
+    ls.add_argument("--model", help="check that the bank is for this model")
+    _backend_args(ls)
+    rm = sub.add_parser("remove", help="remove a class, or one of its examples")
+    rm.add_argument("label", help="the class to remove")
+    _bank_arg(rm)
+    rm.add_argument("--example", type=in_range(int, 1), metavar="N", help="only this example (the number list shows)")
+    rm.add_argument("--model", help="check that the bank is for this model")
+    _backend_args(rm)
+    tune = sub.add_parser(
+        "tune", help="choose alpha and beta leave-one-out (every class needs >= 2 examples), or set them"
     )
-    p.add_argument(
-        "--example", type=in_range(int, 1), metavar="N", help="with --remove: the example number --list shows"
-    )
-    p.add_argument(
-        "--tune", action="store_true", help="choose alpha and beta leave-one-out (every class needs >= 2 examples)"
-    )
-    p.add_argument(
+    tune.add_argument("model", nargs="?", help="exported model (needed to choose; optional to set)")
+    _bank_arg(tune)
+    tune.add_argument(
         "--alpha",
         type=in_range(float, 0, 1e4),
         help="set the weight of the examples (default chosen by benchmarks/few_shot_check.py)",
     )
-    p.add_argument(
+    tune.add_argument(
         "--beta", type=in_range(float, 0, 1e3, low_open=True), help="set the sharpness of the example affinity"
     )
-    p.add_argument("--backend", default="auto", help="auto, cpu, cuda, openvino, tensorrt (ONNX Runtime)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = its default)")
-    p.add_argument("--plugin", metavar="LIB", help="libstop_tpi_plugin.so for an engine built with the plugin")
-    return p
+    _backend_args(tune)
+    return p, dict(sub.choices)
+
+
+def _old_form(argv: list[str]) -> str | None:
+    """The subcommand line that replaces a flag form of earlier versions (`--list`, `--remove`, ...), or None."""
+    forms = {
+        "--label": 'stop-teach add MODEL --bank BANK.json --label "LABEL" VIDEO[@START-END]...',
+        "--list": "stop-teach list --bank BANK.json [--json]",
+        "--remove": 'stop-teach remove "LABEL" --bank BANK.json [--example N]',
+        "--tune": "stop-teach tune MODEL --bank BANK.json",
+        "--alpha": "stop-teach tune --bank BANK.json --alpha A [--beta B]",
+        "--beta": "stop-teach tune --bank BANK.json --alpha A [--beta B]",
+    }
+    return next((forms[flag] for flag in forms if flag in argv), None)
 
 
 def describe(bank) -> list[str]:
@@ -122,101 +158,66 @@ def describe(bank) -> list[str]:
     return lines
 
 
-def run(args, parser: argparse.ArgumentParser) -> int:
-    from .runtime.bank import CLIP_SUFFIXES, BankError, LabelBank, check_bank_path, class_name
+def _list(args) -> int:
+    from .runtime.bank import LabelBank
 
-    adding = bool(args.label or args.clips)
-    setting = args.alpha is not None or args.beta is not None
-    if sum([adding, args.list, bool(args.remove)]) > 1:
-        parser.error("give one of: --label with clips, --list, --remove")
-    if args.remove and len(args.remove) > 1:
-        parser.error("one --remove at a time (with --example N, the example number refers to that class)")
-    args.remove = args.remove[0] if args.remove else None
-    if args.example and not args.remove:
-        parser.error("--example goes with --remove")
-    if args.tune and (args.alpha is not None or args.beta is not None):
-        parser.error("--tune chooses alpha and beta: give either --tune or --alpha/--beta")
-    if args.json and not args.list:
-        parser.error("--json goes with --list")
-    if adding and not args.label:
-        parser.error("name the class the clips show with --label")
-    if args.model:  # a clip (maybe with a range) where the model goes
-        try:
-            clip = parse_clip(args.model)[0]
-        except ValueError:
-            clip = Path(args.model)
-        if clip.suffix.lower() in CLIP_SUFFIXES:
-            parser.error(f"{args.model} is a clip: give the model (.onnx or .engine) first, then the clips")
-    if args.label and not args.clips:
-        parser.error(f"give the clips that show {args.label!r} (VIDEO or VIDEO@START-END, after the model)")
-    if not (adding or args.list or args.remove or args.tune or setting):
-        parser.error("nothing to do: add clips with --label, or --list, --remove, --tune, --alpha/--beta")
-    try:
-        check_bank_path(args.bank)
-        if args.label is not None:
-            args.label = class_name(args.label)  # before any clip is embedded
-    except BankError as err:
-        parser.error(str(err))
-    if args.list:
-        bank = LabelBank.load(args.bank)
-        if args.model:
-            _check(bank, args)
-        if args.json:
-            print(json.dumps(bank.document(), indent=1))
-        else:
-            print("\n".join(describe(bank) if bank.classes else ["the bank has no classes"]))
-        return 0
-    if not (args.remove or (setting and not (adding or args.tune)) or args.model):
-        parser.error("give the model (.onnx or .engine) the bank is for")
-    check_writable(args.bank)  # before the clips are embedded
-    # one stop-teach at a time changes a bank (load, change, save): another waits, and both changes are kept
-    lock = pair_lock(args.bank)
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive(lock, "", wait=f"waiting for another stop-teach to finish with {args.bank} (lock {lock})"):
-        return _change(args, adding, setting)
+    bank = LabelBank.load(args.bank)
+    if args.model:
+        _check(bank, args)
+    if args.json:
+        print(json.dumps(bank.document(), indent=1))
+    else:
+        print("\n".join(describe(bank) if bank.classes else ["the bank has no classes"]))
+    return 0
 
 
-def _change(args, adding: bool, setting: bool) -> int:
-    """Remove, set alpha / beta, or add clips and tune: load the bank, change it, save it."""
-    from .runtime.bank import DEFAULT_ALPHA, LabelBank
+def _remove(args) -> int:
+    from .runtime.bank import LabelBank
 
-    if args.remove:
-        bank = LabelBank.load(args.bank)
-        if args.model:
-            _check(bank, args)
-        name = args.remove.strip()
-        bank.remove(name, None if args.example is None else args.example - 1)
-        bank.tuned = None  # tuned for the classes it had
-        bank.save(args.bank)
-        gone = args.example and bank.find(name) is None  # its last example, and it had no text
-        print(
-            f"removed {'example ' + str(args.example) + ' of ' if args.example else ''}{name!r}"
-            f"{' (its last example: the example-only class is gone)' if gone else ''}; "
-            f"the bank has {len(bank.classes)} class(es)"
-        )
-        return 0
+    bank = LabelBank.load(args.bank)
+    if args.model:
+        _check(bank, args)
+    name = args.label.strip()
+    bank.remove(name, None if args.example is None else args.example - 1)
+    bank.tuned = None  # tuned for the classes it had
+    bank.save(args.bank)
+    gone = args.example and bank.find(name) is None  # its last example, and it had no text
+    print(
+        f"removed {'example ' + str(args.example) + ' of ' if args.example else ''}{name!r}"
+        f"{' (its last example: the example-only class is gone)' if gone else ''}; "
+        f"the bank has {len(bank.classes)} class(es)"
+    )
+    return 0
 
-    if setting and not (adding or args.tune):  # only alpha / beta: no model needed
-        bank = LabelBank.load(args.bank)
-        if args.model:
-            _check(bank, args)
-        _set_alpha_beta(bank, args)
-        path = bank.save(args.bank)
-        print(f"saved {path}: alpha {bank.alpha:g}, beta {bank.beta:g}")
-        return 0
 
+def _set(args) -> int:
+    """`tune --alpha/--beta`: set them; no model needed."""
+    from .runtime.bank import LabelBank
+
+    bank = LabelBank.load(args.bank)
+    if args.model:
+        _check(bank, args)
+    _set_alpha_beta(bank, args)
+    path = bank.save(args.bank)
+    print(f"saved {path}: alpha {bank.alpha:g}, beta {bank.beta:g}")
+    return 0
+
+
+def _add_or_tune(args) -> int:
+    """`add` (clips to class --label, then tuned with --tune) or `tune` leave-one-out: load the bank, change it,
+    save it, say what the recognizer will score."""
     from .runtime.backends import open_backend
+    from .runtime.bank import LabelBank
     from .runtime.recognizer import Recognizer
 
+    adding = args.command == "add"
     backend = open_backend(args.model, args.backend, args.threads, plugin=args.plugin)
     meta = backend.metadata
     bank = LabelBank.open(args.bank, meta, str(Path(args.model).resolve()), create=adding)
     taught = _teach(bank, backend, args) if adding else None
-    changed = taught is not None or args.tune or setting
-    if not changed:
+    if adding and taught is None and not args.tune:
         print(f"nothing new for {args.label!r}: {args.bank} is unchanged")
         return 0
-    _set_alpha_beta(bank, args)
     tuned = bank.tune(meta.logit_scale, *_own_labels(Recognizer(backend))) if args.tune else None
     path = bank.save(args.bank)  # before anything is printed: a reader that went away must not cost the work
     rec = Recognizer(backend)
@@ -224,28 +225,70 @@ def _change(args, adding: bool, setting: bool) -> int:
     if taught:
         print(taught)
     if tuned:
-        print(
-            f"tuned leave-one-out: alpha {tuned['alpha']:g}, beta {tuned['beta']:g} "
-            f"({100 * tuned['loo_top1']:.1f} % of {tuned['examples']} examples right by the example cache)"
-        )
-        if tuned["alpha"] > DEFAULT_ALPHA and not rec.bank_head_uses_means:
-            print(
-                f"note: alpha {tuned['alpha']:g} is above the default {DEFAULT_ALPHA:g}: the taught classes may take "
-                "clips of the model's own classes too (the examples cannot show it); check with stop-recognize, "
-                f"and --alpha {DEFAULT_ALPHA:g} goes back",
-                file=sys.stderr,
-            )
+        _say_tuned(tuned, rec)
     print(f"saved {path}: {len(bank.classes)} class(es), {len(bank.example)} example(s)")
     for note in rec.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"with the model's own labels, scored by {rec.scoring}")
-    if (tuned or setting) and rec.bank_head_uses_means:
+    if tuned and rec.bank_head_uses_means:
         print(
             "note: alpha and beta only weigh the example cache, which scores the bank when a class has no clips "
             "behind it (labels of your own, --labels); here the model's class statistics score it",
             file=sys.stderr,
         )
     return 0
+
+
+def _say_tuned(tuned: dict, rec) -> None:
+    from .runtime.bank import DEFAULT_ALPHA
+
+    print(
+        f"tuned leave-one-out: alpha {tuned['alpha']:g}, beta {tuned['beta']:g} "
+        f"({100 * tuned['loo_top1']:.1f} % of {tuned['examples']} examples right by the example cache)"
+    )
+    if tuned["alpha"] > DEFAULT_ALPHA and not rec.bank_head_uses_means:
+        print(
+            f"note: alpha {tuned['alpha']:g} is above the default {DEFAULT_ALPHA:g}: the taught classes may take "
+            "clips of the model's own classes too (the examples cannot show it); check with stop-recognize, "
+            f"and stop-teach tune --alpha {DEFAULT_ALPHA:g} goes back",
+            file=sys.stderr,
+        )
+
+
+def run(args, parser: argparse.ArgumentParser) -> int:
+    """Check what argparse cannot, then carry out the subcommand; a change holds the bank's lock (one stop-teach at
+    a time changes a bank: another waits, and both changes are kept)."""
+    from .runtime.bank import CLIP_SUFFIXES, BankError, check_bank_path, class_name
+
+    if args.command == "add":
+        try:
+            clip = parse_clip(args.model)[0]
+        except ValueError:
+            clip = Path(args.model)
+        if clip.suffix.lower() in CLIP_SUFFIXES:
+            parser.error(f"{args.model} is a clip: give the model (.onnx or .engine) first, then the clips")
+        if not args.clips:
+            parser.error(f"give the clips that show {args.label!r} (VIDEO or VIDEO@START-END, after the model)")
+    setting = args.command == "tune" and (args.alpha is not None or args.beta is not None)
+    if args.command == "tune":
+        if not setting and not args.model:
+            parser.error("give the model (.onnx or .engine) to tune for, or set --alpha / --beta")
+        args.tune = not setting
+    try:
+        check_bank_path(args.bank)
+        if args.command == "add":
+            args.label = class_name(args.label)  # before any clip is embedded
+    except BankError as err:
+        parser.error(str(err))
+    if args.command == "list":
+        return _list(args)
+    check_writable(args.bank)  # before the clips are embedded
+    lock = pair_lock(args.bank)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(lock, "", wait=f"waiting for another stop-teach to finish with {args.bank} (lock {lock})"):
+        if args.command == "remove":
+            return _remove(args)
+        return _set(args) if setting else _add_or_tune(args)
 
 
 def _set_alpha_beta(bank, args) -> None:
@@ -299,7 +342,7 @@ def _teach(bank, backend, args) -> str | None:
     if k is not None and args.no_text and bank.classes[k].text:
         raise BankError(
             f"{args.label!r} already has a text prompt ({bank.classes[k].text!r}): --no-text only makes a "
-            f"new class example-only (stop-teach --bank {args.bank} --remove {shlex.quote(args.label)} "
+            f"new class example-only (stop-teach remove {shlex.quote(args.label)} --bank {args.bank} "
             "first, to start it again without text)"
         )
     text, text_embedding = "", None
@@ -337,12 +380,21 @@ def _teach(bank, backend, args) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_intermixed_args(argv)  # clips may follow --label
+    argv = sys.argv[1:] if argv is None else argv
+    parser, commands = _parser()
+    if argv and argv[0] not in commands and (form := _old_form(argv)):
+        print(f"stop-teach: the flag forms are gone; now: {form}", file=sys.stderr)
+        return 2
+    if argv and argv[0] in commands:  # clips may follow --label: intermixed, which subparsers do not allow
+        args = commands[argv[0]].parse_intermixed_args(argv[1:])
+        args.command = argv[0]
+        command_parser = commands[argv[0]]
+    else:
+        args, command_parser = parser.parse_args(argv), parser  # help, or the error naming the subcommands
     readable_output()  # file names that are not UTF-8
 
     try:
-        return run(args, parser)
+        return run(args, command_parser)
     except (StopError, ValueError) as err:
         print(f"stop-teach: {err}", file=sys.stderr)
         return 2

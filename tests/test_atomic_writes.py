@@ -161,7 +161,10 @@ def test_two_stop_teach_at_once_keep_both_classes(exported, tmp_path):
         bank,
         "stop_export.teach_cli",
         "stop-teach",
-        [[str(exported["dynamic"]), "--bank", str(bank), "--label", label, str(clip)] for label in ("first", "second")],
+        [
+            ["add", str(exported["dynamic"]), "--bank", str(bank), "--label", label, str(clip)]
+            for label in ("first", "second")
+        ],
     )
     assert sorted(LabelBank.load(bank).names) == ["first", "second"]
 

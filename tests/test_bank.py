@@ -286,45 +286,47 @@ def test_teach_and_recognize_from_the_command_line_without_torch(exported, clips
         from stop_export.teach_cli import main as teach
         from stop_export.cli import recognize_main
         m, b = {str(model)!r}, {str(bank)!r}
-        print("BAD", teach([m, "--bank", b, "--label", "opening a valve", {up + "@0.5-2.5"!r}, {up + "@1:00-"!r}]))
-        print("ADD", teach([m, "--bank", b, "--label", "opening a valve", {up + "@0.5-2.5"!r}]))
-        print("ADD2", teach([m, "--bank", b, "--label", "opening a valve", {up + "@0.5-2.5"!r}, {left!r}]))
-        print("ONLY", teach([m, "--bank", b, "--label", "station 3", "--no-text", {grow + "@-1.5"!r}, {odd!r}]))
-        print("TUNE", teach([m, "--bank", b, "--tune"]))
-        print("LIST", teach(["--bank", b, "--list"]))
-        print("JSON", teach(["--bank", b, "--list", "--json"]))
-        print("OTHER", teach([{str(other)!r}, "--bank", b, "--label", "x", {left!r}]))
-        print("BACKWARDS", teach([m, "--bank", b, "--label", "x", {left + "@2-1"!r}]))
-        print("NOFILE", teach([m, "--bank", b, "--label", "x", "/nowhere/clip.mp4"]))
-        print("BROKEN", teach([m, "--bank", b, "--label", "x", {str(tmp_path / "broken.mp4")!r}]))
-        print("MSS", teach([m, "--bank", b, "--label", "x", {left + "@1:70-2:00"!r}]))
-        print("SHORT", teach([m, "--bank", b, "--label", "x", {left + "@0-0.05"!r}]))  # 2 frames at 25 fps
-        print("STILL", teach([m, "--bank", b, "--label", "x", {str(still)!r}]))
-        print("NOTEXT", teach([m, "--bank", b, "--label", "opening a valve", "--no-text", {left!r}]))
-        print("SPACES", teach([m, "--bank", b, "--label", " opening a valve ", {up + "@0.5-2.5"!r}]))  # pasted
-        print("ALPHA", teach(["--bank", b, "--alpha", "3"]))  # no model needed
-        print("CASE", teach([m, "--bank", b + ".case.json", "--label", "movingleft", "--no-text", {left!r}]))
+        print("BAD", teach(["add", m, "--bank", b, "--label", "opening a valve", {up + "@0.5-2.5"!r}, {up + "@1:00-"!r}]))
+        print("ADD", teach(["add", m, "--bank", b, "--label", "opening a valve", {up + "@0.5-2.5"!r}]))
+        print("ADD2", teach(["add", m, "--bank", b, "--label", "opening a valve", {up + "@0.5-2.5"!r}, {left!r}]))
+        print("ONLY", teach(["add", m, "--bank", b, "--label", "station 3", "--no-text", {grow + "@-1.5"!r}, {odd!r}]))
+        print("TUNE", teach(["tune", m, "--bank", b]))
+        print("LIST", teach(["list", "--bank", b]))
+        print("JSON", teach(["list", "--bank", b, "--json"]))
+        print("OTHER", teach(["add", {str(other)!r}, "--bank", b, "--label", "x", {left!r}]))
+        print("BACKWARDS", teach(["add", m, "--bank", b, "--label", "x", {left + "@2-1"!r}]))
+        print("NOFILE", teach(["add", m, "--bank", b, "--label", "x", "/nowhere/clip.mp4"]))
+        print("BROKEN", teach(["add", m, "--bank", b, "--label", "x", {str(tmp_path / "broken.mp4")!r}]))
+        print("MSS", teach(["add", m, "--bank", b, "--label", "x", {left + "@1:70-2:00"!r}]))
+        print("SHORT", teach(["add", m, "--bank", b, "--label", "x", {left + "@0-0.05"!r}]))  # 2 frames at 25 fps
+        print("STILL", teach(["add", m, "--bank", b, "--label", "x", {str(still)!r}]))
+        print("NOTEXT", teach(["add", m, "--bank", b, "--label", "opening a valve", "--no-text", {left!r}]))
+        print("SPACES", teach(["add", m, "--bank", b, "--label", " opening a valve ", {up + "@0.5-2.5"!r}]))  # pasted
+        print("ALPHA", teach(["tune", "--bank", b, "--alpha", "3"]))  # no model needed
+        print("CASE", teach(["add", m, "--bank", b + ".case.json", "--label", "movingleft", "--no-text", {left!r}]))
         try:
-            teach(["--bank", b, "--label", "x", {left + "@0-1"!r}, {left!r}])  # the model forgotten
+            teach(["add", "--bank", b, "--label", "x", {left + "@0-1"!r}, {left!r}])  # the model forgotten
         except SystemExit as exit:
             print("FORGOT", exit.code)
         try:
-            teach(["--bank", b, "--remove", "a", "--remove", "b"])
+            teach(["remove", "a", "b", "--bank", b])
         except SystemExit as exit:
             print("REMOVE2", exit.code)
         try:
-            teach([m, "--bank", {str(tmp_path / "v" / "right.mp4")!r}, "--label", "x", {left!r}])
+            teach(["add", m, "--bank", {str(tmp_path / "v" / "right.mp4")!r}, "--label", "x", {left!r}])
         except SystemExit as exit:
             print("MEDIA", exit.code)
         try:
-            teach([m, "--bank", b, "--label", "x"])
+            teach(["add", m, "--bank", b, "--label", "x"])
         except SystemExit as exit:
             print("NOCLIPS", exit.code)
+        print("OLD", teach(["--bank", b, "--remove", "a"]))  # the flag form of earlier versions
+        print("OLDADD", teach([m, "--bank", b, "--label", "x", {left!r}]))
         print("REC", recognize_main([m, "--bank", b, "--source", {up!r}, "--protocol", "eval", "--json", "--top-k", "8"]))
         print("REC_OTHER", recognize_main([{str(other)!r}, "--bank", b, "--source", {up!r}, "--protocol", "eval"]))
-        print("RM1", teach(["--bank", b, "--remove", "opening a valve", "--example", "2"]))
-        print("RM", teach(["--bank", b, "--remove", "station 3"]))
-        print("AFTER", teach(["--bank", b, "--list"]))
+        print("RM1", teach(["remove", "opening a valve", "--bank", b, "--example", "2"]))
+        print("RM", teach(["remove", "station 3", "--bank", b]))
+        print("AFTER", teach(["list", "--bank", b]))
         loaded = [k for k in sys.modules if k.split(".")[0] in ("torch", "onnx", "open_clip")
                   or k.startswith(("stop_export.onnx", "stop_train.model"))]
         print("LOADED", loaded)
@@ -358,6 +360,8 @@ def test_teach_and_recognize_from_the_command_line_without_torch(exported, clips
             "ALPHA",
             "CASE",
             "REMOVE2",
+            "OLD",
+            "OLDADD",
             "FORGOT",
             "REC",
             "REC_OTHER",
@@ -383,6 +387,9 @@ def test_teach_and_recognize_from_the_command_line_without_torch(exported, clips
     assert not (tmp_path / "v").exists()
     assert codes["FORGOT"] == "2" and "@0-1 is a clip: give the model (.onnx or .engine) first" in err
     assert codes["CASE"] == "0" and "'MovingLeft' differs only in case" in err and codes["REMOVE2"] == "2"
+    assert codes["OLD"] == codes["OLDADD"] == "2"
+    assert 'stop-teach: the flag forms are gone; now: stop-teach remove "LABEL" --bank BANK.json' in err
+    assert 'now: stop-teach add MODEL --bank BANK.json --label "LABEL" VIDEO[@START-END]...' in err
     assert codes["SPACES"] == codes["ALPHA"] == "0" and "saved " + str(bank) + ": alpha 3, beta" in out
     assert "give the clips that show 'x'" in err  # --label without clips is a usage error
     assert (
@@ -414,6 +421,7 @@ def test_teaching_into_a_pipe_whose_reader_went_away_still_saves(exported, clips
             sys.executable,
             "-c",
             run,
+            "add",
             str(exported["dynamic"]),
             "--bank",
             str(bank),
@@ -495,7 +503,7 @@ def test_the_app_teaches_and_reloads_without_torch(exported, clips, tmp_path):
         w.open_source({str(video)!r})
         until(lambda: w.state == "playing")
         from stop_export.teach_cli import main as teach
-        print("CLI", teach([{str(model)!r}, "--bank", str(w.teach.bank_path), "--label", "from the cli",
+        print("CLI", teach(["add", {str(model)!r}, "--bank", str(w.teach.bank_path), "--label", "from the cli",
                             {str(video) + "@0-2"!r}]))
         print("BOTH", w.teach.add_range("from the app", 1.0, 3.0), w.teach.bank.names, w.banner.text())
         assert w.open_model({str(other)!r})

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import os
 import subprocess
 import sys
 import textwrap
@@ -45,7 +46,9 @@ def edge_python(code: str, cwd: Path, timeout: float = 240) -> subprocess.Comple
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin", "HOME": str(cwd)},
+        # PYTHONPATH passes: a checkout tried with the venv of another (a git worktree) tests its own code
+        env={"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin", "HOME": str(cwd)}
+        | {k: v for k, v in os.environ.items() if k == "PYTHONPATH"},
     )
 
 

@@ -98,20 +98,20 @@ PLAN: dict[str, tuple[list[str], str]] = {
     "stop-export RUN_RETRIEVAL --check": ([], "PASS"),
     "stop-search index RUN_RETRIEVAL/export/model.onnx /data/my_captions -o my_videos --ann": ([], "windows"),
     "stop-search query my_videos 'a person opening a valve' --top 5": ([], "  1. "),
-    "stop-teach RUN/export/model.onnx --bank site.json --label 'opening a valve' valve.mp4@1.5-4 valve.mp4@0-1.5": (
+    "stop-teach add RUN/export/model.onnx --bank site.json --label 'opening a valve' valve.mp4@1.5-4 valve.mp4@0-1.5": (
         [],
         "saved",
     ),
-    "stop-teach RUN/export/model.onnx --bank site.json --label 'station 3 check' --no-text check1.mp4 check2.mp4": (
+    "stop-teach add RUN/export/model.onnx --bank site.json --label 'station 3 check' --no-text check1.mp4 check2.mp4": (
         [],
         "example-only",
     ),
-    "stop-teach --bank site.json --list": ([], "opening a valve: 2 examples"),
-    "stop-teach RUN/export/model.onnx --bank site.json --tune": ([], "tuned leave-one-out"),
+    "stop-teach list --bank site.json": ([], "opening a valve: 2 examples"),
+    "stop-teach tune RUN/export/model.onnx --bank site.json": ([], "tuned leave-one-out"),
     # the demo run's model carries its class statistics; labels of its own file have no clips behind them
     "stop-recognize RUN/export/model.onnx --bank site.json --source video.mp4": ([], "scored by the class means"),
     "stop-recognize RUN/export/model.onnx --bank site.json --labels my_classes.txt --source 0": ([], "example cache"),
-    "stop-teach --bank site.json --remove 'opening a valve' --example 1": ([], "removed example 1"),
+    "stop-teach remove 'opening a valve' --bank site.json --example 1": ([], "removed example 1"),
     "stop-gui --model RUN/export/model.onnx --bank site.json --source 0": (["--quit-after", "4"], ""),
     "stop-gui": (["--quit-after", "3"], ""),
     "stop-gui --model RUN/export/model.onnx --source 0": (["--quit-after", "4"], ""),

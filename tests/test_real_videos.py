@@ -87,7 +87,7 @@ def test_teaching_and_the_eval_protocol_take_the_files_the_live_reader_plays(exp
 
     model, bank = str(exported["dynamic"]), str(tmp_path / "bank.json")
     packed, cut = str(corpus["bikes-xvid-packed.avi"]), str(corpus["bikes-cut2.65s.mkv"])
-    assert teach([model, "--bank", bank, "--label", "riding a bike", packed, cut + "@0.5-3.5"]) == 0
+    assert teach(["add", model, "--bank", bank, "--label", "riding a bike", packed, cut + "@0.5-3.5"]) == 0
     assert "saved" in capsys.readouterr().out
     assert recognize_main([model, "--source", cut, "--protocol", "eval"]) == 0
     assert capsys.readouterr().out.startswith("video (eval): ")

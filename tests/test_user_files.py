@@ -123,8 +123,8 @@ def test_file_names_that_are_not_utf8_work_end_to_end(exported, retrieval_models
     assert "Traceback" not in capsys.readouterr().err
 
     bank = tmp_path / "bank.json"
-    assert teach([str(exported["dynamic"]), "--bank", str(bank), "--label", "x", str(clips[0])]) == 0
-    assert teach(["--bank", str(bank), "--list"]) == 0
+    assert teach(["add", str(exported["dynamic"]), "--bank", str(bank), "--label", "x", str(clips[0])]) == 0
+    assert teach(["list", "--bank", str(bank)]) == 0
     assert "clip\\xe9_0.avi" in capsys.readouterr().out  # printed readably, as `ls -b` shows it
     assert os.fsencode(LabelBank.load(bank).classes[0].examples[0].source) == os.fsencode(clips[0])
 
