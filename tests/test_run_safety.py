@@ -253,9 +253,10 @@ def test_a_damaged_model_file_is_named_by_eval_and_export(tmp_path, capsys):
 
 def test_two_new_runs_started_in_one_second_get_a_folder_each(data_root, tmp_path, monkeypatch):  # noqa: F811
     import stop_train.cli as cli
+    import stop_train.commands as commands
 
-    monkeypatch.setattr(cli, "RUNS_ROOT", tmp_path / "runs")
-    monkeypatch.setattr(cli.time, "strftime", lambda *a: "20261207-101500")
+    monkeypatch.setattr(commands, "RUNS_ROOT", tmp_path / "runs")
+    monkeypatch.setattr(commands.time, "strftime", lambda *a: "20261207-101500")
     argv = [
         a
         for a in args(data_root, tmp_path / "unused", "--epochs", "1")

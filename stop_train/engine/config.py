@@ -107,3 +107,21 @@ class TrainConfig:
         if "betas" in data:
             data["betas"] = tuple(data["betas"])
         return cls(**data)
+
+
+# datasets generated into --data-root when it is empty (no download, no files to bring)
+GENERATED_DATASETS = ("synthetic-motion", "synthetic-captions")
+
+# TrainConfig field -> (indexer option, the datasets that take it)
+DATASET_FLAGS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "split_dir": ("split_dir", ("ucf101", "hmdb51")),
+    "train_list": ("lists", ("list", "kinetics400", "captions", "msrvtt")),
+    "val_list": ("lists", ("list", "kinetics400", "captions")),
+    "test_list": ("lists", ("list", "captions", "msrvtt")),
+    "classes": ("classes", ("list",)),
+    "annotations": ("annotations", ("kinetics400", "ssv2", "msrvtt")),
+    "video_dir": ("videos", ("kinetics400", "ssv2", "msrvtt")),
+    "video_ext": ("ext", ("kinetics400", "ssv2", "msrvtt")),
+    "extensions": ("extensions", ("folder",)),
+    "flip_safe": ("flip_safe", ("folder", "list")),
+}

@@ -20,28 +20,13 @@ from ..data.types import parse_extensions
 from ..rundir import RunDir
 from ..video import PreprocessCfg, SamplingCfg
 from .checkpoint import write_json
-from .config import RETRIEVAL_MODEL_DEFAULTS, TrainConfig
+from .config import DATASET_FLAGS, GENERATED_DATASETS, RETRIEVAL_MODEL_DEFAULTS, TrainConfig
 from .data import ClipDataset, ProbeCache, probe_items
 from .distributed import DistInfo, barrier
 
 log = logging.getLogger(__name__)
 
-GENERATED = {"synthetic-motion": write_synthetic_motion, "synthetic-captions": write_synthetic_captions}
-
-
-# TrainConfig field -> (indexer option, the datasets that take it)
-DATASET_FLAGS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "split_dir": ("split_dir", ("ucf101", "hmdb51")),
-    "train_list": ("lists", ("list", "kinetics400", "captions", "msrvtt")),
-    "val_list": ("lists", ("list", "kinetics400", "captions")),
-    "test_list": ("lists", ("list", "captions", "msrvtt")),
-    "classes": ("classes", ("list",)),
-    "annotations": ("annotations", ("kinetics400", "ssv2", "msrvtt")),
-    "video_dir": ("videos", ("kinetics400", "ssv2", "msrvtt")),
-    "video_ext": ("ext", ("kinetics400", "ssv2", "msrvtt")),
-    "extensions": ("extensions", ("folder",)),
-    "flip_safe": ("flip_safe", ("folder", "list")),
-}
+GENERATED = dict(zip(GENERATED_DATASETS, (write_synthetic_motion, write_synthetic_captions), strict=True))
 
 
 def dataset_options(cfg: TrainConfig) -> dict:

@@ -68,9 +68,8 @@ def survey(paths: list[Path], cache: ProbeCache, progress=None, exact: bool = Tr
     return out
 
 
-def main(argv: list[str] | None = None, runs_root: Path = Path("runs")) -> int:
-    """Exit 0 when every video is usable, 1 when some are unreadable, 2 for a folder that holds none."""
-    parser = argparse.ArgumentParser(prog="stop-train check", description=__doc__.split("\n\n")[0])
+def add_arguments(parser: argparse.ArgumentParser, runs_root: Path = Path("runs")) -> None:
+    """The arguments of `stop-train check` (runs_root: where training keeps its probe cache)."""
     parser.add_argument("folder", type=Path, help="dataset folder (searched recursively)")
     parser.add_argument(
         "--probe-cache",
@@ -92,7 +91,18 @@ def main(argv: list[str] | None = None, runs_root: Path = Path("runs")) -> int:
         "(damaged slices); fast: from the packets only, as stop-train --probe fast reads them",
     )
     parser.add_argument("--decode", action="store_true", help=argparse.SUPPRESS)  # the default now
-    args = parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None, runs_root: Path = Path("runs")) -> int:
+    """`stop-train check` on its own: parse argv, then `check`."""
+    parser = argparse.ArgumentParser(prog="stop-train check", description=__doc__.split("\n\n")[0])
+    add_arguments(parser, runs_root)
+    return check(parser.parse_args(argv), parser)
+
+
+def check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Probe every video under args.folder and print a verdict each. Exit 0 when every video is usable, 1 when
+    some are unreadable, 2 for a folder that holds none."""
     if not args.folder.is_dir():
         parser.exit(2, f"stop-train check: {printable(args.folder)} is not a folder\n")
     suffixes = parse_extensions(args.extensions) or SUFFIXES
@@ -114,6 +124,12 @@ def main(argv: list[str] | None = None, runs_root: Path = Path("runs")) -> int:
         print(
             f"stop-train check: could not save the probe cache ({err}); the results below are complete", file=sys.stderr
         )
+    return _report(verdicts, args, suffixes, ignored, time.monotonic() - start)
+
+
+def _report(verdicts, args: argparse.Namespace, suffixes, ignored: str, seconds: float) -> int:
+    """Print one line per video (args.quiet: only those not read exactly) and the totals; 1 when some video is
+    unreadable."""
     words = {
         "exact": "read exactly",
         "packets": "packets only",
@@ -135,7 +151,7 @@ def main(argv: list[str] | None = None, runs_root: Path = Path("runs")) -> int:
         else ""
     )
     print(
-        f"checked {len(verdicts)} videos in {time.monotonic() - start:.1f} s: {counts['exact']} read exactly, {fast}"
+        f"checked {len(verdicts)} videos in {seconds:.1f} s: {counts['exact']} read exactly, {fast}"
         f"{counts['decoding']} read by decoding, {counts['unreadable']} unreadable"
         + (" (training skips these)" if counts["unreadable"] else "")
     )
