@@ -12,17 +12,14 @@ import argparse
 import errno
 import logging
 import sys
-import time
 from pathlib import Path
 
-from stop_train.atomic import atomic_write_bytes, publish, readable_output, staging
+from stop_train.atomic import readable_output
 from stop_train.errors import StopError
-from stop_train.rundir import RunDir
 
 from .cli_args import add_event_arguments, event_cfg, in_range, non_negative, settle_stdout, stdout_closed
 
 log = logging.getLogger("stop_export")
-TOKENIZER_FILE = "clip_bpe_simple_vocab_16e6.txt.gz"
 
 
 def _export_parser() -> argparse.ArgumentParser:
@@ -82,15 +79,6 @@ def _export_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _default_output(source: str) -> Path:
-    path = Path(source)
-    if RunDir.holds(path):
-        return path / "export" / "model.onnx"
-    if (path / "model.safetensors").is_file():
-        return path / "model.onnx"
-    return Path(f"{path.stem}.onnx")
-
-
 def export_main(argv: list[str] | None = None) -> int:
     try:
         return _export(argv)
@@ -107,143 +95,34 @@ def export_main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _note(text: str) -> None:
+    print(f"stop-export: note: {text}", file=sys.stderr)
+
+
 def _export(argv: list[str] | None) -> int:
+    """Parse, then `stop_export.pipeline.export`; prints what it does. 1 when the check fails, 2 for an error."""
     args = _export_parser().parse_args(argv)
     readable_output()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("onnxscript", "onnx_ir", "torch.onnx"):  # the exporter's pass-by-pass chatter
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    if args.build_plugin:
-        from .trt.plugin_build import PluginBuildError, build_plugin
-
-        out_dir = Path(args.output).parent if args.output else Path("build") / "plugin"
-        try:
-            args.plugin = str(build_plugin(out_dir / "tpi-plugin", args.plugin_target, args.tensorrt_root))
-        except PluginBuildError as err:
-            print(f"stop-export: {err}", file=sys.stderr)
-            return 2
-        print(f"plugin: {args.plugin}")
     try:
         import onnx  # noqa: F401
         import torch  # noqa: F401
     except ImportError as err:
         print(f"stop-export needs PyTorch and onnx: pip install 'stop-toolkit[train,export]' ({err})", file=sys.stderr)
         return 2
-    from stop_train.model.deploy import build_metadata, resolve_source
+    from .pipeline import ExportOptions, export
+    from .trt.builder import BuildOptions
 
-    out = args.output or _default_output(args.source)
-    if out.suffix != ".onnx":
-        print(f"stop-export: the output must end in .onnx, got {out}", file=sys.stderr)
-        return 2
     try:
-        src = resolve_source(
-            args.source, labels=args.labels, template=args.template, checkpoint=args.checkpoint, task=args.task
-        )
-    except (StopError, FileNotFoundError, ValueError) as err:
-        print(f"stop-export: {err}", file=sys.stderr)
-        return 2
-    text_name = tok_name = ""
-    start = time.time()
-    if args.no_text_encoder and src.task == "retrieval":
-        print(
-            "stop-export: a retrieval model needs its text encoder (queries are text): drop --no-text-encoder",
-            file=sys.stderr,
-        )
-        return 2
-    if not args.no_text_encoder:
-        text_name, tok_name = out.stem + ".text.onnx", TOKENIZER_FILE
-    stats, stats_name = _statistics(src, out)
-    meta = build_metadata(src, text_encoder=text_name, tokenizer=tok_name, statistics=stats_name)
-    what = (
-        "retrieval (no labels: video embeddings for stop-search)"
-        if src.task == "retrieval"
-        else f"{len(src.labels)} labels"
-    )
-    print(
-        f"exporting {src.description}: {meta.mode} mode, {what}, "
-        f"input (B, {meta.frames}, {meta.size}, {meta.size}, 3) uint8 -> {out}",
-        flush=True,
-    )
-    with staging(out.parent, out.name) as stage:  # every file first, then renamed in: a failure changes nothing
-        _write_outputs(src, meta, stage, out.name, stats)
-        publish(stage, out.parent, [n for n in (tok_name, stats_name, text_name, out.name) if n])
-    print(f"done in {time.time() - start:.0f} s", flush=True)
-    if args.check and not _check(src, out, args.check_clips, out.parent / text_name if text_name else None):
-        return 1
-    return _engines(args, out)
-
-
-def _write_outputs(src, meta, stage: Path, name: str, stats) -> None:
-    """The model, its text encoder and BPE file, and its class statistics, into the folder `stage`."""
-    from .onnx.export import export_text, export_video
-
-    export_video(src, stage / name, meta)
-    if meta.text_encoder:
-        from open_clip.tokenizer import default_bpe
-
-        print(f"exporting the text encoder -> {meta.text_encoder}", flush=True)
-        export_text(src.model, stage / meta.text_encoder, meta)
-        atomic_write_bytes(stage / meta.tokenizer, Path(default_bpe()).read_bytes())
-    if stats is not None:
-        stats.fingerprint = meta.fingerprint
-        stats.save(stage / meta.statistics)
-        print(
-            f"class statistics of {int(stats.count.sum())} training clips (teaching new classes from a few "
-            f"examples) -> {meta.statistics}",
-            flush=True,
-        )
-
-
-def _statistics(src, out: Path):
-    """(the checkpoint's class statistics, their file name beside `out`), or (None, '') when it has none or they
-    do not fit the model (a note says so)."""
-    from stop_train.statistics import FrameStatistics, StatisticsError
-
-    if src.statistics is None or src.task != "recognition":
-        return None, ""
-    try:
-        stats = FrameStatistics.load(src.statistics)
-    except StatisticsError as err:
-        print(f"stop-export: note: exporting without class statistics: {err}", file=sys.stderr)
-        return None, ""
-    cfg = src.model.cfg
-    from stop_train.model.factory import model_fingerprint
-
-    if stats.fingerprint and stats.fingerprint != model_fingerprint(src.model):
-        print(
-            f"stop-export: note: exporting without class statistics: {src.statistics} belongs to other weights "
-            f"(rewrite them with stop-train stats)",
-            file=sys.stderr,
-        )
-        return None, ""
-    if list(src.labels) != stats.labels:
-        print(
-            "stop-export: note: the labels exported are not the classes the statistics were made of "
-            f"({', '.join(stats.labels[:6])}{', ...' if len(stats.labels) > 6 else ''}): label banks use the "
-            "statistics only for labels with those names",
-            file=sys.stderr,
-        )
-    if stats.dim != cfg.frames * cfg.embed_dim:
-        print(
-            f"stop-export: note: exporting without class statistics: {src.statistics} holds {stats.dim}-wide "
-            f"features, the model gives {cfg.frames} x {cfg.embed_dim}",
-            file=sys.stderr,
-        )
-        return None, ""
-    return stats, out.stem + ".stats.npz"
-
-
-def _engines(args, onnx_path: Path) -> int:
-    """--engine / --fp16: TensorRT engines beside the ONNX file, each with its JSON sidecar."""
-    wanted = [p for p, on in (("fp32", args.engine), ("fp16", args.fp16)) if on]
-    if not wanted:
-        return 0
-    from .trt.builder import BuildOptions, EngineError, build_engine
-
-    for precision in wanted:
-        engine = onnx_path.with_name(f"{onnx_path.stem}-{precision}.engine")
-        options = BuildOptions(
-            fp16=precision == "fp16",
+        if args.build_plugin:
+            args.plugin = str(_build_plugin(args))
+        build = BuildOptions(
             plugin=args.plugin,
             min_batch=args.min_batch,
             opt_batch=args.opt_batch,
@@ -251,55 +130,31 @@ def _engines(args, onnx_path: Path) -> int:
             workspace_mb=args.workspace,
             timing_cache=args.timing_cache,
         )
-        print(f"building the {precision} TensorRT engine -> {engine}", flush=True)
-        try:
-            section = build_engine(onnx_path, engine, options)
-        except EngineError as err:
-            print(f"stop-export: {err}", file=sys.stderr)
-            return 2
-        print(
-            f"  {section['flavour']} {section['version']}, TemporalPromptInsert: {section['implementation']}, "
-            f"{section['build_seconds']} s",
-            flush=True,
+        options = ExportOptions(
+            output=args.output,
+            labels=args.labels,
+            template=args.template,
+            task=args.task,
+            checkpoint=args.checkpoint,
+            text_encoder=not args.no_text_encoder,
+            check_clips=args.check_clips if args.check else 0,
+            engines=tuple(p for p, on in (("fp32", args.engine), ("fp16", args.fp16)) if on),
+            build=build,
         )
-    return 0
+        result = export(args.source, options, say=_say, note=_note)
+    except (StopError, FileNotFoundError, ValueError) as err:
+        print(f"stop-export: {err}", file=sys.stderr)
+        return 2
+    return 1 if result.check is not None and not result.check.ok else 0
 
 
-def _check(src, path: Path, count: int, text_path: Path | None = None) -> bool:
-    import torch
+def _build_plugin(args) -> Path:
+    from .trt.plugin_build import build_plugin
 
-    from stop_train.model.deploy import VideoClassifier, build_metadata, label_embeddings
-
-    from .onnx.check import check_clips, compare
-    from .runtime.backends import OrtBackend
-
-    cfg = src.model.cfg
-    clips = check_clips(cfg.frames, src.preprocess.size, count)
-    module = VideoClassifier(src.model.eval(), label_embeddings(src), src.preprocess).eval()
-    with torch.no_grad():
-        outs = module(torch.from_numpy(clips))
-    reference = {n: o.numpy() for n, o in zip(build_metadata(src).outputs, outs)}
-    backend = OrtBackend(path, "cpu")
-    actual = backend.run(clips)
-    report = compare(reference, actual)
-    if text_path is not None:  # the text encoder, on the label prompts (or captions for a retrieval model)
-        from stop_train.labels import label_texts
-        from stop_train.tolerances import relative_error
-
-        from .runtime.text import TextEncoder
-
-        texts = (
-            label_texts(src.labels, src.template)
-            if src.labels
-            else ["a person jumping into a pool", "a red circle moving left", "cooking, with oil", "x"]
-        )
-        with torch.no_grad():
-            expected = src.model.encode_text(src.model.tokenize(texts)).float().numpy()
-        report.errors["text_embedding"] = relative_error(TextEncoder(text_path).encode(texts), expected)
-    print(f"check: PyTorch vs ONNX Runtime (CPU) on {len(clips)} generated clips, batch {len(clips)}")
-    for line in report.lines():
-        print("  " + line)
-    return report.ok
+    out_dir = Path(args.output).parent if args.output else Path("build") / "plugin"
+    plugin = build_plugin(out_dir / "tpi-plugin", args.plugin_target, args.tensorrt_root)
+    print(f"plugin: {plugin}")
+    return plugin
 
 
 # ------------------------------------------------------------------------------------------ recognize

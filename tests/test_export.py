@@ -288,6 +288,17 @@ def test_export_of_a_training_run(tmp_path):
     assert meta.labels == (run / "labels.txt").read_text().split()
     assert meta.sampling.frame_interval_s == pytest.approx(12 / 4 / 25)  # 12 frames at 25 fps, T = 4
 
+    # the library call behind the command, on a checkpoint folder inside the run: the ONNX file goes into the
+    # run's export folder (it went into the checkpoint folder before), and the result names what was written
+    from stop_export.pipeline import ExportOptions, export
+
+    said = []
+    result = export(str(run / "checkpoints" / "last"), ExportOptions(text_encoder=False, check_clips=2), said.append)
+    assert result.onnx == run / "export" / "model-last.onnx" and result.check.ok and result.engines == []
+    assert result.files == [result.onnx]  # no text encoder asked for; --max-steps stopped before statistics
+    assert all(f.is_file() for f in result.files) and not list((run / "checkpoints").rglob("*.onnx"))
+    assert any(line.startswith("check: PyTorch vs ONNX Runtime") for line in said)
+
 
 def test_torch_backend_in_bf16_stays_close_to_fp32(exported):
     from stop_export.runtime.backends import open_backend
