@@ -255,9 +255,16 @@ def evaluate(args: argparse.Namespace) -> int:
         )
     out.mkdir(parents=True, exist_ok=True)
     writes_run = out == run_dir and run_dir != checkpoint  # metrics into a run a stop-train may be writing
+    tag = _metrics_tag(RunDir(run_dir), checkpoint, given) if writes_run else ""
     with locked(run_dir, int(os.environ.get("RANK", "0")) == 0) if writes_run else contextlib.nullcontext():
         trainer = Trainer(cfg, model_cfg, run_dir, start="eval", eval_split=args.split)
-        metrics = trainer.test(args.split, checkpoint, out_dir=out)
+        metrics = trainer.test(args.split, checkpoint, out_dir=out, tag=tag)
+    if trainer.main and tag:
+        print(
+            f"wrote {out / f'{args.split}_metrics{tag}.json'} (the run's own {args.split}_metrics.json, of its "
+            "chosen checkpoint with its settings, is kept)",
+            file=sys.stderr,
+        )
     if trainer.main:
         print(
             json.dumps(
@@ -265,6 +272,19 @@ def evaluate(args: argparse.Namespace) -> int:
             )
         )
     return 0
+
+
+# eval flags that say how to compute, not what: the metrics are the run's own with any of them
+HOW_FLAGS = ("workers", "batch_size", "device", "probe_cache", "probe")
+
+
+def _metrics_tag(run: RunDir, checkpoint: str | None, given: dict) -> str:
+    """'' for the run's own evaluation (its chosen checkpoint, its settings), which training writes too; else a tag
+    that keeps the run's metrics file: '.last', '.eval-20261207-101500' (settings changed), or both."""
+    parts = [checkpoint] if checkpoint and checkpoint != run.chosen() else []
+    if set(given) - set(HOW_FLAGS):
+        parts.append("eval-" + time.strftime("%Y%m%d-%H%M%S"))
+    return "".join("." + p for p in parts)
 
 
 def stats(args: argparse.Namespace) -> int:

@@ -108,6 +108,12 @@ def test_full_run_writes_the_run_directory_then_eval_and_folds(data_root, tmp_pa
     val = json.loads((run / "val_metrics.json").read_text())
     assert printed["top1"] == pytest.approx(val["top1"], abs=1e-4)
     assert val["count"] == 6 and val["split"] == "val"
+    # another checkpoint, or other test views, into the run: its own test_metrics.json is kept
+    own = (run / "test_metrics.json").read_text()
+    assert main(["eval", str(run), "--checkpoint", "last", "--test-crops", "1", "--workers", "0"]) == 0
+    (tagged,) = run.glob("test_metrics.last.eval-*.json")
+    assert json.loads(tagged.read_text())["test_crops"] == 1 and (run / "test_metrics.json").read_text() == own
+    assert f"wrote {tagged}" in capsys.readouterr().err
     best, last = run / "checkpoints" / "best", run / "checkpoints" / "last"
     _, state = checkpoint(run, "last")  # last learnt the validation result after its weights were saved
     assert state["best_score"] == pytest.approx(max(float(r["val_top1"]) for r in rows), abs=1e-4)

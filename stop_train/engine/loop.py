@@ -516,9 +516,12 @@ class Trainer:
             stats.save(folder / STATISTICS_FILE)
         return folder / STATISTICS_FILE, stats
 
-    def test(self, split: str, checkpoint: str | Path | None = None, out_dir: Path | None = None) -> dict[str, float]:
+    def test(
+        self, split: str, checkpoint: str | Path | None = None, out_dir: Path | None = None, tag: str = ""
+    ) -> dict[str, float]:
         """Evaluate a checkpoint (a name under `checkpoints/`, default the chosen one, or a model folder) on a
-        split with the test views; writes `<split>_metrics.json` and a confusion PNG into `out_dir` (the run)."""
+        split with the test views; writes `<split>_metrics<tag>.json` and a confusion PNG into `out_dir` (the
+        run)."""
         checkpoint = checkpoint or self.chosen
         folder = self._checkpoint_folder(checkpoint)
         self.model.load_state_dict(load_weights(folder / WEIGHTS))
@@ -546,7 +549,7 @@ class Trainer:
                 with_dual_softmax=self.cfg.dual_softmax,
             )
             if self.main:
-                write_json(out_dir / f"{split}_metrics.json", {**metrics, **about})
+                write_json(out_dir / f"{split}_metrics{tag}.json", {**metrics, **about})
             return metrics
         metrics, scores, labels = evaluate(
             self.model,
@@ -561,7 +564,7 @@ class Trainer:
         )
         if self.main:
             cm = confusion_matrix(labels, scores.argmax(1), len(self.data.classes)) if len(labels) else None
-            write_json(out_dir / f"{split}_metrics.json", {**metrics, **about})
+            write_json(out_dir / f"{split}_metrics{tag}.json", {**metrics, **about})
             if cm is not None:
-                write_confusion_png(cm, self.data.classes, out_dir / f"confusion_{split}.png")
+                write_confusion_png(cm, self.data.classes, out_dir / f"confusion_{split}{tag}.png")
         return metrics
