@@ -1,7 +1,7 @@
 # make demo : create/update .venv, then train and evaluate the tiny model on the generated synthetic-motion set,
 #             export it to ONNX (checked against PyTorch) and recognise a generated video with ONNX Runtime.
 # make test : create/update .venv with everything the tests need, check the import boundaries, lint and format
-#             (make lint), then run the whole suite.
+#             (make lint), build the docs site strictly (make docs), then run the whole suite.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -16,7 +16,7 @@ endif
 
 REPORT := build/test-report.xml
 
-.PHONY: demo test lint venv edge-venv clean
+.PHONY: demo test lint docs venv edge-venv clean
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -72,7 +72,11 @@ lint: $(VENV)/.test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint
+# the docs site (mkdocs.yml; strict: a broken link, anchor or a page left out of the navigation fails)
+docs: $(VENV)/.test
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+test: lint docs
 	@mkdir -p build
 	$(PY) -m pytest --junitxml=$(REPORT) $(PYTEST_ARGS)
 

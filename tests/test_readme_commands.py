@@ -1,4 +1,4 @@
-"""Every shell command in the README's code blocks runs, against small generated data.
+"""Every shell command in the docs site's pages and the README's code blocks runs, against small generated data.
 
 Each command is taken as the README writes it (continuation lines joined, comments dropped) and changed only
 by: paths (`/data/UCF101` -> a generated UCF101 layout, `RUN` -> a run an earlier command made, a camera or
@@ -9,7 +9,8 @@ new command is either run here or explained.
 
 `stop-train` and `stop-export` run in this process (their `main`, as the console scripts call it: no second
 PyTorch import per command); `stop-recognize`, `stop-gui`, `torchrun` and `make` run as subprocesses.
-The commands run in README order: later ones use what earlier ones made.
+The commands run in the order of the docs site's navigation (mkdocs.yml), then the README's (its walk repeats
+commands of the pages, which run once): later ones use what earlier ones made.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 REPO = README.parent
+MKDOCS = REPO / "mkdocs.yml"
 BIN = Path(sys.executable).parent
 
 NOT_RUNNABLE = {
@@ -122,16 +124,44 @@ PLAN: dict[str, tuple[list[str], str]] = {
 }
 
 
+def doc_pages() -> list[Path]:
+    """The docs site's pages in navigation order, then the README."""
+    import yaml
+
+    config = yaml.safe_load(MKDOCS.read_text(encoding="utf-8"))
+    docs = REPO / config.get("docs_dir", "docs")
+
+    def walk(nav) -> list[str]:
+        items = nav.values() if isinstance(nav, dict) else nav
+        return [p for item in items for p in ([item] if isinstance(item, str) else walk(item))]
+
+    return [docs / page for page in walk(config["nav"])] + [README]
+
+
 def readme_commands() -> list[str]:
-    """The shell commands of the README's ```sh blocks, in order: continuations joined, comments dropped."""
-    text = README.read_text(encoding="utf-8")
+    """The shell commands of the ```sh blocks of every page and the README, in order, each once: continuations
+    joined, comments dropped."""
     commands = []
-    for block in re.findall(r"```sh\n(.*?)```", text, re.S):
-        for line in block.replace("\\\n", " ").splitlines():
-            words = shlex.split(line, comments=True)
-            if words:
-                commands.append(shlex.join(words))  # arguments with spaces stay quoted
+    for page in doc_pages():
+        for block in re.findall(r"```sh\n(.*?)```", page.read_text(encoding="utf-8"), re.S):
+            for line in block.replace("\\\n", " ").splitlines():
+                words = shlex.split(line, comments=True)
+                if words and shlex.join(words) not in commands:  # arguments with spaces stay quoted
+                    commands.append(shlex.join(words))
     return commands
+
+
+def test_the_pages_hold_commands():
+    """Each page that documents a console script shows it in a ```sh block this test runs (a block written as
+    ```bash or ```shell would be skipped silently)."""
+    pages = doc_pages()
+    assert len(pages) >= 11 and all(p.is_file() for p in pages), pages
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert not re.search(r"```(bash|shell|console)\n", text), f"{page.name}: write shell blocks as ```sh"
+    commands = readme_commands()
+    for script in ("stop-train", "stop-export", "stop-recognize", "stop-gui", "stop-search", "stop-teach", "make"):
+        assert any(c.split()[0] == script for c in commands), f"no page runs {script}"
 
 
 def test_every_readme_command_is_run_or_explained():
