@@ -105,7 +105,7 @@ def embed_all(onnx: Path, data: Path) -> tuple[dict[str, np.ndarray], dict[str, 
     """Every video as one example is embedded (`embed_example`): its video embedding (E,) and frame embeddings
     (T, E), by class-relative path; cached beside the model (and redone when the model is newer)."""
     from stop_export.runtime.backends import open_backend
-    from stop_export.runtime.bank import embed_example
+    from stop_export.runtime.examples import embed_example
 
     caches = onnx.with_name("clip-embeddings.npz"), onnx.with_name("clip-frames.npz")
     if all(c.is_file() and c.stat().st_mtime > onnx.stat().st_mtime for c in caches):
@@ -191,7 +191,9 @@ def evaluate(
     """Top-1 (held-out, trained) for text only, for each (K, alpha, beta) of the cache, and, with ("means", K) keys,
     for the runtime's head with the model's class statistics (`LabelBank.head`), ("density", K) the same with the
     Gaussian density's -D/2 log(1 + 1/n) term added; mean over draws."""
-    from stop_export.runtime.bank import ClipEmbedding, Example, LabelBank, class_logits
+    from stop_export.runtime.bank import Example, LabelBank
+    from stop_export.runtime.bank_head import class_logits
+    from stop_export.runtime.examples import ClipEmbedding
     from stop_export.runtime.recognizer import Recognizer
     from stop_export.runtime.text import TextEncoder, text_encoder_beside
     from stop_train.labels import label_texts

@@ -240,7 +240,7 @@ def _add_or_tune(args) -> int:
 
 
 def _say_tuned(tuned: dict, rec) -> None:
-    from .runtime.bank import DEFAULT_ALPHA
+    from .runtime.bank_head import DEFAULT_ALPHA
 
     print(
         f"tuned leave-one-out: alpha {tuned['alpha']:g}, beta {tuned['beta']:g} "
@@ -322,8 +322,9 @@ def _teach(bank, backend, args) -> str | None:
     there."""
     from stop_train.video.decode import VideoReadError, probe_exact
 
-    from .runtime.bank import BankError, Example, embed_example, now
+    from .runtime.bank import BankError, Example
     from .runtime.errors import RecognizeError
+    from .runtime.examples import embed_example, now
     from .runtime.recognizer import Recognizer
 
     clips = [parse_clip(c) for c in args.clips]

@@ -24,17 +24,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from stop_export.runtime.bank import (
-    BankError,
-    Example,
-    LabelBank,
-    class_name,
-    embed_example,
-    embed_recording,
-    min_example_s,
-    now,
-)
+from stop_export.runtime.bank import BankError, Example, LabelBank, class_name
 from stop_export.runtime.errors import BackendError, RecognizeError
+from stop_export.runtime.examples import embed_example, embed_recording, min_example_s, now
 from stop_export.runtime.files import pair_lock
 from stop_train.atomic import Busy, exclusive
 

@@ -255,7 +255,7 @@ def evaluate(args: argparse.Namespace) -> int:
         )
     out.mkdir(parents=True, exist_ok=True)
     writes_run = out == run_dir and run_dir != checkpoint  # metrics into a run a stop-train may be writing
-    tag = _metrics_tag(RunDir(run_dir), checkpoint, given) if writes_run else ""
+    tag = _metrics_tag(RunDir(run_dir), args.split, checkpoint, given) if writes_run else ""
     with locked(run_dir, int(os.environ.get("RANK", "0")) == 0) if writes_run else contextlib.nullcontext():
         trainer = Trainer(cfg, model_cfg, run_dir, start="eval", eval_split=args.split)
         metrics = trainer.test(args.split, checkpoint, out_dir=out, tag=tag)
@@ -278,9 +278,12 @@ def evaluate(args: argparse.Namespace) -> int:
 HOW_FLAGS = ("workers", "batch_size", "device", "probe_cache", "probe")
 
 
-def _metrics_tag(run: RunDir, checkpoint: str | None, given: dict) -> str:
-    """'' for the run's own evaluation (its chosen checkpoint, its settings), which training writes too; else a tag
-    that keeps the run's metrics file: '.last', '.eval-20261207-101500' (settings changed), or both."""
+def _metrics_tag(run: RunDir, split: str, checkpoint: str | None, given: dict) -> str:
+    """'' when the run has no `<split>_metrics.json` yet, or for the run's own evaluation (its chosen checkpoint,
+    its settings); else a tag that keeps the run's metrics file: '.last', '.eval-20261207-101500' (settings
+    changed), or both."""
+    if not (run.path / f"{split}_metrics.json").is_file():
+        return ""
     parts = [checkpoint] if checkpoint and checkpoint != run.chosen() else []
     if set(given) - set(HOW_FLAGS):
         parts.append("eval-" + time.strftime("%Y%m%d-%H%M%S"))

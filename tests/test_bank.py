@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from test_edge import edge_python
 
-from stop_export.runtime.bank import BankError, Example, Head, LabelBank, check_bank_path, class_logits, class_name
+from stop_export.runtime.bank import BankError, Example, LabelBank, check_bank_path, class_name
+from stop_export.runtime.bank_head import Head, class_logits
 from stop_export.runtime.files import check_writable
 from stop_train.data.synthetic import SyntheticSpec, render_scene, write_video
 
@@ -169,7 +170,7 @@ def test_leave_one_out_tuning():
 def test_a_bank_without_examples_gives_text_only_scores(exported, clips):
     """The model's own labels with an empty bank, or re-labelled with the same names, score as the graph does; a
     bank class joins them; another model's bank is refused."""
-    from stop_export.runtime.bank import embed_example
+    from stop_export.runtime.examples import embed_example
     from stop_export.runtime.recognizer import Recognizer
 
     rec = Recognizer.open(exported["dynamic"], "cpu")
@@ -201,7 +202,7 @@ def test_a_model_with_class_statistics_scores_a_bank_by_class_means(exported, cl
     another model, or examples without frame embeddings, by the cache."""
     import shutil
 
-    from stop_export.runtime.bank import embed_example
+    from stop_export.runtime.examples import embed_example
     from stop_export.runtime.recognizer import Recognizer, softmax
     from stop_train.video.decode import probe
     from stop_train.video.views import eval_views

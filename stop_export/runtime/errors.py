@@ -17,3 +17,7 @@ class SourceGaveUp(RecognizeError):
     """A camera or stream was lost and the reconnect policy gave up."""
 
     exit_code = 3
+
+
+class BankError(StopError, ValueError):
+    """A label bank that cannot be read, that belongs to another model, or a request it cannot satisfy."""

@@ -16,7 +16,8 @@ from stop_train.video.preprocess import PreprocessCfg
 from stop_train.video.sampling import SamplingCfg
 
 from .backends import Backend, open_backend, statistics_file
-from .bank import Head, LabelBank
+from .bank import LabelBank
+from .bank_head import Head
 from .buffer import ClipBuffer
 from .errors import BackendError
 from .text import TextEncoder
