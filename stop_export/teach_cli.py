@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shlex
 import sys
 from pathlib import Path
@@ -21,43 +20,8 @@ from pathlib import Path
 from stop_train.atomic import exclusive, readable_output
 from stop_train.errors import StopError
 
-from .cli_args import in_range, settle_stdout, stdout_closed
+from .cli_args import in_range, parse_clip, settle_stdout, stdout_closed
 from .runtime.files import check_writable, pair_lock
-
-_TIME = r"(?:\d+:[0-5]?\d(?:\.\d*)?|\d+(?:\.\d*)?)"  # seconds, or m:ss with ss < 60
-_RANGE = re.compile(rf"^(?P<start>{_TIME})?-(?P<end>{_TIME})?$")
-
-
-def seconds(text: str) -> float:
-    """'12.5', '1:05' or '1:02:03.5' -> seconds."""
-    value = 0.0
-    for part in text.split(":"):
-        value = value * 60 + float(part)
-    return value
-
-
-def parse_clip(item: str) -> tuple[Path, float | None, float | None]:
-    """VIDEO, VIDEO@START-END, VIDEO@START- or VIDEO@-END (seconds or m:ss) -> (path, start, end). A path that
-    exists as given is a whole file, even with an @ in its name. Raises ValueError for a bad range."""
-    path, at, tail = item.rpartition("@")
-    if not at or Path(item).expanduser().exists():
-        return Path(item).expanduser(), None, None
-    m = _RANGE.match(tail.strip())
-    if not m or not (m["start"] or m["end"]):
-        raise ValueError(
-            f"{item}: the time range must be START-END, START- or -END in seconds or m:ss, "
-            f"e.g. {path}@12-15.5 or {path}@1:02-1:06"
-        )
-    start = seconds(m["start"]) if m["start"] else None
-    end = seconds(m["end"]) if m["end"] else None
-    if start is not None and end is not None and end <= start:
-        raise ValueError(
-            f"{item}: the range is empty (it ends where it starts)"
-            if end == start
-            else f"{item}: the range ends ({end:g} s) before it starts ({start:g} s)"
-        )
-    return Path(path).expanduser(), start, end
-
 
 COMMANDS = ("add", "list", "remove", "tune")
 _BACKEND_HELP = "auto, cpu, cuda, openvino, tensorrt (ONNX Runtime)"
