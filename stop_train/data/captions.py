@@ -20,15 +20,15 @@ import logging
 import os
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from .caption_types import SPLITS, CaptionIndex, CaptionSplit, build_split
+from .msrvtt import index_msrvtt
 from .types import (
     RETRIEVAL_DATASETS,
     VIDEO_EXTENSIONS,
     DatasetLayoutError,
     DirCache,
-    VideoItem,
     abs_root,
     check_options,
     layout_error,
@@ -36,226 +36,6 @@ from .types import (
 )
 
 logger = logging.getLogger(__name__)
-
-SPLITS = ("train", "val", "test")
-
-
-@dataclass
-class CaptionSplit:
-    """The videos of one split and their captions.
-
-    ``videos[i].label`` is ``i`` (its position) and ``videos[i].group`` its id; ``video_of_caption[j]`` is the
-    position of the video caption ``j`` describes. Every video has at least one caption.
-    """
-
-    videos: list[VideoItem]
-    captions: list[str]
-    video_of_caption: list[int]
-
-    def subset(self, keep: list[int]) -> CaptionSplit:
-        """The videos at positions ``keep`` (in that order) with their captions, re-numbered."""
-        new = {old: i for i, old in enumerate(keep)}
-        videos = [VideoItem(self.videos[old].path, i, self.videos[old].group) for i, old in enumerate(keep)]
-        pairs = [(c, new[v]) for c, v in zip(self.captions, self.video_of_caption) if v in new]
-        return CaptionSplit(videos, [c for c, _ in pairs], [v for _, v in pairs])
-
-
-@dataclass
-class CaptionIndex:
-    """The indexed caption dataset. ``missing`` lists ``(video id, split)`` of videos not found on disk
-    (dropped with their captions); ``val_holdout``: 'val' was held out of 'train' by ``open_caption_dataset``."""
-
-    name: str
-    splits: dict[str, CaptionSplit]
-    missing: list[tuple[str, str]] = field(default_factory=list)
-    val_holdout: bool = False
-
-    def counts(self) -> dict[str, tuple[int, int]]:
-        """(videos, captions) per split."""
-        return {s: (len(v.videos), len(v.captions)) for s, v in self.splits.items()}
-
-
-def _build_split(pairs: list[tuple[str, str]], locate, split: str, missing: list) -> CaptionSplit:
-    """(video id, caption) pairs -> a CaptionSplit; ``locate(id)`` gives the file or None (then missing)."""
-    videos: list[VideoItem] = []
-    position: dict[str, int] = {}
-    captions, video_of_caption = [], []
-    absent: set[str] = set()
-    for vid, caption in pairs:
-        if vid in absent:
-            continue
-        if vid not in position:
-            path = locate(vid)
-            if path is None:
-                absent.add(vid)
-                missing.append((vid, split))
-                continue
-            position[vid] = len(videos)
-            videos.append(VideoItem(path, len(videos), vid))
-        captions.append(caption)
-        video_of_caption.append(position[vid])
-    return CaptionSplit(videos, captions, video_of_caption)
-
-
-def _locator(folders: list[Path], ext: str = ""):
-    """id -> the first ``<folder>/<id><ext>`` that exists (any video extension when ``ext`` is '')."""
-    cache = DirCache()
-    exts = (ext,) if ext else (".mp4", *[e for e in VIDEO_EXTENSIONS if e != ".mp4"])
-
-    def locate(vid: str) -> Path | None:
-        for folder in folders:
-            names = cache.names(folder)
-            for e in exts:
-                if vid + e in names:
-                    return folder / (vid + e)
-        return None
-
-    return locate
-
-
-# ------------------------------------------------------------------------------------------------- MSR-VTT
-MSRVTT_LAYOUT = """\
-<root>/
-├── MSRVTT_data.json             captions: {"sentences": [{"video_id", "caption"}, ...]}
-├── MSRVTT_train.9k.csv          training video ids (column video_id); or MSRVTT_train.7k.csv (--train-list)
-├── MSRVTT_JSFUSION_test.csv     1k-A test pairs (columns key, vid_key, video_id, sentence)
-└── videos/all/<video_id>.mp4    (or MSRVTT_Videos/, videos/; any folder with --video-dir)
-the three annotation files may also sit in <root>/msrvtt_data/ (CLIP4Clip) or in --annotations"""
-MSRVTT_VIDEO_DIRS = ("videos/all", "MSRVTT_Videos", "videos", "all", "")
-
-
-def _find_file(name: str, folders: list[Path]) -> Path | None:
-    for folder in folders:
-        if (folder / name).is_file():
-            return folder / name
-    return None
-
-
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, encoding="utf-8-sig", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in rows]
-
-
-def _need_columns(path: Path, rows: list[dict[str, str]], columns: tuple[str, ...]) -> None:
-    have = set(rows[0]) if rows else set()
-    lacking = [c for c in columns if c not in have]
-    if not rows or lacking:
-        raise ValueError(
-            f"{path}: expected a header with column(s) {', '.join(columns)}"
-            + (f"; found {', '.join(sorted(have)) or 'none'}" if rows else "; the file is empty")
-        )
-
-
-def index_msrvtt(
-    root: Path,
-    annotations: str = "",
-    videos: str = "",
-    ext: str = "",
-    lists: Mapping[str, str | Path] | None = None,
-    name: str = "msrvtt",
-) -> CaptionIndex:
-    """Index MSR-VTT as CLIP4Clip / STOP read it: train = every caption of the training videos (the
-    published ``--expand_msrvtt_sentences``), test = the JSFusion 1k-A pairs (one caption per video).
-
-    ``lists`` may name 'train' (``MSRVTT_train.7k.csv`` for 7k) and 'test' files; relative names are looked
-    up in the annotation folders. Raises DatasetLayoutError when a file or the video folder is not found,
-    ValueError for a file without the expected columns.
-    """
-    root = abs_root(root)
-    if not root.is_dir():
-        raise layout_error(name, root, "root folder not found", MSRVTT_LAYOUT)
-    if annotations:  # relative to the root, else as given
-        folders = [root / annotations if (root / annotations).is_dir() else abs_root(annotations)]
-    else:
-        folders = [root, root / "msrvtt_data"]
-    lists = dict(lists or {})
-    unknown = set(lists) - {"train", "test"}
-    if unknown:
-        raise ValueError(
-            f"{name}: lists for train and test only (a validation hold-out comes from train), "
-            f"got {', '.join(sorted(unknown))}"
-        )
-
-    def need(filename: str, what: str) -> Path:
-        given = Path(os.path.expanduser(filename))
-        found = given if given.is_absolute() and given.is_file() else _find_file(filename, folders)
-        if found is None:
-            raise layout_error(
-                name, root, f"{what} {filename} not found in {', '.join(map(str, folders))}", MSRVTT_LAYOUT
-            )
-        return found
-
-    data_path = need("MSRVTT_data.json", "caption file")
-    train_path = need(str(lists.get("train", "MSRVTT_train.9k.csv")), "train list")
-    test_path = need(str(lists.get("test", "MSRVTT_JSFUSION_test.csv")), "test list")
-    if videos:  # relative to the root (as kinetics400 and ssv2 take it), else as given
-        video_dir = root / videos if (root / videos).is_dir() else abs_root(videos)
-        if not video_dir.is_dir():
-            raise layout_error(name, root, f"video folder {video_dir} not found (--video-dir)", MSRVTT_LAYOUT)
-    else:
-        video_dir = next(
-            (
-                root / d
-                for d in MSRVTT_VIDEO_DIRS
-                if (root / d).is_dir() and any(n.startswith("video") for n in os.listdir(root / d))
-            ),
-            None,
-        )
-        if video_dir is None:
-            raise layout_error(
-                name,
-                root,
-                "no folder of video<N>.mp4 files found (tried "
-                + ", ".join(d or "." for d in MSRVTT_VIDEO_DIRS)
-                + "); give --video-dir",
-                MSRVTT_LAYOUT,
-            )
-    try:
-        data = json.loads(data_path.read_text(encoding="utf-8-sig"))
-        sentences = [(str(s["video_id"]), str(s["caption"]).strip()) for s in data["sentences"]]
-    except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(
-            f"{data_path}: not MSR-VTT's caption file (expected {{'sentences': [{{'video_id', 'caption'}}]}}): {err}"
-        ) from None
-    train_rows = _read_csv(train_path)
-    _need_columns(train_path, train_rows, ("video_id",))
-    train_ids = {r["video_id"] for r in train_rows}
-    test_rows = _read_csv(test_path)
-    _need_columns(test_path, test_rows, ("video_id", "sentence"))
-    test_ids = {r["video_id"] for r in test_rows}
-    overlap = train_ids & test_ids
-    if overlap:
-        raise ValueError(
-            f"{name}: {len(overlap)} video{'s are' if len(overlap) > 1 else ' is'} in both "
-            f"{train_path.name} and {test_path.name}: "
-            f"{short_list(sorted(overlap), 5)}"
-        )
-    described = {vid for vid, _ in sentences}
-    bare = sorted(train_ids - described)
-    if bare:
-        logger.warning(
-            "%s: %d training videos have no caption in %s (skipped): %s",
-            name,
-            len(bare),
-            data_path.name,
-            short_list(bare, 5),
-        )
-    locate = _locator([video_dir], ext)
-    missing: list[tuple[str, str]] = []
-    train = _build_split([(v, c) for v, c in sentences if v in train_ids], locate, "train", missing)
-    test = _build_split([(r["video_id"], r["sentence"]) for r in test_rows], locate, "test", missing)
-    logger.info(
-        "%s: train %s (%d captions), test %s (%d captions), videos from %s",
-        name,
-        len(train.videos),
-        len(train.captions),
-        len(test.videos),
-        len(test.captions),
-        video_dir,
-    )
-    return CaptionIndex(name, {"train": train, "test": test}, missing)
-
 
 # ------------------------------------------------------------------------------------------ generic captions
 CAPTIONS_LAYOUT = """\
@@ -368,7 +148,7 @@ def index_captions(root: Path, lists: Mapping[str, str | Path] | None = None) ->
         def locate(vid: str) -> Path | None:
             return Path(vid) if cache.exists(Path(vid)) else None
 
-        splits[split] = _build_split(pairs, locate, split, missing)
+        splits[split] = build_split(pairs, locate, split, missing)
     _refuse_overlap("captions", splits)
     return CaptionIndex("captions", splits, missing)
 
