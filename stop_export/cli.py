@@ -196,6 +196,12 @@ def _recognize_parser() -> argparse.ArgumentParser:
         help="a label bank from stop-teach: its classes join the "
         "model's own (or --labels); a class in both gets the bank's examples",
     )
+    _live_arguments(p)
+    return p
+
+
+def _live_arguments(p: argparse.ArgumentParser) -> None:
+    """What is shown and when: top-k, the live windows, events, time limits and reconnects, the output."""
     p.add_argument("--top-k", type=in_range(int, 1), default=3)
     p.add_argument(
         "--predict-every",
@@ -225,7 +231,6 @@ def _recognize_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="JSON lines on stdout instead of text")
     p.add_argument("--events", type=Path, help="append events to this JSON-lines file")
-    return p
 
 
 def recognize_main(argv: list[str] | None = None) -> int:

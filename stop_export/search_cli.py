@@ -127,36 +127,12 @@ def _update(args, videos: list[Path]) -> int:
     """Embed the new and changed `videos` into the index (created when absent), saving every 20 videos (or a
     minute's work) and on Ctrl-C."""
     from .runtime.backends import open_backend
-    from .runtime.errors import RecognizeError
-    from .runtime.files import pair_exists
-    from .runtime.search import (
-        SearchIndex,
-        SearchIndexError,
-        WindowCfg,
-        ann_path,
-        build_ann,
-        default_stride,
-        embed_video,
-    )
+    from .runtime.search import SearchIndex, ann_path, build_ann
 
     backend = open_backend(args.model, args.backend, args.threads, plugin=args.plugin)
-    meta = backend.metadata
-    if not meta.fingerprint:
-        raise SearchIndexError(f"{args.model} was exported before models carried a fingerprint: re-export it")
-    interval = args.frame_interval or meta.sampling.frame_interval_s
+    index = _open_index(args, backend.metadata)
+    windows = index.windows
     meta_path, _ = SearchIndex.paths(args.output)
-    index = SearchIndex.load(args.output) if pair_exists(args.output) else None
-    stride = args.stride or (index.windows.stride_s if index else default_stride((meta.frames - 1) * interval))
-    windows = WindowCfg(meta.frames, interval, stride)
-    if index is not None:
-        index.check_model(meta, args.model, use="update it with that model, or write a new index (-o)")
-        if index.windows != windows:
-            raise SearchIndexError(
-                f"{meta_path} cuts windows as {index.windows}; these settings give {windows}: "
-                "use the same --stride / --frame-interval, or write a new index"
-            )
-    else:
-        index = SearchIndex(meta.fingerprint, str(Path(args.model).resolve()), windows)
     print(
         f"model {args.model} ({backend.name}): windows of {windows.frames} frames {windows.frame_interval_s:.3g} s apart "
         f"({windows.span_s:.3g} s), one every {windows.stride_s:.3g} s",
@@ -165,8 +141,61 @@ def _update(args, videos: list[Path]) -> int:
     gone = index.prune()
     for path in gone:
         print(f"removed {path}: the file is gone", file=sys.stderr)
+    start = time.perf_counter()
+    try:
+        done, kept, failed = _embed_all(index, backend, videos, args)
+    except KeyboardInterrupt as stop:
+        index.save(args.output)
+        print(
+            f"interrupted: {stop.args[0] if stop.args else 0} videos saved to {meta_path}; run the same command to "
+            "continue",
+            file=sys.stderr,
+        )
+        return 130
+    if not index.videos:
+        print(f"stop-search index: no video could be read ({failed} unreadable): no index written", file=sys.stderr)
+        return 1
+    index.save(args.output)
+    if (args.ann or ann_path(args.output).is_file()) and len(index.embedding):  # an existing graph is kept current
+        print(f"HNSW graph: {build_ann(index, args.output)}", file=sys.stderr)
+    print(
+        f"{meta_path}: {plural(len(index.videos), 'video')}, {plural(len(index.embedding), 'window')} ({done} embedded, "
+        f"{kept} unchanged, {failed} unreadable, {len(gone)} removed) in {time.perf_counter() - start:.0f} s"
+    )
+    return 0
+
+
+def _open_index(args, meta):
+    """The index at args.output, checked against the model and the window settings, or a new one. Raises
+    SearchIndexError for a model without a fingerprint, another model, or other windows."""
+    from .runtime.files import pair_exists
+    from .runtime.search import SearchIndex, SearchIndexError, WindowCfg, default_stride
+
+    if not meta.fingerprint:
+        raise SearchIndexError(f"{args.model} was exported before models carried a fingerprint: re-export it")
+    interval = args.frame_interval or meta.sampling.frame_interval_s
+    index = SearchIndex.load(args.output) if pair_exists(args.output) else None
+    stride = args.stride or (index.windows.stride_s if index else default_stride((meta.frames - 1) * interval))
+    windows = WindowCfg(meta.frames, interval, stride)
+    if index is None:
+        return SearchIndex(meta.fingerprint, str(Path(args.model).resolve()), windows)
+    index.check_model(meta, args.model, use="update it with that model, or write a new index (-o)")
+    if index.windows != windows:
+        raise SearchIndexError(
+            f"{SearchIndex.paths(args.output)[0]} cuts windows as {index.windows}; these settings give {windows}: "
+            "use the same --stride / --frame-interval, or write a new index"
+        )
+    return index
+
+
+def _embed_all(index, backend, videos: list[Path], args) -> tuple[int, int, int]:
+    """Embed every video not up to date into `index`, saving it every 20 videos or a minute; returns (embedded,
+    unchanged, unreadable). A Ctrl-C is raised again as KeyboardInterrupt(embedded)."""
+    from .runtime.errors import RecognizeError
+    from .runtime.search import embed_video
+
     done = failed = kept = 0
-    start = saved = time.perf_counter()
+    saved = time.perf_counter()
     try:
         for n, path in enumerate(videos, start=1):
             if index.up_to_date(path):
@@ -174,7 +203,7 @@ def _update(args, videos: list[Path]) -> int:
                 continue
             t0 = time.perf_counter()
             try:
-                emb, begin, end, duration = embed_video(backend, path, windows, args.batch)
+                emb, begin, end, duration = embed_video(backend, path, index.windows, args.batch)
             except RecognizeError as err:
                 print(f"[{n}/{len(videos)}] skipped {path}: {err}", file=sys.stderr)
                 failed += 1
@@ -191,20 +220,8 @@ def _update(args, videos: list[Path]) -> int:
                 index.save(args.output)
                 saved = time.perf_counter()
     except KeyboardInterrupt:
-        index.save(args.output)
-        print(f"interrupted: {done} videos saved to {meta_path}; run the same command to continue", file=sys.stderr)
-        return 130
-    if not index.videos:
-        print(f"stop-search index: no video could be read ({failed} unreadable): no index written", file=sys.stderr)
-        return 1
-    index.save(args.output)
-    if (args.ann or ann_path(args.output).is_file()) and len(index.embedding):  # an existing graph is kept current
-        print(f"HNSW graph: {build_ann(index, args.output)}", file=sys.stderr)
-    print(
-        f"{meta_path}: {plural(len(index.videos), 'video')}, {plural(len(index.embedding), 'window')} ({done} embedded, "
-        f"{kept} unchanged, {failed} unreadable, {len(gone)} removed) in {time.perf_counter() - start:.0f} s"
-    )
-    return 0
+        raise KeyboardInterrupt(done) from None
+    return done, kept, failed
 
 
 def _query(args) -> int:

@@ -75,7 +75,8 @@ class BuildOptions:
 def build_engine(
     onnx_path: str | Path, engine_path: str | Path, options: BuildOptions | None = None, trt: TensorRT | None = None
 ) -> dict:
-    """Build and write the engine and its sidecar; returns the sidecar's `tensorrt` section."""
+    """Build and write the engine and its sidecar; returns the sidecar's `tensorrt` section. Raises EngineError
+    naming what failed (the batch profile, the plugin library, the parser, the build)."""
     options = options or BuildOptions()
     trt = trt or detect_tensorrt()
     t = trt.module
@@ -86,34 +87,83 @@ def build_engine(
         raise EngineError(
             f"batch profile needs min <= opt <= max, got {options.min_batch}/{options.opt_batch}/{options.max_batch}"
         )
-    use_plugin = options.plugin is not None
-    if use_plugin and not trt.supports_plugins:
-        log.warning("%s cannot add plugin layers: using the TemporalPromptInsert function body", trt.describe())
-        use_plugin = False
     logger = t.Logger(t.Logger.WARNING)
-    if use_plugin:
-        if not Path(options.plugin).is_file():
-            raise EngineError(f"no plugin library at {options.plugin} (stop-export --build-plugin makes it)")
-        t.init_libnvinfer_plugins(logger, "")
-        if t.get_plugin_registry().load_library(str(options.plugin)) is None:
-            raise EngineError(f"TensorRT could not load the plugin library {options.plugin}")
+    use_plugin = _load_plugin(trt, options.plugin, logger)
     prepared, implementation = prepare_graph(model, trt, use_plugin)
     precision = "fp16" if options.fp16 else "fp32"
     if options.fp16 and trt.strongly_typed:
         prepared = convert_to_fp16(prepared)
     builder = t.Builder(logger)
+    network = _parse(trt, builder, logger, prepared, onnx_path.name, use_plugin)
+    config, cache = _config(trt, builder, network, options)
+    start = time.time()
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise EngineError(f"{trt.describe()} failed to build the engine (see the TensorRT messages above)")
+    if cache is not None and options.timing_cache:
+        Path(options.timing_cache).parent.mkdir(parents=True, exist_ok=True)
+        Path(options.timing_cache).write_bytes(memoryview(config.get_timing_cache().serialize()))
+    atomic_write_bytes(engine_path, memoryview(serialized))
+    section = {
+        "flavour": trt.flavour,
+        "version": ".".join(map(str, trt.version)),
+        "precision": precision,
+        "compute_capability": compute_capability(),
+        "plugin_version": PLUGIN_VERSION if use_plugin else "",
+        "implementation": implementation,
+        "batch": [options.min_batch, options.opt_batch, options.max_batch],
+        "onnx": onnx_path.name,
+        "build_seconds": round(time.time() - start, 1),
+    }
+    meta.tensorrt = section
+    atomic_write_json(engine_path.with_name(engine_path.name + SIDECAR_SUFFIX), json.loads(meta.to_json()))
+    log.info(
+        "%s: %s engine %s (%.1f MB), TemporalPromptInsert -> %s",
+        trt.describe(),
+        precision,
+        engine_path,
+        engine_path.stat().st_size / 1e6,
+        implementation,
+    )
+    return section
+
+
+def _load_plugin(trt: TensorRT, plugin: str | None, logger) -> bool:
+    """Whether the build uses the plugin: a library was given and this TensorRT can add plugin layers (else a
+    warning: the function body). Loads the library. Raises EngineError when it is missing or will not load."""
+    if plugin is None:
+        return False
+    if not trt.supports_plugins:
+        log.warning("%s cannot add plugin layers: using the TemporalPromptInsert function body", trt.describe())
+        return False
+    t = trt.module
+    if not Path(plugin).is_file():
+        raise EngineError(f"no plugin library at {plugin} (stop-export --build-plugin makes it)")
+    t.init_libnvinfer_plugins(logger, "")
+    if t.get_plugin_registry().load_library(str(plugin)) is None:
+        raise EngineError(f"TensorRT could not load the plugin library {plugin}")
+    return True
+
+
+def _parse(trt: TensorRT, builder, logger, prepared, name: str, use_plugin: bool):
+    """The network parsed from the prepared graph. Raises EngineError for a parser error, or when the plugin was
+    asked for and no plugin layer came out."""
+    t = trt.module
     network = builder.create_network(0)
     parser = t.OnnxParser(network, logger)
     if not parser.parse(prepared.SerializeToString()):
         errors = "; ".join(parser.get_error(i).desc() for i in range(parser.num_errors))
-        raise EngineError(f"{trt.describe()} cannot parse {onnx_path.name}: {errors}")
-    plugin_layers = [
-        network.get_layer(i).name
-        for i in range(network.num_layers)
-        if str(network.get_layer(i).type).endswith("PLUGIN_V3")
-    ]
-    if use_plugin and not plugin_layers:
+        raise EngineError(f"{trt.describe()} cannot parse {name}: {errors}")
+    layers = (network.get_layer(i) for i in range(network.num_layers))
+    if use_plugin and not any(str(layer.type).endswith("PLUGIN_V3") for layer in layers):
         raise EngineError("the parser did not map TemporalPromptInsert to the plugin (no plugin layer in the network)")
+    return network
+
+
+def _config(trt: TensorRT, builder, network, options: BuildOptions):
+    """(the builder config: precision flags, workspace, the batch profile; the timing cache loaded into it, or
+    None)."""
+    t = trt.module
     config = builder.create_builder_config()
     if options.fp16 and not trt.strongly_typed:
         config.set_flag(t.BuilderFlag.FP16)
@@ -135,37 +185,7 @@ def build_engine(
         inp.name, (options.min_batch, *per_video), (options.opt_batch, *per_video), (options.max_batch, *per_video)
     )
     config.add_optimization_profile(profile)
-    start = time.time()
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise EngineError(f"{trt.describe()} failed to build the engine (see the TensorRT messages above)")
-    if cache is not None and options.timing_cache:
-        Path(options.timing_cache).parent.mkdir(parents=True, exist_ok=True)
-        Path(options.timing_cache).write_bytes(memoryview(config.get_timing_cache().serialize()))
-    atomic_write_bytes(engine_path, memoryview(serialized))
-    section = {
-        "flavour": trt.flavour,
-        "version": ".".join(map(str, trt.version)),
-        "precision": precision,
-        "compute_capability": compute_capability(),
-        "plugin_version": PLUGIN_VERSION if use_plugin else "",
-        "implementation": implementation,
-        "batch": [options.min_batch, options.opt_batch, options.max_batch],
-        "onnx": onnx_path.name,
-        "build_seconds": round(time.time() - start, 1),
-    }
-    meta.tensorrt = section
-    sidecar = engine_path.with_name(engine_path.name + SIDECAR_SUFFIX)
-    atomic_write_json(sidecar, json.loads(meta.to_json()))
-    log.info(
-        "%s: %s engine %s (%.1f MB), TemporalPromptInsert -> %s",
-        trt.describe(),
-        precision,
-        engine_path,
-        engine_path.stat().st_size / 1e6,
-        implementation,
-    )
-    return section
+    return config, cache
 
 
 def _keep_fp32_layers(t, network) -> None:

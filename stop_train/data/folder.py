@@ -119,6 +119,59 @@ def _is_int(text: str) -> bool:
     return text.lstrip("-").isdigit()
 
 
+def _list_files(root: Path, lists: dict, name: str, discover: bool) -> dict:
+    """The list file of each split: as given, else (with `discover`) its standard name in the root. Raises
+    DatasetLayoutError without a train list."""
+    if discover:
+        for split in SPLITS:
+            found = next((root / n.format(split) for n in LIST_NAMES if (root / n.format(split)).is_file()), None)
+            if split not in lists and found is not None:
+                lists[split] = found
+                logger.info("%s: %s split from %s", name, split, found)
+    if "train" not in lists:
+        tried = ", ".join(n.format("train") for n in LIST_NAMES)
+        raise layout_error(name, root, f"no train list given (--train-list) and none of {tried} in {root}", LIST_LAYOUT)
+    return lists
+
+
+def _read_lists(root: Path, lists: dict, name: str) -> dict[str, list[tuple[Path, int, str, str]]]:
+    """split -> (list file, line number, video path as listed, label as listed) of each line. Raises ValueError
+    for an unknown split, DatasetLayoutError for a list file not found (as given, then under the root)."""
+    parsed = {}
+    for split, list_path in lists.items():
+        if split not in SPLITS:
+            raise ValueError(f"{name}: unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+        path = Path(os.path.expanduser(os.fspath(list_path)))
+        if not path.is_file() and not path.is_absolute():
+            path = root / path
+        if not path.is_file():
+            raise layout_error(name, root, f"{split} list {list_path} not found", LIST_LAYOUT)
+        parsed[split] = [(path, lineno, *_split_line(line)) for lineno, line in read_lines(path)]
+    return parsed
+
+
+def _infer_classes(labels: list[str], name: str) -> list[str]:
+    """Classes from the list labels alone: integer labels give class_<i>, names are sorted. Warns of classes with a
+    single clip (typos?). Raises ValueError for indices and names mixed."""
+    if all(_is_int(lab) for lab in labels):
+        classes = [f"class_{i}" for i in range(max((int(lab) for lab in labels), default=-1) + 1)]
+    elif not any(_is_int(lab) for lab in labels):
+        classes = sorted(set(labels))
+    else:
+        raise ValueError(f"{name}: list labels mix indices and names; pass classes=")
+    counts = Counter(labels)
+    rare = [f"{c!r} ({counts[c]} clip)" for c in classes if counts[c] == 1 and not _is_int(c)]
+    logger.info(
+        "%s: %d classes from the list labels (give --classes FILE to check them): %s",
+        name,
+        len(classes),
+        short_list(classes, 10),
+    )
+    if rare:
+        logger.warning("%s: classes with a single clip, typos? %s", name, short_list(rare, 10))
+    return classes
+
+
 def index_list(
     root: Path,
     lists: Mapping[str, str | Path] | None = None,
@@ -142,52 +195,15 @@ def index_list(
     root = abs_root(root)
     if not root.is_dir():
         raise layout_error(name, root, "root folder not found", LIST_LAYOUT)
-    lists = dict(lists or {})
-    if discover:  # a split not given is read from its standard name in the root, when there is one
-        for split in SPLITS:
-            found = next((root / n.format(split) for n in LIST_NAMES if (root / n.format(split)).is_file()), None)
-            if split not in lists and found is not None:
-                lists[split] = found
-                logger.info("%s: %s split from %s", name, split, found)
-    if "train" not in lists:
-        tried = ", ".join(n.format("train") for n in LIST_NAMES)
-        raise layout_error(name, root, f"no train list given (--train-list) and none of {tried} in {root}", LIST_LAYOUT)
-    parsed: dict[str, list[tuple[Path, int, str, str]]] = {}
-    for split, list_path in lists.items():
-        if split not in SPLITS:
-            raise ValueError(f"{name}: unknown split {split!r}; expected one of {', '.join(SPLITS)}")
-        path = Path(os.path.expanduser(os.fspath(list_path)))
-        if not path.is_file() and not path.is_absolute():
-            path = root / path
-        if not path.is_file():
-            raise layout_error(name, root, f"{split} list {list_path} not found", LIST_LAYOUT)
-        parsed[split] = [(path, lineno, *_split_line(line)) for lineno, line in read_lines(path)]
-
+    parsed = _read_lists(root, _list_files(root, dict(lists or {}), name, discover), name)
     rows = [row for split_rows in parsed.values() for row in split_rows]
     if classes is None:
-        labels = [row[3] for row in rows]
-        if all(_is_int(lab) for lab in labels):
-            classes = [f"class_{i}" for i in range(max((int(lab) for lab in labels), default=-1) + 1)]
-        elif not any(_is_int(lab) for lab in labels):
-            classes = sorted(set(labels))
-        else:
-            raise ValueError(f"{name}: list labels mix indices and names; pass classes=")
-        counts = Counter(labels)
-        rare = [f"{c!r} ({counts[c]} clip)" for c in classes if counts[c] == 1 and not _is_int(c)]
-        logger.info(
-            "%s: %d classes from the list labels (give --classes FILE to check them): %s",
-            name,
-            len(classes),
-            short_list(classes, 10),
-        )
-        if rare:
-            logger.warning("%s: classes with a single clip, typos? %s", name, short_list(rare, 10))
+        classes = _infer_classes([row[3] for row in rows], name)
     elif isinstance(classes, (str, Path)):
         under_root = root / classes
         classes = load_labels(classes if Path(classes).is_file() or not under_root.is_file() else under_root)
     classes = list(classes)
     class_id = {c: i for i, c in enumerate(classes)}
-
     video_dirs = video_dirs or {}
     cache = DirCache()
     splits: dict[str, list[VideoItem]] = {}

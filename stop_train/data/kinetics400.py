@@ -113,6 +113,15 @@ def index_kinetics400(
             LAYOUT,
         )
 
+    splits, missing = _index_csvs(root, folder, base, classes, ext)
+    return DatasetIndex("kinetics400", classes, splits, flip_safe=True, missing=missing)
+
+
+def _index_csvs(
+    root: Path, folder: Path, base: Path, classes: list[str], ext: str | None
+) -> tuple[dict[str, list[VideoItem]], list[tuple[str, str]]]:
+    """(split -> videos, missing (file, split)) from the official CSVs in `folder`; videos under `base`'s split
+    folders, in a folder per class or flat. Raises DatasetLayoutError for a split without its video folder."""
     class_id = {c: i for i, c in enumerate(classes)}
     extensions = (ext if ext.startswith(".") else "." + ext,) if ext else EXTENSIONS
     cache = DirCache()
@@ -142,4 +151,4 @@ def index_kinetics400(
                 missing.append((stem + extensions[0], split))
             else:
                 items.append(VideoItem(video, label, yid))
-    return DatasetIndex("kinetics400", classes, splits, flip_safe=True, missing=missing)
+    return splits, missing

@@ -61,19 +61,14 @@ def index_msrvtt(
             f"{name}: lists for train and test only (a validation hold-out comes from train), "
             f"got {', '.join(sorted(unknown))}"
         )
-
-    def need(filename: str, what: str) -> Path:
-        given = Path(os.path.expanduser(filename))
-        found = given if given.is_absolute() and given.is_file() else _find_file(filename, folders)
-        if found is None:
-            raise layout_error(
-                name, root, f"{what} {filename} not found in {', '.join(map(str, folders))}", MSRVTT_LAYOUT
-            )
-        return found
-
-    data_path = need("MSRVTT_data.json", "caption file")
-    train_path = need(str(lists.get("train", "MSRVTT_train.9k.csv")), "train list")
-    test_path = need(str(lists.get("test", "MSRVTT_JSFUSION_test.csv")), "test list")
+    data_path, train_path, test_path = (
+        _need_file(filename, what, folders, root, name)
+        for filename, what in (
+            ("MSRVTT_data.json", "caption file"),
+            (str(lists.get("train", "MSRVTT_train.9k.csv")), "train list"),
+            (str(lists.get("test", "MSRVTT_JSFUSION_test.csv")), "test list"),
+        )
+    )
     video_dir = _video_dir(root, videos, name)
     sentences = _read_sentences(data_path)
     train_ids, test_rows = _read_lists(train_path, test_path, name)
@@ -100,6 +95,16 @@ def index_msrvtt(
         video_dir,
     )
     return CaptionIndex(name, {"train": train, "test": test}, missing)
+
+
+def _need_file(filename: str, what: str, folders: list[Path], root: Path, name: str) -> Path:
+    """An annotation file: an absolute path as given, else the first of `folders` holding it. Raises
+    DatasetLayoutError naming where it was looked for."""
+    given = Path(os.path.expanduser(filename))
+    found = given if given.is_absolute() and given.is_file() else _find_file(filename, folders)
+    if found is None:
+        raise layout_error(name, root, f"{what} {filename} not found in {', '.join(map(str, folders))}", MSRVTT_LAYOUT)
+    return found
 
 
 def _video_dir(root: Path, videos: str, name: str) -> Path:

@@ -244,26 +244,7 @@ def _prepare_captions(
         splits[split] = (part.subset([i for i, v in enumerate(part.videos) if v.path in readable]), infos)
     if dist.is_main:
         cache.save()
-    if skipped:
-        log.warning("%d videos skipped with their captions (see skipped_videos.json)", len(skipped))
-    needed = only or "train"
-    have = [s for s, part in index.splits.items() if part.videos]
-    if needed not in have:
-        raise ValueError(
-            f"{index.name}: this data has no {needed} split (splits with videos: {', '.join(have) or 'none'})"
-        )
-    if not splits[needed][0].videos:
-        raise ValueError(
-            f"{index.name}: no readable video in the {needed} split ({len(skipped)} skipped, listed in "
-            "skipped_videos.json)"
-        )
-    if "val" in splits and len(splits["val"][0].videos) < 20 and not only:
-        log.warning(
-            "%s: the validation split has only %d videos: its R@1, which picks the checkpoint, is coarse "
-            "(raise --val-fraction)",
-            index.name,
-            len(splits["val"][0].videos),
-        )
+    _check_caption_splits(index, splits, skipped, only)
     sampling = SamplingCfg(
         sampler=cfg.sampler,
         frames=model_cfg.frames,
@@ -300,6 +281,31 @@ def _prepare_captions(
         s: ClipDataset(part.videos, infos, sampling, pre, train=False, **shuffle) for s, (part, infos) in splits.items()
     }
     return RunData([], sampling, pre, train, val, evals, skipped, index.val_holdout, captions=captions)
+
+
+def _check_caption_splits(index, splits: dict, skipped: list, only: str | None) -> None:
+    """Raises ValueError when the split needed (`only`, else train) has no readable video; warns of skipped videos
+    and of a validation split too small to pick a checkpoint by."""
+    if skipped:
+        log.warning("%d videos skipped with their captions (see skipped_videos.json)", len(skipped))
+    needed = only or "train"
+    have = [s for s, part in index.splits.items() if part.videos]
+    if needed not in have:
+        raise ValueError(
+            f"{index.name}: this data has no {needed} split (splits with videos: {', '.join(have) or 'none'})"
+        )
+    if not splits[needed][0].videos:
+        raise ValueError(
+            f"{index.name}: no readable video in the {needed} split ({len(skipped)} skipped, listed in "
+            "skipped_videos.json)"
+        )
+    if "val" in splits and len(splits["val"][0].videos) < 20 and not only:
+        log.warning(
+            "%s: the validation split has only %d videos: its R@1, which picks the checkpoint, is coarse "
+            "(raise --val-fraction)",
+            index.name,
+            len(splits["val"][0].videos),
+        )
 
 
 def write_run_files(cfg: TrainConfig, model_cfg: ModelConfig, run_dir: Path, data: RunData) -> None:

@@ -81,23 +81,7 @@ def infer_config(
         max_tokens=PUBLISHED_MAX_WORDS,
     )
     local = state["visual.TemporalPrompt.InterMLP.2.weight"].shape[0]
-    if "unified_prompt_embedding.weight" in state:
-        generator = "transformer"
-        rows, cols = state["unified_prompt_embedding.weight"].shape
-        inferred = (rows - text_prompts) / local
-        if not inferred.is_integer() or (frames is not None and frames != inferred):
-            raise ValueError(
-                f"the prompt generator has {rows} rows = {text_prompts} text + {local} x T: "
-                f"T={inferred:g} does not fit{'' if frames is None else f' frames={frames}'}"
-            )
-        frames = int(inferred)
-    elif "visual_prompt_embedding" in state:
-        generator = "linear"
-        cols = state["visual_prompt_embedding"].shape[-1]
-        if frames is None:
-            raise ValueError("a linear-generator checkpoint does not record its frame count: pass frames=T")
-    else:
-        raise ValueError("no prompt generator in the checkpoint (unified_prompt_embedding / visual_prompt_embedding)")
+    generator, cols, frames = _prompt_generator(state, local, frames, text_prompts)
     lora = [k for k in state if k.endswith(".LoRA.0.weight")]
     return ModelConfig(
         mode="official",
@@ -118,6 +102,28 @@ def infer_config(
         mask_layout="lattice",
         adapter_dim=state[lora[0]].shape[0] if lora else 0,
     )
+
+
+def _prompt_generator(
+    state: Mapping[str, torch.Tensor], local: int, frames: int | None, text_prompts: int
+) -> tuple[str, int, int]:
+    """(generator kind, its output width, frames T) of a published state dict: the transformer generator records
+    T in its rows (checked against `frames` when given), the linear one does not (`frames` is then required).
+    Raises ValueError."""
+    if "unified_prompt_embedding.weight" in state:
+        rows, cols = state["unified_prompt_embedding.weight"].shape
+        inferred = (rows - text_prompts) / local
+        if not inferred.is_integer() or (frames is not None and frames != inferred):
+            raise ValueError(
+                f"the prompt generator has {rows} rows = {text_prompts} text + {local} x T: "
+                f"T={inferred:g} does not fit{'' if frames is None else f' frames={frames}'}"
+            )
+        return "transformer", cols, int(inferred)
+    if "visual_prompt_embedding" in state:
+        if frames is None:
+            raise ValueError("a linear-generator checkpoint does not record its frame count: pass frames=T")
+        return "linear", state["visual_prompt_embedding"].shape[-1], frames
+    raise ValueError("no prompt generator in the checkpoint (unified_prompt_embedding / visual_prompt_embedding)")
 
 
 def rename_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
