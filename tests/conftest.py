@@ -66,7 +66,7 @@ def write_statistics(model, checkpoint: Path, videos: Path, per_class: int = 3) 
     from stop_train.data.types import VideoItem
     from stop_train.engine.data import ClipDataset
     from stop_train.engine.distributed import DistInfo
-    from stop_train.engine.loop import frame_statistics
+    from stop_train.engine.evaluation import frame_statistics
     from stop_train.statistics import STATISTICS_FILE
     from stop_train.video.decode import probe
     from stop_train.video.preprocess import PreprocessCfg

@@ -42,7 +42,7 @@ def test_bf16_stays_where_the_cpu_has_it_unless_onednn_is_capped_below_it(flags,
 def test_training_with_bf16_on_such_a_cpu_runs_in_fp32(flags):
     import torch
 
-    from stop_train.engine.loop import precision_context
+    from stop_train.engine.optim import precision_context
 
     flags("avx2", "fma")
     autocast, scaler = precision_context("bf16", torch.device("cpu"))

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from stop_train.cli import main
 from stop_train.data.synthetic import SyntheticSpec, write_synthetic_motion
 from stop_train.engine.distributed import DistInfo
-from stop_train.engine.loop import epoch_batches, lr_factor
+from stop_train.engine.optim import epoch_batches, lr_factor
 from stop_train.statistics import STATISTICS_FILE, FrameStatistics
 
 SPEC = SyntheticSpec(groups=6, clips_per_group=1, frames=12, width=48, height=32)
@@ -237,7 +237,7 @@ def test_shuffled_frames_are_a_permutation_of_the_clip(data_root):
 
 def test_optimizer_groups_scale_the_backbone_lr_and_the_logit_scale_init():
     from stop_train.engine.config import TrainConfig
-    from stop_train.engine.loop import build_optimizer
+    from stop_train.engine.optim import build_optimizer
     from stop_train.model import create_model
 
     model = create_model("tiny")
@@ -402,7 +402,7 @@ def test_flip_safe_and_extensions_reach_the_folder_indexer(tmp_path):
 
 def test_weight_decay_rule_is_the_models():
     from stop_train.engine.config import TrainConfig
-    from stop_train.engine.loop import build_optimizer
+    from stop_train.engine.optim import build_optimizer
     from stop_train.model import create_model
 
     model = create_model("tiny")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import math
 import random
 import time
 from pathlib import Path
@@ -15,18 +13,19 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from ..config import ModelConfig
-from ..cpu import cpu_precision
 from ..labels import label_texts
-from ..model import STOP, create_model, dead_parameters
+from ..model import create_model, dead_parameters
 from ..model.factory import model_fingerprint
 from ..model.weights import CheckpointError, load_weights
 from ..rundir import LABELS_FILE, RunDir, append_row, read_labels
 from ..statistics import STATISTICS_FILE, FrameStatistics, StatisticsError
 from .checkpoint import WEIGHTS, link_checkpoint, load_checkpoint, rewrite_state, save_checkpoint, usable, write_json
 from .config import TrainConfig
-from .data import ClipDataset, collate, collate_views
-from .distributed import DistInfo, all_gather_arrays, all_reduce_mean, barrier, init_distributed, shard
-from .metrics import classification_metrics, confusion_matrix
+from .data import ClipDataset, collate
+from .distributed import all_reduce_mean, barrier, init_distributed
+from .evaluation import evaluate, frame_statistics, progress_bar
+from .metrics import confusion_matrix
+from .optim import build_optimizer, epoch_batches, lr_factor, precision_context, resolve_device
 from .report import write_confusion_png
 from .retrieval import evaluate_retrieval, gather_batch, symmetric_ce
 from .setup import VAL_COLUMNS, RunData, prepare_data, tensorboard_writer, write_run_files, write_skipped
@@ -37,171 +36,6 @@ log = logging.getLogger(__name__)
 def csv_fields(task: str) -> list[str]:
     """metrics.csv columns of a run of `task`."""
     return ["epoch", "step", "train_loss", "lr", *(f"val_{k}" for k in VAL_COLUMNS[task]), "clips_per_s", "elapsed_s"]
-
-
-def resolve_device(name: str, info: DistInfo) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        return torch.device("cuda", info.local_rank)
-    return torch.device(name)
-
-
-def precision_context(precision: str, device: torch.device):
-    """-> (autocast context factory, GradScaler): fp32 on CPU; bf16 by default on GPU; bf16 asked for on a CPU
-    without native bf16 is fp32, with a warning (`stop_train.cpu.cpu_precision`)."""
-    if precision == "auto":
-        precision = "bf16" if device.type == "cuda" else "fp32"
-    if device.type == "cpu":
-        precision = cpu_precision(precision, "--precision bf16")
-    if precision == "fp32":
-        return contextlib.nullcontext, torch.amp.GradScaler(device.type, enabled=False)
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    return (lambda: torch.autocast(device.type, dtype=dtype)), scaler
-
-
-def build_optimizer(model: STOP, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW; no weight decay on `model.no_weight_decay(cfg.decay_exclude)` (biases, published; or also
-    norms and prompts, a deviation); the CLIP weights at `backbone_lr_scale` times the learning rate
-    (published coef_lr)."""
-    no_decay = model.no_weight_decay(cfg.decay_exclude)
-    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            groups.setdefault((name.startswith("clip."), name in no_decay), []).append(p)
-    return torch.optim.AdamW(
-        [
-            {
-                "params": params,
-                "weight_decay": 0.0 if skip else cfg.weight_decay,
-                "lr": cfg.lr * (cfg.backbone_lr_scale if backbone else 1.0),
-            }
-            for (backbone, skip), params in sorted(groups.items())
-        ],
-        lr=cfg.lr,
-        betas=cfg.betas,
-        eps=cfg.eps,
-    )
-
-
-def lr_factor(step: int, total: int, warmup: float) -> float:
-    """Linear warm-up over `warmup` of the steps, then cosine to zero."""
-    warm = max(1, int(total * warmup))
-    if step < warm:
-        return (step + 1) / warm
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
-
-
-def epoch_batches(n: int, batch: int, seed: int, epoch: int, info: DistInfo) -> list[list[int]]:
-    """This rank's batches of an epoch: a seeded permutation, sharded across ranks."""
-    order = np.random.default_rng([seed, epoch]).permutation(n).tolist()
-    mine, _ = shard(order, info)
-    return [mine[i : i + batch] for i in range(0, len(mine), batch)]
-
-
-@torch.no_grad()
-def evaluate(
-    model: STOP,
-    dataset: ClipDataset,
-    text_ids: torch.Tensor,
-    device,
-    autocast,
-    info: DistInfo,
-    batch_size: int,
-    workers: int,
-    progress: bool = False,
-) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
-    """Scores every video of `dataset` (views averaged) -> (metrics, scores (N, K), labels (N,)) on every rank."""
-    if len(dataset) == 0:
-        raise ValueError("nothing to evaluate: the split has no videos")
-    was_training = model.training
-    model.eval()
-    indices, valid = shard(list(range(len(dataset))), info)
-    batches = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
-    loader = DataLoader(
-        dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate_views, generator=torch.Generator()
-    )  # own generator: the global RNG stream stays untouched
-    with autocast():
-        text = model.encode_text(text_ids.to(device))
-    scores = torch.full((len(indices), text.shape[0]), float("nan"), dtype=torch.float64)
-    pos = 0
-    for x, present in _progress(loader, progress, "eval"):
-        if x is not None:  # (B, V, T, 3, S, S): all views of the batch in one forward
-            b, v = x.shape[:2]
-            with autocast():
-                logits = model.get_logits(model.encode_video(x.flatten(0, 1).to(device)), text)
-            rows = torch.arange(pos, pos + len(present))[torch.tensor(present)]
-            scores[rows] = logits.float().softmax(-1).view(b, v, -1).mean(1).cpu().double()
-        pos += len(present)
-    model.train(was_training)
-    labels = torch.tensor([dataset.items[i].label for i in indices])
-    keep = torch.tensor(valid)
-    scores, labels, keep = (all_gather_arrays(t.to(device), info).cpu() for t in (scores, labels, keep))
-    ok = keep & ~torch.isnan(scores).any(-1)  # padding repeats and unreadable videos are not counted
-    s, y = scores[ok].numpy(), labels[ok].numpy()
-    return classification_metrics(s, y), s, y
-
-
-@torch.no_grad()
-def frame_statistics(
-    model: STOP,
-    dataset: ClipDataset,
-    classes: list[str],
-    device,
-    autocast,
-    info: DistInfo,
-    batch_size: int,
-    workers: int,
-    progress: bool = False,
-) -> FrameStatistics:
-    """Class statistics (`stop_train.statistics`) of every video of `dataset` (evaluation views): each video's
-    frame embeddings (T, E), averaged over its views and flattened, as one example clip is embedded; on every rank.
-    Raises StatisticsError when the videos cannot make statistics (fewer than two classes)."""
-    was_training = model.training
-    model.eval()
-    indices, valid = shard(list(range(len(dataset))), info)
-    batches = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
-    loader = DataLoader(
-        dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate_views, generator=torch.Generator()
-    )
-    dim = model.cfg.frames * model.cfg.embed_dim
-    sums = torch.zeros(len(classes), dim, dtype=torch.float64, device=device)
-    counts = torch.zeros(len(classes), dtype=torch.float64, device=device)
-    outer = torch.zeros(dim, dim, dtype=torch.float64, device=device)
-    pos = 0
-    for x, present in _progress(loader, progress, "class statistics"):
-        if x is not None:
-            b, v = x.shape[:2]
-            with autocast():
-                hidden, _ = model.forward_visual(x.flatten(0, 1).to(device), all_tokens=True)
-                frames = model.frame_embeddings(hidden)
-            feats = frames.float().view(b, v, -1).mean(1).double()
-            rows = [pos + j for j, ok in enumerate(present) if ok]
-            keep = torch.tensor([valid[r] for r in rows], device=device)  # padding repeats are not counted
-            feats = feats[keep]
-            labels = torch.tensor(
-                [dataset.items[indices[r]].label for r, k in zip(rows, keep.tolist()) if k],
-                device=device,
-                dtype=torch.long,
-            )
-            sums.index_add_(0, labels, feats)
-            counts += torch.bincount(labels, minlength=len(classes)).double()
-            outer += feats.T @ feats
-        pos += len(present)
-    model.train(was_training)
-    if info.world > 1:
-        for t in (sums, counts, outer):
-            torch.distributed.all_reduce(t)
-    return FrameStatistics.from_sums(classes, sums.cpu().numpy(), counts.cpu().numpy(), outer.cpu().numpy())
-
-
-def _progress(iterable, enabled: bool, desc: str, total: int | None = None):
-    if not enabled:
-        return iterable
-    from tqdm import tqdm
-
-    return tqdm(iterable, desc=desc, total=total, dynamic_ncols=True, leave=False)
 
 
 class Trainer:
@@ -390,7 +224,7 @@ class Trainer:
         )
         self.net.train()
         losses, clips, t0 = [], 0, time.time()
-        bar = _progress(loader, self.main, f"epoch {epoch + 1}/{cfg.epochs}", total=len(batches) - skip)
+        bar = progress_bar(loader, self.main, f"epoch {epoch + 1}/{cfg.epochs}", total=len(batches) - skip)
         for i, batch in enumerate(bar, start=skip):
             if batch is not None:
                 x, y, idx = batch
@@ -545,7 +379,7 @@ class Trainer:
                 self.dist,
                 max(1, self.cfg.batch_size // 2),
                 self.cfg.workers,
-                progress=(lambda it: _progress(it, True, "eval")) if self.main else None,
+                progress=(lambda it: progress_bar(it, True, "eval")) if self.main else None,
                 with_dual_softmax=self.cfg.dual_softmax,
             )
             if self.main:
