@@ -3,7 +3,7 @@ a camera or a stream).
 
     stop-export RUN_DIR | MODEL_FOLDER | PRESET [-o model.onnx] [--labels FILE|SET] [--check]
     stop-recognize MODEL.onnx --source FILE|CAMERA_INDEX|RTSP_URL [--json] [--events out.jsonl]
-                   [--protocol live|eval] [--backend auto|cpu|cuda|openvino|tensorrt|torch]
+                   [--protocol live|eval] [--backend auto|cpu|cuda|openvino|tensorrt|torch|torch-bf16]
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def _export(argv: list[str] | None) -> int:
             build=build,
         )
         result = export(args.source, options, say=_say, note=_note)
-    except (StopError, FileNotFoundError, ValueError) as err:
+    except StopError as err:
         print(f"stop-export: {err}", file=sys.stderr)
         return 2
     return 1 if result.check is not None and not result.check.ok else 0

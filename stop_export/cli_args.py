@@ -10,6 +10,8 @@ import re
 import sys
 from pathlib import Path
 
+from stop_train.errors import ConfigError
+
 from .runtime.events import EventCfg
 
 SIGPIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away
@@ -111,14 +113,14 @@ def parse_clip(item: str) -> tuple[Path, float | None, float | None]:
         return Path(item).expanduser(), None, None
     m = _RANGE.match(tail.strip())
     if not m or not (m["start"] or m["end"]):
-        raise ValueError(
+        raise ConfigError(
             f"{item}: the time range must be START-END, START- or -END in seconds or m:ss, "
             f"e.g. {path}@12-15.5 or {path}@1:02-1:06"
         )
     start = seconds(m["start"]) if m["start"] else None
     end = seconds(m["end"]) if m["end"] else None
     if start is not None and end is not None and end <= start:
-        raise ValueError(
+        raise ConfigError(
             f"{item}: the range is empty (it ends where it starts)"
             if end == start
             else f"{item}: the range ends ({end:g} s) before it starts ({start:g} s)"

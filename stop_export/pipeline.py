@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stop_train.atomic import atomic_write_bytes, publish, staging
+from stop_train.errors import ConfigError
 from stop_train.model.deploy import ExportError
 from stop_train.rundir import RunDir, locate
 
@@ -128,7 +129,7 @@ def build_engine_for(onnx_path: Path, precision: str, build, say: Callable[[str]
     from .trt.builder import BuildOptions, build_engine
 
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     engine = onnx_path.with_name(f"{onnx_path.stem}-{precision}.engine")
     options = dataclasses.replace(build or BuildOptions(), fp16=precision == "fp16")
     say(f"building the {precision} TensorRT engine -> {engine}")

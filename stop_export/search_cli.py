@@ -53,7 +53,11 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds between a window's frames (default: the model's, as trained)",
     )
     idx.add_argument("--batch", type=in_range(int, 1), default=8, help="windows per model call (default 8)")
-    idx.add_argument("--backend", default="auto", help="auto, cpu, cuda, openvino, tensorrt (ONNX Runtime)")
+    idx.add_argument(
+        "--backend",
+        default="auto",
+        help="auto, cpu, cuda, openvino, tensorrt (ONNX Runtime), torch or torch-bf16 (a run directory)",
+    )
     idx.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = its default)")
     idx.add_argument("--plugin", metavar="LIB", help="libstop_tpi_plugin.so for an engine built with the plugin")
     idx.add_argument("--ann", action="store_true", help="also write an HNSW graph (FAISS) for approximate search")
@@ -76,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
         "more: higher recall, slower; see benchmarks/search_ann.py)",
     )
     q.add_argument("--json", action="store_true", help="one JSON object per video on stdout")
+    idx.set_defaults(run=_index)  # each subcommand names what does it
+    q.set_defaults(run=_query)
     return p
 
 
@@ -266,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     readable_output()  # file names that are not UTF-8
 
     try:
-        return _index(args) if args.command == "index" else _query(args)
+        return args.run(args)
     except (StopError, FileNotFoundError) as err:
         print(f"stop-search {args.command}: {err}", file=sys.stderr)
         return 2

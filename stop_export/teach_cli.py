@@ -23,8 +23,7 @@ from stop_train.errors import StopError
 from .cli_args import in_range, parse_clip, settle_stdout, stdout_closed
 from .runtime.files import check_writable, pair_lock
 
-COMMANDS = ("add", "list", "remove", "tune")
-_BACKEND_HELP = "auto, cpu, cuda, openvino, tensorrt (ONNX Runtime)"
+_BACKEND_HELP = "auto, cpu, cuda, openvino, tensorrt (ONNX Runtime), torch or torch-bf16 (a run directory)"
 
 
 def _backend_args(p: argparse.ArgumentParser) -> None:
@@ -45,7 +44,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         description="Teach an exported STOP model new classes from a few "
         "example clips: a label bank that stop-recognize --bank and stop-gui use.",
     )
-    sub = p.add_subparsers(dest="command", required=True, metavar="{add,list,remove,tune}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}")
     add = sub.add_parser("add", help="add example clips of a class (new, or one the bank has)")
     add.add_argument("model", help="exported .onnx file or TensorRT .engine the bank is for")
     add.add_argument(
@@ -244,15 +243,20 @@ def run(args, parser: argparse.ArgumentParser) -> int:
             args.label = class_name(args.label)  # before any clip is embedded
     except BankError as err:
         parser.error(str(err))
-    if args.command == "list":
-        return _list(args)
+    handler, changes = _set if setting else HANDLERS[args.command], args.command in CHANGES
+    if not changes:
+        return handler(args)
     check_writable(args.bank)  # before the clips are embedded
     lock = pair_lock(args.bank)
     lock.parent.mkdir(parents=True, exist_ok=True)
     with exclusive(lock, "", wait=f"waiting for another stop-teach to finish with {args.bank} (lock {lock})"):
-        if args.command == "remove":
-            return _remove(args)
-        return _set(args) if setting else _add_or_tune(args)
+        return handler(args)
+
+
+# subcommand -> what does it (tune with --alpha/--beta: `_set`); those in CHANGES hold the bank's lock
+HANDLERS = {"add": _add_or_tune, "list": _list, "remove": _remove, "tune": _add_or_tune}
+CHANGES = ("add", "remove", "tune")
+COMMANDS = tuple(HANDLERS)
 
 
 def _set_alpha_beta(bank, args) -> None:
@@ -360,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return run(args, command_parser)
-    except (StopError, ValueError) as err:
+    except StopError as err:
         print(f"stop-teach: {err}", file=sys.stderr)
         return 2
     except BrokenPipeError:

@@ -22,7 +22,6 @@ from . import commands
 from .atomic import readable_output
 from .errors import StopError
 
-COMMANDS = ("train", "eval", "stats", "folds", "convert", "check")
 _HELP = ("-h", "--help")
 
 
@@ -126,42 +125,44 @@ def _convert_args(parser: argparse.ArgumentParser) -> None:
 
 def parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """`stop-train`'s parser and its subcommands' parsers, by name."""
-    from .video.survey import add_arguments as check_args
-
     top = argparse.ArgumentParser(
         prog="stop-train",
         description="Train STOP for action recognition (class labels) or text-video retrieval (captions: --task "
         "retrieval), and evaluate, convert and check what training reads. Without a subcommand: train.",
     )
     sub = top.add_subparsers(dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}")
-    for name, add, text in (
-        ("train", _train_args, "train a new run, or continue one (--resume RUN)"),
-        ("eval", _eval_args, "evaluate a run's checkpoint, or a model folder, on a split (a model folder needs "
-         "--dataset and --data-root; a run brings its data settings)"),
-        ("stats", _stats_args, "write a run checkpoint's class statistics (its frame embeddings over the training "
-         "videos), which label banks teach new classes with; runs of this version write them at the end"),
-        ("folds", None, "average test metrics over runs (folds)"),
-        ("convert", _convert_args, "convert a checkpoint of the published STOP code into a model folder "
-         "(model.safetensors + config.json, official mode)"),
-        ("check", lambda p: check_args(p, commands.RUNS_ROOT), "how each video of a folder will be read: "
-         "exactly, by decoding, or not at all"),
-    ):  # fmt: skip
+    for name, (add, _, text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
-        if add is not None:
-            add(p)
-    sub.choices["folds"].add_argument("runs", nargs="+", type=Path)
-    sub.choices["folds"].add_argument("--split", default="test")
+        add(p)
     return top, dict(sub.choices)
 
 
-def _run(args: argparse.Namespace, parsers: dict[str, argparse.ArgumentParser], argv: list[str]) -> int:
-    if args.command == "train":
-        return commands.train(args, parsers["train"], argv[1:])
-    if args.command == "check":
-        return commands.check(args, parsers["check"])
-    return {"eval": commands.evaluate, "stats": commands.stats, "folds": commands.folds, "convert": commands.convert}[
-        args.command
-    ](args)
+def _folds_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--split", default="test")
+
+
+def _check_args(parser: argparse.ArgumentParser) -> None:
+    from .video.survey import add_arguments
+
+    add_arguments(parser, commands.RUNS_ROOT)
+
+
+# name -> (adds its arguments to its parser, does it: handler(args, its parser, the words after the name), help)
+SUBCOMMANDS = {
+    "train": (_train_args, commands.train, "train a new run, or continue one (--resume RUN)"),
+    "eval": (_eval_args, lambda args, *_: commands.evaluate(args), "evaluate a run's checkpoint, or a model folder, "
+             "on a split (a model folder needs --dataset and --data-root; a run brings its data settings)"),
+    "stats": (_stats_args, lambda args, *_: commands.stats(args), "write a run checkpoint's class statistics (its "
+              "frame embeddings over the training videos), which label banks teach new classes with; runs of this "
+              "version write them at the end"),
+    "folds": (_folds_args, lambda args, *_: commands.folds(args), "average test metrics over runs (folds)"),
+    "convert": (_convert_args, lambda args, *_: commands.convert(args), "convert a checkpoint of the published STOP "
+                "code into a model folder (model.safetensors + config.json, official mode)"),
+    "check": (_check_args, lambda args, parser, _: commands.check(args, parser), "how each video of a folder will "
+              "be read: exactly, by decoding, or not at all"),
+}  # fmt: skip
+COMMANDS = tuple(SUBCOMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     args = top.parse_args(argv)
     command = args.command
     try:
-        return _run(args, parsers, argv)
+        return SUBCOMMANDS[command][1](args, parsers[command], argv[1:])
     except ModuleNotFoundError as err:
         if err.name and err.name.split(".")[0] in ("torch", "torchvision", "open_clip", "safetensors", "tqdm"):
             print(
@@ -184,8 +185,17 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         raise
-    except (StopError, OSError, ValueError, KeyError, RuntimeError) as err:  # StopError: ours, one line
+    except (StopError, OSError) as err:  # ours, and the system's (a full disk, a permission): one line each
         print(f"stop-train {command}: error: {err}", file=sys.stderr)
+        return 1
+    except RuntimeError as err:  # PyTorch's own: out of memory is the user's to fix; anything else is a bug
+        if type(err).__name__ != "OutOfMemoryError":
+            raise
+        print(
+            f"stop-train {command}: error: the device ran out of memory ({str(err).splitlines()[0]}); "
+            "lower --batch-size",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:  # before training started (indexing, probing): what was probed is in the probe cache
         print(

@@ -16,6 +16,7 @@ from pathlib import Path
 from .atomic import finite
 from .config import flatten_overrides
 from .engine.config import DATASET_FLAGS
+from .errors import ConfigError
 from .rundir import CONFIG_FILE, RunDir, locate
 
 RUNS_ROOT = Path("runs")
@@ -54,7 +55,7 @@ def parse_model_items(items: list[str]) -> dict:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--model takes KEY=VALUE, got {item!r}")
+            raise ConfigError(f"--model takes KEY=VALUE, got {item!r}")
         pairs.append((key.strip(), _parse_value(value)))
     return flatten_overrides(pairs)
 
@@ -75,7 +76,7 @@ def train(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[
     overwrite = args.pop("overwrite")
     cfg = TrainConfig.from_dict({**args, "model": parse_model_items(args.pop("model"))})
     if cfg.resume and overwrite:
-        raise ValueError("--resume continues a run; --overwrite starts one again: give one of them")
+        raise ConfigError("--resume continues a run; --overwrite starts one again: give one of them")
     main = int(os.environ.get("RANK", "0")) == 0  # torchrun: the first process holds the run's lock
     if cfg.resume:
         run_dir = Path(cfg.resume)
@@ -85,7 +86,7 @@ def train(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[
         if cfg.model:
             changed.append("--model")
         if changed:
-            raise ValueError(
+            raise ConfigError(
                 f"--resume continues {run_dir} with the settings in its config.json; "
                 f"{', '.join(changed)} would change the run (start a new run instead)"
             )
@@ -242,9 +243,9 @@ def evaluate(args: argparse.Namespace) -> int:
         from .config import ModelConfig
 
         if "dataset" not in given or ("data_root" not in given and given["dataset"] not in GENERATED_DATASETS):
-            raise ValueError(f"{target} is a model folder: give the data with --dataset and --data-root")
+            raise ConfigError(f"{target} is a model folder: give the data with --dataset and --data-root")
         if args.checkpoint:
-            raise ValueError("--checkpoint names a checkpoint of a run; a model folder is one checkpoint")
+            raise ConfigError("--checkpoint names a checkpoint of a run; a model folder is one checkpoint")
         model_cfg = ModelConfig.from_dict(json.loads((where.folder / CONFIG_FILE).read_text(encoding="utf-8-sig")))
         cfg = TrainConfig.from_dict({**given, "pretrained": "none"})
         run_dir, checkpoint, out = target, target, args.output or target
@@ -300,7 +301,7 @@ def stats(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"{args.run} is not a run directory (config.json + checkpoints/)")
     saved, model_cfg = read_run_config(args.run)
     if saved.task == "retrieval":
-        raise ValueError(f"{args.run} is a retrieval run: class statistics need classes")
+        raise ConfigError(f"{args.run} is a retrieval run: class statistics need classes")
     given = {
         k: v
         for k in ("data_root", "workers", "batch_size", "device", "probe_cache", "probe")

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
+
 MODES = ("dynamic", "official")
 PROMPT_GENERATORS = ("transformer", "linear")
 MASK_LAYOUTS = ("patch", "lattice")
@@ -101,31 +103,31 @@ class ModelConfig:
         _choice("video_feature", self.video_feature, VIDEO_FEATURES)
         v = self.vision
         if v.image_size % v.patch_size:
-            raise ValueError(f"vision.image_size {v.image_size} is not a multiple of patch_size {v.patch_size}")
+            raise ConfigError(f"vision.image_size {v.image_size} is not a multiple of patch_size {v.patch_size}")
         if v.width % v.head_width:
-            raise ValueError(f"vision.width {v.width} is not a multiple of head_width {v.head_width}")
+            raise ConfigError(f"vision.width {v.width} is not a multiple of head_width {v.head_width}")
         if self.frames < 2:
-            raise ValueError(f"frames must be >= 2, got {self.frames}")
+            raise ConfigError(f"frames must be >= 2, got {self.frames}")
         if not 0 < self.spatial_topk < v.grid**2:
-            raise ValueError(f"spatial_topk must lie in [1, {v.grid**2 - 1}] for a {v.grid}x{v.grid} grid")
+            raise ConfigError(f"spatial_topk must lie in [1, {v.grid**2 - 1}] for a {v.grid}x{v.grid} grid")
         if self.init_logit_scale <= 0:
-            raise ValueError(f"init_logit_scale must be > 0, got {self.init_logit_scale}")
+            raise ConfigError(f"init_logit_scale must be > 0, got {self.init_logit_scale}")
         if self.prompt_layers < 1:
-            raise ValueError("prompt_layers must be >= 1")
+            raise ConfigError("prompt_layers must be >= 1")
         if self.text.max_tokens > self.text.context_length:
-            raise ValueError("text.max_tokens exceeds text.context_length")
+            raise ConfigError("text.max_tokens exceeds text.context_length")
         if self.mode == "dynamic" and self.prompts_per_gap < 0:
-            raise ValueError("prompts_per_gap must be >= 0")
+            raise ConfigError("prompts_per_gap must be >= 0")
         if self.mode == "dynamic" and self.mask_layout != "patch":
-            raise ValueError(
+            raise ConfigError(
                 "dynamic mode pools real ViT patches: mask_layout must be 'patch' (lattice is the published bug B1)"
             )
         if self.mode == "dynamic" and self.text_postfix_prompts:
-            raise ValueError("dynamic mode uses prefix text prompts only: set text_postfix_prompts=0")
+            raise ConfigError("dynamic mode uses prefix text prompts only: set text_postfix_prompts=0")
         if self.prompt_generator == "linear" and (
             self.text_prefix_prompts != self.local_prompts or self.text_postfix_prompts not in (0, self.local_prompts)
         ):
-            raise ValueError(
+            raise ConfigError(
                 "the linear prompt generator projects the L local prompts: it needs text_prefix_prompts == "
                 "local_prompts and text_postfix_prompts in (0, local_prompts)"
             )
@@ -149,14 +151,14 @@ class ModelConfig:
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ValueError(f"{name}={value!r} is not one of {', '.join(choices)}")
+        raise ConfigError(f"{name}={value!r} is not one of {', '.join(choices)}")
 
 
 def _from_dict(cls, data: dict[str, Any], what: str):
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ValueError(f"unknown {what} key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(fields))}")
+        raise ConfigError(f"unknown {what} key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(fields))}")
     prefix = "" if what == "model config" else what + "."
     data = {k: _typed(prefix + k, fields[k].type, v) for k, v in data.items()}
     return cls(**data)
@@ -172,7 +174,7 @@ def _typed(name: str, kind: str, value: Any) -> Any:
     if allowed is None:
         return value
     if isinstance(value, bool) and kind != "bool" or not isinstance(value, allowed):
-        raise ValueError(f"{name}={value!r} is not {'an' if kind == 'int' else 'a'} {kind}")
+        raise ConfigError(f"{name}={value!r} is not {'an' if kind == 'int' else 'a'} {kind}")
     return float(value) if kind == "float" else value
 
 
@@ -192,7 +194,7 @@ def flatten_overrides(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
                 put(f"{key}.{sub}", v, origin)
             return
         if key in flat and flat[key] != value:
-            raise ValueError(
+            raise ConfigError(
                 f"model config field {key} is given twice with different values: {given[key]} and {origin}"
             )
         flat[key], given[key] = value, origin
@@ -215,11 +217,11 @@ def apply_overrides(cfg: ModelConfig, overrides: dict[str, Any]) -> ModelConfig:
         target = data
         for i, part in enumerate(parts[:-1]):
             if not isinstance(target.get(part), dict):
-                raise ValueError(f"unknown override {key!r}: {'.'.join(parts[: i + 1])} is not a section")
+                raise ConfigError(f"unknown override {key!r}: {'.'.join(parts[: i + 1])} is not a section")
             target = target[part]
         _check_keys(target, {parts[-1]: value}, ".".join(parts[:-1]) or "model config")
         if isinstance(target[parts[-1]], dict):
-            raise ValueError(f"override {key!r} names a section: give its fields ({key}.FIELD=VALUE)")
+            raise ConfigError(f"override {key!r} names a section: give its fields ({key}.FIELD=VALUE)")
         target[parts[-1]] = value
     return ModelConfig.from_dict(data)
 
@@ -227,7 +229,7 @@ def apply_overrides(cfg: ModelConfig, overrides: dict[str, Any]) -> ModelConfig:
 def _check_keys(section: dict[str, Any], new: dict[str, Any], what: str) -> None:
     unknown = sorted(set(new) - set(section))
     if unknown:
-        raise ValueError(f"unknown {what} key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(section))}")
+        raise ConfigError(f"unknown {what} key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(section))}")
 
 
 def presets_dir() -> Path:
@@ -258,7 +260,7 @@ def load_preset(preset_or_path: str | Path) -> tuple[ModelConfig, str]:
         names = list_presets()
         if str(preset_or_path) not in names:
             hint = f"; no file {path}" if path.suffix == ".json" else ""
-            raise ValueError(f"unknown preset {str(preset_or_path)!r}{hint}; presets: {', '.join(names)}")
+            raise ConfigError(f"unknown preset {str(preset_or_path)!r}{hint}; presets: {', '.join(names)}")
         path = presets_dir() / f"{preset_or_path}.json"
     with open(path, encoding="utf-8-sig") as f:
         data = json.load(f)
@@ -269,7 +271,7 @@ def load_preset(preset_or_path: str | Path) -> tuple[ModelConfig, str]:
     try:
         return ModelConfig.from_dict(data), pretrained
     except (TypeError, ValueError) as err:
-        raise ValueError(f"{path}: {err}") from None
+        raise ConfigError(f"{path}: {err}") from None
 
 
 def load_config(preset_or_path: str | Path) -> ModelConfig:

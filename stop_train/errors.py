@@ -14,3 +14,7 @@ class StopError(Exception):
     """An error with a one-line message for the user; `exit_code` for a command line (2: bad input)."""
 
     exit_code = 2
+
+
+class ConfigError(StopError, ValueError):
+    """A setting, flag, preset, label set or run file the user gave that cannot be used, with what to give."""

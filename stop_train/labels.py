@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from .errors import ConfigError
+
 LABEL_SETS = ("ucf101", "hmdb51", "kinetics400", "ssv2")
 
 STYLES = ("auto", "camel", "underscore", "parentheses", "plain")
@@ -54,11 +56,11 @@ def _read_label_file(path: Path) -> list[str]:
         if not label:
             continue
         if label in seen:
-            raise ValueError(f"{path}: duplicate label {label!r} on line {lineno} (first seen on line {seen[label]})")
+            raise ConfigError(f"{path}: duplicate label {label!r} on line {lineno} (first seen on line {seen[label]})")
         seen[label] = lineno
         labels.append(label)
     if not labels:
-        raise ValueError(f"{path}: no labels found")
+        raise ConfigError(f"{path}: no labels found")
     return labels
 
 
@@ -74,7 +76,7 @@ def load_labels(name_or_path: str | os.PathLike[str]) -> list[str]:
     path = Path(key)
     if path.is_file():
         return _read_label_file(path)
-    raise ValueError(f"unknown label set {key!r}: not a file and not one of {', '.join(LABEL_SETS)}")
+    raise ConfigError(f"unknown label set {key!r}: not a file and not one of {', '.join(LABEL_SETS)}")
 
 
 def dataset_style(name: str) -> str:
@@ -82,7 +84,7 @@ def dataset_style(name: str) -> str:
     try:
         return _DATASET_STYLES[name]
     except KeyError:
-        raise ValueError(f"unknown label set {name!r}; expected one of {', '.join(LABEL_SETS)}") from None
+        raise ConfigError(f"unknown label set {name!r}; expected one of {', '.join(LABEL_SETS)}") from None
 
 
 def _collapse(text: str) -> str:
@@ -123,13 +125,13 @@ def label_words(label: str, style: str = "auto") -> str:
         return _collapse(label.replace("(", " ").replace(")", " "))
     if style == "plain":
         return _collapse(label)
-    raise ValueError(f"unknown style {style!r}; expected one of {', '.join(STYLES)}")
+    raise ConfigError(f"unknown style {style!r}; expected one of {', '.join(STYLES)}")
 
 
 def label_to_text(label: str, template: str = DEFAULT_TEMPLATE, style: str = "auto") -> str:
     """Render one label as prompt text: ``template`` with ``{label}`` replaced by its words."""
     if "{label}" not in template:
-        raise ValueError(f"template must contain '{{label}}': {template!r}")
+        raise ConfigError(f"template must contain '{{label}}': {template!r}")
     return template.replace("{label}", label_words(label, style))
 
 

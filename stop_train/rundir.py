@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_write_json, atomic_write_text, exclusive, settled_folder
+from .errors import ConfigError
 
 CONFIG_FILE = "config.json"  # a run's config; a model folder's is also config.json (the model config alone)
 LABELS_FILE = "labels.txt"
@@ -62,7 +63,7 @@ def start_fresh(run_dir: Path, overwrite: bool, main: bool = True) -> Path | Non
     if not holds_run(run_dir):
         return None
     if not overwrite:
-        raise ValueError(
+        raise ConfigError(
             f"{run_dir} already holds a run: continue it with --resume {run_dir}, choose another "
             "--run-dir, or start it again with --overwrite (the old run is moved aside)"
         )
@@ -129,9 +130,9 @@ class RunDir:
         try:
             data = json.loads(path.read_text(encoding="utf-8-sig"))
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ValueError(f"{path} is damaged ({err})") from None
+            raise ConfigError(f"{path} is damaged ({err})") from None
         if not isinstance(data, dict) or not {"train", "model"} <= set(data):
-            raise ValueError(f"{path} is not a run's {CONFIG_FILE} (no 'train' and 'model' sections)")
+            raise ConfigError(f"{path} is not a run's {CONFIG_FILE} (no 'train' and 'model' sections)")
         return data
 
     @property

@@ -8,6 +8,7 @@ import torch
 from stop_train.cli import main as stop_train_main
 from stop_train.model import load_model
 from stop_train.model.convert import convert_checkpoint, convert_state_dict, infer_config, rename_state_dict
+from stop_train.model.weights import CheckpointError
 from stop_train.tolerances import GOLDEN_REL_ERR, relative_error
 
 
@@ -50,7 +51,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 
 def test_unexpected_keys_and_linear_without_frames():
-    with pytest.raises(KeyError, match="unexpected key"):
+    with pytest.raises(CheckpointError, match="unexpected key"):
         rename_state_dict({"unknown_module.weight": torch.zeros(1)})
     state = {
         "visual.proj": torch.zeros(8, 4),

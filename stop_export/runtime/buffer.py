@@ -7,6 +7,7 @@ from collections import deque
 
 import numpy as np
 
+from stop_train.errors import ConfigError
 from stop_train.video.preprocess import PreprocessCfg, prepare_clip
 
 
@@ -15,7 +16,7 @@ class ClipBuffer:
 
     def __init__(self, frames: int, frame_interval_s: float, predict_every_s: float, preprocess: PreprocessCfg):
         if frames < 1 or frame_interval_s <= 0 or predict_every_s <= 0:
-            raise ValueError("frames >= 1, frame_interval_s > 0 and predict_every_s > 0 are required")
+            raise ConfigError("frames >= 1, frame_interval_s > 0 and predict_every_s > 0 are required")
         self.frames, self.interval, self.every = frames, frame_interval_s, predict_every_s
         self.pre = preprocess
         self.span = (frames - 1) * frame_interval_s

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from stop_train.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class EventCfg:
@@ -17,11 +19,11 @@ class EventCfg:
 
     def __post_init__(self) -> None:
         if not 0 < self.smoothing <= 1:
-            raise ValueError("smoothing must lie in (0, 1]")
+            raise ConfigError("smoothing must lie in (0, 1]")
         if not 0 <= self.off <= self.on <= 1:
-            raise ValueError("thresholds need 0 <= off <= on <= 1")
+            raise ConfigError("thresholds need 0 <= off <= on <= 1")
         if self.min_duration_s < 0:
-            raise ValueError("min_duration_s must be >= 0")
+            raise ConfigError("min_duration_s must be >= 0")
 
 
 @dataclass
@@ -48,7 +50,7 @@ class EventDetector:
     def update(self, t: float, scores: np.ndarray) -> list[Event]:
         scores = np.asarray(scores, dtype=np.float64)
         if scores.shape != (len(self.labels),):
-            raise ValueError(f"expected {len(self.labels)} scores, got shape {scores.shape}")
+            raise ConfigError(f"expected {len(self.labels)} scores, got shape {scores.shape}")
         a = self.cfg.smoothing
         self.smoothed = scores.copy() if self.smoothed is None else a * scores + (1 - a) * self.smoothed
         done = []

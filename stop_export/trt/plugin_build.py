@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from stop_train.errors import StopError
+from stop_train.errors import ConfigError, StopError
 
 PLUGIN_DIR = Path(__file__).resolve().parent / "plugin"
 LIBRARY = "libstop_tpi_plugin.so"
@@ -28,7 +28,7 @@ def cuda_architectures(cuda: tuple[int, int], target: str) -> list[str]:
     """SM architectures for a CUDA version and target: Jetson Orin 87; desktops 75/86/89 (+120 from CUDA
     12.8); Hopper 90 (the GPU harness on H100/H200); `all` = every one of them."""
     if target not in TARGETS or target == "auto":
-        raise ValueError(f"target must be one of {', '.join(TARGETS[1:])}")
+        raise ConfigError(f"target must be one of {', '.join(TARGETS[1:])}")
     blackwell = ["120"] if cuda >= (12, 8) else []
     return {
         "jetson": ["87"],

@@ -6,6 +6,7 @@ per-format indexers and ``DATASET_SPLIT_ROLES`` says which files play train/val/
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from collections import Counter
@@ -17,7 +18,7 @@ from .hmdb51 import index_hmdb51
 from .kinetics400 import index_kinetics400
 from .splits import check_classes_have_training_clips, grouped_holdout
 from .ssv2 import index_ssv2
-from .types import DatasetIndex, DatasetLayoutError, VideoItem, check_options, short_list
+from .types import DatasetError, DatasetIndex, DatasetLayoutError, VideoItem, check_options, short_list
 from .ucf101 import index_ucf101, index_ucf_layout
 
 
@@ -98,7 +99,10 @@ DATASET_SPLIT_ROLES: dict[str, dict[str, str]] = {
     },
 }
 
-_FOLDED = ("ucf101", "hmdb51", "synthetic-motion")
+
+def _folded() -> list[str]:
+    """The formats with official folds: their indexer takes `fold`."""
+    return [name for name, indexer in DATASETS.items() if "fold" in inspect.signature(indexer).parameters]
 
 
 def open_dataset(
@@ -121,11 +125,11 @@ def open_dataset(
     try:
         indexer = DATASETS[name]
     except KeyError:
-        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}") from None
-    if name in _FOLDED:
+        raise DatasetError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}") from None
+    if name in _folded():
         options["fold"] = fold
     elif fold != 1:
-        raise ValueError(f"{name} has no folds (fold={fold}); folds exist for {', '.join(_FOLDED)}")
+        raise DatasetError(f"{name} has no folds (fold={fold}); folds exist for {', '.join(_folded())}")
     check_options(name, indexer, options)
     index = indexer(Path(root), **options)
     if index.missing:

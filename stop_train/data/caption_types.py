@@ -7,7 +7,7 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .types import VIDEO_EXTENSIONS, DirCache, VideoItem
+from .types import VIDEO_EXTENSIONS, DatasetError, DirCache, VideoItem
 
 SPLITS = ("train", "val", "test")
 
@@ -97,7 +97,7 @@ def need_columns(path: Path, rows: list[dict[str, str]], columns: tuple[str, ...
     have = set(rows[0]) if rows else set()
     lacking = [c for c in columns if c not in have]
     if not rows or lacking:
-        raise ValueError(
+        raise DatasetError(
             f"{path}: expected a header with column(s) {', '.join(columns)}"
             + (f"; found {', '.join(sorted(have)) or 'none'}" if rows else "; the file is empty")
         )

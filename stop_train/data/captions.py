@@ -27,6 +27,7 @@ from .msrvtt import index_msrvtt
 from .types import (
     RETRIEVAL_DATASETS,
     VIDEO_EXTENSIONS,
+    DatasetError,
     DatasetLayoutError,
     DirCache,
     abs_root,
@@ -55,7 +56,9 @@ def _pick(keys, row: Mapping, where: str, what: str):
     for key in keys:
         if key in row:
             return row[key]
-    raise ValueError(f"{where}: no {what} field (expected one of {', '.join(keys)}); found {', '.join(map(str, row))}")
+    raise DatasetError(
+        f"{where}: no {what} field (expected one of {', '.join(keys)}); found {', '.join(map(str, row))}"
+    )
 
 
 def read_caption_file(path: Path) -> list[tuple[str, str]]:
@@ -75,14 +78,14 @@ def read_caption_file(path: Path) -> list[tuple[str, str]]:
             try:
                 row = json.loads(line)
             except ValueError as err:
-                raise ValueError(f"{where}: not a JSON object ({err})") from None
+                raise DatasetError(f"{where}: not a JSON object ({err})") from None
             if not isinstance(row, dict):
-                raise ValueError(f"{where}: expected a JSON object with video and caption")
+                raise DatasetError(f"{where}: expected a JSON object with video and caption")
             video = _pick(VIDEO_KEYS, row, where, "video")
             captions = _pick(CAPTION_KEYS, row, where, "caption")
             captions = captions if isinstance(captions, list) else [captions]
             if not isinstance(video, str) or not captions or not all(isinstance(c, str) for c in captions):
-                raise ValueError(
+                raise DatasetError(
                     f"{where}: the video must be a string and the caption a string or a non-empty list of strings"
                 )
             pairs += [(lineno, video.strip(), c.strip()) for c in captions]
@@ -99,18 +102,18 @@ def read_caption_file(path: Path) -> list[tuple[str, str]]:
         elif header[0].endswith(VIDEO_EXTENSIONS) and len(header) >= 2:  # no header: video, caption
             vcol, ccol = 0, 1
         else:
-            raise ValueError(
+            raise DatasetError(
                 f"{path}:{rows[0][0]}: the header {','.join(rows[0][1])!r} names no "
                 f"{'video' if vcol is None else 'caption'} column; accepted: "
                 f"{' / '.join(VIDEO_KEYS)} and {' / '.join(CAPTION_KEYS)} (or no header: video,caption)"
             )
         for lineno, row in rows:
             if len(row) <= max(vcol, ccol):
-                raise ValueError(f"{path}:{lineno}: expected video,caption; got {','.join(row)!r}")
+                raise DatasetError(f"{path}:{lineno}: expected video,caption; got {','.join(row)!r}")
             pairs.append((lineno, row[vcol].strip(), row[ccol].strip()))
     for lineno, video, caption in pairs:
         if not video or not caption:
-            raise ValueError(f"{path}:{lineno}: empty {'video' if not video else 'caption'} ({video!r}, {caption!r})")
+            raise DatasetError(f"{path}:{lineno}: empty {'video' if not video else 'caption'} ({video!r}, {caption!r})")
     return [(video, caption) for _, video, caption in pairs]
 
 
@@ -161,7 +164,7 @@ def _refuse_overlap(name: str, splits: dict[str, CaptionSplit]) -> None:
             other = seen.setdefault(str(video.path), split)
             if other != split:
                 both = sorted({str(v.path) for v in part.videos} & {str(v.path) for v in splits[other].videos})
-                raise ValueError(
+                raise DatasetError(
                     f"{name}: {len(both)} video{'s are' if len(both) > 1 else ' is'} in both the {other} "
                     f"and the {split} split: "
                     f"{short_list(both, 5)}"
@@ -182,7 +185,7 @@ def video_holdout(split: CaptionSplit, fraction: float, seed: int = 0) -> tuple[
     """(train, val): about ``fraction`` of the videos, drawn by seed and id (independent of order), with all
     their captions, held out; at least one video stays in train."""
     if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"hold-out fraction must be in [0, 1), got {fraction}")
+        raise DatasetError(f"hold-out fraction must be in [0, 1), got {fraction}")
     ids = sorted(range(len(split.videos)), key=lambda i: split.videos[i].group)
     random.Random(f"{seed}/captions").shuffle(ids)
     n_val = min(len(ids) - 1, round(fraction * len(ids))) if ids else 0
@@ -204,7 +207,7 @@ def open_caption_dataset(
     try:
         indexer = CAPTION_DATASETS[name]
     except KeyError:
-        raise ValueError(f"unknown caption dataset {name!r}; valid names: {', '.join(CAPTION_DATASETS)}") from None
+        raise DatasetError(f"unknown caption dataset {name!r}; valid names: {', '.join(CAPTION_DATASETS)}") from None
     check_options(name, indexer, options)
     index = indexer(Path(root), **options)
     if index.missing:

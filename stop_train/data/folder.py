@@ -11,6 +11,7 @@ from pathlib import Path
 from ..labels import load_labels
 from .types import (
     VIDEO_EXTENSIONS,
+    DatasetError,
     DatasetIndex,
     DirCache,
     VideoItem,
@@ -140,7 +141,7 @@ def _read_lists(root: Path, lists: dict, name: str) -> dict[str, list[tuple[Path
     parsed = {}
     for split, list_path in lists.items():
         if split not in SPLITS:
-            raise ValueError(f"{name}: unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+            raise DatasetError(f"{name}: unknown split {split!r}; expected one of {', '.join(SPLITS)}")
         path = Path(os.path.expanduser(os.fspath(list_path)))
         if not path.is_file() and not path.is_absolute():
             path = root / path
@@ -158,7 +159,7 @@ def _infer_classes(labels: list[str], name: str) -> list[str]:
     elif not any(_is_int(lab) for lab in labels):
         classes = sorted(set(labels))
     else:
-        raise ValueError(f"{name}: list labels mix indices and names; pass classes=")
+        raise DatasetError(f"{name}: list labels mix indices and names; pass classes=")
     counts = Counter(labels)
     rare = [f"{c!r} ({counts[c]} clip)" for c in classes if counts[c] == 1 and not _is_int(c)]
     logger.info(
@@ -212,10 +213,10 @@ def index_list(
         items = splits[split] = []
         for path, lineno, rel, label_text in split_rows:
             if not rel or not label_text:
-                raise ValueError(f"{path}:{lineno}: expected '<path> <label>'")
+                raise DatasetError(f"{path}:{lineno}: expected '<path> <label>'")
             label = int(label_text) if _is_int(label_text) else class_id.get(label_text, -1)
             if not 0 <= label < len(classes):
-                raise ValueError(
+                raise DatasetError(
                     f"{path}:{lineno}: label {label_text!r} is not a class index (0..{len(classes) - 1}) or class name"
                 )
             places = [Path(os.path.normpath(base / rel)) for base in (root, *video_dirs.get(split, ()))]

@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 from ..labels import load_labels
-from .types import DatasetIndex, DirCache, VideoItem, abs_root, layout_error, read_lines, short_list
+from .types import DatasetError, DatasetIndex, DirCache, VideoItem, abs_root, layout_error, read_lines, short_list
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def hmdb_group(filename: str) -> str:
 def index_hmdb51(root: Path, fold: int = 1, split_dir: Path | None = None) -> DatasetIndex:
     """Index HMDB51 split ``fold`` (1, 2 or 3) into 'train' and 'test' (no 'val')."""
     if fold not in (1, 2, 3):
-        raise ValueError(f"hmdb51: fold must be 1, 2 or 3, got {fold!r}")
+        raise DatasetError(f"hmdb51: fold must be 1, 2 or 3, got {fold!r}")
     root = abs_root(root)
     if not root.is_dir():
         raise layout_error("hmdb51", root, "root folder not found", LAYOUT)
@@ -78,7 +78,7 @@ def index_hmdb51(root: Path, fold: int = 1, split_dir: Path | None = None) -> Da
     known = set(classes)
     unknown = sorted(p.name for p in lists.glob(f"*{suffix}") if p.name[: -len(suffix)] not in known)
     if unknown:
-        raise ValueError(f"hmdb51: split files for classes not in models/labels/hmdb51.txt: {short_list(unknown)}")
+        raise DatasetError(f"hmdb51: split files for classes not in models/labels/hmdb51.txt: {short_list(unknown)}")
 
     cache = DirCache()
     splits: dict[str, list[VideoItem]] = {"train": [], "test": []}
@@ -88,7 +88,7 @@ def index_hmdb51(root: Path, fold: int = 1, split_dir: Path | None = None) -> Da
         for lineno, line in read_lines(path):
             parts = line.rsplit(None, 1)
             if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
-                raise ValueError(f"{path}:{lineno}: expected '<name>.avi <0|1|2>', got {line!r}")
+                raise DatasetError(f"{path}:{lineno}: expected '<name>.avi <0|1|2>', got {line!r}")
             split = TAGS.get(parts[1])
             if split is None:
                 continue

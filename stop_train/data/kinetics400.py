@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ..labels import load_labels
 from .folder import index_list
-from .types import DatasetIndex, DirCache, VideoItem, abs_root, layout_error, short_list
+from .types import DatasetError, DatasetIndex, DirCache, VideoItem, abs_root, layout_error, short_list
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def _read_csv(path: Path, class_id: Mapping[str, int]) -> list[tuple[str, int, s
         reader = csv.DictReader(fh)
         header = [h.strip() for h in reader.fieldnames or []]
         if not set(COLUMNS) <= set(header):
-            raise ValueError(f"{path}: header must contain {','.join(COLUMNS)}; got {','.join(header)}")
+            raise DatasetError(f"{path}: header must contain {','.join(COLUMNS)}; got {','.join(header)}")
         reader.fieldnames = header
         rows = []
         unknown: dict[str, int] = {}
@@ -69,7 +69,7 @@ def _read_csv(path: Path, class_id: Mapping[str, int]) -> list[tuple[str, int, s
             rows.append((f"{yid}_{start:06d}_{end:06d}", class_id[label], yid))
     if unknown:
         named = short_list(f"{lab!r} (line {n})" for lab, n in unknown.items())
-        raise ValueError(f"{path}: labels not in models/labels/kinetics400.txt: {named}")
+        raise DatasetError(f"{path}: labels not in models/labels/kinetics400.txt: {named}")
     return rows
 
 

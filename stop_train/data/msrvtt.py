@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .caption_types import CaptionIndex, build_split, locator, need_columns, read_csv
-from .types import abs_root, layout_error, short_list
+from .types import DatasetError, abs_root, layout_error, short_list
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def index_msrvtt(
     lists = dict(lists or {})
     unknown = set(lists) - {"train", "test"}
     if unknown:
-        raise ValueError(
+        raise DatasetError(
             f"{name}: lists for train and test only (a validation hold-out comes from train), "
             f"got {', '.join(sorted(unknown))}"
         )
@@ -134,7 +134,7 @@ def _read_sentences(data_path: Path) -> list[tuple[str, str]]:
         data = json.loads(data_path.read_text(encoding="utf-8-sig"))
         return [(str(s["video_id"]), str(s["caption"]).strip()) for s in data["sentences"]]
     except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(
+        raise DatasetError(
             f"{data_path}: not MSR-VTT's caption file (expected {{'sentences': [{{'video_id', 'caption'}}]}}): {err}"
         ) from None
 
@@ -149,7 +149,7 @@ def _read_lists(train_path: Path, test_path: Path, name: str) -> tuple[set[str],
     need_columns(test_path, test_rows, ("video_id", "sentence"))
     overlap = train_ids & {r["video_id"] for r in test_rows}
     if overlap:
-        raise ValueError(
+        raise DatasetError(
             f"{name}: {len(overlap)} video{'s are' if len(overlap) > 1 else ' is'} in both "
             f"{train_path.name} and {test_path.name}: "
             f"{short_list(sorted(overlap), 5)}"

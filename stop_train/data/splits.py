@@ -6,7 +6,7 @@ import random
 from collections import Counter
 from collections.abc import Iterable
 
-from .types import DatasetIndex, VideoItem, short_list
+from .types import DatasetError, DatasetIndex, VideoItem, short_list
 
 
 def grouped_holdout(
@@ -22,7 +22,7 @@ def grouped_holdout(
     Both lists keep the input order.
     """
     if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"hold-out fraction must be in [0, 1), got {fraction}")
+        raise DatasetError(f"hold-out fraction must be in [0, 1), got {fraction}")
     items = list(items)
     groups: dict[str, list[VideoItem]] = {}
     for item in items:
@@ -64,7 +64,7 @@ def check_classes_have_training_clips(index: DatasetIndex) -> None:
     empty = [f"{i}:{name}" for i, name in enumerate(index.classes) if counts[i] == 0]
     if empty:
         hint = f" ({len(index.missing)} listed videos were missing on disk)" if index.missing else ""
-        raise ValueError(
+        raise DatasetError(
             f"{index.name}: {len(empty)} of {len(index.classes)} classes have no training clips{hint}: "
             f"{short_list(empty, 20)}"
         )

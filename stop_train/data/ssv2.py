@@ -16,7 +16,7 @@ import logging
 from pathlib import Path
 
 from ..labels import load_labels
-from .types import DatasetIndex, DirCache, VideoItem, abs_root, layout_error, short_list
+from .types import DatasetError, DatasetIndex, DirCache, VideoItem, abs_root, layout_error, short_list
 
 logger = logging.getLogger(__name__)
 
@@ -45,12 +45,12 @@ def read_ssv2_labels(path: Path) -> list[str]:
         mapping = json.load(fh)
     by_id = sorted((int(i), t) for t, i in mapping.items())
     if [i for i, _ in by_id] != list(range(len(by_id))):
-        raise ValueError(f"{path}: class ids must run 0..{len(by_id) - 1}")
+        raise DatasetError(f"{path}: class ids must run 0..{len(by_id) - 1}")
     classes = [t for _, t in by_id]
     expected = load_labels("ssv2")
     if classes != expected:
         wrong = [f"{t!r}={mapping.get(t)}" for i, t in enumerate(expected) if mapping.get(t) != str(i)]
-        raise ValueError(
+        raise DatasetError(
             f"{path}: does not match models/labels/ssv2.txt "
             f"({len(classes)} vs {len(expected)} classes; differing: {short_list(wrong, 5)})"
         )
@@ -95,7 +95,7 @@ def index_ssv2(
         for record in records:
             key = _template_key(record["template"])
             if key not in class_id:
-                raise ValueError(f"{path}: video {record['id']}: template {record['template']!r} is not a class")
+                raise DatasetError(f"{path}: video {record['id']}: template {record['template']!r} is not a class")
             name = f"{record['id']}{ext}"
             video = video_dir / name
             if cache.exists(video):

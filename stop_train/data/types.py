@@ -53,7 +53,12 @@ class DatasetIndex:
         return {split: len(items) for split, items in self.splits.items()}
 
 
-class DatasetLayoutError(StopError, ValueError):
+class DatasetError(StopError, ValueError):
+    """A dataset that cannot be indexed as given: a list or caption file with a bad line, unknown classes, splits
+    that overlap."""
+
+
+class DatasetLayoutError(DatasetError):
     """The dataset root does not have the expected layout; the message draws that layout."""
 
 

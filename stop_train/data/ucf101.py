@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 
 from ..labels import load_labels
-from .types import DatasetIndex, DirCache, VideoItem, abs_root, layout_error, read_lines
+from .types import DatasetError, DatasetIndex, DirCache, VideoItem, abs_root, layout_error, read_lines
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def read_class_ind(path: Path) -> list[str]:
     for lineno, line in read_lines(path):
         parts = line.split()
         if len(parts) != 2 or not parts[0].isdigit() or int(parts[0]) != len(names) + 1:
-            raise ValueError(f"{path}:{lineno}: expected '<{len(names) + 1}> <ClassName>', got {line!r}")
+            raise DatasetError(f"{path}:{lineno}: expected '<{len(names) + 1}> <ClassName>', got {line!r}")
         names.append(parts[1])
     return names
 
@@ -76,7 +76,7 @@ def index_ucf_layout(
 ) -> DatasetIndex:
     """Index any data set in the UCF101 layout whose classInd.txt must list `expected`."""
     if fold not in (1, 2, 3):
-        raise ValueError(f"{name}: fold must be 1, 2 or 3, got {fold!r}")
+        raise DatasetError(f"{name}: fold must be 1, 2 or 3, got {fold!r}")
     root = abs_root(root)
     if not root.is_dir():
         raise layout_error(name, root, "root folder not found", LAYOUT)
@@ -89,7 +89,7 @@ def index_ucf_layout(
     classes = read_class_ind(lists / "classInd.txt")
     if classes != expected:
         diff = next((i for i, (a, b) in enumerate(zip(classes, expected)) if a != b), min(len(classes), len(expected)))
-        raise ValueError(
+        raise DatasetError(
             f"{name}: {lists / 'classInd.txt'} does not match the {name} class list "
             f"({len(classes)} vs {len(expected)} classes; first difference at index {diff})"
         )
@@ -110,10 +110,12 @@ def index_ucf_layout(
             rel = parts[0]
             cls = rel.split("/", 1)[0]
             if cls not in class_id or "/" not in rel:
-                raise ValueError(f"{path}:{lineno}: {rel!r} is not '<Class>/<file>' with a class of classInd.txt")
+                raise DatasetError(f"{path}:{lineno}: {rel!r} is not '<Class>/<file>' with a class of classInd.txt")
             label = class_id[cls]
             if len(parts) > 1 and parts[1] != str(label + 1):
-                raise ValueError(f"{path}:{lineno}: label {parts[1]} disagrees with classInd.txt ({cls} = {label + 1})")
+                raise DatasetError(
+                    f"{path}:{lineno}: label {parts[1]} disagrees with classInd.txt ({cls} = {label + 1})"
+                )
             video = videos / rel
             if cache.exists(video):
                 items.append(VideoItem(video, label, ucf_group(cls, rel.rsplit("/", 1)[1])))

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..data.types import RETRIEVAL_DATASETS
+from ..errors import ConfigError
 from ..labels import DEFAULT_TEMPLATE
 
 TASKS = {"recognition": "synthetic-motion", "retrieval": "synthetic-captions"}  # task -> its default dataset
@@ -88,11 +89,11 @@ class TrainConfig:
         if not self.task:
             self.task = "retrieval" if self.dataset in RETRIEVAL_DATASETS else "recognition"
         if self.task not in TASKS:
-            raise ValueError(f"task {self.task!r} is not one of {', '.join(TASKS)}")
+            raise ConfigError(f"task {self.task!r} is not one of {', '.join(TASKS)}")
         if not self.dataset:
             self.dataset = TASKS[self.task]
         if self.probe not in PROBES:
-            raise ValueError(f"probe {self.probe!r} is not one of {', '.join(PROBES)}")
+            raise ConfigError(f"probe {self.probe!r} is not one of {', '.join(PROBES)}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -102,7 +103,7 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ValueError(f"unknown training option(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
+            raise ConfigError(f"unknown training option(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
         data = dict(data)
         if "betas" in data:
             data["betas"] = tuple(data["betas"])

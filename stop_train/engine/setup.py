@@ -17,6 +17,7 @@ from ..data.captions import CAPTION_DATASETS, CaptionSplit, open_caption_dataset
 from ..data.synthetic import write_synthetic_motion
 from ..data.synthetic_captions import write_synthetic_captions
 from ..data.types import parse_extensions
+from ..errors import ConfigError
 from ..rundir import RunDir
 from ..video import PreprocessCfg, SamplingCfg
 from .checkpoint import write_json
@@ -41,7 +42,7 @@ def dataset_options(cfg: TrainConfig) -> dict:
             if cfg.dataset in (DATASETS if other == "recognition" else CAPTION_DATASETS)
             else ""
         )
-        raise ValueError(f"--task {cfg.task} takes --dataset {' | '.join(names)}; got {cfg.dataset!r}{hint}")
+        raise ConfigError(f"--task {cfg.task} takes --dataset {' | '.join(names)}; got {cfg.dataset!r}{hint}")
     options: dict = {}
     for name, (option, datasets) in DATASET_FLAGS.items():
         value = getattr(cfg, name)
@@ -49,7 +50,7 @@ def dataset_options(cfg: TrainConfig) -> dict:
             continue
         if cfg.dataset not in datasets:
             flag = ("--no-" if value is False else "--") + name.replace("_", "-")
-            raise ValueError(f"{flag} does not apply to --dataset {cfg.dataset} (only to {', '.join(datasets)})")
+            raise ConfigError(f"{flag} does not apply to --dataset {cfg.dataset} (only to {', '.join(datasets)})")
         if option == "lists":
             options.setdefault("lists", {})[name.removesuffix("_list")] = value
         elif option == "extensions":
@@ -74,12 +75,12 @@ def check_task_flags(cfg: TrainConfig) -> None:
             if on
         ]
         if unused:
-            raise ValueError(
+            raise ConfigError(
                 f"{', '.join(unused)} {'does' if len(unused) == 1 else 'do'} not apply to --task retrieval "
                 "(captions are used as written; folds and label smoothing are for class labels)"
             )
     elif cfg.dual_softmax:
-        raise ValueError("--dual-softmax applies to --task retrieval")
+        raise ConfigError("--dual-softmax applies to --task retrieval")
 
 
 def absolute_paths(cfg: TrainConfig) -> TrainConfig:
@@ -138,7 +139,7 @@ class RunData:
 
     def split(self, name: str) -> ClipDataset:
         if name not in self.splits:
-            raise ValueError(
+            raise ConfigError(
                 f"split {name!r} has no videos here; splits with videos: {', '.join(self.splits) or 'none'}"
             )
         return self.splits[name]
@@ -157,7 +158,7 @@ def dataset_root(cfg: TrainConfig, runs_root: Path, dist: DistInfo) -> tuple[str
     process)."""
     if cfg.dataset not in GENERATED:
         if not cfg.data_root:
-            raise ValueError(f"--data-root is required for --dataset {cfg.dataset}")
+            raise ConfigError(f"--data-root is required for --dataset {cfg.dataset}")
         return cfg.dataset, Path(cfg.data_root)
     root = Path(cfg.data_root) if cfg.data_root else runs_root / f".{cfg.dataset}"
     # the default root follows the current generator (rewritten when its spec changed); a set the user
@@ -199,11 +200,11 @@ def prepare_data(
     needed = only or "train"
     if not index.splits.get(needed):
         have = [s for s, items in index.splits.items() if items]
-        raise ValueError(
+        raise ConfigError(
             f"{index.name}: this data has no {needed} split (splits with videos: {', '.join(have) or 'none'})"
         )
     if not probed[needed][0]:
-        raise ValueError(
+        raise ConfigError(
             f"{index.name}: no video of the {needed} split is readable ({len(skipped)} skipped, "
             "listed in skipped_videos.json)"
         )
@@ -291,11 +292,11 @@ def _check_caption_splits(index, splits: dict, skipped: list, only: str | None) 
     needed = only or "train"
     have = [s for s, part in index.splits.items() if part.videos]
     if needed not in have:
-        raise ValueError(
+        raise ConfigError(
             f"{index.name}: this data has no {needed} split (splits with videos: {', '.join(have) or 'none'})"
         )
     if not splits[needed][0].videos:
-        raise ValueError(
+        raise ConfigError(
             f"{index.name}: no readable video in the {needed} split ({len(skipped)} skipped, listed in "
             "skipped_videos.json)"
         )

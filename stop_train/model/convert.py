@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from ..config import ModelConfig, TextCfg, VisionCfg
+from .weights import CheckpointError
 
 PUBLISHED_TEXT_PROMPTS = 8  # the published default `text_prompt_length` (4 prefix + 4 postfix)
 PUBLISHED_MAX_WORDS = 32
@@ -61,7 +62,7 @@ def infer_config(
 ) -> ModelConfig:
     """The `official` ModelConfig of a published state dict (without the `clip.` prefix)."""
     if "visual.proj" not in state:
-        raise ValueError("not a published STOP/CLIP ViT checkpoint: 'visual.proj' is missing")
+        raise CheckpointError("not a published STOP/CLIP ViT checkpoint: 'visual.proj' is missing")
     width, _, patch, _ = state["visual.conv1.weight"].shape
     grid = round((state["visual.positional_embedding"].shape[0] - 1) ** 0.5)
     text_width = state["ln_final.weight"].shape[0]
@@ -114,16 +115,16 @@ def _prompt_generator(
         rows, cols = state["unified_prompt_embedding.weight"].shape
         inferred = (rows - text_prompts) / local
         if not inferred.is_integer() or (frames is not None and frames != inferred):
-            raise ValueError(
+            raise CheckpointError(
                 f"the prompt generator has {rows} rows = {text_prompts} text + {local} x T: "
                 f"T={inferred:g} does not fit{'' if frames is None else f' frames={frames}'}"
             )
         return "transformer", cols, int(inferred)
     if "visual_prompt_embedding" in state:
         if frames is None:
-            raise ValueError("a linear-generator checkpoint does not record its frame count: pass frames=T")
+            raise CheckpointError("a linear-generator checkpoint does not record its frame count: pass frames=T")
         return "linear", state["visual_prompt_embedding"].shape[-1], frames
-    raise ValueError("no prompt generator in the checkpoint (unified_prompt_embedding / visual_prompt_embedding)")
+    raise CheckpointError("no prompt generator in the checkpoint (unified_prompt_embedding / visual_prompt_embedding)")
 
 
 def rename_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -137,7 +138,7 @@ def rename_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tens
             if hits:
                 break
         else:
-            raise KeyError(f"unexpected key in a published STOP checkpoint: {key}")
+            raise CheckpointError(f"unexpected key in a published STOP checkpoint: {key}")
         out[new] = value.float() if value.is_floating_point() else value
     return out
 
@@ -172,5 +173,7 @@ def convert_checkpoint(path: str | Path, frames: int | None = None, text_prompts
     model = STOP(cfg)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise ValueError(f"checkpoint does not match the inferred config: missing {missing}, unexpected {unexpected}")
+        raise CheckpointError(
+            f"checkpoint does not match the inferred config: missing {missing}, unexpected {unexpected}"
+        )
     return model.eval()

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import ConfigError
+
 SAMPLERS = ("segments", "interval")
 
 
@@ -23,11 +25,11 @@ class SamplingCfg:
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
-            raise ValueError(f"sampler={self.sampler!r} is not one of {', '.join(SAMPLERS)}")
+            raise ConfigError(f"sampler={self.sampler!r} is not one of {', '.join(SAMPLERS)}")
         if self.test_crops not in (1, 3):
-            raise ValueError("test_crops must be 1 or 3")
+            raise ConfigError("test_crops must be 1 or 3")
         if self.frames < 1 or self.test_clips < 1 or self.frame_interval_s <= 0:
-            raise ValueError("frames and test_clips must be >= 1, frame_interval_s > 0")
+            raise ConfigError("frames and test_clips must be >= 1, frame_interval_s > 0")
 
 
 def segment_indices(
