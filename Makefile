@@ -29,7 +29,7 @@ $(VENV)/.train: $(VENV)/.created pyproject.toml
 	touch $@
 
 $(VENV)/.demo: $(VENV)/.train pyproject.toml
-	$(PIP) install --quiet -e '.[train,export,runtime]'
+	$(PIP) install --quiet -e '.[train,export,runtime,gui]'
 	touch $@
 
 $(VENV)/.test: $(VENV)/.train pyproject.toml

@@ -299,6 +299,27 @@ def test_export_of_a_training_run(tmp_path):
     assert all(f.is_file() for f in result.files) and not list((run / "checkpoints").rglob("*.onnx"))
     assert any(line.startswith("check: PyTorch vs ONNX Runtime") for line in said)
 
+    # `--backend torch` on the run needs the training extra and ONNX Runtime's runtime, never onnx or onnxscript
+    import subprocess
+    import sys
+
+    video = next((data / "UCF-101").rglob("*.avi"))
+    code = (
+        "import importlib.abc, sys\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] in ('onnx', 'onnxscript'):\n"
+        "            raise ImportError(f'{name} is blocked')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from stop_export.cli import recognize_main\n"
+        f"code = recognize_main([{str(run)!r}, '--backend', 'torch', '--source', {str(video)!r}, '--protocol', 'eval'])\n"
+        "assert not any(m.split('.')[0] in ('onnx', 'onnxscript') for m in sys.modules)\n"
+        "sys.exit(code)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "video (eval): " in result.stdout, result.stdout[-2000:]
+
 
 def test_torch_backend_in_bf16_stays_close_to_fp32(exported):
     from stop_export.runtime.backends import open_backend
