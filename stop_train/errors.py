@@ -18,3 +18,8 @@ class StopError(Exception):
 
 class ConfigError(StopError, ValueError):
     """A setting, flag, preset, label set or run file the user gave that cannot be used, with what to give."""
+
+
+class TrainingError(StopError, RuntimeError):
+    """Training or evaluation cannot go on (a loss or weights that are not finite, a split with nothing to
+    evaluate), with what was kept and what to change."""

@@ -15,7 +15,7 @@ from safetensors.torch import save
 
 from ..atomic import atomic_write, atomic_write_bytes, atomic_write_json, replacing_folder, settled_folder
 from ..config import ModelConfig
-from ..errors import StopError
+from ..errors import StopError, TrainingError
 from ..model.weights import CheckpointError, first_line, load_weights
 
 WEIGHTS = "model.safetensors"
@@ -59,7 +59,7 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, model_cfg: ModelConfig
     weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     bad = next((k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
     if bad is not None:
-        raise ValueError(
+        raise TrainingError(
             f"the weights are not finite ({bad} holds NaN or infinity): not saved as {folder}; the "
             "checkpoints written before are unchanged"
         )

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from ..errors import TrainingError
 from ..model import STOP
 from ..statistics import FrameStatistics
 from .data import ClipDataset, collate_views
@@ -27,7 +28,7 @@ def evaluate(
 ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
     """Scores every video of `dataset` (views averaged) -> (metrics, scores (N, K), labels (N,)) on every rank."""
     if len(dataset) == 0:
-        raise ValueError("nothing to evaluate: the split has no videos")
+        raise TrainingError("nothing to evaluate: the split has no videos")
     was_training = model.training
     model.eval()
     indices, valid = shard(list(range(len(dataset))), info)

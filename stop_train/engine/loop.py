@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from ..config import ModelConfig
+from ..errors import ConfigError, TrainingError
 from ..labels import label_texts
 from ..model import create_model, dead_parameters
 from ..model.factory import model_fingerprint
@@ -63,7 +64,7 @@ class Trainer:
         pretrained = cfg.pretrained if start == "new" and cfg.pretrained not in ("", "none") else None
         model = create_model(model_cfg, pretrained=pretrained)
         if model.cfg != model_cfg:  # the run's config was resolved for other weights: say so, never drift
-            raise ValueError(
+            raise ConfigError(
                 f"the weights {pretrained} need a different model config than the run's "
                 f"(quick_gelu {model.cfg.quick_gelu} vs {model_cfg.quick_gelu})"
             )
@@ -245,7 +246,7 @@ class Trainer:
                         if (self.run.checkpoints / "last").is_dir()
                         else "no checkpoint was saved"
                     )
-                    raise ValueError(
+                    raise TrainingError(
                         f"the training loss is {loss.item()} at step {self.state['step'] + 1} (epoch "
                         f"{epoch + 1}, batch {i + 1}): training stopped; {kept} (lower --lr, or check "
                         "the data)"

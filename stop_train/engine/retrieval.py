@@ -9,6 +9,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from ..errors import TrainingError
 from .data import ClipDataset, collate_views
 from .distributed import DistInfo, all_gather_arrays, shard
 from .retrieval_metrics import dual_softmax, retrieval_metrics, similarity_metrics
@@ -68,7 +69,7 @@ def embed_videos(
     """Video embeddings (N, E) float32, views averaged then L2-normalised, on every rank, with a mask (N,) of the
     videos that could be read (unreadable rows are zero)."""
     if len(dataset) == 0:
-        raise ValueError("nothing to evaluate: the split has no videos")
+        raise TrainingError("nothing to evaluate: the split has no videos")
     indices, valid = shard(list(range(len(dataset))), info)
     batches = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
     loader = DataLoader(
@@ -132,7 +133,7 @@ def evaluate_retrieval(
         kept = read[video_of_caption]
         video, text, video_of_caption = video[read], text[kept], new[video_of_caption[kept]]
     if len(video) == 0:
-        raise ValueError("no video of the split could be read")
+        raise TrainingError("no video of the split could be read")
     out = {"videos": int(len(video)), "captions": int(len(text)), "unreadable_videos": int((~read).sum())}
     for direction, figures in retrieval_metrics(text, video, video_of_caption).items():
         out.update({f"{direction}_{k}": v for k, v in figures.items() if k != "count"})
