@@ -30,7 +30,8 @@ def _export_parser() -> argparse.ArgumentParser:
         "--output",
         type=Path,
         default=None,
-        help="ONNX file (default: RUN/export/model.onnx, FOLDER/model.onnx, or ./PRESET.onnx)",
+        help="ONNX file (default: RUN/export/model.onnx for a run's chosen checkpoint, RUN/export/model-NAME.onnx "
+        "for its checkpoint NAME, FOLDER/model.onnx for a model folder, ./PRESET.onnx for a preset)",
     )
     p.add_argument(
         "--labels",

@@ -59,12 +59,15 @@ class ExportResult:
     seconds: float = 0.0
 
 
-def default_output(source: str | Path) -> Path:
-    """Where the ONNX file goes by default: RUN/export/model.onnx for a run (RUN/export/model-NAME.onnx for its
-    checkpoint folder NAME), FOLDER/model.onnx for a model folder, ./PRESET.onnx for a preset."""
+def default_output(source: str | Path, checkpoint: str | None = None) -> Path:
+    """Where the ONNX file goes by default: RUN/export/model.onnx for a run's chosen checkpoint,
+    RUN/export/model-NAME.onnx for another (`checkpoint` NAME, or the run's checkpoint folder NAME given as the
+    source: an export of `last` never replaces the chosen one's, which banks and indexes are tied to),
+    FOLDER/model.onnx for a model folder, ./PRESET.onnx for a preset."""
     path = Path(source)
     if RunDir.holds(path):
-        return path / "export" / "model.onnx"
+        name = "model" if checkpoint in (None, RunDir(path).chosen()) else f"model-{checkpoint}"
+        return path / "export" / f"{name}.onnx"
     where = locate(path)
     if where is not None and where.run is not None:  # never into the checkpoint folder itself
         return where.run.path / "export" / f"model-{where.checkpoint}.onnx"
@@ -87,7 +90,7 @@ def export(
     its text encoder), EngineError / PluginBuildError from TensorRT, OSError from writing (nothing replaced)."""
     from stop_train.model.deploy import build_metadata, resolve_source
 
-    out = Path(options.output) if options.output else default_output(source)
+    out = Path(options.output) if options.output else default_output(source, options.checkpoint)
     if out.suffix != ".onnx":
         raise ExportError(f"the output must end in .onnx, got {out}")
     src = resolve_source(

@@ -45,16 +45,24 @@ def holds_run(run_dir: Path) -> bool:
 @contextlib.contextmanager
 def locked(run_dir: Path, main: bool = True):
     """Hold `run_dir`'s lock for the block (on the main process of a torchrun job; the others rely on it). Raises
-    atomic.Busy naming the lock when another stop-train holds it."""
+    atomic.Busy naming the lock when another stop-train holds it. A folder made here that holds nothing but the
+    lock when the block ends (a start that failed on its inputs) is removed: no empty runs are left behind."""
     if not main:
         yield
         return
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     with exclusive(
         run_dir / LOCK,
         f"another stop-train is using {run_dir} (lock {run_dir / LOCK}); wait for it or choose another --run-dir",
     ):
-        yield
+        try:
+            yield
+        finally:
+            if created and os.listdir(run_dir) == [LOCK]:
+                with contextlib.suppress(OSError):
+                    (run_dir / LOCK).unlink()
+                    run_dir.rmdir()
 
 
 def start_fresh(run_dir: Path, overwrite: bool, main: bool = True) -> Path | None:

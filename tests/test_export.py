@@ -298,6 +298,13 @@ def test_export_of_a_training_run(tmp_path):
     assert result.files == [result.onnx]  # no text encoder asked for; --max-steps stopped before statistics
     assert all(f.is_file() for f in result.files) and not list((run / "checkpoints").rglob("*.onnx"))
     assert any(line.startswith("check: PyTorch vs ONNX Runtime") for line in said)
+    from stop_export.pipeline import default_output
+    from stop_train.rundir import RunDir
+
+    chosen = RunDir(run).chosen()  # --checkpoint of another than the chosen one never replaces model.onnx
+    other = "best" if chosen == "last" else "last"
+    assert default_output(run, chosen) == default_output(run) == run / "export" / "model.onnx"
+    assert default_output(run, other) == run / "export" / f"model-{other}.onnx"
 
     # `--backend torch` on the run needs the training extra and ONNX Runtime's runtime, never onnx or onnxscript
     import subprocess

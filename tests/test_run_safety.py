@@ -333,3 +333,14 @@ def test_ctrl_c_while_probing_videos_says_one_line_and_keeps_the_probes(
     err = capsys.readouterr().err
     assert "interrupted before training started" in err and "Traceback" not in err
     assert len(json.loads(cache.read_text())) >= 1  # what finished before Ctrl-C (threads: not always 3)
+
+
+def test_a_start_that_fails_on_its_inputs_leaves_no_empty_run(tmp_path, capsys, monkeypatch):
+    """A newcomer's typo in --data-root left runs/ucf101-stop-b32-TIME/ holding only its lock, once per try."""
+    import stop_train.commands as commands
+
+    monkeypatch.setattr(commands, "RUNS_ROOT", tmp_path / "runs")
+    argv = ["--dataset", "ucf101", "--data-root", str(tmp_path / "nowhere"), "--preset", "tiny", "--pretrained", "none"]
+    assert main(argv) == 1 and main([*argv, "--run-dir", str(tmp_path / "mine")]) == 1
+    assert "root folder not found" in capsys.readouterr().err
+    assert not (tmp_path / "mine").exists() and not list((tmp_path / "runs").glob("*"))
