@@ -237,19 +237,26 @@ def _query(args) -> int:
 
     index = SearchIndex.load(args.index)
     model = args.model or index.model
-    if not Path(model).is_file():
+    if Path(model).is_dir():  # a run directory or model folder: its own text tower, by PyTorch
+        from .runtime.backends import open_backend
+
+        backend = open_backend(model, "torch")
+        meta, encode = backend.metadata, backend.encode_text
+    elif Path(model).is_file():
+        try:
+            encoder = TextEncoder(text_encoder_beside(model))
+        except BackendError as err:
+            raise SearchIndexError(f"{err}; give the model with --model") from None
+        meta, encode = encoder.metadata, encoder.encode
+    else:
         raise SearchIndexError(
             f"the model {'given' if args.model else 'the index was built with'} is not at {model}: give it with --model"
         )
-    try:
-        encoder = TextEncoder(text_encoder_beside(model))
-    except BackendError as err:
-        raise SearchIndexError(f"{err}; give the model with --model") from None
-    index.check_model(encoder.metadata, model)
+    index.check_model(meta, model)
     text = " ".join(args.text).strip()
     if not text:
         raise SearchIndexError("the query is empty: say what to find, e.g. 'a person opening a valve'")
-    query = encoder.encode([text])[0]
+    query = encode([text])[0]
     scores = None
     if not args.exact and ann_path(args.index).is_file():
         scores = ann_scores(

@@ -338,6 +338,15 @@ def test_torch_backend_in_bf16_stays_close_to_fp32(exported):
     cosine = (a["video_embedding"] * b["video_embedding"]).sum(-1)
     assert cosine.min() > 0.99  # bf16 rounding only
 
+    # re-labelling and teaching on a run with --backend torch use the model's own text tower, equal to the
+    # exported text encoder (a newcomer's `stop-teach add RUN --backend torch` said "no text encoder beside it")
+    from stop_export.runtime.recognizer import Recognizer
+
+    labels = ["opening a valve", "MovingLeft"]
+    own = Recognizer(fp32).embed_labels(labels)
+    onnx_text = Recognizer(open_backend(exported["dynamic"], "cpu")).embed_labels(labels)
+    assert own.shape == onnx_text.shape and np.abs(own - onnx_text).max() < 1e-4
+
 
 def test_the_fingerprint_names_the_weights_not_the_labels(exported):
     import torch

@@ -125,6 +125,24 @@ def test_index_and_query_without_torch(retrieval_models, videos, tmp_path):
     assert line["LOADED"] == "[]"
 
 
+def test_an_index_built_from_a_run_is_queried_with_its_own_text_tower(videos, tmp_path):
+    """stop-search index takes a run directory (the PyTorch backend); its query found the run "not at" its path
+    (it looked for a file) until given --model."""
+    from stop_export.search_cli import main
+    from stop_train.cli import main as stop_train
+    from stop_train.data.synthetic import SyntheticSpec, write_synthetic_motion
+
+    data = write_synthetic_motion(
+        tmp_path / "d", SyntheticSpec(groups=3, clips_per_group=1, frames=12, width=48, height=32)
+    )
+    run = tmp_path / "run"
+    flags = ["--preset", "tiny", "--pretrained", "none", "--max-steps", "1", "--batch-size", "2", "--workers", "0"]
+    assert stop_train(["--dataset", "synthetic-motion", "--data-root", str(data), "--run-dir", str(run), *flags]) == 0
+    out = tmp_path / "idx"
+    assert main(["index", str(run), str(videos), "-o", str(out)]) == 0
+    assert main(["query", str(out), "a red circle moving left", "--json"]) == 0
+
+
 def test_index_files_are_checked(tmp_path, capsys):
     from stop_export.search_cli import main
 

@@ -34,7 +34,8 @@ class Backend(Protocol):
     """What the recognizer, label banks and search need of a backend. `name`: shown to the user (the app reads its
     prefix: onnxruntime-, pytorch-); `metadata`: the model's; `path`: the model file, beside which the text encoder
     and the class statistics the metadata names are found (None when there is no file; a backend may instead
-    give `statistics_file`); `run(frames)`: uint8 (B, T, S, S, 3) RGB -> the metadata's outputs."""
+    give `statistics_file`, and `encode_text(texts)` -> unit (N, E) for a text tower of its own);
+    `run(frames)`: uint8 (B, T, S, S, 3) RGB -> the metadata's outputs."""
 
     name: str
     metadata: Metadata

@@ -126,8 +126,10 @@ class Recognizer:
         return label_texts(labels, template or self.meta.template)
 
     def embed_labels(self, labels: list[str], template: str | None = None) -> np.ndarray:
-        """Unit text embeddings (K, E) of class keys' prompts, through the exported text encoder. Raises
-        BackendError when the model has none beside it."""
+        """Unit text embeddings (K, E) of class keys' prompts, through the exported text encoder (or the PyTorch
+        backend's own text tower). Raises BackendError when the model has none beside it."""
+        if hasattr(self.backend, "encode_text"):
+            return np.asarray(self.backend.encode_text(self.prompts(labels, template)), np.float32)
         path, name = getattr(self.backend, "path", None), self.meta.text_encoder
         if path is None or not name or not (Path(path).parent / name).is_file():
             raise BackendError(

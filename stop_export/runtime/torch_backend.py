@@ -44,11 +44,19 @@ class TorchBackend:
         except ExportError as err:  # a mistyped model path lands here: one line, as for the other backends
             raise BackendError(str(err)) from None
         self.torch = torch
-        self.module = VideoClassifier(src.model.to(dtypes[precision]), text, src.preprocess).to(device).eval()
+        self.model = src.model.to(dtypes[precision]).to(device).eval()
+        self.module = VideoClassifier(self.model, text, src.preprocess).to(device).eval()
         self.device = device
         self.metadata = build_metadata(src)
         self.statistics_file = src.statistics  # the checkpoint's own (`stop_train.statistics`), or None
+        self.path = None  # no model file: the text encoder is the model's own (`encode_text`)
         self.name = f"pytorch-{device}" + ("-bf16" if precision == "bf16" else "")
+
+    def encode_text(self, texts: list[str]) -> np.ndarray:
+        """Unit text embeddings (N, E) float32 of `texts` (prompts, as written), by the model's own text tower."""
+        with self.torch.no_grad():
+            out = self.model.encode_text(self.model.tokenize(texts).to(self.device))
+        return out.float().cpu().numpy()
 
     def run(self, frames: np.ndarray) -> dict[str, np.ndarray]:
         with self.torch.no_grad():
