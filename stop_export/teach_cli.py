@@ -32,8 +32,9 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plugin", metavar="LIB", help="libstop_tpi_plugin.so for an engine built with the plugin")
 
 
-def _bank_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bank", required=True, type=Path, help="the bank: BANK.json + BANK.npz (created when absent)")
+def _bank_arg(p: argparse.ArgumentParser, creates: bool = False) -> None:
+    made = " (created when absent)" if creates else ""
+    p.add_argument("--bank", required=True, type=Path, help=f"the bank: BANK.json + BANK.npz{made}")
 
 
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
@@ -53,7 +54,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         metavar="VIDEO[@START-END]",
         help="example clips: whole files, or time ranges in seconds or m:ss (clip.mp4@12-15.5)",
     )
-    _bank_arg(add)
+    _bank_arg(add, creates=True)
     add.add_argument("--label", required=True, help="the class the clips show")
     add.add_argument(
         "--no-text",
@@ -62,16 +63,18 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     )
     add.add_argument("--tune", action="store_true", help="then tune alpha and beta (as stop-teach tune)")
     _backend_args(add)
+    # every subcommand takes the model first, as add does; list and remove only check the bank against it
     ls = sub.add_parser("list", help="list the bank's classes and examples")
+    ls.add_argument("model", nargs="?", help="exported model: check that the bank is for it (optional)")
     _bank_arg(ls)
     ls.add_argument("--json", action="store_true", help="JSON on stdout")
-    ls.add_argument("--model", help="check that the bank is for this model")
     _backend_args(ls)
     rm = sub.add_parser("remove", help="remove a class, or one of its examples")
-    rm.add_argument("label", help="the class to remove")
+    rm.add_argument(
+        "words", nargs="+", metavar="[MODEL] LABEL", help="the class to remove, after the model to check (optional)"
+    )
     _bank_arg(rm)
     rm.add_argument("--example", type=in_range(int, 1), metavar="N", help="only this example (the number list shows)")
-    rm.add_argument("--model", help="check that the bank is for this model")
     _backend_args(rm)
     tune = sub.add_parser(
         "tune", help="choose alpha and beta leave-one-out (every class needs >= 2 examples), or set them"
@@ -232,6 +235,10 @@ def run(args, parser: argparse.ArgumentParser) -> int:
             parser.error(f"{args.model} is a clip: give the model (.onnx or .engine) first, then the clips")
         if not args.clips:
             parser.error(f"give the clips that show {args.label!r} (VIDEO or VIDEO@START-END, after the model)")
+    if args.command == "remove":
+        if len(args.words) > 2:
+            parser.error("give the class to remove as one argument (quote a name with spaces), after the model")
+        args.model, args.label = (None, *args.words) if len(args.words) == 1 else args.words
     setting = args.command == "tune" and (args.alpha is not None or args.beta is not None)
     if args.command == "tune":
         if not setting and not args.model:

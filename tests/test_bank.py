@@ -310,7 +310,7 @@ def test_teach_and_recognize_from_the_command_line_without_torch(exported, clips
         except SystemExit as exit:
             print("FORGOT", exit.code)
         try:
-            teach(["remove", "a", "b", "--bank", b])
+            teach(["remove", "a", "b", "c", "--bank", b])
         except SystemExit as exit:
             print("REMOVE2", exit.code)
         try:
@@ -326,8 +326,8 @@ def test_teach_and_recognize_from_the_command_line_without_torch(exported, clips
         print("REC", recognize_main([m, "--bank", b, "--source", {up!r}, "--protocol", "eval", "--json", "--top-k", "8"]))
         print("REC_OTHER", recognize_main([{str(other)!r}, "--bank", b, "--source", {up!r}, "--protocol", "eval"]))
         print("RM1", teach(["remove", "opening a valve", "--bank", b, "--example", "2"]))
-        print("RM", teach(["remove", "station 3", "--bank", b]))
-        print("AFTER", teach(["list", "--bank", b]))
+        print("RM", teach(["remove", m, "station 3", "--bank", b]))  # the model first, as add takes it
+        print("AFTER", teach(["list", m, "--bank", b]))
         loaded = [k for k in sys.modules if k.split(".")[0] in ("torch", "onnx", "open_clip")
                   or k.startswith(("stop_export.onnx", "stop_train.model"))]
         print("LOADED", loaded)
