@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     model_ok = window.open_model(args.model, args.backend) if args.model else True
     if args.bank and model_ok:
         model_ok = window.teach.open_bank(args.bank)
+        if not model_ok:  # the banner says why; an automated run (--quit-after) fails with it, as stop-recognize does
+            window.failure = window.failure or f"--bank {args.bank}: {window.banner.text()}"
     if args.source and model_ok:  # after a failed model the window keeps showing why
         window.open_source(args.source)
     outcome = {"code": 0}

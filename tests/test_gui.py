@@ -446,6 +446,14 @@ def test_automation_exits_non_zero_after_a_model_error(exported, tmp_path):
         timeout=60,
     )
     assert never.returncode == 1 and "no frame from" in never.stderr, never.stderr[-2000:]
+    folder = subprocess.run(  # a bank refused: the app shows why and does not play; automation says so too
+        [STOP_GUI, "--model", str(exported["dynamic"]), "--bank", str(tmp_path), "--quit-after", "0.5"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert folder.returncode == 1 and "is a folder, not a label bank" in folder.stderr, folder.stderr[-2000:]
 
 
 # -------------------------------------------------------------------------------------------------- layout
