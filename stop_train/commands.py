@@ -224,55 +224,62 @@ def _resume(trainer, run_dir: Path) -> None:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    """`stop-train eval`: a run's checkpoint, or a model folder, on one split; prints the metrics as JSON."""
-    from .engine.config import GENERATED_DATASETS, TrainConfig
+    """`stop-train eval`: a run's checkpoint, or a model folder, on one split; prints the metrics as JSON and
+    says where they were written."""
     from .engine.loop import Trainer
-    from .engine.setup import read_run_config
     from .rundir import locked
 
     given = {k: getattr(args, k) for k in EVAL_DATA_FLAGS if getattr(args, k) is not None}
-    target = args.target
-    where = locate(target) if not RunDir.holds(target) else None
-    if where is not None and where.run is not None and not args.checkpoint:
-        target, args.checkpoint = where.run.path, where.checkpoint  # a checkpoint folder inside a run
-    if RunDir.holds(target):  # a run
-        saved, model_cfg = read_run_config(target)
-        cfg = dataclasses.replace(saved, **given)
-        run_dir, checkpoint, out = target, args.checkpoint, args.output or target
-    elif where is not None:  # a model folder
-        from .config import ModelConfig
-
-        if "dataset" not in given or ("data_root" not in given and given["dataset"] not in GENERATED_DATASETS):
-            raise ConfigError(f"{target} is a model folder: give the data with --dataset and --data-root")
-        if args.checkpoint:
-            raise ConfigError("--checkpoint names a checkpoint of a run; a model folder is one checkpoint")
-        model_cfg = ModelConfig.from_dict(json.loads((where.folder / CONFIG_FILE).read_text(encoding="utf-8-sig")))
-        cfg = TrainConfig.from_dict({**given, "pretrained": "none"})
-        run_dir, checkpoint, out = target, target, args.output or target
-    else:
-        raise FileNotFoundError(
-            f"{target} is neither a run directory (config.json + checkpoints/) nor a model "
-            "folder (model.safetensors + config.json)"
-        )
+    cfg, model_cfg, run_dir, checkpoint = _eval_target(args, given)
+    out = args.output or run_dir
     out.mkdir(parents=True, exist_ok=True)
     writes_run = out == run_dir and run_dir != checkpoint  # metrics into a run a stop-train may be writing
     tag = _metrics_tag(RunDir(run_dir), args.split, checkpoint, given) if writes_run else ""
     with locked(run_dir, int(os.environ.get("RANK", "0")) == 0) if writes_run else contextlib.nullcontext():
         trainer = Trainer(cfg, model_cfg, run_dir, start="eval", eval_split=args.split)
         metrics = trainer.test(args.split, checkpoint, out_dir=out, tag=tag)
-    if trainer.main and tag:
-        print(
-            f"wrote {out / f'{args.split}_metrics{tag}.json'} (the run's own {args.split}_metrics.json, of its "
-            "chosen checkpoint with its settings, is kept)",
-            file=sys.stderr,
-        )
     if trainer.main:
+        kept = f" (the run's own {args.split}_metrics.json, of its chosen checkpoint with its settings, is kept)"
+        print(f"wrote {out / f'{args.split}_metrics{tag}.json'}{kept if tag else ''}", file=sys.stderr)
         print(
             json.dumps(
                 finite({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}), allow_nan=False
             )
         )
     return 0
+
+
+def _eval_target(args: argparse.Namespace, given: dict):
+    """(training config, model config, run directory or model folder, checkpoint) of what `stop-train eval`
+    evaluates: a run (its settings, `given` over them), a checkpoint folder inside a run, or a model folder (the
+    data from `given`). Raises ConfigError for a checkpoint the run lacks or a model folder without its data,
+    FileNotFoundError for anything else."""
+    from .config import ModelConfig
+    from .engine.config import GENERATED_DATASETS, TrainConfig
+    from .engine.setup import read_run_config
+
+    target = args.target
+    where = locate(target) if not RunDir.holds(target) else None
+    if where is not None and where.run is not None and not args.checkpoint:
+        target, args.checkpoint = where.run.path, where.checkpoint  # a checkpoint folder inside a run
+    if RunDir.holds(target):
+        run = RunDir(target)
+        if args.checkpoint and run.checkpoint(args.checkpoint) is None:  # before the data is read
+            found = ", ".join(run.checkpoint_names()) or "none"
+            raise ConfigError(f"{target} has no checkpoint {args.checkpoint!r} (found: {found})")
+        saved, model_cfg = read_run_config(target)
+        return dataclasses.replace(saved, **given), model_cfg, target, args.checkpoint
+    if where is None:
+        raise FileNotFoundError(
+            f"{target} is neither a run directory (config.json + checkpoints/) nor a model "
+            "folder (model.safetensors + config.json)"
+        )
+    if "dataset" not in given or ("data_root" not in given and given["dataset"] not in GENERATED_DATASETS):
+        raise ConfigError(f"{target} is a model folder: give the data with --dataset and --data-root")
+    if args.checkpoint:
+        raise ConfigError("--checkpoint names a checkpoint of a run; a model folder is one checkpoint")
+    model_cfg = ModelConfig.from_dict(json.loads((where.folder / CONFIG_FILE).read_text(encoding="utf-8-sig")))
+    return TrainConfig.from_dict({**given, "pretrained": "none"}), model_cfg, target, target
 
 
 # eval flags that say how to compute, not what: the metrics are the run's own with any of them

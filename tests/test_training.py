@@ -104,7 +104,9 @@ def test_full_run_writes_the_run_directory_then_eval_and_folds(data_root, tmp_pa
     test = json.loads((run / "test_metrics.json").read_text())
     assert test["count"] == 12 and test["test_crops"] == 3 and 0 <= test["top1"] <= 1
     assert main(["eval", str(run), "--split", "val", "--workers", "0"]) == 0
-    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out.strip().splitlines()[-1])
+    assert f"wrote {run / 'val_metrics.json'}" in captured.err
     val = json.loads((run / "val_metrics.json").read_text())
     assert printed["top1"] == pytest.approx(val["top1"], abs=1e-4)
     assert val["count"] == 6 and val["split"] == "val"
@@ -114,6 +116,8 @@ def test_full_run_writes_the_run_directory_then_eval_and_folds(data_root, tmp_pa
     (tagged,) = run.glob("test_metrics.last.eval-*.json")
     assert json.loads(tagged.read_text())["test_crops"] == 1 and (run / "test_metrics.json").read_text() == own
     assert f"wrote {tagged}" in capsys.readouterr().err
+    assert main(["eval", str(run), "--checkpoint", "nope"]) == 1  # refused before the data is read
+    assert "has no checkpoint 'nope' (found: best, last)" in capsys.readouterr().err
     best, last = run / "checkpoints" / "best", run / "checkpoints" / "last"
     _, state = checkpoint(run, "last")  # last learnt the validation result after its weights were saved
     assert state["best_score"] == pytest.approx(max(float(r["val_top1"]) for r in rows), abs=1e-4)
