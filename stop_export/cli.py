@@ -209,7 +209,7 @@ def _live_arguments(p: argparse.ArgumentParser) -> None:
         type=in_range(float, 0, low_open=True),
         default=0.5,
         metavar="SECONDS",
-        help="live: seconds between predictions",
+        help="live: seconds between predictions (default %(default)s)",
     )
     p.add_argument(
         "--frame-interval",

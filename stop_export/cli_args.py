@@ -69,20 +69,27 @@ def non_negative(kind):
 def add_event_arguments(p: argparse.ArgumentParser) -> None:
     """--on, --off, --smoothing, --min-duration with `EventCfg`'s defaults."""
     d = EventCfg()
-    p.add_argument("--on", type=in_range(float, 0, 1), default=d.on, help="event start threshold on the smoothed score")
-    p.add_argument("--off", type=in_range(float, 0, 1), default=d.off, help="event end threshold (<= --on)")
+    p.add_argument(
+        "--on",
+        type=in_range(float, 0, 1),
+        default=d.on,
+        help="event start threshold on the smoothed score (default %(default)s)",
+    )
+    p.add_argument(
+        "--off", type=in_range(float, 0, 1), default=d.off, help="event end threshold, <= --on (default %(default)s)"
+    )
     p.add_argument(
         "--smoothing",
         type=in_range(float, 0, 1, low_open=True),
         default=d.smoothing,
-        help="EMA weight of the newest scores, in (0, 1]",
+        help="EMA weight of the newest scores, in (0, 1] (default %(default)s)",
     )
     p.add_argument(
         "--min-duration",
         type=non_negative(float),
         default=d.min_duration_s,
         metavar="SECONDS",
-        help="shorter events are dropped",
+        help="shorter events are dropped (default %(default)s)",
     )
 
 

@@ -44,7 +44,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="BANK.json",
         help="a label bank from stop-teach for this model (default: the one the app keeps for it; see the Teach tab)",
     )
-    p.add_argument("--predict-every", type=in_range(float, 0, low_open=True), default=0.5, metavar="SECONDS")
+    p.add_argument(
+        "--predict-every",
+        type=in_range(float, 0, low_open=True),
+        default=0.5,
+        metavar="SECONDS",
+        help="seconds between predictions (default %(default)s)",
+    )
     add_event_arguments(p)
     p.add_argument(
         "--loop", action=argparse.BooleanOptionalAction, default=None, help="loop a video file (default: as last time)"

@@ -313,7 +313,9 @@ def _faiss():
     try:
         import faiss
     except ImportError:
-        raise SearchIndexError("approximate search needs FAISS: pip install faiss-cpu (or use exact search)") from None
+        raise SearchIndexError(
+            "approximate search needs FAISS: pip install 'stop-toolkit[search]' (faiss-cpu), or use exact search"
+        ) from None
     return faiss
 
 
