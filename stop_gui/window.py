@@ -271,7 +271,8 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(events_tab, "Events")
         self.tabs.addTab(labels_tab, "Labels")
-        self.tabs.addTab(self._build_search_tab(), "Search")
+        self.search_tab = self._build_search_tab()
+        self.tabs.addTab(self.search_tab, "Search")
         self.teach = TeachTab(self, self.settings)
         self.tabs.addTab(self.teach, "Teach")
         self.tabs.setMinimumHeight(120)
@@ -947,7 +948,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------------------------------- search
     def _focus_search(self) -> None:
-        self.tabs.setCurrentIndex(self.tabs.count() - 1)
+        self.tabs.setCurrentWidget(self.search_tab)  # by identity: the last tab is Teach since it came
         self.search_edit.setFocus()
         self.search_edit.selectAll()
 

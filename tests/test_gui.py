@@ -583,3 +583,13 @@ def test_teach_a_class_from_a_marked_range_then_remove_it(window, exported, vide
     window.teach.tree.setCurrentItem(window.teach.tree.topLevelItem(0))
     qtbot.mouseClick(window.teach.remove_button, Qt.MouseButton.LeftButton)
     assert window.teach.tree.topLevelItemCount() == 0 and window.recognizer.labels == labels
+
+
+def test_ctrl_f_shows_the_search_tab_not_the_last_one(window):
+    """Ctrl+F selected the last tab, which became Teach when that tab came: the query went into a hidden box
+    (issue 27, problem 2). Tabs are found by identity."""
+    find = next(a for a in window.actions() if a.shortcut().toString() == "Ctrl+F")
+    window.tabs.setCurrentIndex(0)
+    find.trigger()
+    assert window.tabs.tabText(window.tabs.currentIndex()) == "Search"
+    assert window.tabs.currentWidget() is window.search_tab
