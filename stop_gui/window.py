@@ -627,6 +627,9 @@ class MainWindow(QMainWindow):
         capture = self.capture
         if capture is None:
             return
+        if self.state == "connecting":  # no picture yet: a pause would show nothing, and the retries go on
+            self.show_message(f"still connecting to {source_name(self.source)}: nothing to pause yet", error=False)
+            return
         if self.state == "ended":
             self._paused = False
             capture.set_paused(False)

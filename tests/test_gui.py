@@ -593,3 +593,16 @@ def test_ctrl_f_shows_the_search_tab_not_the_last_one(window):
     find.trigger()
     assert window.tabs.tabText(window.tabs.currentIndex()) == "Search"
     assert window.tabs.currentWidget() is window.search_tab
+
+
+def test_space_while_a_stream_connects_says_there_is_nothing_to_pause(window, exported, qtbot):
+    """Space while a stream was still connecting switched to 'paused' with no picture and no badge, and the next
+    retry message overwrote it (issue 27, problem 7): the state stays 'connecting' and the banner says why."""
+    window.open_model(str(exported["dynamic"]), "cpu")
+    with socket.socket() as probe:  # a port where nothing listens
+        probe.bind(("127.0.0.1", 0))
+        refused = f"http://127.0.0.1:{probe.getsockname()[1]}/live.ts"
+    window.open_source(refused)
+    assert window.state == "connecting"
+    window.toggle_pause()
+    assert window.state == "connecting" and "nothing to pause yet" in window.banner.text()
