@@ -31,11 +31,7 @@ def evaluate(
         raise TrainingError("nothing to evaluate: the split has no videos")
     was_training = model.training
     model.eval()
-    indices, valid = shard(list(range(len(dataset))), info)
-    batches = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
-    loader = DataLoader(
-        dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate_views, generator=torch.Generator()
-    )  # own generator: the global RNG stream stays untouched
+    indices, valid, loader = _view_loader(dataset, info, batch_size, workers)
     with autocast():
         text = model.encode_text(text_ids.to(device))
     scores = torch.full((len(indices), text.shape[0]), float("nan"), dtype=torch.float64)
@@ -74,11 +70,7 @@ def frame_statistics(
     Raises StatisticsError when the videos cannot make statistics (fewer than two classes)."""
     was_training = model.training
     model.eval()
-    indices, valid = shard(list(range(len(dataset))), info)
-    batches = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
-    loader = DataLoader(
-        dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate_views, generator=torch.Generator()
-    )
+    indices, valid, loader = _view_loader(dataset, info, batch_size, workers)
     dim = model.cfg.frames * model.cfg.embed_dim
     sums = torch.zeros(len(classes), dim, dtype=torch.float64, device=device)
     counts = torch.zeros(len(classes), dtype=torch.float64, device=device)
@@ -116,3 +108,15 @@ def progress_bar(iterable, enabled: bool, desc: str, total: int | None = None):
     from tqdm import tqdm
 
     return tqdm(iterable, desc=desc, total=total, dynamic_ncols=True, leave=False)
+
+
+def _view_loader(dataset: ClipDataset, info: DistInfo, batch_size: int, workers: int):
+    """(this rank's dataset indices, which of them are real rather than padding repeats, a loader of their
+    evaluation views in batches of `batch_size`). The loader has its own generator: the global RNG stream stays
+    untouched."""
+    indices, valid = shard(list(range(len(dataset))), info)
+    batches = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
+    loader = DataLoader(
+        dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate_views, generator=torch.Generator()
+    )
+    return indices, valid, loader
